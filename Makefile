@@ -1,0 +1,166 @@
+# spr — build, test, install.
+#   make            build libspr.so/.a, spr-run, spr, spr-sandbox (+ worker)
+#   make demo       run examples/hello.py through the LocalEngine
+#   make check      unit + integration tests (installs deps first)
+#   make asan       build with ASan+UBSan and run the tests
+#   make fuzz       libFuzzer targets (FUZZ_SECONDS each, default 600)
+#   make bench      benchmarks, figures into bench/RESULTS.md
+#   make install PREFIX=/usr/local DESTDIR=
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+LIBEXECDIR ?= $(PREFIX)/libexec
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+B ?= build
+CC ?= cc
+# The interpreter that runs the test harness (any Python 3 will do; the
+# sandboxed runs use the engine's own --python).
+TEST_PYTHON ?= $(shell command -v /usr/bin/python3 2>/dev/null || command -v python3)
+FUZZ_SECONDS ?= 600
+
+PKGS := libseccomp libcap-ng libnl-3.0 libnl-route-3.0 libcjson
+DEPS_STAMP := $(B)/.deps-ok
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wvla
+HARDEN := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection
+OPT ?= -O2 -g
+SANITIZE ?=
+CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(SANITIZE) -fPIC -fvisibility=hidden \
+	-D_GNU_SOURCE -DSPR_LIBEXECDIR='"$(LIBEXECDIR)/spr"' \
+	-Iinclude -Isrc -Isrc/core $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SANITIZE) -Wl,-z,relro,-z,now $(LDFLAGS)
+
+# Library sources: everything under src/ except the programs' mains.
+PROGRAM_SRCS := src/cli/spr-run.c src/cli/spr.c src/namespace/sandbox_main.c
+LIB_SRCS := $(filter-out $(PROGRAM_SRCS),$(sort $(wildcard src/*/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+HEADERS := include/spr.h $(wildcard src/*/*.h)
+
+LIBEXEC_OUT := $(B)/libexec/spr
+PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
+	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py
+
+.PHONY: all deps demo check unit integration asan fuzz fuzz-smoke bench install clean \
+	check-worker
+all: $(PROGRAMS)
+
+# scripts/deps.sh is idempotent and fast when everything is present; the
+# stamp keeps it off the path of every incremental build.
+$(DEPS_STAMP): scripts/deps.sh
+	@mkdir -p $(B)
+	@scripts/deps.sh build
+	@touch $@
+deps: $(DEPS_STAMP)
+
+$(B)/obj/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/libspr.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libspr.so: $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libspr.so.0 -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(B)/spr-run: $(B)/obj/src/cli/spr-run.o $(B)/libspr.a
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(B)/spr: $(B)/obj/src/cli/spr.o $(B)/libspr.a
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(LIBEXEC_OUT)/spr-sandbox: $(B)/obj/src/namespace/sandbox_main.o $(B)/libspr.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+
+$(LIBEXEC_OUT)/spr_worker.py: worker/spr_worker.py
+	@mkdir -p $(dir $@)
+	install -m 0644 $< $@
+
+# ---- tests ---------------------------------------------------------------
+
+$(B)/tests/%: tests/unit/%.c $(B)/libspr.a tests/unit/unit.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -Itests/unit -o $@ $< $(B)/libspr.a \
+		$(LDFLAGS_ALL) $(PKG_LIBS) $(CHECK_LIBS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_VERBOSITY=normal $$t; done
+
+check-worker: $(LIBEXEC_OUT)/spr_worker.py
+	$(TEST_PYTHON) -m unittest discover -s tests/worker -t . -v 2>&1 | tail -n 5
+
+integration: all
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py integration
+
+check: all
+	@scripts/deps.sh test
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory check-worker
+	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory integration
+
+asan:
+	@scripts/deps.sh test
+	$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" \
+		unit integration
+
+# ---- fuzzing (clang + libFuzzer) -------------------------------------------
+
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+	-Iinclude -Isrc -Isrc/core $(PKG_CFLAGS)
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HEADERS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@scripts/deps.sh test
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
+		echo "== $$n for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(B)/fuzz/corpus-$$n \
+			tests/fuzz/seeds/$${n#fuzz_} 2>&1 | tail -n 12; done
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+# ---- demo / bench ----------------------------------------------------------
+
+demo: all
+	@echo '$$ $(B)/spr-run --json --input '\''{"name": "spr", "numbers": [3, 4, 5]}'\'' examples/hello.py'
+	@$(B)/spr-run --json --input '{"name": "spr", "numbers": [3, 4, 5]}' examples/hello.py
+
+bench: all
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py
+
+# ---- install ---------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(LIBEXECDIR)/spr $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0755 $(B)/spr-run $(B)/spr $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(LIBEXEC_OUT)/spr-sandbox $(DESTDIR)$(LIBEXECDIR)/spr/
+	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(DESTDIR)$(LIBEXECDIR)/spr/
+	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.0
+	ln -sf libspr.so.0 $(DESTDIR)$(LIBDIR)/libspr.so
+	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/
+	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@PKGS@|$(PKGS)|' libspr.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libspr.pc
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,135 @@
+/* spr — run untrusted Python under a policy, contained by the kernel.
+ *
+ * This header is the whole public surface of libspr. Every fallible
+ * function returns a negative value on failure and, when `err` is not NULL,
+ * stores a newly allocated spr_error the caller frees with spr_error_free().
+ * The library never prints and never exits the process. Strings returned
+ * to the caller are freed with spr_free(). All functions are safe to call
+ * from several threads at once on different objects; an spr_engine may be
+ * shared by threads (spr_run is thread-safe).
+ */
+#ifndef SPR_H
+#define SPR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPR_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define SPR_API __attribute__((visibility("default")))
+#else
+#define SPR_API
+#endif
+
+/* ---- errors -------------------------------------------------------- */
+
+/* Which part of spr failed: lets callers tell a bad policy from a host
+ * that cannot sandbox. */
+typedef enum spr_layer {
+	SPR_LAYER_API = 0,  /* bad argument from the caller */
+	SPR_LAYER_POLICY,   /* policy file / JSON invalid */
+	SPR_LAYER_REQUEST,  /* run request invalid (code, input_data) */
+	SPR_LAYER_CORE,     /* process supervision, pipes, memory */
+	SPR_LAYER_SANDBOX,  /* the spr-sandbox helper */
+	SPR_LAYER_NAMESPACE,
+	SPR_LAYER_CGROUP,
+	SPR_LAYER_SECCOMP,
+	SPR_LAYER_DOCKER,
+	SPR_LAYER_WORKER,   /* the Python worker */
+} spr_layer;
+
+typedef struct spr_error {
+	char *message; /* one line: what failed, the path/value, and the fix */
+	int errnum;    /* errno when a system call failed, else 0 */
+	spr_layer layer;
+} spr_error;
+
+SPR_API void spr_error_free(spr_error *err);
+SPR_API const char *spr_layer_name(spr_layer layer);
+/* Frees a string returned by the library. */
+SPR_API void spr_free(void *ptr);
+
+/* ---- policy (SPEC §2) ---------------------------------------------- */
+
+typedef struct spr_policy spr_policy;
+
+/* A policy with the SPEC §2 defaults. */
+SPR_API int spr_policy_new(spr_policy **out, spr_error **err);
+/* A TOML policy file (keys under [policy] or at top level). Errors name
+ * file:line:col. */
+SPR_API int spr_policy_load_file(const char *path, spr_policy **out, spr_error **err);
+/* A JSON object with policy fields; omitted fields keep their defaults. */
+SPR_API int spr_policy_from_json(const char *json, size_t len, spr_policy **out,
+				 spr_error **err);
+/* Overrides the fields present in a JSON object (e.g. CLI --timeout). */
+SPR_API int spr_policy_update_json(spr_policy *policy, const char *json, size_t len,
+				   spr_error **err);
+/* The complete policy as canonical JSON (every field). */
+SPR_API int spr_policy_to_json(const spr_policy *policy, char **out, spr_error **err);
+SPR_API void spr_policy_free(spr_policy *policy);
+
+/* ---- engines ------------------------------------------------------- */
+
+typedef struct spr_engine spr_engine;
+
+/* Options for the LocalEngine. Zero-initialise and set what you need;
+ * fields are only ever appended. */
+typedef struct spr_local_options {
+	const char *python;      /* interpreter; NULL: /usr/bin/python3 */
+	const char *libexec_dir; /* spr-sandbox + spr_worker.py; NULL: $SPR_LIBEXEC_DIR,
+				    else the installed libexec/spr */
+	bool allow_degraded;     /* run even when a protection cannot be applied
+				    (reported in isolation) */
+} spr_local_options;
+
+SPR_API int spr_local_engine_new(const spr_local_options *opts, spr_engine **out,
+				 spr_error **err);
+SPR_API void spr_engine_free(spr_engine *engine);
+
+/* ---- runs (SPEC §1, §3) -------------------------------------------- */
+
+typedef struct spr_result spr_result;
+
+/* Runs `code` (UTF-8, code_len bytes) with `input_json` (a JSON value as
+ * text, NULL for {}) under `policy` (NULL for the defaults).
+ *
+ * Returns 0 and a result for every run outcome, including timeouts, limit
+ * hits and infrastructure failures (exit_code 125). Returns negative only
+ * when the request itself is invalid (not UTF-8, malformed input JSON) or
+ * memory runs out. */
+SPR_API int spr_run(spr_engine *engine, const spr_policy *policy, const char *code,
+		    size_t code_len, const char *input_json, spr_result **out,
+		    spr_error **err);
+
+/* The shared entry for the CLI and language bindings. Request:
+ *   {"code": "...", "input_data": <any JSON>, "policy": {...} | "policy_file": "path"}
+ * Result: the RunnerResult as JSON text (free with spr_free). */
+SPR_API int spr_run_json(spr_engine *engine, const char *request_json, size_t len,
+			 char **result_json, spr_error **err);
+
+SPR_API bool spr_result_ok(const spr_result *r);
+SPR_API int spr_result_exit_code(const spr_result *r);
+SPR_API bool spr_result_timed_out(const spr_result *r);
+SPR_API bool spr_result_resource_exceeded(const spr_result *r);
+/* NULL when there is no error. */
+SPR_API const char *spr_result_error(const spr_result *r);
+/* The captured streams (valid UTF-8, capped); len may be NULL. */
+SPR_API const char *spr_result_stdout(const spr_result *r, size_t *len);
+SPR_API const char *spr_result_stderr(const spr_result *r, size_t *len);
+/* The JSON text of `result` ("null" when not ok). */
+SPR_API const char *spr_result_value_json(const spr_result *r);
+
+enum { SPR_JSON_COMPACT = 0, SPR_JSON_PRETTY = 1 };
+/* The RunnerResult (SPEC §3) as JSON text; free with spr_free. */
+SPR_API int spr_result_to_json(const spr_result *r, int flags, char **out, spr_error **err);
+SPR_API void spr_result_free(spr_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install the Debian packages spr needs to build and test. Idempotent and quick:
+# dpkg-query decides what is missing, apt-get runs only when something is.
+#   usage: scripts/deps.sh [build|test|docker|vm|all]   (default: build)
+set -eu
+
+build_pkgs="gcc make pkg-config libc6-dev libseccomp-dev libcap-ng-dev libnl-3-dev
+libnl-route-3-dev libcjson-dev check libsubunit-dev python3"
+test_pkgs="clang libclang-rt-14-dev procps iproute2"
+docker_pkgs="docker.io debootstrap"
+vm_pkgs="qemu-system-x86 busybox-static cpio"
+
+case "${1:-build}" in
+build) want=$build_pkgs ;;
+test) want="$build_pkgs $test_pkgs" ;;
+docker) want=$docker_pkgs ;;
+vm) want=$vm_pkgs ;;
+all) want="$build_pkgs $test_pkgs $docker_pkgs $vm_pkgs" ;;
+*) echo "usage: scripts/deps.sh [build|test|docker|vm|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/deps.sh: missing Debian packages:$missing" >&2
+  echo "  install them as root: apt-get install -y$missing" >&2
+  exit 1
+fi
+echo "scripts/deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A stale package index makes apt-get install fail with 404s; refresh it once.
+apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || {
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}

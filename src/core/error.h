@@ -1,0 +1,30 @@
+/* Error objects: every fallible function returns negative and fills an
+ * spr_error (message + errno + layer). */
+#ifndef SPR_ERROR_H
+#define SPR_ERROR_H
+
+#include "spr.h"
+#include "util.h"
+
+/* Sets *err (when err and not already set) and returns -1. The message is
+ * printf-formatted; errnum 0 means "not a system-call failure". */
+SPR_HIDDEN int spr_fail(spr_error **err, spr_layer layer, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Like spr_fail with errno, appending ": strerror(errno)". */
+SPR_HIDDEN int spr_fail_errno(spr_error **err, spr_layer layer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Out of memory: a static message, no allocation needed to report it. */
+SPR_HIDDEN int spr_fail_oom(spr_error **err);
+/* Prepends context ("loading policy: ") to an existing error. */
+SPR_HIDDEN void spr_error_prefix(spr_error **err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+SPR_HIDDEN spr_error *spr_error_new(spr_layer layer, int errnum, const char *message);
+
+static inline void spr_error_freep(spr_error **e)
+{
+	spr_error_free(*e);
+	*e = NULL;
+}
+#define _cleanup_error_ __attribute__((cleanup(spr_error_freep)))
+
+#endif

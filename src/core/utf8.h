@@ -1,0 +1,24 @@
+/* UTF-8 helpers for captured output: the code may write any bytes, but a
+ * RunnerResult carries valid UTF-8 cut on character boundaries. */
+#ifndef SPR_UTF8_H
+#define SPR_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Length of the well-formed sequence starting at s (1..4), or 0 when s
+ * does not start one (Unicode 15, table 3-7: no overlongs, surrogates or
+ * code points above U+10FFFF). */
+SPR_HIDDEN size_t spr_utf8_seq_len(const unsigned char *s, size_t avail);
+/* True when all of s is well-formed; else *bad is the first bad offset. */
+SPR_HIDDEN bool spr_utf8_valid(const char *s, size_t len, size_t *bad);
+/* The largest n <= cap such that s[0..n) does not end inside a character
+ * that s continues. */
+SPR_HIDDEN size_t spr_utf8_cut(const char *s, size_t len, size_t cap);
+/* Appends s to out with every ill-formed subsequence replaced by U+FFFD
+ * (one per maximal subpart, as Python's errors="replace" does). */
+SPR_HIDDEN void spr_utf8_sanitize(spr_buf *out, const char *s, size_t len);
+
+#endif
