@@ -128,6 +128,9 @@ enum { SPR_JSON_COMPACT = 0, SPR_JSON_PRETTY = 1 };
 /* The RunnerResult (SPEC §3) as JSON text; free with spr_free. */
 SPR_API int spr_result_to_json(const spr_result *r, int flags, char **out, spr_error **err);
 SPR_API void spr_result_free(spr_result *r);
+/* A RunnerResult for a run that could not start (engine creation failed):
+ * exit_code 125 and the error's message. */
+SPR_API int spr_result_from_error(const spr_error *cause, spr_result **out, spr_error **err);
 
 #ifdef __cplusplus
 }

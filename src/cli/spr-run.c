@@ -1,0 +1,347 @@
+/* spr-run: run a Python file (or stdin) under a policy and report like the
+ * code ran directly: its stdout/stderr, its exit code. --json prints the
+ * RunnerResult instead. Exit 2: bad usage or bad input; 125: the engine
+ * could not run the code. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spr.h"
+
+#define EXIT_USAGE 2
+#define EXIT_ENGINE 125
+#define MAX_CODE_BYTES ((size_t)64 << 20)
+
+static const char usage_line[] =
+	"usage: spr-run [--engine local|docker] [--policy FILE] [--input JSON|@FILE] "
+	"[--timeout S] [--memory MB] [--max-output KB] [--python PATH] [--allow-degraded] "
+	"[--json] FILE|-";
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("spr-run: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s\nTry 'spr-run --help' for more information.\n", usage_line);
+	exit(EXIT_USAGE);
+}
+
+static void help(void)
+{
+	printf("%s\n\n"
+	       "Run untrusted Python code in a sandbox and report its output and exit code.\n"
+	       "FILE is the code to run ('-' reads it from stdin).\n\n"
+	       "  --engine local|docker  where to run (default: local)\n"
+	       "  --policy FILE          TOML policy file (SPEC §2); flags below override it\n"
+	       "  --input JSON|@FILE     input_data as JSON text, or read from FILE\n"
+	       "  --timeout S            wall-clock limit in seconds (fractions allowed)\n"
+	       "  --memory MB            memory limit in MiB\n"
+	       "  --max-output KB        cap per output stream in KiB\n"
+	       "  --python PATH          interpreter to run the code (default /usr/bin/python3)\n"
+	       "  --allow-degraded       run even if a protection cannot be applied\n"
+	       "  --json                 print the RunnerResult as JSON instead of the output\n"
+	       "  --help, --version\n\n"
+	       "Exit status: the code's exit code (0 ok, 1 exception, n for sys.exit(n)),\n"
+	       "124 timeout, 137 memory limit, 125 engine failure, 2 bad usage.\n",
+	       usage_line);
+}
+
+struct options {
+	const char *engine;
+	const char *policy_file;
+	const char *input;
+	const char *python;
+	bool allow_degraded;
+	bool json;
+	const char *file;
+	char overrides[512]; /* JSON object text of the limit flags */
+};
+
+/* A flag's value must be a plain decimal number: checked here so the
+ * message can name the flag; ranges are checked by the policy. */
+static void add_override(struct options *o, const char *flag, const char *field,
+			 const char *value, bool integer)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(value, &end);
+	bool ok = *value && !*end && errno != ERANGE && isfinite(d) &&
+		  strspn(value, "+-0123456789.eE") == strlen(value) &&
+		  (!integer || strspn(value, "0123456789") == strlen(value));
+	if (!ok)
+		usage_error("%s: '%s' is not %s", flag, value,
+			    integer ? "a whole number" : "a number");
+	/* The shortest text that reads back as the same number, so messages
+	 * quote what the user meant ("0.1", not "0.10000000000000001"). */
+	char num[32];
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(num, sizeof(num), "%.*g", prec, d);
+		if (strtod(num, NULL) == d)
+			break;
+	}
+	size_t len = strlen(o->overrides);
+	snprintf(o->overrides + len, sizeof(o->overrides) - len, "%s\"%s\":%s",
+		 len ? "," : "", field, num);
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_MAX_OUTPUT, OPT_PYTHON, OPT_DEGRADED,
+	       OPT_VERSION };
+	static const struct option longopts[] = {
+		{"engine", required_argument, NULL, 'e'},
+		{"policy", required_argument, NULL, 'p'},
+		{"input", required_argument, NULL, 'i'},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"memory", required_argument, NULL, OPT_MEMORY},
+		{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+		{"python", required_argument, NULL, OPT_PYTHON},
+		{"allow-degraded", no_argument, NULL, OPT_DEGRADED},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{0},
+	};
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'e': o->engine = optarg; break;
+		case 'p': o->policy_file = optarg; break;
+		case 'i': o->input = optarg; break;
+		case OPT_TIMEOUT: add_override(o, "--timeout", "timeout_seconds", optarg, false); break;
+		case OPT_MEMORY: add_override(o, "--memory", "memory_limit_mb", optarg, true); break;
+		case OPT_MAX_OUTPUT: add_override(o, "--max-output", "max_output_kb", optarg, true); break;
+		case OPT_PYTHON: o->python = optarg; break;
+		case OPT_DEGRADED: o->allow_degraded = true; break;
+		case 'j': o->json = true; break;
+		case 'h': help(); exit(0);
+		case OPT_VERSION: printf("spr-run %s\n", SPR_VERSION); exit(0);
+		default:
+			if (optopt)
+				usage_error("option '%s' needs a value or is unknown",
+					    argv[optind - 1]);
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		usage_error("missing the code to run (FILE, or - for stdin)");
+	if (optind + 1 < argc)
+		usage_error("unexpected argument '%s' (only one FILE)", argv[optind + 1]);
+	o->file = argv[optind];
+	if (strcmp(o->engine, "local") && strcmp(o->engine, "docker"))
+		usage_error("--engine must be 'local' or 'docker' (got '%s')", o->engine);
+	if (!strcmp(o->file, "-") && o->input && !strcmp(o->input, "@-"))
+		usage_error("the code and --input cannot both come from stdin");
+}
+
+/* Reads a whole file (or stdin for "-") into memory, NUL-terminated. */
+static char *read_all(const char *path, size_t *len, const char *what)
+{
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : dup(0);
+	if (fd < 0) {
+		fprintf(stderr, "spr-run: %s %s: %s\n", what, path, strerror(errno));
+		exit(EXIT_USAGE);
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "spr-run: %s %s: is a directory\n", what, path);
+		exit(EXIT_USAGE);
+	}
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap + 1);
+	for (;;) {
+		if (!buf) {
+			fprintf(stderr, "spr-run: out of memory reading %s\n", path);
+			exit(EXIT_ENGINE);
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "spr-run: %s %s: %s\n", what, path, strerror(errno));
+			exit(EXIT_USAGE);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > MAX_CODE_BYTES) {
+			fprintf(stderr, "spr-run: %s %s: larger than %zu MiB\n", what, path,
+				MAX_CODE_BYTES >> 20);
+			exit(EXIT_USAGE);
+		}
+		if (n == cap) {
+			cap *= 2;
+			char *bigger = realloc(buf, cap + 1);
+			if (!bigger)
+				free(buf);
+			buf = bigger;
+		}
+	}
+	close(fd);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* The helper and worker sit next to the binary: build/libexec/spr when run
+ * from the build tree, ../libexec/spr when installed. */
+static char *find_libexec(void)
+{
+	if (getenv("SPR_LIBEXEC_DIR"))
+		return NULL;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	static const char *const candidates[] = {"%s/libexec/spr", "%s/../libexec/spr"};
+	for (size_t i = 0; i < sizeof(candidates) / sizeof(*candidates); i++) {
+		char *dir = NULL, *helper = NULL;
+		if (asprintf(&dir, candidates[i], exe) < 0)
+			return NULL;
+		if (asprintf(&helper, "%s/spr-sandbox", dir) >= 0 && access(helper, X_OK) == 0) {
+			free(helper);
+			return dir;
+		}
+		free(helper);
+		free(dir);
+	}
+	return NULL;
+}
+
+static int exit_status_of(const spr_result *r)
+{
+	int code = spr_result_exit_code(r);
+	if (spr_result_ok(r))
+		return 0;
+	/* A shell sees 8 bits; never let a failure look like success. */
+	int low = code & 0xff;
+	return low ? low : 1;
+}
+
+static int report_failure(const spr_error *err, bool json, int status)
+{
+	if (json) {
+		spr_result *r = NULL;
+		char *text = NULL;
+		if (spr_result_from_error(err, &r, NULL) == 0 &&
+		    spr_result_to_json(r, SPR_JSON_PRETTY, &text, NULL) == 0)
+			fputs(text, stdout);
+		spr_free(text);
+		spr_result_free(r);
+	}
+	fprintf(stderr, "spr-run: %s\n", err->message);
+	return status;
+}
+
+/* Without --json the code's streams are ours; say what happened only when
+ * its stderr does not already end with the error (a traceback does). */
+static void print_outcome(const spr_result *r)
+{
+	size_t out_len, err_len;
+	const char *out = spr_result_stdout(r, &out_len);
+	const char *err = spr_result_stderr(r, &err_len);
+	fwrite(out, 1, out_len, stdout);
+	fflush(stdout);
+	fwrite(err, 1, err_len, stderr);
+	const char *error = spr_result_error(r);
+	if (!error || !strncmp(error, "SystemExit", 10))
+		return;
+	size_t elen = strlen(error);
+	size_t tail = err_len;
+	while (tail && err[tail - 1] == '\n')
+		tail--;
+	bool shown = tail >= elen && !memcmp(err + tail - elen, error, elen) &&
+		     (tail == elen || err[tail - elen - 1] == '\n');
+	if (!shown)
+		fprintf(stderr, "spr-run: %s\n", error);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {.engine = "local"};
+	parse_args(argc, argv, &o);
+
+	size_t code_len = 0, input_len = 0;
+	char *code = read_all(o.file, &code_len, "cannot read");
+	char *input = NULL;
+	if (o.input && o.input[0] == '@')
+		input = read_all(o.input + 1, &input_len, "--input: cannot read");
+
+	spr_error *err = NULL;
+	spr_policy *policy = NULL;
+	int rc = o.policy_file ? spr_policy_load_file(o.policy_file, &policy, &err)
+			       : spr_policy_new(&policy, &err);
+	if (rc == 0 && o.overrides[0]) {
+		char json[600];
+		snprintf(json, sizeof(json), "{%s}", o.overrides);
+		rc = spr_policy_update_json(policy, json, strlen(json), &err);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "spr-run: %s\n", err->message);
+		return EXIT_USAGE;
+	}
+
+	if (!strcmp(o.engine, "docker")) {
+		spr_error unavailable = {
+			.message = (char *)"the docker engine is not available in this build yet "
+					   "(use --engine local)",
+			.layer = SPR_LAYER_DOCKER,
+		};
+		return report_failure(&unavailable, o.json, EXIT_ENGINE);
+	}
+
+	char *libexec = find_libexec();
+	spr_local_options lo = {.python = o.python, .libexec_dir = libexec,
+				.allow_degraded = o.allow_degraded};
+	spr_engine *engine = NULL;
+	if (spr_local_engine_new(&lo, &engine, &err) < 0)
+		return report_failure(err, o.json, EXIT_ENGINE);
+
+	spr_result *result = NULL;
+	const char *input_json = input ? input : o.input;
+	if (spr_run(engine, policy, code, code_len, input_json, &result, &err) < 0) {
+		int status = err->layer == SPR_LAYER_REQUEST ? EXIT_USAGE : EXIT_ENGINE;
+		if (err->layer == SPR_LAYER_REQUEST && !strncmp(err->message, "input_data", 10))
+			fprintf(stderr, "spr-run: --input: %s\n", err->message);
+		else
+			fprintf(stderr, "spr-run: %s\n", err->message);
+		return status;
+	}
+	int status = exit_status_of(result);
+	if (o.json) {
+		char *text = NULL;
+		if (spr_result_to_json(result, SPR_JSON_PRETTY, &text, &err) < 0)
+			return report_failure(err, false, EXIT_ENGINE);
+		fputs(text, stdout);
+		spr_free(text);
+	} else {
+		print_outcome(result);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return status ? status : 1;
+	spr_result_free(result);
+	spr_engine_free(engine);
+	spr_policy_free(policy);
+	free(libexec);
+	free(code);
+	free(input);
+	return status;
+}

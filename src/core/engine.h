@@ -1,0 +1,53 @@
+/* What every engine shares: the plan cache, request validation and the
+ * worker request. An engine embeds struct spr_engine first and supplies
+ * its ops. */
+#ifndef SPR_ENGINE_H
+#define SPR_ENGINE_H
+
+#include <pthread.h>
+
+#include "buf.h"
+#include "error.h"
+#include "marshal.h"
+#include "policy/compile.h"
+
+/* A validated run request (pointers borrowed from the caller). */
+struct spr_request {
+	const char *code;
+	size_t code_len;
+	const char *input_json; /* validated JSON text, never NULL */
+	size_t input_len;
+};
+
+struct spr_engine_ops {
+	const char *name;
+	int (*run)(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
+		   struct spr_result **out, spr_error **err);
+	void (*destroy)(spr_engine *engine);
+};
+
+#define SPR_PLAN_CACHE_SLOTS 16
+
+struct spr_engine {
+	const struct spr_engine_ops *ops;
+	pthread_mutex_t lock;
+	spr_plan *plans[SPR_PLAN_CACHE_SLOTS]; /* compiled plans, by policy key */
+	unsigned next_slot;
+};
+
+SPR_HIDDEN void spr_engine_init(spr_engine *engine, const struct spr_engine_ops *ops);
+/* The compiled plan for a policy, from the cache when an equal policy was
+ * compiled before (a plan is immutable, so sharing is safe). */
+SPR_HIDDEN int spr_engine_plan(spr_engine *engine, const struct spr_policy *policy,
+			       spr_plan **out, spr_error **err);
+
+/* The request the worker reads on stdin (docs/WORKER_PROTOCOL.md);
+ * `sys_path_json` is a JSON array of directories (or NULL). */
+SPR_HIDDEN void spr_worker_request(spr_buf *out, const spr_plan *plan,
+				   const struct spr_request *req, const char *sys_path_json);
+
+/* A result for a run that never started (exit 125). */
+SPR_HIDDEN int spr_infra_result(const spr_error *cause, const char *isolation_json,
+				int64_t duration_ms, struct spr_result **out, spr_error **err);
+
+#endif

@@ -1,0 +1,28 @@
+/* The LocalEngine: runs the worker under spr-sandbox on this machine. */
+#ifndef SPR_LOCAL_ENGINE_H
+#define SPR_LOCAL_ENGINE_H
+
+#include "engine.h"
+
+/* What we learned about the interpreter once, when the engine started
+ * (running it per run would cost as much as the run). */
+struct spr_python_info {
+	char *path;	   /* as given: the argv[0] of every run */
+	char *base_prefix; /* sys.base_prefix: where the stdlib lives */
+	char *prefix;	   /* sys.prefix (a venv's root when in one) */
+	char *version;	   /* "3.11.2" */
+	char *sys_path_json; /* JSON array: site-packages the code may import */
+};
+
+struct spr_local_engine {
+	spr_engine base;
+	struct spr_python_info python;
+	char *sandbox_path; /* .../libexec/spr/spr-sandbox */
+	char *worker_path;  /* .../libexec/spr/spr_worker.py */
+	bool allow_degraded;
+};
+
+SPR_HIDDEN int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
+			     struct spr_result **out, spr_error **err);
+
+#endif

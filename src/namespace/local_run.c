@@ -1,0 +1,404 @@
+/* One LocalEngine run, host side: start spr-sandbox, feed the request,
+ * drain the outputs with their caps, enforce the wall deadline, collect
+ * the facts, marshal the RunnerResult. */
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "json.h"
+#include "namespace/local_engine.h"
+#include "namespace/sandbox.h"
+#include "proc.h"
+
+/* How long the helper may take to start the worker, how long it may take
+ * to kill the run once asked, and how long we keep reading output after
+ * the run ended (writers are dead by then; this only bounds a bug). */
+#define SETUP_TIMEOUT_MS 30000
+#define KILL_GRACE_MS 3000
+#define DRAIN_GRACE_MS 2000
+
+/* Descriptor ceiling for the code; high enough for multiprocessing, low
+ * enough that a leak is found quickly. */
+#define RUN_NOFILE 1024
+
+struct local_run {
+	struct spr_local_engine *engine;
+	spr_plan *plan;
+	int64_t t0;
+
+	int ctrl;
+	pid_t helper;
+	struct spr_feeder request;
+	struct spr_capture out, err, result;
+	spr_buf request_text;
+
+	bool started, exited, kill_sent, ctrl_closed;
+	int64_t run_deadline, kill_deadline, drain_deadline;
+
+	struct spr_run_facts facts;
+	spr_error *infra;
+};
+
+static void local_run_free(struct local_run *r)
+{
+	spr_closep(&r->ctrl);
+	spr_feeder_close(&r->request);
+	spr_capture_close(&r->out);
+	spr_capture_close(&r->err);
+	spr_capture_close(&r->result);
+	spr_buf_free(&r->out.buf);
+	spr_buf_free(&r->err.buf);
+	spr_buf_free(&r->result.buf);
+	spr_buf_free(&r->request_text);
+	spr_error_free(r->infra);
+}
+
+static const char isolation_none[] =
+	"{\"engine\":\"local\",\"userns\":false,\"pidns\":false,\"netns\":false,"
+	"\"mountns\":false,\"seccomp\":\"none\",\"landlock\":false,\"cgroup\":\"none\","
+	"\"memory\":\"rlimit\"}";
+
+/* ---- the helper's plan --------------------------------------------------- */
+
+static void add_rlimit(cJSON *limits, const char *name, double soft, double hard)
+{
+	cJSON *pair = cJSON_CreateArray();
+	cJSON_AddItemToArray(pair, cJSON_CreateNumber(soft));
+	cJSON_AddItemToArray(pair, cJSON_CreateNumber(hard));
+	cJSON_AddItemToObject(limits, name, pair);
+}
+
+static char *sandbox_plan(const struct local_run *r)
+{
+	const struct spr_local_engine *le = r->engine;
+	const struct spr_limits *l = &r->plan->limits;
+	_cleanup_cjson_ cJSON *p = cJSON_CreateObject();
+	if (!p)
+		return NULL;
+	const char *argv[] = {le->python.path, "-I", "-S", "-B", "-u", "-X", "utf8",
+			      le->worker_path};
+	cJSON *a = cJSON_AddArrayToObject(p, "argv");
+	for (size_t i = 0; a && i < ARRAY_SIZE(argv); i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
+
+	/* A fixed minimal environment plus the policy's env (which may
+	 * override it); HOME and TMPDIR are the run directory (the helper
+	 * adds them). */
+	cJSON *env = cJSON_AddArrayToObject(p, "env");
+	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
+					       "LANG=C.UTF-8", "LC_ALL=C.UTF-8"};
+	for (size_t i = 0; env && i < ARRAY_SIZE(base_env); i++) {
+		size_t name_len = strcspn(base_env[i], "=");
+		bool overridden = false;
+		for (char **e = r->plan->env; *e; e++)
+			if (!strncmp(*e, base_env[i], name_len + 1))
+				overridden = true;
+		if (!overridden)
+			cJSON_AddItemToArray(env, cJSON_CreateString(base_env[i]));
+	}
+	for (char **e = r->plan->env; env && *e; e++)
+		if (strncmp(*e, "HOME=", 5) && strncmp(*e, "TMPDIR=", 7))
+			cJSON_AddItemToArray(env, cJSON_CreateString(*e));
+
+	cJSON *lim = cJSON_AddObjectToObject(p, "rlimits");
+	double mem = (double)l->memory_bytes, tmp = (double)l->tmp_bytes;
+	add_rlimit(lim, "as", mem, mem);
+	add_rlimit(lim, "fsize", tmp, tmp);
+	add_rlimit(lim, "core", 0, 0);
+	add_rlimit(lim, "nofile", RUN_NOFILE, RUN_NOFILE);
+	add_rlimit(lim, "nproc", (double)l->max_processes, (double)l->max_processes);
+	if (l->cpu_seconds > 0) {
+		/* SIGXCPU at the limit, SIGKILL one second later if ignored. */
+		double secs = ceil(l->cpu_seconds);
+		add_rlimit(lim, "cpu", secs, secs + 1);
+	}
+	const char *tmpdir = getenv("TMPDIR");
+	cJSON_AddStringToObject(p, "workdir_parent", tmpdir && *tmpdir == '/' ? tmpdir : "/tmp");
+	return spr_json_print(p);
+}
+
+/* ---- starting the helper ------------------------------------------------- */
+
+static int make_channels(struct local_run *r, int child[SPR_SANDBOX_NFDS], spr_error **err)
+{
+	int sp[2], p[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair");
+	r->request.fd = sp[0];
+	child[SPR_FD_REQUEST] = spr_fd_above(sp[1], SPR_SANDBOX_NFDS);
+
+	struct spr_capture *caps[] = {&r->out, &r->err, &r->result};
+	int slots[] = {SPR_FD_STDOUT, SPR_FD_STDERR, SPR_FD_RESULT};
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return spr_fail_errno(err, SPR_LAYER_CORE, "pipe2");
+		caps[i]->fd = p[0];
+		child[slots[i]] = spr_fd_above(p[1], SPR_SANDBOX_NFDS);
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair(SOCK_SEQPACKET)");
+	r->ctrl = sp[0];
+	child[SPR_FD_CTRL] = spr_fd_above(sp[1], SPR_SANDBOX_NFDS);
+	for (int i = 0; i < SPR_SANDBOX_NFDS; i++)
+		if (child[i] < 0)
+			return spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(F_DUPFD_CLOEXEC)");
+	if (spr_set_nonblock(r->request.fd) < 0 || spr_set_nonblock(r->out.fd) < 0 ||
+	    spr_set_nonblock(r->err.fd) < 0 || spr_set_nonblock(r->result.fd) < 0)
+		return spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(O_NONBLOCK)");
+	return 0;
+}
+
+static void close_child_ends(int child[SPR_SANDBOX_NFDS])
+{
+	for (int i = 0; i < SPR_SANDBOX_NFDS; i++)
+		spr_closep(&child[i]);
+}
+
+static int start_helper(struct local_run *r, spr_error **err)
+{
+	int child[SPR_SANDBOX_NFDS] = {-1, -1, -1, -1, -1};
+	int rc = make_channels(r, child, err);
+	if (rc == 0) {
+		char parent[32];
+		snprintf(parent, sizeof(parent), "%d", (int)getpid());
+		char *argv[] = {r->engine->sandbox_path, parent, NULL};
+		char *envp[] = {NULL};
+		rc = spr_spawn(argv[0], argv, envp, child, SPR_SANDBOX_NFDS, &r->helper, err);
+	}
+	close_child_ends(child);
+	if (rc < 0)
+		return -1;
+
+	_cleanup_free_ char *plan = sandbox_plan(r);
+	if (!plan)
+		return spr_fail_oom(err);
+	if (send(r->ctrl, plan, strlen(plan), MSG_NOSIGNAL) < 0)
+		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "sending the plan to spr-sandbox");
+	return 0;
+}
+
+/* ---- control messages ------------------------------------------------------ */
+
+static spr_layer layer_from_name(const char *name)
+{
+	for (int l = SPR_LAYER_API; l <= SPR_LAYER_WORKER; l++)
+		if (!strcmp(spr_layer_name((spr_layer)l), name))
+			return (spr_layer)l;
+	return SPR_LAYER_SANDBOX;
+}
+
+static void on_exit_event(struct local_run *r, const cJSON *m)
+{
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(m, "status");
+	const cJSON *maxrss = cJSON_GetObjectItemCaseSensitive(m, "maxrss_kb");
+	int st = cJSON_IsNumber(status) ? status->valueint : -1;
+	struct spr_run_facts *f = &r->facts;
+	if (st >= 0) {
+		f->have_status = true;
+		f->exited = WIFEXITED(st);
+		f->exit_status = f->exited ? WEXITSTATUS(st) : 0;
+		f->signaled = WIFSIGNALED(st);
+		f->term_signal = f->signaled ? WTERMSIG(st) : 0;
+	}
+	f->memory_peak_kb = cJSON_IsNumber(maxrss) ? (int64_t)maxrss->valuedouble : -1;
+	f->duration_ms = spr_now_ms() - r->t0;
+	r->exited = true;
+	r->drain_deadline = spr_now_ms() + DRAIN_GRACE_MS;
+}
+
+static void on_ctrl_message(struct local_run *r, const char *msg, size_t len)
+{
+	_cleanup_cjson_ cJSON *m = cJSON_ParseWithLength(msg, len);
+	const cJSON *event = cJSON_GetObjectItemCaseSensitive(m, "event");
+	if (!cJSON_IsString(event))
+		return;
+	if (!strcmp(event->valuestring, "started")) {
+		r->started = true;
+		r->run_deadline = spr_now_ms() + r->plan->limits.timeout_ms;
+	} else if (!strcmp(event->valuestring, "exit")) {
+		on_exit_event(r, m);
+	} else if (!strcmp(event->valuestring, "error")) {
+		const cJSON *layer = cJSON_GetObjectItemCaseSensitive(m, "layer");
+		const cJSON *errnum = cJSON_GetObjectItemCaseSensitive(m, "errno");
+		const cJSON *message = cJSON_GetObjectItemCaseSensitive(m, "message");
+		spr_fail(&r->infra,
+			 cJSON_IsString(layer) ? layer_from_name(layer->valuestring)
+					       : SPR_LAYER_SANDBOX,
+			 cJSON_IsNumber(errnum) ? errnum->valueint : 0, "sandbox setup failed: %s",
+			 cJSON_IsString(message) ? message->valuestring : "(no message)");
+		r->exited = true;
+		r->drain_deadline = spr_now_ms() + DRAIN_GRACE_MS;
+	}
+}
+
+static void read_ctrl(struct local_run *r)
+{
+	char msg[4096];
+	for (;;) {
+		ssize_t n = recv(r->ctrl, msg, sizeof(msg), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			r->ctrl_closed = true;
+			return;
+		}
+		on_ctrl_message(r, msg, (size_t)n);
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void request_kill(struct local_run *r)
+{
+	if (r->kill_sent)
+		return;
+	r->kill_sent = true;
+	send(r->ctrl, "kill", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+	r->kill_deadline = spr_now_ms() + KILL_GRACE_MS;
+}
+
+/* Handles an expired deadline; returns false when the loop must end. */
+static bool on_deadline(struct local_run *r, int64_t now)
+{
+	if (!r->started && !r->exited) {
+		spr_fail(&r->infra, SPR_LAYER_SANDBOX, ETIMEDOUT,
+			 "spr-sandbox did not start the worker within %d s", SETUP_TIMEOUT_MS / 1000);
+		kill(r->helper, SIGKILL);
+		return false;
+	}
+	if (!r->exited && !r->kill_sent && now >= r->run_deadline) {
+		r->facts.timed_out = true;
+		r->facts.duration_ms = now - r->t0;
+		request_kill(r);
+		return true;
+	}
+	if (!r->exited && r->kill_sent && now >= r->kill_deadline) {
+		/* The helper is wedged: kill it; PDEATHSIG takes the worker. */
+		kill(r->helper, SIGKILL);
+		if (!r->facts.timed_out)
+			spr_fail(&r->infra, SPR_LAYER_SANDBOX, ETIMEDOUT,
+				 "spr-sandbox did not stop the run within %d s",
+				 KILL_GRACE_MS / 1000);
+		return false;
+	}
+	return !(r->exited && now >= r->drain_deadline);
+}
+
+static int64_t next_deadline(const struct local_run *r)
+{
+	if (!r->started && !r->exited)
+		return r->t0 + SETUP_TIMEOUT_MS;
+	if (!r->exited)
+		return r->kill_sent ? r->kill_deadline : r->run_deadline;
+	return r->drain_deadline;
+}
+
+static bool finished(const struct local_run *r)
+{
+	return r->exited && r->out.fd < 0 && r->err.fd < 0 && r->result.fd < 0;
+}
+
+static int pump(struct local_run *r, spr_error **err)
+{
+	while (!finished(r)) {
+		if (r->ctrl_closed && !r->exited) {
+			spr_fail(&r->infra, SPR_LAYER_SANDBOX, EPIPE,
+				 "spr-sandbox exited without reporting the run's end");
+			return 0;
+		}
+		int64_t now = spr_now_ms();
+		if (now >= next_deadline(r)) {
+			if (!on_deadline(r, now))
+				return 0;
+			continue;
+		}
+		enum { P_CTRL, P_OUT, P_ERR, P_RES, P_IN, NP };
+		struct pollfd p[NP] = {
+			[P_CTRL] = {.fd = r->ctrl_closed ? -1 : r->ctrl, .events = POLLIN},
+			[P_OUT] = {.fd = r->out.fd, .events = POLLIN},
+			[P_ERR] = {.fd = r->err.fd, .events = POLLIN},
+			[P_RES] = {.fd = r->result.fd, .events = POLLIN},
+			[P_IN] = {.fd = r->request.fd, .events = POLLOUT},
+		};
+		int64_t wait = next_deadline(r) - now;
+		if (poll(p, NP, (int)(wait > 60000 ? 60000 : wait)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return spr_fail_errno(err, SPR_LAYER_CORE, "poll");
+		}
+		if (p[P_CTRL].revents)
+			read_ctrl(r);
+		if ((p[P_OUT].revents && spr_capture_read(&r->out) < 0) ||
+		    (p[P_ERR].revents && spr_capture_read(&r->err) < 0) ||
+		    (p[P_RES].revents && spr_capture_read(&r->result) < 0))
+			return spr_fail_errno(err, SPR_LAYER_CORE, "reading the run's output");
+		if (p[P_IN].revents && spr_feeder_pump(&r->request) < 0)
+			return spr_fail_errno(err, SPR_LAYER_CORE, "writing the request");
+	}
+	return 0;
+}
+
+static int collect(struct local_run *r, struct spr_result **out, spr_error **err)
+{
+	struct spr_run_facts *f = &r->facts;
+	f->infra_error = r->infra;
+	f->timeout_seconds = r->plan->limits.timeout_seconds;
+	f->worker_msg = r->result.buf.data;
+	f->worker_msg_len = r->result.buf.len;
+	f->worker_msg_too_big = r->result.total > SPR_MAX_RESULT_BYTES;
+	f->out = r->out.buf.data;
+	f->out_len = r->out.buf.len;
+	f->out_total = r->out.total;
+	f->err = r->err.buf.data;
+	f->err_len = r->err.buf.len;
+	f->err_total = r->err.total;
+	f->output_cap = r->plan->limits.output_cap;
+	if (!f->duration_ms)
+		f->duration_ms = spr_now_ms() - r->t0;
+	if (!r->exited)
+		f->memory_peak_kb = -1;
+	f->isolation_json = isolation_none;
+	return spr_marshal(f, out, err);
+}
+
+int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
+		  struct spr_result **out, spr_error **err)
+{
+	__attribute__((cleanup(local_run_free))) struct local_run r = {
+		.engine = (struct spr_local_engine *)engine,
+		.plan = plan,
+		.t0 = spr_now_ms(),
+		.ctrl = -1,
+		.helper = -1,
+		.request = {.fd = -1},
+		/* A few bytes past the cap, so a character that straddles the
+		 * cap is seen whole and cut before, not garbled. */
+		.out = {.fd = -1, .keep = plan->limits.output_cap + 4},
+		.err = {.fd = -1, .keep = plan->limits.output_cap + 4},
+		.result = {.fd = -1, .keep = SPR_MAX_RESULT_BYTES},
+	};
+	spr_worker_request(&r.request_text, plan, req, r.engine->python.sys_path_json);
+	if (r.request_text.oom)
+		return spr_fail_oom(err);
+	r.request.data = r.request_text.data;
+	r.request.len = r.request_text.len;
+
+	int rc = start_helper(&r, &r.infra);
+	if (rc == 0)
+		rc = pump(&r, err);
+	if (r.helper > 0) {
+		/* After a failure the helper may be waiting on us: stop it first. */
+		if (rc < 0 || !r.exited)
+			kill(r.helper, SIGKILL);
+		spr_reap(r.helper, NULL);
+	}
+	if (rc < 0 && !r.infra)
+		return -1;
+	return collect(&r, out, err);
+}

@@ -1,0 +1,41 @@
+/* spr-sandbox: the helper the LocalEngine runs for every run (DESIGN.md
+ * "One run, LocalEngine"). It is a separate, single-threaded program so no
+ * namespace or credential work ever happens in the library's (possibly
+ * threaded) caller.
+ *
+ * Descriptors when it starts:
+ *   0  the worker's request (socket, read by the worker)
+ *   1  the code's stdout (pipe)      2  the code's stderr (pipe)
+ *   3  the worker's result (pipe)    4  control (SOCK_SEQPACKET)
+ *
+ * Control protocol, one JSON object per message:
+ *   host -> helper:  the sandbox plan (first message), then "kill"
+ *   helper -> host:  {"event":"started","pid":N}
+ *                    {"event":"error","layer":"...","errno":N,"message":"..."}
+ *                    {"event":"exit","status":W,"maxrss_kb":N,
+ *                     "utime_us":N,"stime_us":N}
+ * The helper exits right after "exit" or "error". If the host goes away
+ * (control EOF, or the parent dies: PDEATHSIG), the run is killed.
+ */
+#ifndef SPR_SANDBOX_H
+#define SPR_SANDBOX_H
+
+#include <cJSON.h>
+
+#include "error.h"
+
+enum {
+	SPR_FD_REQUEST = 0,
+	SPR_FD_STDOUT = 1,
+	SPR_FD_STDERR = 2,
+	SPR_FD_RESULT = 3,
+	SPR_FD_CTRL = 4,
+	SPR_SANDBOX_NFDS = 5,
+};
+
+#define SPR_SANDBOX_MAX_MSG (1 << 20)
+
+/* The helper's main (src/namespace/sandbox_main.c calls it). */
+SPR_HIDDEN int spr_sandbox_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,48 @@
+/* The plan: the immutable, engine-ready form of a policy (DESIGN.md "The
+ * plan"). Engines never read the policy; a new limit is added here once. */
+#ifndef SPR_COMPILE_H
+#define SPR_COMPILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "policy/policy.h"
+
+struct spr_limits {
+	int64_t timeout_ms;
+	double timeout_seconds;	 /* as written, for "timed out after Xs" */
+	uint64_t memory_bytes;
+	int64_t max_processes;
+	double cpu_cores;
+	double cpu_seconds;	 /* 0: none */
+	uint64_t tmp_bytes;
+	size_t output_cap;	 /* per stream, bytes */
+};
+
+typedef struct spr_plan {
+	int refs; /* atomic */
+	char *key; /* canonical policy JSON: the cache key */
+	/* Worker part: the JSON object the Python worker enforces. */
+	char *worker_policy_json;
+	struct spr_limits limits;
+	bool network;
+	/* Policy env as "NAME=value" strings (NULL-terminated). */
+	char **env;
+} spr_plan;
+
+SPR_HIDDEN int spr_plan_compile(const struct spr_policy *p, spr_plan **out, spr_error **err);
+SPR_HIDDEN spr_plan *spr_plan_ref(spr_plan *plan);
+SPR_HIDDEN void spr_plan_unref(spr_plan *plan);
+
+/* The canonical key of a policy (what spr_plan_compile would store). */
+SPR_HIDDEN char *spr_policy_key(const struct spr_policy *p);
+
+static inline void spr_plan_unrefp(spr_plan **p)
+{
+	spr_plan_unref(*p);
+	*p = NULL;
+}
+#define _cleanup_plan_ __attribute__((cleanup(spr_plan_unrefp)))
+
+#endif

@@ -1,0 +1,119 @@
+"""Helpers for end-to-end tests through the spr-run binary.
+
+Every test runs the real binary against the real kernel. SPR_TEST_ENGINE
+selects the engine (local by default; docker once it exists), so one
+behaviour suite covers both engines.
+"""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BUILD = os.environ.get("SPR_BUILD") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build")
+SPR_RUN = os.path.join(BUILD, "spr-run")
+SPR = os.path.join(BUILD, "spr")
+ENGINE = os.environ.get("SPR_TEST_ENGINE", "local")
+
+# A permissive Python policy: tests of the kernel boundary must not be
+# stopped by the Python guardrail first (SPEC §2).
+PERMISSIVE = {"blocked_imports": [], "blocked_builtins": []}
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(v)
+
+
+def write_policy(policy: dict, directory: str) -> str:
+    """Writes a policy dict as a TOML file under [policy]; returns its path."""
+    lines = ["[policy]"]
+    tables = []
+    for k, v in policy.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {toml_value(v)}")
+    for name, table in tables:
+        lines.append(f"[policy.{name}]")
+        for k, v in table.items():
+            lines.append(f"{json.dumps(k)} = {toml_value(v)}")
+    path = os.path.join(directory, "policy.toml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+class Run:
+    """The outcome of one spr-run invocation."""
+
+    def __init__(self, proc: subprocess.CompletedProcess, json_mode: bool):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.result = None
+        if json_mode and proc.stdout.strip():
+            self.result = json.loads(proc.stdout)
+
+    def __getitem__(self, key):
+        return self.result[key]
+
+    def __repr__(self):
+        return (f"Run(rc={self.returncode}, result={self.result!r}, "
+                f"stdout={self.stdout[:500]!r}, stderr={self.stderr[:2000]!r})")
+
+
+def spr_run(code=None, *, file=None, input_data=None, input_text=None, policy=None,
+            args=(), json_mode=True, timeout=120, stdin=None, engine=None) -> Run:
+    """Runs code (str or bytes) through spr-run. input_data is JSON-encoded;
+    input_text is passed verbatim to --input."""
+    with tempfile.TemporaryDirectory(prefix="spr-it-") as tmp:
+        cmd = [SPR_RUN, "--engine", engine or ENGINE]
+        if json_mode:
+            cmd.append("--json")
+        if policy is not None:
+            cmd += ["--policy", write_policy(policy, tmp)]
+        if input_data is not None:
+            cmd += ["--input", json.dumps(input_data)]
+        if input_text is not None:
+            cmd += ["--input", input_text]
+        cmd += list(args)
+        if file is None and code is not None:
+            file = os.path.join(tmp, "code.py")
+            with open(file, "wb") as f:
+                f.write(code.encode() if isinstance(code, str) else code)
+        if file is not None:
+            cmd.append(file)
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
+        proc.stdout = proc.stdout.decode("utf-8", "replace")
+        proc.stderr = proc.stderr.decode("utf-8", "replace")
+        return Run(proc, json_mode)
+
+
+class SprTestCase(unittest.TestCase):
+    maxDiff = None
+
+    def assertOk(self, run: Run, result=...):
+        self.assertIsNotNone(run.result, run)
+        self.assertTrue(run["ok"], run)
+        self.assertEqual(run["exit_code"], 0, run)
+        self.assertEqual(run.returncode, 0, run)
+        if result is not ...:
+            self.assertEqual(run["result"], result, run)
+
+    def assertFailed(self, run: Run, exit_code: int, error=None):
+        self.assertIsNotNone(run.result, run)
+        self.assertFalse(run["ok"], run)
+        self.assertEqual(run["exit_code"], exit_code, run)
+        if error is not None:
+            self.assertEqual(run["error"], error, run)

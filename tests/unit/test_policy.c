@@ -1,0 +1,336 @@
+/* The policy model (SPEC §2 defaults and validation) and the plan compiler. */
+#include <stdio.h>
+
+#include "json.h"
+#include "policy/compile.h"
+#include "policy/policy.h"
+#include "unit.h"
+
+static char tmpdir[] = "/tmp/spr-test-policy-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[256];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static spr_policy *load_ok(const char *text)
+{
+	spr_policy *p = NULL;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_policy_load_file(write_file("p.toml", text), &p, &err), err);
+	return p;
+}
+
+/* Loading must fail with a message containing `want`. */
+static void load_fails(const char *text, const char *want)
+{
+	spr_policy *p = NULL;
+	spr_error *err = NULL;
+	int rc = spr_policy_load_file(write_file("bad.toml", text), &p, &err);
+	ck_assert_int_lt(rc, 0);
+	ck_assert_ptr_null(p);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_msg(strstr(err->message, want), "message '%s' lacks '%s'", err->message, want);
+	ck_assert_int_eq(err->layer, SPR_LAYER_POLICY);
+	spr_error_free(err);
+}
+
+static char *policy_json(const spr_policy *p)
+{
+	char *json = NULL;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_policy_to_json(p, &json, &err), err);
+	return json;
+}
+
+static void setup(void) { ck_assert_ptr_nonnull(mkdtemp(tmpdir)); }
+static void teardown(void)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	ck_assert_int_eq(system(cmd), 0);
+	strcpy(tmpdir, "/tmp/spr-test-policy-XXXXXX");
+}
+
+START_TEST(defaults_match_spec)
+{
+	spr_policy *p = NULL;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_policy_new(&p, &err), err);
+	char *json = policy_json(p);
+	ck_assert_str_eq(json,
+			 "{\"mode\":\"restrict\",\"timeout_seconds\":5,\"memory_limit_mb\":256,"
+			 "\"max_output_kb\":128,"
+			 "\"blocked_imports\":[\"os\",\"subprocess\",\"socket\",\"ctypes\","
+			 "\"importlib\"],"
+			 "\"blocked_builtins\":[\"eval\",\"exec\",\"open\",\"compile\","
+			 "\"breakpoint\"],"
+			 "\"allowed_imports\":[],\"allowed_builtins\":[],\"allowed_globals\":[],"
+			 "\"blocked_globals\":[],\"extra_globals\":{},\"network\":false,"
+			 "\"max_processes\":64,\"cpu_cores\":1,\"cpu_seconds\":null,"
+			 "\"tmp_size_mb\":64,\"env\":{}}");
+	free(json);
+	spr_policy_free(p);
+}
+END_TEST
+
+START_TEST(reference_policy_loads_unchanged)
+{
+	spr_policy *p = load_ok("[policy]\n"
+				"mode = \"restrict\"\n"
+				"timeout_seconds = 5\n"
+				"memory_limit_mb = 256\n"
+				"max_output_kb = 128\n"
+				"blocked_imports = [\"os\", \"subprocess\"]\n"
+				"blocked_builtins = [\"eval\", \"exec\", \"open\"]\n"
+				"allowed_imports = []\n"
+				"allowed_builtins = []\n"
+				"allowed_globals = []\n"
+				"blocked_globals = []\n"
+				"\n"
+				"[policy.extra_globals]\n"
+				"project_name = \"safe-py-runner\"\n");
+	ck_assert_int_eq(p->mode, SPR_MODE_RESTRICT);
+	ck_assert_int_eq(cJSON_GetArraySize(p->blocked_imports), 2);
+	ck_assert_int_eq(cJSON_GetArraySize(p->blocked_builtins), 3);
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(p->extra_globals, "project_name");
+	ck_assert(cJSON_IsString(name));
+	ck_assert_str_eq(name->valuestring, "safe-py-runner");
+	spr_policy_free(p);
+}
+END_TEST
+
+START_TEST(omitted_fields_keep_defaults)
+{
+	/* The reference turns an omitted list into []; spr keeps the default. */
+	spr_policy *p = load_ok("timeout_seconds = 2.5\n");
+	ck_assert(p->timeout_seconds == 2.5);
+	ck_assert_int_eq(cJSON_GetArraySize(p->blocked_imports), 5);
+	ck_assert_int_eq(p->memory_limit_mb, 256);
+	spr_policy_free(p);
+}
+END_TEST
+
+START_TEST(all_spr_fields)
+{
+	spr_policy *p = load_ok("[policy]\n"
+				"mode = 'allow'\n"
+				"network = true\n"
+				"max_processes = 8\n"
+				"cpu_cores = 0.5\n"
+				"cpu_seconds = 3\n"
+				"tmp_size_mb = 16\n"
+				"max_output_kb = 0\n"
+				"[policy.env]\n"
+				"FOO = \"bar\"\n"
+				"_X1 = \"\"\n"
+				"[policy.extra_globals]\n"
+				"big = 12345678901234567890\n"
+				"nested = { a = [1, 2.5, true] }\n");
+	ck_assert_int_eq(p->mode, SPR_MODE_ALLOW);
+	ck_assert(p->network);
+	ck_assert_int_eq(p->max_processes, 8);
+	ck_assert(p->cpu_cores == 0.5);
+	ck_assert(p->cpu_seconds == 3);
+	ck_assert_int_eq(p->tmp_size_mb, 16);
+	ck_assert_int_eq(p->max_output_kb, 0);
+	char *json = policy_json(p);
+	/* Integers beyond a double's precision reach the worker exactly. */
+	ck_assert_ptr_nonnull(strstr(json, "\"big\":12345678901234567890"));
+	ck_assert_ptr_nonnull(strstr(json, "\"env\":{\"FOO\":\"bar\",\"_X1\":\"\"}"));
+	free(json);
+	spr_policy_free(p);
+}
+END_TEST
+
+START_TEST(validation_errors_name_file_line_col)
+{
+	load_fails("[policy]\nmode = \"sandbox\"\n",
+		   "bad.toml:2:8: mode must be 'allow' or 'restrict' (got 'sandbox')");
+	load_fails("[policy]\n\ntimeout_seconds = \"5\"\n",
+		   "bad.toml:3:19: 'timeout_seconds' must be a number of seconds, found a string");
+	load_fails("timeout_seconds = 0\n", "'timeout_seconds' must be greater than 0 (got 0)");
+	load_fails("timeout_seconds = -1\n", "must be greater than 0 (got -1)");
+	load_fails("timeout_seconds = inf\n", "must be greater than 0");
+	load_fails("timeout_seconds = nan\n", "must be greater than 0");
+	load_fails("timeout_seconds = 86401\n", "'timeout_seconds' must be at most 86400 seconds");
+	load_fails("memory_limit_mb = 1.5\n", "'memory_limit_mb' must be an integer from 1 to");
+	load_fails("memory_limit_mb = 0\n", "'memory_limit_mb' must be an integer from 1 to");
+	load_fails("max_output_kb = -1\n", "'max_output_kb' must be an integer from 0 to");
+	load_fails("max_processes = 0\n", "'max_processes' must be an integer from 1 to");
+	load_fails("cpu_cores = 0\n", "'cpu_cores' must be greater than 0");
+	load_fails("cpu_cores = 2000\n", "'cpu_cores' must be at most 1024 cores");
+	load_fails("network = 1\n", "'network' must be true or false, found a number");
+	load_fails("blocked_imports = \"os\"\n",
+		   "'blocked_imports' must be an array of strings, found a string");
+	load_fails("blocked_imports = [\"os\", 1]\n",
+		   "bad.toml:1:26: 'blocked_imports' must contain only strings, found a number");
+	load_fails("allowed_imports = [\"\"]\n", "'allowed_imports' must not contain empty strings");
+	load_fails("extra_globals = 3\n", "'extra_globals' must be a table, found a number");
+	load_fails("[env]\n1X = \"a\"\n", "'env' key '1X' is not a valid environment variable name");
+	load_fails("[env]\nX = 1\n", "'env.X' must be a string, found a number");
+}
+END_TEST
+
+START_TEST(unknown_keys_are_errors)
+{
+	load_fails("[policy]\ntimeout_second = 5\n",
+		   "bad.toml:2:18: unknown policy key 'timeout_second' (did you mean "
+		   "'timeout_seconds'?)");
+	load_fails("[policy]\nwhatever = 5\n", "unknown policy key 'whatever'");
+	load_fails("mode = \"allow\"\n[policy]\nmode = \"allow\"\n",
+		   "unknown top-level key 'mode' (policy fields go under [policy])");
+	load_fails("policy = 3\n", "'policy' must be a table, found a number");
+}
+END_TEST
+
+START_TEST(toml_errors_pass_through)
+{
+	load_fails("[policy]\nmode = \n", "bad.toml:2:");
+	load_fails("a = 1\na = 2\n", "bad.toml:2:");
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+	spr_policy *p = NULL;
+	spr_error *err = NULL;
+	ck_assert_int_lt(spr_policy_load_file("/nonexistent/policy.toml", &p, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err->message, "/nonexistent/policy.toml: policy file not "
+						   "found"));
+	ck_assert_int_eq(err->errnum, ENOENT);
+	spr_error_free(err);
+	err = NULL;
+	ck_assert_int_lt(spr_policy_load_file(tmpdir, &p, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err->message, "not a regular file"));
+	spr_error_free(err);
+}
+END_TEST
+
+START_TEST(json_policy_and_update)
+{
+	spr_policy *p = NULL;
+	spr_error *err = NULL;
+	const char *json = "{\"timeout_seconds\": 0.25, \"blocked_imports\": []}";
+	ck_assert_ok(spr_policy_from_json(json, strlen(json), &p, &err), err);
+	ck_assert(p->timeout_seconds == 0.25);
+	ck_assert_int_eq(cJSON_GetArraySize(p->blocked_imports), 0);
+	ck_assert_int_eq(cJSON_GetArraySize(p->blocked_builtins), 5);
+
+	const char *upd = "{\"memory_limit_mb\": 64}";
+	ck_assert_ok(spr_policy_update_json(p, upd, strlen(upd), &err), err);
+	ck_assert_int_eq(p->memory_limit_mb, 64);
+	ck_assert(p->timeout_seconds == 0.25);
+
+	/* A failed update leaves the policy as it was. */
+	const char *bad = "{\"memory_limit_mb\": 32, \"timeout_seconds\": -1}";
+	ck_assert_int_lt(spr_policy_update_json(p, bad, strlen(bad), &err), 0);
+	ck_assert_ptr_nonnull(strstr(err->message, "policy:1:45: 'timeout_seconds' must be "
+						   "greater than 0"));
+	spr_error_free(err);
+	err = NULL;
+	ck_assert_int_eq(p->memory_limit_mb, 64);
+
+	const char *wrapped = "{\"policy\": {\"mode\": \"allow\"}}";
+	ck_assert_ok(spr_policy_update_json(p, wrapped, strlen(wrapped), &err), err);
+	ck_assert_int_eq(p->mode, SPR_MODE_ALLOW);
+
+	const char *notjson = "{\"mode\": }";
+	ck_assert_int_lt(spr_policy_update_json(p, notjson, strlen(notjson), &err), 0);
+	ck_assert_int_eq(err->layer, SPR_LAYER_POLICY);
+	ck_assert_ptr_nonnull(strstr(err->message, "policy:1:"));
+	spr_error_free(err);
+	err = NULL;
+
+	const char *nulled = "{\"cpu_seconds\": null}";
+	ck_assert_ok(spr_policy_update_json(p, nulled, strlen(nulled), &err), err);
+	ck_assert(p->cpu_seconds == 0);
+	spr_policy_free(p);
+}
+END_TEST
+
+START_TEST(to_json_round_trips)
+{
+	spr_policy *p = load_ok("[policy]\nmode = 'allow'\ntimeout_seconds = 0.1\n"
+				"[policy.extra_globals]\nx = [1, {y = 'z'}]\n");
+	char *json = policy_json(p);
+	spr_policy *q = NULL;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_policy_from_json(json, strlen(json), &q, &err), err);
+	char *json2 = policy_json(q);
+	ck_assert_str_eq(json, json2);
+	ck_assert_ptr_nonnull(strstr(json, "\"timeout_seconds\":0.1,"));
+	free(json);
+	free(json2);
+	spr_policy_free(p);
+	spr_policy_free(q);
+}
+END_TEST
+
+START_TEST(plan_compilation)
+{
+	spr_policy *p = load_ok("[policy]\ntimeout_seconds = 0.0001\nmemory_limit_mb = 64\n"
+				"max_output_kb = 4\ntmp_size_mb = 8\ncpu_seconds = 1.5\n"
+				"max_processes = 10\ncpu_cores = 0.5\nnetwork = true\n"
+				"[policy.env]\nA = 'b'\n[policy.extra_globals]\nk = 1\n");
+	spr_plan *plan = NULL;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_plan_compile(p, &plan, &err), err);
+	ck_assert_int_eq(plan->limits.timeout_ms, 1); /* rounded up, never 0 */
+	ck_assert(plan->limits.timeout_seconds == 0.0001);
+	ck_assert_uint_eq(plan->limits.memory_bytes, 64u << 20);
+	ck_assert_uint_eq(plan->limits.output_cap, 4096);
+	ck_assert_uint_eq(plan->limits.tmp_bytes, 8u << 20);
+	ck_assert(plan->limits.cpu_seconds == 1.5);
+	ck_assert(plan->limits.cpu_cores == 0.5);
+	ck_assert_int_eq(plan->limits.max_processes, 10);
+	ck_assert(plan->network);
+	ck_assert_str_eq(plan->env[0], "A=b");
+	ck_assert_ptr_null(plan->env[1]);
+	/* The worker part carries only what Python enforces. */
+	ck_assert_str_eq(plan->worker_policy_json,
+			 "{\"mode\":\"restrict\",\"blocked_imports\":[\"os\",\"subprocess\","
+			 "\"socket\",\"ctypes\",\"importlib\"],\"blocked_builtins\":[\"eval\","
+			 "\"exec\",\"open\",\"compile\",\"breakpoint\"],\"allowed_imports\":[],"
+			 "\"allowed_builtins\":[],\"allowed_globals\":[],\"blocked_globals\":[],"
+			 "\"extra_globals\":{\"k\":1}}");
+	/* Equal policies share a key; a different one does not. */
+	char *key = spr_policy_key(p);
+	ck_assert_str_eq(key, plan->key);
+	p->timeout_seconds = 2;
+	char *key2 = spr_policy_key(p);
+	ck_assert_str_ne(key, key2);
+	free(key);
+	free(key2);
+	ck_assert_ptr_eq(spr_plan_ref(plan), plan);
+	spr_plan_unref(plan);
+	spr_plan_unref(plan);
+	spr_policy_free(p);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+	Suite *s = suite_create("policy");
+	TCase *t = tcase_create("policy");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, defaults_match_spec);
+	tcase_add_test(t, reference_policy_loads_unchanged);
+	tcase_add_test(t, omitted_fields_keep_defaults);
+	tcase_add_test(t, all_spr_fields);
+	tcase_add_test(t, validation_errors_name_file_line_col);
+	tcase_add_test(t, unknown_keys_are_errors);
+	tcase_add_test(t, toml_errors_pass_through);
+	tcase_add_test(t, missing_file);
+	tcase_add_test(t, json_policy_and_update);
+	tcase_add_test(t, to_json_round_trips);
+	tcase_add_test(t, plan_compilation);
+	suite_add_tcase(s, t);
+	return s;
+}

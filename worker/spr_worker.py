@@ -1,0 +1,750 @@
+"""spr worker: runs one piece of untrusted Python inside the sandbox.
+
+This is the only code besides the interpreter that runs in the sandbox. It
+applies the Python-level guardrails (import/builtin/globals policy, SPEC
+§1-§3) and reports the outcome; it is a guardrail, not the boundary (the
+kernel or the container is). The contract is docs/WORKER_PROTOCOL.md:
+
+    <python> -I -S -B -u -X utf8 spr_worker.py
+    fd 0  the request, one JSON object read to EOF
+          {"code": str, "input_data": any, "policy": {...}, "sys_path": [str]}
+    fd 1  the code's stdout, fd 2 its stderr (the real descriptors)
+    fd 3  the result message, made close-on-exec before the code runs:
+          {"ok":true,"exit_code":0,"error":null,"kind":"ok"}\\n<result JSON>
+          (header line, then the JSON text of `result`; no trailing newline)
+    exit status: the header's exit_code when it is in 0..255, else 1
+
+Performance: the worker runs once per sandboxed run and the budget for all
+of spr's overhead is a few milliseconds, so the happy path imports nothing
+the interpreter has not already loaded under -S except the `_json` C
+accelerator (no json, re, traceback, linecache, io, os, types, ...). JSON
+is parsed with `_json.make_scanner` and written with `_json.make_encoder`
+directly; the `json` package is only a fallback for interpreters without
+them. `posix` (always loaded) stands in for `os`. traceback and linecache
+are imported on the error paths only.
+
+Formats chosen where the protocol leaves room (keep the host in step):
+- `error` texts: "<Type>: <str(exc)>" exactly as the reference formats it
+  (so an empty message gives "ValueError: "); "<Type>: <exception str()
+  failed>" when str(exc) raises. One line (CR/LF written as the two
+  characters \\n), cut at 8192 characters.
+- `result_error`: "ResultError: Circular reference detected",
+  "ResultError: Result nested too deeply (more than 512 levels)" (the host's
+  JSON reader refuses deeper nesting), otherwise "ResultError: <Type>:
+  <message>" for an exception raised while converting (a __str__ that
+  raises, a dict changed by a thread, ...). A conversion failure only
+  replaces an otherwise successful outcome; after sys.exit(n != 0) the
+  system_exit report stands, the value is null and the ResultError line
+  goes to stderr.
+- `worker_error`: "WorkerError: <why>" (bad request, or a bug in here).
+- A MemoryError anywhere in the chain (__cause__/__context__, exception
+  groups) of the exception the code ends with is `memory_error`. A
+  SystemExit is reported as system_exit even if raised while handling a
+  MemoryError: the code chose its exit status.
+- A request without `policy` (or with members missing) gets the SPEC §2
+  defaults for what is missing.
+
+Deliberate differences from the reference worker:
+- allow mode keeps `__build_class__` so `class` statements work;
+- `exit()`/`quit()` exist as builtins as they would with `site` (-S drops
+  them); in allow mode only when listed, in restrict mode unless blocked;
+- `__name__` is "__main__" and the globals are the __dict__ of a fresh
+  module registered as sys.modules["__main__"] (pickle, multiprocessing);
+- extra_globals never overwrite input_data, result, __builtins__, __name__.
+"""
+
+import builtins
+import posix  # `os` is not loaded under -S; posix is built in and loaded
+import sys
+
+RESULT_FD = 3
+USER_FILENAME = "<user_code>"
+MAX_ERROR_CHARS = 8192
+MAX_RESULT_DEPTH = 512
+MEMORY_ERROR_STATUS = 137
+
+# Written as is when memory runs out: nothing to encode, nothing to allocate.
+MEMORY_ERROR_HEADER = (
+    b'{"ok":false,"exit_code":137,"error":"Memory limit exceeded",'
+    b'"kind":"memory_error"}'
+)
+NULL_VALUE = b"null"
+
+DEFAULT_POLICY = {
+    "mode": "restrict",
+    "blocked_imports": ["os", "subprocess", "socket", "ctypes", "importlib"],
+    "blocked_builtins": ["eval", "exec", "open", "compile", "breakpoint"],
+    "allowed_imports": [],
+    "allowed_builtins": [],
+    "allowed_globals": [],
+    "blocked_globals": [],
+    "extra_globals": {},
+}
+POLICY_LISTS = (
+    "blocked_imports",
+    "blocked_builtins",
+    "allowed_imports",
+    "allowed_builtins",
+    "allowed_globals",
+    "blocked_globals",
+)
+# Globals the code always gets from the worker (extra_globals and
+# input_data keys cannot replace them).
+PROTECTED_GLOBALS = frozenset(("__builtins__", "__name__", "input_data", "result"))
+# input_data keys never injected (SPEC §1).
+RESERVED_GLOBALS = frozenset(("__builtins__", "input_data", "result"))
+
+
+class RequestError(Exception):
+    """The request is malformed: reported as worker_error."""
+
+
+class ResultError(Exception):
+    """`result` cannot be converted: reported as result_error."""
+
+
+# ---- JSON ----------------------------------------------------------------
+
+
+class _ScannerContext:
+    """The attributes _json.make_scanner reads (what json.JSONDecoder has)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # "NaN", "Infinity", "-Infinity" -> float
+
+    def __init__(self):
+        self.memo = {}
+
+
+_JSON_SPACE = " \t\n\r"
+
+
+def _skip_space(text, idx):
+    end = len(text)
+    while idx < end and text[idx] in _JSON_SPACE:
+        idx += 1
+    return idx
+
+
+def json_loads(text):
+    """Parses one JSON document in Python's json syntax (NaN allowed)."""
+    try:
+        from _json import make_scanner
+
+        scan = make_scanner(_ScannerContext())
+    except (ImportError, TypeError):
+        import json
+
+        return json.loads(text)
+    idx = _skip_space(text, 0)
+    try:
+        value, idx = scan(text, idx)
+    except StopIteration:
+        raise ValueError(f"Expecting value: char {idx}") from None
+    idx = _skip_space(text, idx)
+    if idx != len(text):
+        raise ValueError(f"Extra data: char {idx}")
+    return value
+
+
+_encoder = None
+
+
+def json_dumps(value):
+    """Strict ASCII JSON of a value made of dict/list/str/int/float/bool/None.
+
+    The value must already be plain (see plain_result): the encoder has no
+    circular-reference check, no `default` and refuses NaN.
+    """
+    global _encoder
+    if _encoder is None:
+        try:
+            from _json import encode_basestring_ascii, make_encoder
+
+            _encoder = make_encoder(
+                None, None, encode_basestring_ascii, None, ":", ",", False, False, False
+            )
+        except (ImportError, TypeError):
+            import json
+
+            _encoder = json.JSONEncoder(
+                separators=(",", ":"), ensure_ascii=True, allow_nan=False
+            ).iterencode
+    return "".join(_encoder(value, 0))
+
+
+class _IntDigits:
+    """Lifts the int<->str digit limit (3.11+, and 3.9.14+/3.10.7+).
+
+    Requests and results may carry integers of any size; the code itself runs
+    with the interpreter's limit.
+    """
+
+    _get = getattr(sys, "get_int_max_str_digits", None)
+    _set = getattr(sys, "set_int_max_str_digits", None)
+
+    def __enter__(self):
+        self.saved = self._get() if self._get else None
+        if self.saved:
+            self._set(0)
+
+    def __exit__(self, *exc):
+        if self.saved:
+            self._set(self.saved)
+
+
+# ---- output helpers ------------------------------------------------------
+
+
+def write_all(fd, data):
+    """Writes all of data to fd; a closed or broken descriptor is ignored."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = posix.write(fd, view)
+        except OSError:  # EPIPE, EBADF: nobody to tell
+            return
+        view = view[n:]
+
+
+def write_stderr(text):
+    """Diagnostics go to fd 2 directly (whatever sys.stderr has become)."""
+    for stream in (sys.stderr, sys.stdout):  # keep the code's output in order
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    write_all(2, text.encode("utf-8", "backslashreplace"))
+
+
+def one_line(text):
+    if "\n" in text or "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return text[:MAX_ERROR_CHARS]
+
+
+def describe(exc):
+    """The reference's "<Type>: <message>" for an exception, one line."""
+    name = type(exc).__name__
+    try:
+        text = f"{name}: {exc}"
+    except BaseException:
+        text = f"{name}: <exception str() failed>"
+    return one_line(text)
+
+
+def encode_message(kind, ok, exit_code, error, value_text):
+    header = {"ok": ok, "exit_code": exit_code, "error": error, "kind": kind}
+    with _IntDigits():
+        header_bytes = json_dumps(header).encode("ascii")
+    status = exit_code if 0 <= exit_code <= 255 else 1
+    return header_bytes, value_text.encode("ascii"), status
+
+
+def worker_error(why):
+    return encode_message("worker_error", False, 1, one_line(f"WorkerError: {why}"), "null")
+
+
+# ---- tracebacks (error paths only) ---------------------------------------
+
+
+def register_source(source):
+    """Lets traceback show the code's lines for <user_code> frames."""
+    import linecache
+
+    # mtime None: checkcache() leaves the entry alone.
+    linecache.cache[USER_FILENAME] = (
+        len(source),
+        None,
+        source.splitlines(True),
+        USER_FILENAME,
+    )
+
+
+def format_user_traceback(exc, source):
+    """Python's traceback text for exc, with only <user_code> frames.
+
+    Chained exceptions (__cause__/__context__) and exception groups are
+    filtered the same way.
+    """
+    import traceback
+
+    register_source(source)
+    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    seen = set()
+    todo = [te]
+    while todo:
+        t = todo.pop()
+        if t is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        t.stack[:] = [f for f in t.stack if f.filename == USER_FILENAME]
+        todo.append(t.__cause__)
+        todo.append(t.__context__)
+        todo.extend(getattr(t, "exceptions", None) or ())
+    return "".join(te.format())
+
+
+def print_user_traceback(exc, source):
+    try:
+        text = format_user_traceback(exc, source)
+    except MemoryError:
+        raise
+    except BaseException:  # a hostile exception object: say what we can
+        text = describe(exc) + "\n"
+    write_stderr(text)
+
+
+def involves_memory_error(exc):
+    """True if exc, its chain or a member of an exception group is a MemoryError."""
+    seen = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, MemoryError):
+            return True
+        todo.append(e.__cause__)
+        todo.append(e.__context__)
+        members = getattr(e, "exceptions", None)
+        if type(members) is tuple:
+            todo.extend(m for m in members if isinstance(m, BaseException))
+    return False
+
+
+# ---- request -------------------------------------------------------------
+
+
+def read_request(fd=0):
+    """Reads fd to EOF and parses it; raises RequestError."""
+    chunks = []
+    while True:
+        chunk = posix.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    try:
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RequestError(f"request is not valid UTF-8 ({e.reason} at byte {e.start})")
+    try:
+        with _IntDigits():
+            request = json_loads(text)
+    except MemoryError:
+        raise
+    except Exception as e:  # JSONDecodeError, ValueError, RecursionError
+        raise RequestError(f"request is not valid JSON: {describe(e)}")
+    return request
+
+
+def _string_list(value, what):
+    if type(value) is not list or any(type(v) is not str for v in value):
+        raise RequestError(f"{what} must be a list of strings")
+    return value
+
+
+def check_request(request):
+    """Validates a parsed request; returns (code, input_data, policy, sys_path)."""
+    if type(request) is not dict:
+        raise RequestError("request must be a JSON object")
+    if "code" not in request:
+        raise RequestError("request has no 'code'")
+    code = request["code"]
+    if type(code) is not str:
+        raise RequestError("'code' must be a string")
+    input_data = request.get("input_data", {})
+    sys_path = _string_list(request.get("sys_path", []), "'sys_path'")
+
+    given = request.get("policy", {})
+    if type(given) is not dict:
+        raise RequestError("'policy' must be an object")
+    policy = dict(DEFAULT_POLICY)
+    policy.update(given)  # unknown members are ignored below
+    if policy["mode"] not in ("restrict", "allow"):
+        raise RequestError("policy.mode must be 'restrict' or 'allow'")
+    for name in POLICY_LISTS:
+        _string_list(policy[name], f"policy.{name}")
+    if type(policy["extra_globals"]) is not dict:
+        raise RequestError("policy.extra_globals must be an object")
+    return code, input_data, policy, sys_path
+
+
+def extend_sys_path(dirs):
+    for d in dirs:
+        try:
+            is_dir = (posix.stat(d).st_mode & 0o170000) == 0o040000
+        except (OSError, ValueError):
+            continue
+        if is_dir and d not in sys.path:
+            sys.path.append(d)
+
+
+# ---- policy --------------------------------------------------------------
+
+
+def make_import_hook(policy, real_import=builtins.__import__):
+    """The reference's guarded __import__: checks the root of the name."""
+    allow_mode = policy["mode"] == "allow"
+    allowed = frozenset(policy["allowed_imports"])
+    blocked = frozenset(policy["blocked_imports"])
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if type(name) is not str and isinstance(name, str):
+            name = str.__str__(name)  # no overridden str methods below
+        if type(name) is str:
+            if name == "importlib" or name.startswith("importlib."):
+                raise ImportError("Import 'importlib' is blocked by policy")
+            root = name.partition(".")[0]
+            if allow_mode:
+                if root not in allowed:
+                    raise ImportError(f"Import '{name}' is not allowed by policy")
+            elif root in blocked:
+                raise ImportError(f"Import '{name}' is blocked by policy")
+        return real_import(name, globals, locals, fromlist, level)
+
+    return guarded_import
+
+
+class _Quitter:
+    """exit()/quit() as `site` defines them (absent under -S)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() or Ctrl-D (i.e. EOF) to exit"
+
+    def __call__(self, code=None):
+        try:
+            sys.stdin.close()
+        except BaseException:
+            pass
+        raise SystemExit(code)
+
+
+def make_builtins(policy):
+    """The code's __builtins__: restrict drops the blocked names, allow keeps
+    only the listed ones (plus __build_class__ for `class`)."""
+    available = dict(builtins.__dict__)
+    available["exit"] = _Quitter("exit")
+    available["quit"] = _Quitter("quit")
+    if policy["mode"] == "allow":
+        safe = {n: available[n] for n in policy["allowed_builtins"] if n in available}
+        safe["__build_class__"] = available["__build_class__"]
+    else:
+        safe = available
+        for name in policy["blocked_builtins"]:
+            safe.pop(name, None)
+    safe["__import__"] = make_import_hook(policy)
+    return safe
+
+
+def make_globals(user_builtins, input_data, policy):
+    """A fresh __main__ module for the code; returns (module, its __dict__)."""
+    module = type(sys)("__main__")  # types.ModuleType without importing types
+    g = module.__dict__
+    g["__builtins__"] = user_builtins
+    g["input_data"] = input_data
+    g["result"] = None
+
+    if policy["mode"] == "allow":
+        allowed = frozenset(policy["allowed_globals"])
+
+        def passes(key):
+            return key in allowed
+
+    else:
+        blocked = frozenset(policy["blocked_globals"])
+
+        def passes(key):
+            return key not in blocked
+
+    for key, value in policy["extra_globals"].items():
+        if key not in PROTECTED_GLOBALS and passes(key):
+            g[key] = value
+    if type(input_data) is dict:
+        for key, value in input_data.items():
+            if (
+                key.isidentifier()
+                and not key.startswith("_")
+                and key not in RESERVED_GLOBALS
+                and passes(key)
+                and key not in g
+            ):
+                g[key] = value
+    return module, g
+
+
+# ---- result conversion ---------------------------------------------------
+
+
+class _Circular(Exception):
+    pass
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _plain_key(key):
+    """A dict key as json.dumps stringifies it; other keys become str(key)."""
+    if isinstance(key, str):
+        return key if type(key) is str else str(key)
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return _plain_float(key)
+    return str(key)
+
+
+def _plain_float(value):
+    if value != value:
+        return "NaN"
+    if value == float("inf"):
+        return "Infinity"
+    if value == float("-inf"):
+        return "-Infinity"
+    return float(value) if type(value) is not float else value
+
+
+def _plain(value, active, depth):
+    """value as dict(str keys)/list/str/int/float/bool/None (SPEC §1)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return _plain_float(value)
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= MAX_RESULT_DEPTH:
+            raise _TooDeep
+        key = id(value)
+        if key in active:
+            raise _Circular
+        active.add(key)
+        depth += 1
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                k = _plain_key(k)
+                t = type(v)
+                out[k] = v if t is str or t is int or t is bool or v is None else _plain(v, active, depth)
+        else:
+            out = []
+            append = out.append
+            for v in value:
+                t = type(v)
+                append(v if t is str or t is int or t is bool or v is None else _plain(v, active, depth))
+        active.discard(key)
+        return out
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _plain_float(value)
+    return str(value)
+
+
+def convert_result(value):
+    """JSON text of `result`; raises ResultError or MemoryError."""
+    try:
+        with _IntDigits():
+            return json_dumps(_plain(value, set(), 0))
+    except _Circular:
+        raise ResultError("Circular reference detected") from None
+    except _TooDeep:
+        raise ResultError(
+            f"Result nested too deeply (more than {MAX_RESULT_DEPTH} levels)"
+        ) from None
+    except BaseException as e:
+        if involves_memory_error(e):
+            raise MemoryError from None
+        raise ResultError(describe(e)) from e
+
+
+# ---- running the code ----------------------------------------------------
+
+
+def finish_like_interpreter():
+    """What Py_FinalizeEx would do before exiting: join non-daemon threads,
+    run atexit handlers, flush stdio. Nothing here changes the outcome."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            shutdown = getattr(threading, "_shutdown", None)
+            if shutdown is not None:
+                shutdown()
+        except BaseException as e:
+            write_stderr(f"Exception ignored while joining threads: {describe(e)}\n")
+    atexit = sys.modules.get("atexit")  # handlers need `import atexit`
+    if atexit is not None:
+        try:
+            atexit._run_exitfuncs()
+        except BaseException:
+            pass  # atexit printed it (3.9/3.10 also re-raise it)
+    for name in ("stdout", "stderr", "__stdout__", "__stderr__"):
+        stream = getattr(sys, name, None)
+        try:
+            if stream is not None and not getattr(stream, "closed", False):
+                stream.flush()
+        except BaseException as e:
+            write_stderr(f"Exception ignored while flushing sys.{name}: {describe(e)}\n")
+
+
+def execute(code_obj, g):
+    """Runs the code; returns the exception it ended with, or None."""
+    try:
+        exec(code_obj, g)
+    except BaseException as e:
+        return e
+    return None
+
+
+def system_exit_outcome(exc):
+    """(kind, ok, exit_code, error) for SystemExit, as the interpreter exits."""
+    code = exc.code
+    if code is None:
+        return "system_exit", True, 0, None
+    if isinstance(code, int):
+        n = int(code)  # sys.exit(True) exits 1
+        if n == 0:
+            return "system_exit", True, 0, None
+        return "system_exit", False, n, one_line(f"SystemExit: {code}")
+    try:
+        text = str(code)
+    except BaseException:
+        text = "<exception str() failed>"
+    write_stderr(text + "\n")
+    return "system_exit", False, 1, one_line(f"SystemExit: {text}")
+
+
+def release(module, g):
+    """Drops the code's objects (memory_error path: make room to report)."""
+    if sys.modules.get("__main__") is module:
+        del sys.modules["__main__"]
+    g.clear()
+
+
+def run_request(request):
+    """Does all the work for one parsed request (no fd 3 plumbing).
+
+    Returns (header bytes, value bytes, exit status). Raises MemoryError
+    only if memory runs out outside the code (the caller then reports
+    MEMORY_ERROR_HEADER).
+    """
+    try:
+        code, input_data, policy, sys_path = check_request(request)
+    except RequestError as e:
+        return worker_error(e)
+    extend_sys_path(sys_path)
+    user_builtins = make_builtins(policy)
+
+    try:
+        code_obj = compile(code, USER_FILENAME, "exec", dont_inherit=True)
+    except MemoryError:
+        return MEMORY_ERROR_HEADER, NULL_VALUE, MEMORY_ERROR_STATUS
+    except Exception as e:  # SyntaxError & co; ValueError for NUL bytes (<3.12)
+        import traceback
+
+        write_stderr("".join(traceback.format_exception_only(type(e), e)))
+        return encode_message("syntax_error", False, 1, describe(e), "null")
+
+    module, g = make_globals(user_builtins, input_data, policy)
+    del request, input_data, user_builtins
+    sys.argv = [USER_FILENAME]
+    sys.modules["__main__"] = module
+    recursion_limit = sys.getrecursionlimit()
+
+    exc = execute(code_obj, g)
+
+    sys.setrecursionlimit(recursion_limit)  # the code may have lowered it
+    if exc is None:
+        kind, ok, exit_code, error = "ok", True, 0, None
+    elif isinstance(exc, SystemExit):
+        kind, ok, exit_code, error = system_exit_outcome(exc)
+    elif involves_memory_error(exc):
+        try:  # the traceback may not fit: then the report goes without it
+            text = format_user_traceback(exc, code)
+        except BaseException:
+            text = ""
+        exc = None  # the traceback holds the code's frames
+        release(module, g)
+        write_stderr(text)
+        finish_like_interpreter()
+        return MEMORY_ERROR_HEADER, NULL_VALUE, MEMORY_ERROR_STATUS
+    else:
+        print_user_traceback(exc, code)
+        kind, ok, exit_code, error = "exception", False, 1, describe(exc)
+    exc = None
+
+    finish_like_interpreter()
+
+    value_text = "null"
+    if kind == "ok" or kind == "system_exit":
+        try:
+            value_text = convert_result(g.get("result"))
+        except MemoryError:
+            release(module, g)
+            return MEMORY_ERROR_HEADER, NULL_VALUE, MEMORY_ERROR_STATUS
+        except ResultError as e:
+            cause = e.__cause__
+            if cause is not None:
+                print_user_traceback(cause, code)
+            message = f"ResultError: {e}"
+            if ok:
+                kind, ok, exit_code, error = "result_error", False, 1, one_line(message)
+            else:
+                write_stderr(one_line(message) + "\n")
+    return encode_message(kind, ok, exit_code, error, value_text)
+
+
+# ---- one-shot mode -------------------------------------------------------
+
+
+def main():
+    worker_pid = posix.getpid()
+    try:
+        posix.set_inheritable(RESULT_FD, False)  # subprocesses must not get it
+    except OSError:
+        pass  # no fd 3: the run still happens, the report is lost
+    try:
+        try:
+            header, value, status = run_request(read_request(0))
+        except RequestError as e:
+            header, value, status = worker_error(e)
+    except MemoryError:
+        header, value, status = MEMORY_ERROR_HEADER, NULL_VALUE, MEMORY_ERROR_STATUS
+    except BaseException as e:  # a bug in the worker
+        try:
+            import traceback
+
+            write_stderr("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            header, value, status = worker_error(f"internal error: {describe(e)}")
+        except BaseException:
+            header = (
+                b'{"ok":false,"exit_code":1,"error":"WorkerError: internal error",'
+                b'"kind":"worker_error"}'
+            )
+            value, status = NULL_VALUE, 1
+    # A child forked by the code that came back here exits as the
+    # interpreter would; only the original process reports.
+    if posix.getpid() == worker_pid:
+        write_all(RESULT_FD, header + b"\n")
+        write_all(RESULT_FD, value)
+    posix._exit(status)
+
+
+if __name__ == "__main__":
+    main()
