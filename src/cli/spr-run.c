@@ -66,7 +66,13 @@ struct options {
 	bool allow_degraded;
 	bool json;
 	const char *file;
-	char overrides[512]; /* JSON object text of the limit flags */
+	/* The limit flags, applied one by one after the policy file so an
+	 * error can name the flag. */
+	struct override {
+		const char *flag, *value;
+		char json[96];
+	} overrides[8];
+	size_t noverrides;
 };
 
 /* A flag's value must be a plain decimal number: checked here so the
@@ -91,9 +97,22 @@ static void add_override(struct options *o, const char *flag, const char *field,
 		if (strtod(num, NULL) == d)
 			break;
 	}
-	size_t len = strlen(o->overrides);
-	snprintf(o->overrides + len, sizeof(o->overrides) - len, "%s\"%s\":%s",
-		 len ? "," : "", field, num);
+	if (o->noverrides == sizeof(o->overrides) / sizeof(*o->overrides))
+		usage_error("too many limit flags");
+	struct override *ov = &o->overrides[o->noverrides++];
+	ov->flag = flag;
+	ov->value = value;
+	snprintf(ov->json, sizeof(ov->json), "{\"%s\":%s}", field, num);
+}
+
+/* "policy:1:20: 'x' must be..." -> "'x' must be...": the position is in
+ * JSON the user never wrote. */
+static const char *without_position(const char *msg)
+{
+	const char *p = strncmp(msg, "policy:", 7) ? NULL : msg + 7;
+	if (p && (p = strchr(p, ':')) && (p = strchr(p + 1, ':')) && p[1] == ' ')
+		return p + 2;
+	return msg;
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -279,25 +298,28 @@ int main(int argc, char **argv)
 	struct options o = {.engine = "local"};
 	parse_args(argc, argv, &o);
 
+	spr_error *err = NULL;
+	spr_policy *policy = NULL;
+	int rc = o.policy_file ? spr_policy_load_file(o.policy_file, &policy, &err)
+			       : spr_policy_new(&policy, &err);
+	if (rc < 0) {
+		fprintf(stderr, "spr-run: %s\n", err->message);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < o.noverrides; i++) {
+		const struct override *ov = &o.overrides[i];
+		if (spr_policy_update_json(policy, ov->json, strlen(ov->json), &err) < 0) {
+			fprintf(stderr, "spr-run: %s %s: %s\n%s\n", ov->flag, ov->value,
+				without_position(err->message), usage_line);
+			return EXIT_USAGE;
+		}
+	}
+
 	size_t code_len = 0, input_len = 0;
 	char *code = read_all(o.file, &code_len, "cannot read");
 	char *input = NULL;
 	if (o.input && o.input[0] == '@')
 		input = read_all(o.input + 1, &input_len, "--input: cannot read");
-
-	spr_error *err = NULL;
-	spr_policy *policy = NULL;
-	int rc = o.policy_file ? spr_policy_load_file(o.policy_file, &policy, &err)
-			       : spr_policy_new(&policy, &err);
-	if (rc == 0 && o.overrides[0]) {
-		char json[600];
-		snprintf(json, sizeof(json), "{%s}", o.overrides);
-		rc = spr_policy_update_json(policy, json, strlen(json), &err);
-	}
-	if (rc < 0) {
-		fprintf(stderr, "spr-run: %s\n", err->message);
-		return EXIT_USAGE;
-	}
 
 	if (!strcmp(o.engine, "docker")) {
 		spr_error unavailable = {

@@ -366,14 +366,12 @@ static int peek(const struct parser *p)
 	return p->pos < p->len ? (unsigned char)p->text[p->pos] : -1;
 }
 
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
 static void skip_ws(struct parser *p)
 {
-	while (p->pos < p->len) {
-		char c = p->text[p->pos];
-		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-			break;
+	while (p->pos < p->len && is_ws(p->text[p->pos]))
 		p->pos++;
-	}
 }
 
 static int enter(struct parser *p, size_t open)
@@ -458,7 +456,7 @@ static int lone_surrogate(struct parser *p, size_t at, unsigned cp)
 /* \uXXXX, with p->pos after the 'u'; a surrogate pair is two escapes. */
 static int parse_unicode_escape(struct parser *p, size_t open, size_t at)
 {
-	unsigned cp;
+	unsigned cp = 0;
 	if (read_hex4(p, open, &cp) < 0)
 		return -1;
 	if (cp >= 0xDC00 && cp <= 0xDFFF)
@@ -468,7 +466,7 @@ static int parse_unicode_escape(struct parser *p, size_t open, size_t at)
 		if (p->len - next < 2 || p->text[next] != '\\' || p->text[next + 1] != 'u')
 			return lone_surrogate(p, at, cp);
 		p->pos += 2;
-		unsigned lo;
+		unsigned lo = 0;
 		if (read_hex4(p, open, &lo) < 0)
 			return -1;
 		if (lo < 0xDC00 || lo > 0xDFFF) {
@@ -499,6 +497,11 @@ static int parse_escape(struct parser *p, size_t open)
 	}
 	if (e == 'u')
 		return parse_unicode_escape(p, open, at);
+	if (e > 0x20 && e < 0x7F)
+		return fail_at(p, at,
+			       "invalid escape '\\%c' in a string (valid escapes: \\\" \\\\ \\/ "
+			       "\\b \\f \\n \\r \\t \\uXXXX)",
+			       e);
 	return fail_at(p, at,
 		       "invalid escape '\\' followed by %s in a string (valid escapes: \\\" \\\\ \\/ "
 		       "\\b \\f \\n \\r \\t \\uXXXX)",
@@ -1035,11 +1038,11 @@ static size_t string_end(const char *json, size_t len, size_t i)
 	return len;
 }
 
-static size_t skip_ws_at(const char *json, size_t len, size_t i)
+/* Token boundaries for the pretty printer; everything else is copied. */
+static bool is_pretty_special(char c)
 {
-	while (i < len && strchr(" \t\r\n", json[i]) && json[i])
-		i++;
-	return i;
+	return is_ws(c) || c == '"' || c == '{' || c == '}' || c == '[' || c == ']' || c == ',' ||
+	       c == ':';
 }
 
 void spr_json_pretty(spr_buf *out, const char *json, size_t len)
@@ -1062,7 +1065,9 @@ void spr_json_pretty(spr_buf *out, const char *json, size_t len)
 		}
 		case '{':
 		case '[': {
-			size_t next = skip_ws_at(json, len, i + 1);
+			size_t next = i + 1;
+			while (next < len && is_ws(json[next]))
+				next++;
 			spr_buf_putc(out, c);
 			if (next < len && json[next] == (c == '{' ? '}' : ']')) {
 				spr_buf_putc(out, json[next]);
@@ -1092,7 +1097,7 @@ void spr_json_pretty(spr_buf *out, const char *json, size_t len)
 			break;
 		default: {
 			size_t end = i + 1;
-			while (end < len && !strchr(" \t\r\n\"{}[],:", json[end]))
+			while (end < len && !is_pretty_special(json[end]))
 				end++;
 			spr_buf_append(out, json + i, end - i);
 			i = end;

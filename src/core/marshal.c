@@ -90,7 +90,11 @@ static void parse_worker_msg(const char *msg, size_t len, struct worker_header *
 
 void spr_format_seconds(char *buf, size_t size, double seconds)
 {
-	/* Shortest of %.{1..17}g that reads back exactly: 5 -> "5", 0.1 -> "0.1". */
+	if (seconds == (double)(long long)seconds && seconds < 1e15) {
+		snprintf(buf, size, "%lld", (long long)seconds);
+		return;
+	}
+	/* Shortest of %.{1..17}g that reads back exactly: 0.1 -> "0.1". */
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, size, "%.*g", prec, seconds);
 		if (strtod(buf, NULL) == seconds)

@@ -11,6 +11,8 @@ struct spr_python_info {
 	char *base_prefix; /* sys.base_prefix: where the stdlib lives */
 	char *prefix;	   /* sys.prefix (a venv's root when in one) */
 	char *version;	   /* "3.11.2" */
+	char *executable;  /* realpath of sys.executable: argv[0] of every run (a
+			      pyenv shim resolves to the real interpreter) */
 	char *sys_path_json; /* JSON array: site-packages the code may import */
 };
 
@@ -19,7 +21,12 @@ struct spr_local_engine {
 	struct spr_python_info python;
 	char *sandbox_path; /* .../libexec/spr/spr-sandbox */
 	char *worker_path;  /* .../libexec/spr/spr_worker.py */
+	char *worker_run_path; /* what the interpreter runs: a cached .pyc for this
+				  interpreter when it could be made, else worker_path */
 	bool allow_degraded;
+	char *seccomp_b64; /* the compiled filter, ready for the plan */
+	uid_t outside_uid; /* what the sandbox user is outside */
+	gid_t outside_gid;
 };
 
 SPR_HIDDEN int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,

@@ -10,8 +10,10 @@
 #include <sys/wait.h>
 
 #include "json.h"
+#include "namespace/layout.h"
 #include "namespace/local_engine.h"
 #include "namespace/sandbox.h"
+#include "policy/seccomp.h"
 #include "proc.h"
 
 /* How long the helper may take to start the worker, how long it may take
@@ -41,6 +43,7 @@ struct local_run {
 
 	struct spr_run_facts facts;
 	spr_error *infra;
+	char *isolation; /* from the helper's "started" event */
 };
 
 static void local_run_free(struct local_run *r)
@@ -55,12 +58,39 @@ static void local_run_free(struct local_run *r)
 	spr_buf_free(&r->result.buf);
 	spr_buf_free(&r->request_text);
 	spr_error_free(r->infra);
+	free(r->isolation);
 }
 
+/* What a run that never started had: nothing. */
 static const char isolation_none[] =
 	"{\"engine\":\"local\",\"userns\":false,\"pidns\":false,\"netns\":false,"
-	"\"mountns\":false,\"seccomp\":\"none\",\"landlock\":false,\"cgroup\":\"none\","
-	"\"memory\":\"rlimit\"}";
+	"\"mountns\":false,\"network\":\"host\",\"seccomp\":\"none\",\"landlock\":false,"
+	"\"cgroup\":\"none\",\"memory\":\"rlimit\",\"degraded\":true}";
+
+/* isolation (SPEC §3) says exactly what the helper applied. */
+static char *isolation_json(const cJSON *started)
+{
+	bool ns = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "namespaces"));
+	bool shared = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "network_shared"));
+	bool seccomp = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "seccomp"));
+	const cJSON *abi = cJSON_GetObjectItemCaseSensitive(started, "landlock_abi");
+	int landlock = cJSON_IsNumber(abi) ? abi->valueint : 0;
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "engine", "local");
+	cJSON_AddBoolToObject(o, "userns", ns);
+	cJSON_AddBoolToObject(o, "pidns", ns);
+	cJSON_AddBoolToObject(o, "netns", ns && !shared);
+	cJSON_AddBoolToObject(o, "mountns", ns);
+	cJSON_AddStringToObject(o, "network", shared ? "host" : "loopback");
+	cJSON_AddStringToObject(o, "seccomp", seccomp ? SPR_SECCOMP_PROFILE : "none");
+	cJSON_AddBoolToObject(o, "landlock", landlock > 0);
+	if (landlock > 0)
+		cJSON_AddNumberToObject(o, "landlock_abi", landlock);
+	cJSON_AddStringToObject(o, "cgroup", "none");
+	cJSON_AddStringToObject(o, "memory", "rlimit");
+	cJSON_AddBoolToObject(o, "degraded", !ns || !seccomp);
+	return cJSON_PrintUnformatted(o);
+}
 
 /* ---- the helper's plan --------------------------------------------------- */
 
@@ -72,15 +102,21 @@ static void add_rlimit(cJSON *limits, const char *name, double soft, double hard
 	cJSON_AddItemToObject(limits, name, pair);
 }
 
-static char *sandbox_plan(const struct local_run *r)
+static char *sandbox_plan(const struct local_run *r, spr_error **err)
 {
 	const struct spr_local_engine *le = r->engine;
 	const struct spr_limits *l = &r->plan->limits;
 	_cleanup_cjson_ cJSON *p = cJSON_CreateObject();
 	if (!p)
 		return NULL;
-	const char *argv[] = {le->python.path, "-I", "-S", "-B", "-u", "-X", "utf8",
-			      le->worker_path};
+	/* The worker's path differs inside the namespaces; the degraded mode
+	 * runs the host path. */
+	_cleanup_free_ char *inside = spr_layout_worker_inside(le->worker_run_path);
+	if (!inside) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	const char *argv[] = {le->python.executable, "-I", "-S", "-B", "-u", "-X", "utf8", inside};
 	cJSON *a = cJSON_AddArrayToObject(p, "argv");
 	for (size_t i = 0; a && i < ARRAY_SIZE(argv); i++)
 		cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
@@ -118,6 +154,27 @@ static char *sandbox_plan(const struct local_run *r)
 	}
 	const char *tmpdir = getenv("TMPDIR");
 	cJSON_AddStringToObject(p, "workdir_parent", tmpdir && *tmpdir == '/' ? tmpdir : "/tmp");
+	cJSON_AddBoolToObject(p, "allow_degraded", le->allow_degraded);
+	cJSON_AddStringToObject(p, "seccomp_bpf", le->seccomp_b64);
+
+	struct spr_layout_input in = {
+		.python_executable = le->python.executable,
+		.python_base_prefix = le->python.base_prefix,
+		.python_prefix = le->python.prefix,
+		.worker_path = le->worker_run_path,
+		.network = r->plan->network,
+		.tmp_bytes = l->tmp_bytes,
+		.outside_uid = le->outside_uid,
+		.outside_gid = le->outside_gid,
+		.caller_is_root = geteuid() == 0,
+	};
+	cJSON *layout = spr_layout_build(&in, err);
+	if (!layout)
+		return NULL;
+	cJSON *degraded = cJSON_DetachItemFromObjectCaseSensitive(layout, "degraded");
+	cJSON_AddStringToObject(degraded, "worker", le->worker_run_path);
+	cJSON_AddItemToObject(p, "degraded", degraded);
+	cJSON_AddItemToObject(p, "sandbox", layout);
 	return spr_json_print(p);
 }
 
@@ -173,9 +230,9 @@ static int start_helper(struct local_run *r, spr_error **err)
 	if (rc < 0)
 		return -1;
 
-	_cleanup_free_ char *plan = sandbox_plan(r);
+	_cleanup_free_ char *plan = sandbox_plan(r, err);
 	if (!plan)
-		return spr_fail_oom(err);
+		return err && *err ? -1 : spr_fail_oom(err);
 	if (send(r->ctrl, plan, strlen(plan), MSG_NOSIGNAL) < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "sending the plan to spr-sandbox");
 	return 0;
@@ -218,6 +275,8 @@ static void on_ctrl_message(struct local_run *r, const char *msg, size_t len)
 		return;
 	if (!strcmp(event->valuestring, "started")) {
 		r->started = true;
+		free(r->isolation);
+		r->isolation = isolation_json(m);
 		r->run_deadline = spr_now_ms() + r->plan->limits.timeout_ms;
 	} else if (!strcmp(event->valuestring, "exit")) {
 		on_exit_event(r, m);
@@ -363,7 +422,7 @@ static int collect(struct local_run *r, struct spr_result **out, spr_error **err
 		f->duration_ms = spr_now_ms() - r->t0;
 	if (!r->exited)
 		f->memory_peak_kb = -1;
-	f->isolation_json = isolation_none;
+	f->isolation_json = r->isolation ? r->isolation : isolation_none;
 	return spr_marshal(f, out, err);
 }
 

@@ -1,44 +1,55 @@
-/* spr-sandbox: sets up one run, supervises it, kills what is left of it,
- * and reports to the host over the control socket. The setup sequence in
- * spr_sandbox_main() is the checklist; each step is a small function. */
+/* spr-sandbox's monitor: reads the plan, starts the run (init in fresh
+ * namespaces, or — degraded — the worker directly), tells the host what
+ * was applied, kills the run on request, and reports how it ended. The
+ * checklist is spr_sandbox_main() at the bottom. */
 #include "namespace/sandbox.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sched.h>
 #include <poll.h>
-#include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "base64.h"
 #include "json.h"
+#include "namespace/sandbox_internal.h"
 
-struct rlimit_setting {
-	int resource;
-	const char *name;   /* in the plan */
-	bool set;
-	struct rlimit value;
+struct applied {
+	bool namespaces, network_shared;
+	int landlock_abi;
+	bool seccomp;
 };
 
 struct sandbox {
 	pid_t parent;
 	cJSON *plan;
-	char **argv;  /* point into plan */
-	char **envp;
-	struct rlimit_setting limits[6];
+	const cJSON *layout; /* plan.sandbox: NULL means "no namespaces wanted" */
+	bool allow_degraded;
+	char **argv, **envp;
+	struct spr_rlimit_setting limits[SPR_NLIMITS];
+	spr_buf bpf;
+	cJSON *degraded_write; /* Landlock write list incl. the run directory */
 	char workdir[PATH_MAX];
 	char env_home[PATH_MAX + 8], env_tmpdir[PATH_MAX + 8];
 	int sigfd;
-	pid_t worker;
+	sigset_t saved_mask;
+	pid_t child;	/* init (namespaces) or the worker (degraded) */
+	int report_fd;	/* init's reports, -1 in degraded mode */
+	spr_buf report;
 	bool have_status;
 	int status;
+	long maxrss_kb;
+	struct applied applied;
 };
 
-/* ---- reporting ------------------------------------------------------- */
+/* ---- talking to the host ------------------------------------------------- */
 
 static void send_json(cJSON *msg)
 {
@@ -59,54 +70,36 @@ static void report_error(const spr_error *err)
 	send_json(m);
 }
 
-static void report_started(pid_t pid)
+static void report_started(const struct sandbox *sb)
 {
+	const struct applied *a = &sb->applied;
 	cJSON *m = cJSON_CreateObject();
 	cJSON_AddStringToObject(m, "event", "started");
-	cJSON_AddNumberToObject(m, "pid", pid);
+	cJSON_AddNumberToObject(m, "pid", sb->child);
+	cJSON_AddBoolToObject(m, "namespaces", a->namespaces);
+	cJSON_AddBoolToObject(m, "network_shared", a->network_shared);
+	cJSON_AddNumberToObject(m, "landlock_abi", a->landlock_abi);
+	cJSON_AddBoolToObject(m, "seccomp", a->seccomp);
 	send_json(m);
 }
 
 static void report_exit(const struct sandbox *sb)
 {
-	struct rusage ru = {0};
-	getrusage(RUSAGE_CHILDREN, &ru);
+	long maxrss = sb->maxrss_kb;
+	if (!maxrss) {
+		struct rusage ru = {0};
+		getrusage(RUSAGE_CHILDREN, &ru);
+		maxrss = ru.ru_maxrss;
+	}
 	cJSON *m = cJSON_CreateObject();
 	cJSON_AddStringToObject(m, "event", "exit");
 	cJSON_AddNumberToObject(m, "status", sb->have_status ? sb->status : -1);
-	cJSON_AddNumberToObject(m, "maxrss_kb", (double)ru.ru_maxrss);
-	cJSON_AddNumberToObject(m, "utime_us",
-				(double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec);
-	cJSON_AddNumberToObject(m, "stime_us",
-				(double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec);
+	cJSON_AddNumberToObject(m, "maxrss_kb", (double)maxrss);
 	send_json(m);
 }
 
-/* ---- setup steps ------------------------------------------------------ */
+/* ---- the plan --------------------------------------------------------------- */
 
-static int check_descriptors(void)
-{
-	for (int fd = 0; fd < SPR_SANDBOX_NFDS; fd++)
-		if (fcntl(fd, F_GETFD) < 0)
-			return -1;
-	/* Anything else the caller leaked to us must not reach the code. */
-	close_range(SPR_SANDBOX_NFDS, ~0U, 0);
-	return 0;
-}
-
-/* If the host dies, so does the run: PDEATHSIG, then a re-check in case
- * the parent died before the prctl took effect. */
-static int die_with_parent(struct sandbox *sb, spr_error **err)
-{
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "prctl(PR_SET_PDEATHSIG)");
-	if (getppid() != sb->parent)
-		return spr_fail(err, SPR_LAYER_SANDBOX, ESRCH, "the calling process has exited");
-	return 0;
-}
-
-/* A NULL-terminated vector of the array's strings, with `spare` free slots
- * before the terminator. */
 static char **string_vector(const cJSON *array, size_t spare)
 {
 	if (!cJSON_IsArray(array))
@@ -131,13 +124,12 @@ static int read_rlimits(struct sandbox *sb, const cJSON *limits, spr_error **err
 	static const struct {
 		int resource;
 		const char *name;
-	} known[] = {
-		{RLIMIT_AS, "as"},	 {RLIMIT_NOFILE, "nofile"}, {RLIMIT_FSIZE, "fsize"},
+	} known[SPR_NLIMITS] = {
+		{RLIMIT_AS, "as"},     {RLIMIT_NOFILE, "nofile"}, {RLIMIT_FSIZE, "fsize"},
 		{RLIMIT_CORE, "core"}, {RLIMIT_NPROC, "nproc"},   {RLIMIT_CPU, "cpu"},
 	};
-	_Static_assert(ARRAY_SIZE(known) == ARRAY_SIZE(((struct sandbox *)0)->limits), "limits");
-	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
-		struct rlimit_setting *s = &sb->limits[i];
+	for (size_t i = 0; i < SPR_NLIMITS; i++) {
+		struct spr_rlimit_setting *s = &sb->limits[i];
 		s->resource = known[i].resource;
 		s->name = known[i].name;
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(limits, known[i].name);
@@ -178,11 +170,53 @@ static int read_plan(struct sandbox *sb, spr_error **err)
 	if (!sb->argv || !sb->argv[0] || !sb->envp)
 		return spr_fail(err, SPR_LAYER_SANDBOX, EINVAL,
 				"plan: 'argv' and 'env' must be arrays of strings");
+	const cJSON *layout = cJSON_GetObjectItemCaseSensitive(sb->plan, "sandbox");
+	sb->layout = cJSON_IsObject(layout) ? layout : NULL;
+	sb->allow_degraded =
+		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb->plan, "allow_degraded"));
+	const cJSON *bpf = cJSON_GetObjectItemCaseSensitive(sb->plan, "seccomp_bpf");
+	if (cJSON_IsString(bpf) &&
+	    spr_base64_decode(&sb->bpf, bpf->valuestring, strlen(bpf->valuestring)) < 0)
+		return spr_fail(err, SPR_LAYER_SECCOMP, EINVAL, "plan: malformed seccomp program");
 	return read_rlimits(sb, cJSON_GetObjectItemCaseSensitive(sb->plan, "rlimits"), err);
 }
 
-/* Orphans of the run (double-forked daemons) are re-parented to us, so
- * the sweep after the run can find and kill them. */
+static void set_env_dirs(struct sandbox *sb, const char *dir)
+{
+	snprintf(sb->env_home, sizeof(sb->env_home), "HOME=%s", dir);
+	snprintf(sb->env_tmpdir, sizeof(sb->env_tmpdir), "TMPDIR=%s", dir);
+	char **end = sb->envp;
+	while (*end)
+		end++;
+	end[0] = sb->env_home;
+	end[1] = sb->env_tmpdir;
+}
+
+/* ---- setup steps shared by both modes ----------------------------------------- */
+
+static int check_descriptors(void)
+{
+	for (int fd = 0; fd < SPR_SANDBOX_NFDS; fd++)
+		if (fcntl(fd, F_GETFD) < 0)
+			return -1;
+	/* Anything else the caller leaked to us must not reach the code. */
+	close_range(SPR_SANDBOX_NFDS, ~0U, 0);
+	return 0;
+}
+
+/* If the host dies, so does the run: PDEATHSIG, then a re-check in case
+ * the parent died before the prctl took effect. */
+static int die_with_parent(struct sandbox *sb, spr_error **err)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "prctl(PR_SET_PDEATHSIG)");
+	if (getppid() != sb->parent)
+		return spr_fail(err, SPR_LAYER_SANDBOX, ESRCH, "the calling process has exited");
+	return 0;
+}
+
+/* Orphans of a degraded run (double-forked daemons) are re-parented to
+ * us, so the sweep can find them; with namespaces, init is that reaper. */
 static int become_subreaper(spr_error **err)
 {
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -190,9 +224,9 @@ static int become_subreaper(spr_error **err)
 	return 0;
 }
 
-/* SIGCHLD tells us the worker ended; SIGTERM/SIGINT/SIGHUP (a terminal's
- * ^C reaches the whole process group) kill the run cleanly. */
-static int watch_signals(struct sandbox *sb, sigset_t *saved, spr_error **err)
+/* SIGCHLD tells us the run ended; SIGTERM/SIGINT/SIGHUP (a terminal's ^C
+ * reaches the whole process group) kill it. */
+static int watch_signals(struct sandbox *sb, spr_error **err)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -200,7 +234,7 @@ static int watch_signals(struct sandbox *sb, sigset_t *saved, spr_error **err)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, saved) < 0)
+	if (sigprocmask(SIG_BLOCK, &set, &sb->saved_mask) < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "sigprocmask");
 	sb->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sb->sigfd < 0)
@@ -208,7 +242,210 @@ static int watch_signals(struct sandbox *sb, sigset_t *saved, spr_error **err)
 	return 0;
 }
 
-/* The run's private working directory (and $HOME, $TMPDIR). */
+static struct spr_worker_spec worker_spec(struct sandbox *sb, const char *workdir)
+{
+	struct spr_worker_spec w = {
+		.argv = sb->argv,
+		.envp = sb->envp,
+		.workdir = workdir,
+		.limits = sb->limits,
+		.bpf = sb->bpf.len ? sb->bpf.data : NULL,
+		.bpf_len = sb->bpf.len,
+		.allow_degraded = sb->allow_degraded,
+		.saved_mask = sb->saved_mask,
+	};
+	return w;
+}
+
+static const cJSON *plan_landlock(const cJSON *from, const char *which)
+{
+	const cJSON *ll = cJSON_GetObjectItemCaseSensitive(from, "landlock");
+	return cJSON_GetObjectItemCaseSensitive(ll, which);
+}
+
+/* ---- with namespaces --------------------------------------------------------- */
+
+static pid_t clone_namespaces(unsigned long flags)
+{
+	struct clone_args args = {.flags = flags, .exit_signal = SIGCHLD};
+	pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+	if (pid < 0 && errno == ENOSYS)
+		pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+	return pid;
+}
+
+static int read_report_line(struct sandbox *sb, char **line)
+{
+	for (;;) {
+		char *nl = sb->report.data ? memchr(sb->report.data, '\n', sb->report.len) : NULL;
+		if (nl) {
+			*nl = '\0';
+			*line = strdup(sb->report.data);
+			size_t rest = sb->report.len - (size_t)(nl + 1 - sb->report.data);
+			memmove(sb->report.data, nl + 1, rest);
+			sb->report.len = rest;
+			sb->report.data[rest] = '\0';
+			return *line ? 1 : -1;
+		}
+		char chunk[1024];
+		ssize_t n = read(sb->report_fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		spr_buf_append(&sb->report, chunk, (size_t)n);
+	}
+}
+
+static int parse_init_error(const char *line, spr_error **err)
+{
+	char layer[32] = "";
+	int errnum = 0, consumed = 0;
+	if (sscanf(line, "error %31s %d %n", layer, &errnum, &consumed) < 2)
+		return spr_fail(err, SPR_LAYER_SANDBOX, EPROTO, "sandbox init: %s", line);
+	spr_layer l = SPR_LAYER_NAMESPACE;
+	for (int i = SPR_LAYER_API; i <= SPR_LAYER_WORKER; i++)
+		if (!strcmp(spr_layer_name((spr_layer)i), layer))
+			l = (spr_layer)i;
+	return spr_fail(err, l, errnum, "%s", line + consumed);
+}
+
+static void kill_and_reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+		;
+}
+
+/* As root, the monitor makes every bind source a detached mount (and sets
+ * its flags there): init runs as the sandbox user and could not traverse,
+ * say, /root to reach a pyenv interpreter or the worker's cache, nor
+ * bind a mount from another namespace. init attaches them with
+ * move_mount. A rootless caller needs none of this: init's identity is
+ * the caller's own. */
+static int open_bind_sources(struct sandbox *sb, spr_error **err)
+{
+	if (geteuid() != 0)
+		return 0;
+	cJSON *op;
+	cJSON_ArrayForEach(op, cJSON_GetObjectItemCaseSensitive(sb->layout, "mounts"))
+	{
+		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(op, "op");
+		const cJSON *src = cJSON_GetObjectItemCaseSensitive(op, "src");
+		const cJSON *flags = cJSON_GetObjectItemCaseSensitive(op, "flags");
+		if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "bind") || !cJSON_IsString(src))
+			continue;
+		int fd = open_tree(AT_FDCWD, src->valuestring,
+				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (fd < 0 && errno == ENOSYS)
+			return 0; /* before Linux 5.2: init binds by path */
+		if (fd < 0)
+			return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+					      "cannot open %s to show it in the sandbox",
+					      src->valuestring);
+		bool dev = cJSON_IsString(flags) && !strcmp(flags->valuestring, "dev");
+		struct mount_attr attr = {
+			.attr_set = dev ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
+					: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+		};
+		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+			close(fd);
+			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "setting flags on %s",
+					      src->valuestring);
+		}
+		cJSON_AddNumberToObject(op, "fd", fd);
+	}
+	return 0;
+}
+
+static void close_bind_sources(struct sandbox *sb)
+{
+	cJSON *op;
+	cJSON_ArrayForEach(op, cJSON_GetObjectItemCaseSensitive(sb->layout, "mounts"))
+	{
+		const cJSON *fd = cJSON_GetObjectItemCaseSensitive(op, "fd");
+		if (cJSON_IsNumber(fd))
+			close(fd->valueint);
+	}
+}
+
+/* Returns 1 when the namespaces could not be created at all (the caller
+ * may degrade), 0 on success, -1 on any other failure. */
+static int start_in_namespaces(struct sandbox *sb, spr_error **err)
+{
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sb->layout, "ids");
+	struct spr_idmap map = {
+		.uid = (uid_t)cJSON_GetObjectItemCaseSensitive(ids, "uid")->valuedouble,
+		.gid = (gid_t)cJSON_GetObjectItemCaseSensitive(ids, "gid")->valuedouble,
+		.outside_uid = (uid_t)cJSON_GetObjectItemCaseSensitive(ids, "outside_uid")->valuedouble,
+		.outside_gid = (gid_t)cJSON_GetObjectItemCaseSensitive(ids, "outside_gid")->valuedouble,
+	};
+	bool network = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb->layout, "network"));
+	unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
+			      CLONE_NEWUTS | CLONE_NEWCGROUP | (network ? 0 : CLONE_NEWNET);
+	int sync[2], rep[2];
+	if (open_bind_sources(sb, err) < 0)
+		return -1;
+	if (pipe2(sync, O_CLOEXEC) < 0)
+		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		close(sync[0]);
+		close(sync[1]);
+		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
+	}
+	set_env_dirs(sb, "/tmp");
+	struct spr_worker_spec w = worker_spec(sb, "/tmp");
+	w.drop_caps = true;
+	w.landlock_read = plan_landlock(sb->layout, "read");
+	w.landlock_write = plan_landlock(sb->layout, "write");
+
+	pid_t pid = clone_namespaces(flags);
+	if (pid == 0) {
+		close(sync[1]);
+		close(rep[0]);
+		struct spr_init_spec spec = {.worker = &w, .layout = sb->layout,
+					     .sync_fd = sync[0], .report_fd = rep[1]};
+		spr_init_main(&spec);
+	}
+	int clone_errno = errno;
+	close_bind_sources(sb);
+	close(sync[0]);
+	close(rep[1]);
+	_cleanup_close_ int go = sync[1];
+	if (pid < 0) {
+		close(rep[0]);
+		spr_userns_explain(clone_errno, err);
+		return 1;
+	}
+	sb->child = pid;
+	sb->report_fd = rep[0];
+	if (spr_userns_write_maps(pid, &map, err) < 0) {
+		kill_and_reap(pid);
+		sb->child = 0;
+		return -1;
+	}
+	if (write(go, "G", 1) != 1) {
+		kill_and_reap(pid);
+		sb->child = 0;
+		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "starting the sandbox init");
+	}
+	_cleanup_free_ char *line = NULL;
+	int rc = read_report_line(sb, &line);
+	int landlock = 0, seccomp = 0;
+	if (rc > 0 && sscanf(line, "started %d %d", &landlock, &seccomp) == 2) {
+		sb->applied = (struct applied){.namespaces = true, .network_shared = network,
+					       .landlock_abi = landlock, .seccomp = seccomp};
+		return 0;
+	}
+	kill_and_reap(pid);
+	sb->child = 0;
+	if (rc > 0)
+		return parse_init_error(line, err);
+	return spr_fail(err, SPR_LAYER_SANDBOX, EPIPE, "the sandbox init exited during setup");
+}
+
+/* ---- degraded: no namespaces ----------------------------------------------------- */
+
 static int make_workdir(struct sandbox *sb, spr_error **err)
 {
 	const cJSON *parent = cJSON_GetObjectItemCaseSensitive(sb->plan, "workdir_parent");
@@ -225,162 +462,145 @@ static int make_workdir(struct sandbox *sb, spr_error **err)
 				      "set TMPDIR)",
 				      dir);
 	}
-	/* The code's $HOME and $TMPDIR: the only place it may write. */
-	snprintf(sb->env_home, sizeof(sb->env_home), "HOME=%s", sb->workdir);
-	snprintf(sb->env_tmpdir, sizeof(sb->env_tmpdir), "TMPDIR=%s", sb->workdir);
-	char **end = sb->envp;
-	while (*end)
-		end++;
-	end[0] = sb->env_home;
-	end[1] = sb->env_tmpdir;
+	set_env_dirs(sb, sb->workdir);
 	return 0;
 }
 
-/* ---- the worker ---------------------------------------------------------- */
-
-enum child_step { STEP_SETSID = 1, STEP_PDEATHSIG, STEP_CHDIR, STEP_RLIMIT, STEP_EXEC };
-
-struct child_failure {
-	int step;
-	int errnum;
-	int detail; /* index into limits for STEP_RLIMIT */
-};
-
-static void child_fail(int fd, int step, int detail)
+static int start_degraded(struct sandbox *sb, spr_error **err)
 {
-	struct child_failure f = {step, errno, detail};
-	ssize_t unused = write(fd, &f, sizeof(f));
-	(void)unused;
-	_exit(127);
-}
-
-/* Runs in the forked child: the last steps before the interpreter. */
-__attribute__((noreturn)) static void exec_worker(struct sandbox *sb, const sigset_t *saved,
-						  int status_fd)
-{
-	if (setsid() < 0)
-		child_fail(status_fd, STEP_SETSID, 0);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fail(status_fd, STEP_PDEATHSIG, 0);
-	if (chdir(sb->workdir) < 0)
-		child_fail(status_fd, STEP_CHDIR, 0);
-	for (size_t i = 0; i < ARRAY_SIZE(sb->limits); i++)
-		if (sb->limits[i].set && setrlimit(sb->limits[i].resource, &sb->limits[i].value) < 0)
-			child_fail(status_fd, STEP_RLIMIT, (int)i);
-	/* Only the four worker descriptors survive exec. */
-	close_range(SPR_FD_CTRL, ~0U, CLOSE_RANGE_CLOEXEC);
-	sigprocmask(SIG_SETMASK, saved, NULL);
-	execve(sb->argv[0], sb->argv, sb->envp);
-	child_fail(status_fd, STEP_EXEC, 0);
-	_exit(127);
-}
-
-static int describe_child_failure(const struct sandbox *sb, const struct child_failure *f,
-				  spr_error **err)
-{
-	errno = f->errnum;
-	switch (f->step) {
-	case STEP_EXEC:
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX,
-				      "cannot execute the interpreter %s (pass an existing "
-				      "interpreter with --python PATH)",
-				      sb->argv[0]);
-	case STEP_RLIMIT: {
-		const struct rlimit_setting *s = &sb->limits[f->detail];
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX,
-				      "setrlimit(%s, %llu) failed (the caller's hard limit is "
-				      "lower? check `ulimit -a`)",
-				      s->name, (unsigned long long)s->value.rlim_max);
+	const cJSON *degraded = cJSON_GetObjectItemCaseSensitive(sb->plan, "degraded");
+	if (make_workdir(sb, err) < 0)
+		return -1;
+	/* The worker by its host path (argv ends with the in-sandbox one). */
+	const cJSON *worker = cJSON_GetObjectItemCaseSensitive(degraded, "worker");
+	if (cJSON_IsString(worker)) {
+		char **last = sb->argv;
+		while (last[1])
+			last++;
+		*last = worker->valuestring;
 	}
-	case STEP_CHDIR:
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chdir(%s)", sb->workdir);
-	case STEP_SETSID:
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "setsid");
-	default:
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "prctl(PR_SET_PDEATHSIG) in the worker");
+	struct spr_worker_spec w = worker_spec(sb, sb->workdir);
+	if (degraded) {
+		const cJSON *run_as = cJSON_GetObjectItemCaseSensitive(degraded, "run_as");
+		if (cJSON_IsObject(run_as)) {
+			/* Root without namespaces: run the code as nobody. */
+			w.become = true;
+			w.uid = (uid_t)cJSON_GetObjectItemCaseSensitive(run_as, "uid")->valuedouble;
+			w.gid = (gid_t)cJSON_GetObjectItemCaseSensitive(run_as, "gid")->valuedouble;
+			if (chown(sb->workdir, w.uid, w.gid) < 0)
+				return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chown %s",
+						      sb->workdir);
+		}
+		sb->degraded_write = cJSON_Duplicate(plan_landlock(degraded, "write"), true);
+		if (!sb->degraded_write)
+			sb->degraded_write = cJSON_CreateArray();
+		cJSON_AddItemToArray(sb->degraded_write, cJSON_CreateString(sb->workdir));
+		w.landlock_read = plan_landlock(degraded, "read");
+		w.landlock_write = sb->degraded_write;
 	}
-}
-
-static int spawn_worker(struct sandbox *sb, const sigset_t *saved, spr_error **err)
-{
 	int status_pipe[2];
 	if (pipe2(status_pipe, O_CLOEXEC) < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
-	_cleanup_close_ int status_rd = status_pipe[0];
-	_cleanup_close_ int status_wr = status_pipe[1];
-
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		close(status_pipe[0]);
+		close(status_pipe[1]);
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "fork");
-	if (pid == 0)
-		exec_worker(sb, saved, status_wr);
-	sb->worker = pid;
-	close(steal_fd(&status_wr));
-
-	/* EOF: exec succeeded (the pipe is close-on-exec). */
-	struct child_failure f;
-	ssize_t n;
-	do
-		n = read(status_rd, &f, sizeof(f));
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)sizeof(f)) {
-		waitpid(pid, NULL, 0);
-		sb->worker = 0;
-		return describe_child_failure(sb, &f, err);
 	}
+	if (pid == 0) {
+		close(status_pipe[0]);
+		spr_worker_exec(&w, status_pipe[1]);
+	}
+	close(status_pipe[1]);
+	sb->child = pid;
+	struct spr_worker_setup setup;
+	int rc = spr_worker_status(status_pipe[0], &setup, err);
+	close(status_pipe[0]);
+	if (rc < 0) {
+		kill_and_reap(pid);
+		sb->child = 0;
+		return -1;
+	}
+	sb->applied = (struct applied){.network_shared = true,
+				       .landlock_abi = setup.landlock_abi,
+				       .seccomp = setup.seccomp};
 	return 0;
 }
 
-/* ---- supervision and the sweep -------------------------------------------- */
+/* ---- supervision -------------------------------------------------------------------- */
 
-static bool reap_worker(struct sandbox *sb, int flags)
+static void on_report(struct sandbox *sb)
+{
+	_cleanup_free_ char *line = NULL;
+	while (sb->report_fd >= 0 && read_report_line(sb, &line) > 0) {
+		int st = -1;
+		long rss = 0;
+		if (sscanf(line, "exit %d %ld", &st, &rss) == 2 && st >= 0) {
+			sb->status = st;
+			sb->have_status = true;
+			sb->maxrss_kb = rss;
+		}
+		free(steal_pointer(&line));
+	}
+}
+
+static bool reap_child(struct sandbox *sb)
 {
 	int st;
 	pid_t r;
 	do
-		r = waitpid(sb->worker, &st, flags | __WALL);
+		r = waitpid(sb->child, &st, WNOHANG | __WALL);
 	while (r < 0 && errno == EINTR);
-	if (r == sb->worker) {
+	if (r != sb->child)
+		return false;
+	if (sb->report_fd >= 0)
+		on_report(sb); /* init's last words: the worker's status */
+	else if (!sb->have_status) {
 		sb->status = st;
 		sb->have_status = true;
-		return true;
 	}
-	return false;
+	sb->child = 0;
+	return true;
 }
 
-/* Waits until the worker exits or the host asks for (or forces) a kill.
- * Returns true when the run must be killed. */
-static bool supervise(struct sandbox *sb)
+/* Waits until the run ends or the host asks for (or forces) a kill. */
+static void supervise(struct sandbox *sb)
 {
-	struct pollfd fds[2] = {
-		{.fd = sb->sigfd, .events = POLLIN},
-		{.fd = SPR_FD_CTRL, .events = POLLIN},
-	};
-	for (;;) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return true;
-		}
+	bool killing = false;
+	while (sb->child > 0) {
+		struct pollfd fds[2] = {
+			{.fd = sb->sigfd, .events = POLLIN},
+			{.fd = killing ? -1 : SPR_FD_CTRL, .events = POLLIN},
+		};
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		bool stop = false;
 		if (fds[0].revents) {
 			struct signalfd_siginfo si;
-			bool stop = false;
 			while (read(sb->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				if (si.ssi_signo != SIGCHLD)
 					stop = true;
-			if (stop)
-				return true;
-			if (reap_worker(sb, WNOHANG))
-				return false;
+			if (reap_child(sb))
+				break;
 		}
 		if (fds[1].revents) {
 			/* Any message ("kill"), EOF or error from the host: stop. */
 			char buf[64];
 			ssize_t n = recv(SPR_FD_CTRL, buf, sizeof(buf), MSG_DONTWAIT);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			return true;
+			if (!(n < 0 && (errno == EAGAIN || errno == EINTR)))
+				stop = true;
 		}
+		if (stop && !killing) {
+			/* SIGKILL to init takes the whole pid namespace with it. */
+			killing = true;
+			kill(sb->child, SIGKILL);
+			if (sb->report_fd < 0)
+				kill(-sb->child, SIGKILL);
+		}
+	}
+	if (killing && !sb->have_status) {
+		sb->status = SIGKILL; /* the run was killed: a SIGKILL wait status */
+		sb->have_status = true;
 	}
 }
 
@@ -426,12 +646,12 @@ static int kill_children(void)
 	return killed;
 }
 
-/* Kills the whole tree: the worker's process group, then every process
- * that ends up as our child, until none is left. */
+/* Nothing the code started survives the run. With namespaces the kernel
+ * already killed the pid namespace; this also covers the degraded mode. */
 static void sweep(struct sandbox *sb)
 {
-	if (sb->worker > 0 && !sb->have_status)
-		kill(-sb->worker, SIGKILL);
+	if (sb->child > 0)
+		kill(-sb->child, SIGKILL);
 	for (;;) {
 		kill_children();
 		int st;
@@ -441,7 +661,7 @@ static void sweep(struct sandbox *sb)
 				continue;
 			break; /* ECHILD: nothing left */
 		}
-		if (r == sb->worker && !sb->have_status) {
+		if (r == sb->child && !sb->have_status) {
 			sb->status = st;
 			sb->have_status = true;
 		}
@@ -462,8 +682,7 @@ static void remove_tree_at(int dirfd)
 			continue;
 		if (unlinkat(dirfd, de->d_name, 0) == 0)
 			continue;
-		int sub = openat(dirfd, de->d_name,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0) {
 			fchmod(sub, 0700);
 			remove_tree_at(sub);
@@ -490,18 +709,37 @@ static void sandbox_free(struct sandbox *sb)
 {
 	remove_workdir(sb);
 	spr_closep(&sb->sigfd);
+	spr_closep(&sb->report_fd);
+	spr_buf_free(&sb->report);
+	spr_buf_free(&sb->bpf);
+	cJSON_Delete(sb->degraded_write);
 	free(sb->argv);
 	free(sb->envp);
 	cJSON_Delete(sb->plan);
 }
 
-/* ---- the checklist --------------------------------------------------------- */
+/* ---- the checklist -------------------------------------------------------------------- */
+
+static int start_run(struct sandbox *sb, spr_error **err)
+{
+	if (sb->layout) {
+		_cleanup_error_ spr_error *ns_err = NULL;
+		int rc = start_in_namespaces(sb, &ns_err);
+		if (rc == 0)
+			return 0;
+		/* Only a refused namespace may degrade, and only when asked. */
+		if (rc < 0 || !sb->allow_degraded) {
+			*err = steal_pointer(&ns_err);
+			return -1;
+		}
+	}
+	return start_degraded(sb, err);
+}
 
 int spr_sandbox_main(int argc, char **argv)
 {
-	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {.sigfd = -1};
+	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {.sigfd = -1, .report_fd = -1};
 	_cleanup_error_ spr_error *err = NULL;
-	sigset_t saved;
 
 	if (check_descriptors() < 0)
 		return 125; /* not started by libspr: nobody to report to */
@@ -512,12 +750,12 @@ int spr_sandbox_main(int argc, char **argv)
 		return 125;
 	}
 	if (die_with_parent(&sb, &err) < 0 || read_plan(&sb, &err) < 0 ||
-	    become_subreaper(&err) < 0 || watch_signals(&sb, &saved, &err) < 0 ||
-	    make_workdir(&sb, &err) < 0 || spawn_worker(&sb, &saved, &err) < 0) {
+	    become_subreaper(&err) < 0 || watch_signals(&sb, &err) < 0 ||
+	    start_run(&sb, &err) < 0) {
 		report_error(err);
 		return 125;
 	}
-	report_started(sb.worker);
+	report_started(&sb);
 	supervise(&sb);
 	sweep(&sb);
 	report_exit(&sb);

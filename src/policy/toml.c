@@ -5,9 +5,10 @@
  * Python's tomllib applies it, since policy files are also read by Python:
  *  - [a.b] defines a.b and creates a implicitly; an implicit table may be
  *    defined once later by its own header;
- *  - dotted keys (a.b = 1) define the tables before the last part; those
- *    tables can be extended by dotted keys of the same section (the same
- *    [header] or inline table) only, and never by a [header];
+ *  - dotted keys (a.b = 1) define the tables before the last part; more
+ *    dotted keys of the same section (the same [header] or inline table)
+ *    may add to those tables, nothing else may, though a [header] may
+ *    still define sub-tables of them;
  *  - inline tables are complete as written.
  * Each table member is also kept in a hash index (table, key) -> member that
  * records how a table was defined and where, so redefinitions can name the
@@ -211,16 +212,20 @@ static void append_path(spr_buf *b, const struct key *k, size_t n)
 	}
 }
 
-/* Fails with fmt, where %s is the first n parts of k (as a path). */
-static int fail_path(struct parser *p, size_t off, const char *fmt, const struct key *k,
-		     size_t n, size_t first_def)
+static char *key_path(const struct key *k, size_t n)
 {
-	_cleanup_buf_ spr_buf path = SPR_BUF_INIT;
+	spr_buf path = SPR_BUF_INIT;
 	append_path(&path, k, n);
-	if (path.oom)
-		return spr_fail_oom(p->err);
-	return fail_at(p, off, fmt, path.data, line_of(p, first_def));
+	return spr_buf_steal(&path, NULL);
 }
+
+/* fail_at() with the first n parts of key k (as a path) for the first %s of
+ * fmt; a macro so that fmt stays a checked literal. */
+#define fail_path(p, off, k, n, fmt, ...)                                              \
+	({                                                                             \
+		_cleanup_free_ char *path_ = key_path(k, n);                           \
+		path_ ? fail_at(p, off, fmt, path_, __VA_ARGS__) : spr_fail_oom((p)->err); \
+	})
 
 /* ---- the member index ---------------------------------------------------- */
 
@@ -493,6 +498,11 @@ static int parse_escape(struct parser *p, size_t open, bool multi)
 		return parse_unicode_escape(p, open, at, delim);
 	if (multi && (e == ' ' || e == '\t' || e == '\n' || e == '\r'))
 		return trim_line_ending(p, open, at);
+	if (e > 0x20 && e < 0x7F)
+		return fail_at(p, at,
+			       "invalid escape '\\%c' (valid escapes: \\b \\t \\n \\f \\r \\\" "
+			       "\\\\ \\uXXXX \\UXXXXXXXX)",
+			       e);
 	return fail_at(p, at,
 		       "invalid escape '\\' followed by %s (valid escapes: \\b \\t \\n \\f \\r \\\" "
 		       "\\\\ \\uXXXX \\UXXXXXXXX)",
@@ -599,7 +609,9 @@ static int parse_key(struct parser *p, struct key *k)
 		skip_ws(p);
 		size_t off = p->pos;
 		int c = peek(p);
-		if (k->n >= MAX_DEPTH)
+		/* Deep keys fail on the table that is too deep; this only bounds
+		 * the memory a hostile key takes before that. */
+		if (k->n >= 2 * MAX_DEPTH)
 			return fail_depth(p, off);
 		if (c == '"' || c == '\'') {
 			bool multi = starts_with(p, c == '"' ? "\"\"\"" : "'''");
@@ -693,13 +705,13 @@ static int parse_prefixed(struct parser *p, size_t start, size_t end, bool sign,
 		return fail_at(p, start, "a sign is not allowed on %s integers", name);
 	size_t i = at + 2;
 	if (i >= end || digit_value((unsigned char)p->text[i]) >= base)
-		return fail_at(p, i, "expected a %s digit after '0%c', found %s", name, kind,
-			       found_at(p, i).s);
+		return fail_at(p, i, "expected %s %s digit after '0%c', found %s",
+			       kind == 'o' ? "an" : "a", name, kind, found_at(p, i).s);
 	if (scan_digits(p, &i, end, base) < 0)
 		return -1;
 	if (i < end)
 		return fail_at(p, i, "invalid character %s in a %s integer", found_at(p, i).s, name);
-	uint64_t v;
+	uint64_t v = 0;
 	if (accumulate(p, start, at + 2, end, base, INT64_MAX, &v) < 0)
 		return -1;
 	p->pos = end;
@@ -758,12 +770,13 @@ static int parse_number(struct parser *p, size_t start, size_t end, cJSON **out)
 	if (is_float)
 		return make_float(p, start, end, out);
 	bool neg = t[start] == '-';
-	uint64_t v;
+	uint64_t v = 0;
 	if (accumulate(p, start, int_start, end, 10, neg ? (uint64_t)INT64_MAX + 1 : INT64_MAX, &v) <
 	    0)
 		return -1;
 	p->pos = end;
-	int64_t n = neg ? (int64_t)(0 - v) : (int64_t)v;
+	/* -(v - 1) - 1 reaches INT64_MIN without overflowing. */
+	int64_t n = neg && v ? -(int64_t)(v - 1) - 1 : (int64_t)v;
 	return finish(p, spr_json_new_integer(n), start, out);
 }
 
@@ -821,6 +834,13 @@ static int parse_scalar(struct parser *p, cJSON **out)
 static int parse_value(struct parser *p, unsigned depth, cJSON **out);
 static int parse_keyval(struct parser *p, cJSON *table, unsigned depth);
 
+static int fail_unclosed(struct parser *p, size_t open)
+{
+	return fail_at(p, p->pos,
+		       "unexpected end of input (expected ']' to close the array opened at line %u)",
+		       line_of(p, open));
+}
+
 static int parse_array(struct parser *p, unsigned depth, cJSON **out)
 {
 	size_t open = p->pos++;
@@ -833,10 +853,7 @@ static int parse_array(struct parser *p, unsigned depth, cJSON **out)
 		if (skip_blank(p) < 0)
 			return -1;
 		if (peek(p) < 0)
-			return fail_at(p, p->pos,
-				       "unexpected end of input (expected ']' to close the array "
-				       "opened at line %u)",
-				       line_of(p, open));
+			return fail_unclosed(p, open);
 		if (peek(p) == ']')
 			break;
 		cJSON *child = NULL;
@@ -854,6 +871,8 @@ static int parse_array(struct parser *p, unsigned depth, cJSON **out)
 		}
 		if (peek(p) == ']')
 			break;
+		if (peek(p) < 0)
+			return fail_unclosed(p, open);
 		return fail_expected(p, "',' or ']' after an array element");
 	}
 	p->pos++;
@@ -952,23 +971,25 @@ static int enter_dotted(struct parser *p, const struct key *k, size_t i, cJSON *
 		return 0;
 	}
 	if (!cJSON_IsObject(m->node))
-		return fail_path(p, part->off, "%s is already defined as a value at line %u", k, i + 1,
-				 m->def_off);
+		return fail_path(p, part->off, k, i + 1, "%s is already defined as a value at line %u",
+				 line_of(p, m->def_off));
 	if (m->flags & T_INLINE)
-		return fail_path(p, part->off,
+		return fail_path(p, part->off, k, i + 1,
 				 "cannot add keys to %s: it is an inline table (line %u), which is "
 				 "complete as written",
-				 k, i + 1, m->def_off);
+				 line_of(p, m->def_off));
 	if (m->flags & T_EXPLICIT)
-		return fail_path(p, part->off,
+		return fail_path(p, part->off, k, i + 1,
 				 "cannot add keys to table %s with dotted keys: it is defined by its "
 				 "own [header] at line %u",
-				 k, i + 1, m->def_off);
+				 line_of(p, m->def_off));
 	if ((m->flags & T_DOTTED) && m->section != p->section)
-		return fail_path(p, part->off,
+		return fail_path(p, part->off, k, i + 1,
 				 "cannot add keys to table %s here: it was defined with dotted keys "
 				 "at line %u, under another table header",
-				 k, i + 1, m->def_off);
+				 line_of(p, m->def_off));
+	if (!(m->flags & T_DOTTED))
+		m->def_off = part->off; /* implied until now */
 	m->flags |= T_DOTTED;
 	m->section = p->section;
 	*table = m->node;
@@ -992,8 +1013,8 @@ static int parse_keyval(struct parser *p, cJSON *table, unsigned depth)
 	const struct key_part *last = &k.parts[k.n - 1];
 	const struct member *m = find_member(p, table, last->name);
 	if (m)
-		return fail_path(p, last->off, "key %s is already defined at line %u", &k, k.n,
-				 m->def_off);
+		return fail_path(p, last->off, &k, k.n, "key %s is already defined at line %u",
+				 line_of(p, m->def_off));
 	cJSON *value = NULL;
 	if (parse_value(p, depth + 1, &value) < 0)
 		return -1;
@@ -1002,6 +1023,19 @@ static int parse_keyval(struct parser *p, cJSON *table, unsigned depth)
 			      .depth = depth + 1,
 			      .def_off = last->off};
 	return add_member(p, table, last->name, value, info);
+}
+
+/* A [header] naming a value, or an inline table, as a table. */
+static int fail_header_conflict(struct parser *p, const struct key *k, size_t i,
+				const struct member *m)
+{
+	_cleanup_free_ char *table = key_path(k, k->n);
+	_cleanup_free_ char *key = key_path(k, i + 1);
+	if (!table || !key)
+		return spr_fail_oom(p->err);
+	return fail_at(p, k->parts[i].off, "cannot define table [%s]: %s is already defined as %s at line %u",
+		       table, key, (m->flags & T_INLINE) ? "an inline table" : "a value",
+		       line_of(p, m->def_off));
 }
 
 /* [a.b.c]: the table key/value pairs go into from here on. */
@@ -1038,21 +1072,15 @@ static int parse_header(struct parser *p)
 			depth++;
 			continue;
 		}
-		if (!cJSON_IsObject(m->node))
-			return fail_path(p, part->off, "%s is already defined as a value at line %u",
-					 &k, i + 1, m->def_off);
-		if (m->flags & T_INLINE)
-			return fail_path(p, part->off,
-					 "cannot add to %s: it is an inline table (line %u), which is "
-					 "complete as written",
-					 &k, i + 1, m->def_off);
+		if (!cJSON_IsObject(m->node) || (m->flags & T_INLINE))
+			return fail_header_conflict(p, &k, i, m);
 		if (last && (m->flags & T_EXPLICIT))
-			return fail_path(p, open, "table [%s] is already defined at line %u", &k, k.n,
-					 m->def_off);
+			return fail_path(p, open, &k, k.n, "table [%s] is already defined at line %u",
+					 line_of(p, m->def_off));
 		if (last && (m->flags & T_DOTTED))
-			return fail_path(p, open,
-					 "table [%s] is already defined by dotted keys at line %u", &k,
-					 k.n, m->def_off);
+			return fail_path(p, open, &k, k.n,
+					 "table [%s] is already defined by dotted keys at line %u",
+					 line_of(p, m->def_off));
 		if (last) {
 			m->flags |= T_EXPLICIT;
 			m->def_off = open;

@@ -117,3 +117,30 @@ class SprTestCase(unittest.TestCase):
         self.assertEqual(run["exit_code"], exit_code, run)
         if error is not None:
             self.assertEqual(run["error"], error, run)
+
+
+# ---- additions for the behaviour suites (keep the API above unchanged) ----
+
+# RunnerResult members in the order of SPEC §3.
+RESULT_FIELDS = ("ok", "result", "stdout", "stderr", "stdout_truncated",
+                 "stderr_truncated", "timed_out", "resource_exceeded", "error",
+                 "exit_code", "duration_ms", "memory_peak_kb", "isolation")
+
+
+def strict_json_loads(text):
+    """json.loads that refuses NaN/Infinity literals (strict JSON)."""
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def run_cli(args, *, stdin=None, timeout=120, with_engine=False):
+    """Runs spr-run with exactly `args` (plus `--engine ENGINE` first when
+    with_engine); returns the CompletedProcess with stdout/stderr decoded."""
+    cmd = [SPR_RUN] + (["--engine", ENGINE] if with_engine else []) + list(args)
+    if isinstance(stdin, str):
+        stdin = stdin.encode()
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
+    proc.stdout = proc.stdout.decode("utf-8", "replace")
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    return proc

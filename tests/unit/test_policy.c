@@ -65,7 +65,7 @@ START_TEST(defaults_match_spec)
 	ck_assert_ok(spr_policy_new(&p, &err), err);
 	char *json = policy_json(p);
 	ck_assert_str_eq(json,
-			 "{\"mode\":\"restrict\",\"timeout_seconds\":5,\"memory_limit_mb\":256,"
+			 "{\"mode\":\"restrict\",\"timeout_seconds\":5.0,\"memory_limit_mb\":256,"
 			 "\"max_output_kb\":128,"
 			 "\"blocked_imports\":[\"os\",\"subprocess\",\"socket\",\"ctypes\","
 			 "\"importlib\"],"
@@ -73,7 +73,7 @@ START_TEST(defaults_match_spec)
 			 "\"breakpoint\"],"
 			 "\"allowed_imports\":[],\"allowed_builtins\":[],\"allowed_globals\":[],"
 			 "\"blocked_globals\":[],\"extra_globals\":{},\"network\":false,"
-			 "\"max_processes\":64,\"cpu_cores\":1,\"cpu_seconds\":null,"
+			 "\"max_processes\":64,\"cpu_cores\":1.0,\"cpu_seconds\":null,"
 			 "\"tmp_size_mb\":64,\"env\":{}}");
 	free(json);
 	spr_policy_free(p);
@@ -131,7 +131,7 @@ START_TEST(all_spr_fields)
 				"FOO = \"bar\"\n"
 				"_X1 = \"\"\n"
 				"[policy.extra_globals]\n"
-				"big = 12345678901234567890\n"
+				"big = 9223372036854775807\n"
 				"nested = { a = [1, 2.5, true] }\n");
 	ck_assert_int_eq(p->mode, SPR_MODE_ALLOW);
 	ck_assert(p->network);
@@ -142,7 +142,7 @@ START_TEST(all_spr_fields)
 	ck_assert_int_eq(p->max_output_kb, 0);
 	char *json = policy_json(p);
 	/* Integers beyond a double's precision reach the worker exactly. */
-	ck_assert_ptr_nonnull(strstr(json, "\"big\":12345678901234567890"));
+	ck_assert_ptr_nonnull(strstr(json, "\"big\":9223372036854775807"));
 	ck_assert_ptr_nonnull(strstr(json, "\"env\":{\"FOO\":\"bar\",\"_X1\":\"\"}"));
 	free(json);
 	spr_policy_free(p);
@@ -231,7 +231,7 @@ START_TEST(json_policy_and_update)
 	/* A failed update leaves the policy as it was. */
 	const char *bad = "{\"memory_limit_mb\": 32, \"timeout_seconds\": -1}";
 	ck_assert_int_lt(spr_policy_update_json(p, bad, strlen(bad), &err), 0);
-	ck_assert_ptr_nonnull(strstr(err->message, "policy:1:45: 'timeout_seconds' must be "
+	ck_assert_ptr_nonnull(strstr(err->message, "policy:1:44: 'timeout_seconds' must be "
 						   "greater than 0"));
 	spr_error_free(err);
 	err = NULL;
@@ -247,6 +247,13 @@ START_TEST(json_policy_and_update)
 	ck_assert_ptr_nonnull(strstr(err->message, "policy:1:"));
 	spr_error_free(err);
 	err = NULL;
+
+	/* JSON has no integer range: extra_globals keep every digit. */
+	const char *big = "{\"extra_globals\": {\"n\": 123456789012345678901234567890}}";
+	ck_assert_ok(spr_policy_update_json(p, big, strlen(big), &err), err);
+	char *text = policy_json(p);
+	ck_assert_ptr_nonnull(strstr(text, "\"n\":123456789012345678901234567890"));
+	free(text);
 
 	const char *nulled = "{\"cpu_seconds\": null}";
 	ck_assert_ok(spr_policy_update_json(p, nulled, strlen(nulled), &err), err);

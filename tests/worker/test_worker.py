@@ -6,11 +6,13 @@ with the request on stdin and fd 3 a pipe, and checks the result message
 (docs/WORKER_PROTOCOL.md), stdout, stderr and the exit status.
 
 The interpreter under test: $SPR_TEST_WORKER_PYTHON, else /usr/bin/python3
-when it exists, else the one running the tests.
+when it exists, else the one running the tests. $SPR_TEST_WORKER names
+another worker file to run (e.g. a precompiled spr_worker.pyc).
 
     python3 -m unittest discover -s tests/worker -t .
 """
 
+import errno
 import json
 import os
 import subprocess
@@ -20,7 +22,8 @@ import threading
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WORKER = os.path.join(ROOT, "worker", "spr_worker.py")
+WORKER_SOURCE = os.path.join(ROOT, "worker", "spr_worker.py")
+WORKER = os.environ.get("SPR_TEST_WORKER") or WORKER_SOURCE
 
 
 def worker_python():
@@ -263,6 +266,13 @@ class ProtocolTableTest(WorkerTestCase):
         run = run_worker("import sys\nsys.exit(-1)")
         self.assertOutcome(run, "system_exit", False, -1, "SystemExit: -1", status=1)
 
+    def test_system_exit_int_subclass(self):
+        code = "import enum, sys\nclass Code(enum.IntEnum):\n    BAD = 3\nsys.exit(Code.BAD)"
+        run = run_worker(code)
+        self.assertEqual(run.header["exit_code"], 3, run)
+        self.assertEqual(run.status, 3, run)
+        self.assertTrue(run.error.startswith("SystemExit: "), run)
+
     def test_system_exit_255(self):
         run = run_worker("raise SystemExit(255)")
         self.assertOutcome(run, "system_exit", False, 255, "SystemExit: 255")
@@ -348,10 +358,21 @@ class ResultConversionTest(WorkerTestCase):
         self.assertOk(run, "h\u00e9llo \u20ac \U0001F600")
         self.assertEqual(run.value_text, '"h\\u00e9llo \\u20ac \\ud83d\\ude00"')
 
-    def test_lone_surrogate(self):
+    def test_lone_surrogate_becomes_replacement_char(self):
+        # SPEC §7: the host accepts only valid Unicode in the value.
         run = run_worker("result = 'a\\ud800b'")
-        self.assertOk(run, "a\ud800b")
-        self.assertEqual(run.value_text, '"a\\ud800b"')
+        self.assertOk(run, "a\ufffdb")
+        self.assertEqual(run.value_text, '"a\\ufffdb"')
+        code = (
+            "class P:\n    def __str__(self):\n        return '\\udc80x'\n"
+            "result = {'k\\udfff': ['\\ud800', P(), '\\u00e9\\udbff'], P(): 1}"
+        )
+        run = run_worker(code)
+        self.assertOk(run, {"k\ufffd": ["\ufffd", "\ufffdx", "\u00e9\ufffd"], "\ufffdx": 1})
+
+    def test_surrogate_pair_code_points_join(self):
+        run = run_worker("result = '\\ud83d\\ude00' + chr(0xd83d) + chr(0xde00)")
+        self.assertOk(run, "\U0001F600\U0001F600")
 
     def test_containers(self):
         self.assertEqual(self.result_of("result = [1, 'a', None]"), [1, "a", None])
@@ -397,6 +418,16 @@ class ResultConversionTest(WorkerTestCase):
         self.assertOk(run, ["s", 3, 1.5, 7, [1], {"a": 1}, {"b": 2}, [1, 2]])
         self.assertEqual(run.value_text, '["s",3,1.5,7,[1],{"a":1},{"b":2},[1,2]]')
 
+    def test_subclass_overrides_ignored(self):
+        # As json.dumps: the value, not what __str__/__int__/__float__ say.
+        code = (
+            "class S(str):\n    def __str__(self):\n        return 'other'\n"
+            "class I(int):\n    def __int__(self):\n        return 0\n    def __repr__(self):\n        return 'x'\n"
+            "class F(float):\n    def __float__(self):\n        return 0.0\n"
+            "result = {S('k'): [S('s'), I(5), F(2.5), F('nan')], I(3): 1}"
+        )
+        self.assertEqual(self.result_of(code), {"k": ["s", 5, 2.5, "NaN"], "3": 1})
+
     def test_big_int_exact(self):
         run = run_worker("result = 2 ** 100")
         self.assertOk(run, 2**100)
@@ -429,6 +460,10 @@ class ResultConversionTest(WorkerTestCase):
         self.assertOk(run, {"1": "str"})
         self.assertEqual(run.value_text, '{"1":"str"}')
         self.assertEqual(self.result_of("result = {'true': 'a', True: 'b'}"), {"true": "b"})
+        run = run_worker("result = {1.5: 'float', '1.5': 'str', 2: 'int', 2.0: 'x'}")
+        self.assertEqual(run.value_text, '{"1.5":"str","2":"x"}')
+        run = run_worker("result = {float('nan'): 1, 'NaN': 2, (1,): 3, '(1,)': 4}")
+        self.assertEqual(run.value_text, '{"NaN":2,"(1,)":4}')
 
     def test_nested(self):
         code = "result = {'a': [(1, {2}), {'b': {None: [1.0, b'x']}}]}"
@@ -459,13 +494,15 @@ class ResultConversionTest(WorkerTestCase):
         self.assertIsNone(run.value)
 
     def test_too_deep(self):
-        run = run_worker("result = []\nx = result\nfor _ in range(600):\n    x.append([])\n    x = x[0]")
+        run = run_worker("result = 0\nfor _ in range(513):\n    result = [result]")
+        self.assertFailed(run, "result_error", "ResultError: Result nested too deeply (more than 512 levels)")
+        run = run_worker("result = 0\nfor _ in range(513):\n    result = {'k': (result,)}")
         self.assertFailed(run, "result_error", "ResultError: Result nested too deeply (more than 512 levels)")
 
     def test_deep_but_allowed(self):
-        run = run_worker("result = 0\nfor _ in range(511):\n    result = [result]")
+        run = run_worker("result = 0\nfor _ in range(512):\n    result = [result]")
         self.assertOk(run)
-        self.assertEqual(run.value_text, "[" * 511 + "0" + "]" * 511)
+        self.assertEqual(run.value_text, "[" * 512 + "0" + "]" * 512)
 
     def test_result_error_after_nonzero_exit(self):
         run = run_worker("import sys\nresult = []\nresult.append(result)\nsys.exit(3)")
@@ -608,6 +645,12 @@ class GlobalsTest(WorkerTestCase):
         run = run_worker("result = ['\u00e9\u20ac', s]\nprint('\u00e9\u20ac \U0001F600')", input_data={"s": "\u00fc\U0001F600"})
         self.assertOk(run, ["\u00e9\u20ac", "\u00fc\U0001F600"])
         self.assertEqual(run.stdout, "\u00e9\u20ac \U0001F600\n")
+
+    def test_utf8_bom_dropped(self):
+        self.assertEqual(self.result_of("\ufeffresult = '\u00e9'"), "\u00e9")
+        run = run_worker("\ufeffx = 1\nraise ValueError('line 2')")
+        self.assertIn('File "<user_code>", line 2, in <module>', run.stderr)
+        self.assertIn("raise ValueError('line 2')", run.stderr)
 
     def test_big_code_of_comments(self):
         line = "# " + "x" * 97 + "\n"
@@ -767,6 +810,40 @@ class ErrorTest(WorkerTestCase):
         self.assertEqual(run.kind, "syntax_error", run)
         self.assertTrue(run.error.startswith("UnicodeEncodeError: "), run)
         self.assertOutcome(run, "syntax_error", False, 1, run.error)
+
+    def test_os_error_errno_in_header(self):
+        run = run_worker("open('/nonexistent/spr/x')", policy=OPEN_POLICY)
+        self.assertEqual(
+            run.header,
+            {
+                "ok": False,
+                "exit_code": 1,
+                "error": "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/spr/x'",
+                "kind": "exception",
+                "errno": errno.ENOENT,
+            },
+            run,
+        )
+        code = "try:\n    open('/nonexistent/spr/x')\nexcept OSError:\n    raise RuntimeError('wrapped')"
+        run = run_worker(code, policy=OPEN_POLICY)
+        self.assertEqual(run.error, "RuntimeError: wrapped")
+        self.assertEqual(run.header["errno"], errno.ENOENT)
+        self.assertNotIn("errno", run_worker("raise ValueError(1)").header)
+        self.assertNotIn("errno", run_worker("raise OSError('no errno')").header)
+
+    def test_file_size_limit_errno(self):
+        with tempfile.TemporaryDirectory() as d:
+            code = (
+                "import resource\n"
+                "resource.setrlimit(resource.RLIMIT_FSIZE, (10, 10))\n"
+                f"with open({os.path.join(d, 'big')!r}, 'wb', buffering=0) as f:\n"
+                "    f.write(b'x' * 100)\n"
+                "    f.write(b'x' * 100)\n"
+            )
+            run = run_worker(code, policy=OPEN_POLICY)
+        self.assertEqual(run.kind, "exception", run)
+        self.assertTrue(run.error.startswith("OSError: [Errno 27] File too large"), run)
+        self.assertEqual(run.header["errno"], errno.EFBIG)
 
     def test_keyboard_interrupt_and_generator_exit(self):
         self.assertFailed(run_worker("raise KeyboardInterrupt"), "exception", "KeyboardInterrupt: ")
@@ -1040,7 +1117,7 @@ class ProcessTest(WorkerTestCase):
             "os.fstat(3)  # open here\n"
             "child = 'import os\\ntry:\\n    os.fstat(3)\\n    print(\"open\")\\nexcept OSError:\\n    print(\"closed\")'\n"
             "out = subprocess.run([sys.executable, '-I', '-S', '-c', child], stdout=subprocess.PIPE, close_fds=False)\n"
-            "ls = subprocess.run(['/bin/sh', '-c', 'ls /proc/$$/fd'], stdout=subprocess.PIPE, close_fds=False)\n"
+            "ls = subprocess.run(['/bin/sh', '-c', 'ls /proc/$$/fd; true'], stdout=subprocess.PIPE, close_fds=False)\n"
             "result = [out.stdout.decode().strip(), ls.stdout.decode().split()]\n"
         )
         run = run_worker(code, policy=OPEN_POLICY)
@@ -1087,6 +1164,55 @@ class ProcessTest(WorkerTestCase):
         self.assertOk(run, {"\u00e9": "\u20ac"})
         header, value = run.message.split(b"\n")
         self.assertEqual(value, b'{"\\u00e9":"\\u20ac"}')
+
+
+
+# ---- JSON helpers, in process ---------------------------------------------
+
+
+def load_worker_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("spr_worker_under_test", WORKER_SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # defines things; main() only runs as __main__
+    return module
+
+
+class JsonHelpersTest(unittest.TestCase):
+    """json_loads/json_dumps with the _json accelerator and without it."""
+
+    def check(self, w):
+        self.assertEqual(w.json_loads(' {"a": [1, 2.5, "x\\u00e9", null, true]} \n'), {"a": [1, 2.5, "x\u00e9", None, True]})
+        nan, inf, ninf = w.json_loads("[NaN, Infinity, -Infinity]")
+        self.assertNotEqual(nan, nan)
+        self.assertEqual((inf, ninf), (float("inf"), -float("inf")))
+        self.assertEqual(w.json_loads('"\\ud800"'), "\ud800")
+        for bad in ("", "   ", "{", '{"a": 1} x', "[1,]", "{'a': 1}", '"\x01"'):
+            with self.assertRaises(ValueError, msg=bad):
+                w.json_loads(bad)
+        self.assertEqual(
+            w.json_dumps({"a": [1, 2.5, "\u00e9\ud800", None, True], "b": {}}),
+            '{"a":[1,2.5,"\\u00e9\\ud800",null,true],"b":{}}',
+        )
+        with self.assertRaises(ValueError):
+            w.json_dumps(float("nan"))
+
+    def test_with_accelerator(self):
+        self.check(load_worker_module())
+
+    def test_without_accelerator(self):
+        saved = sys.modules.get("_json", _ABSENT)
+        sys.modules["_json"] = None  # import _json now raises ImportError
+        try:
+            w = load_worker_module()
+            self.check(w)
+            self.assertIsInstance(getattr(w._encoder, "__self__", None), json.JSONEncoder)
+        finally:
+            if saved is _ABSENT:
+                del sys.modules["_json"]
+            else:
+                sys.modules["_json"] = saved
 
 
 if __name__ == "__main__":

@@ -1,0 +1,348 @@
+#include "namespace/layout.h"
+
+#include <limits.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "json.h"
+
+/* The only files of the host /etc the code sees, read-only, when present. */
+static const char *const etc_binds[] = {
+	"/etc/ld.so.cache", "/etc/ssl",	    "/etc/ca-certificates", "/etc/alternatives",
+	"/etc/protocols",   "/etc/services", "/etc/mime.types",
+};
+
+/* Top-level directories that merged-/usr systems make symlinks. */
+static const char *const usr_links[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
+
+/* Parts of /proc that reveal or touch the host (as Docker masks them). */
+static const char *const proc_masked[] = {
+	"/proc/kcore",	       "/proc/keys",  "/proc/timer_list", "/proc/sched_debug",
+	"/proc/latency_stats", "/proc/acpi",  "/proc/scsi",	  "/proc/asound",
+	"/proc/kallsyms",      "/proc/kmsg",  "/proc/vmallocinfo",
+};
+static const char *const proc_readonly[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/bus",
+					    "/proc/fs", "/proc/irq"};
+
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom"};
+
+struct layout {
+	const struct spr_layout_input *in;
+	cJSON *mounts;
+	cJSON *read, *write;
+	cJSON *host_read; /* the same binds, as host paths, for the degraded mode */
+	char *bound[32]; /* directories bound so far (to skip nested ones) */
+	size_t nbound;
+};
+
+static char *host_path(const struct layout *l, const char *path)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s%s", l->in->host_root ? l->in->host_root : "", path) < 0)
+		return NULL;
+	return p;
+}
+
+static bool host_lstat(const struct layout *l, const char *path, struct stat *st)
+{
+	_cleanup_free_ char *p = host_path(l, path);
+	return p && lstat(p, st) == 0;
+}
+
+static cJSON *op(struct layout *l, const char *name, const char *dst)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "op", name);
+	cJSON_AddStringToObject(o, "dst", dst);
+	cJSON_AddItemToArray(l->mounts, o);
+	return o;
+}
+
+static void landlock(cJSON *list, const char *path) { cJSON_AddItemToArray(list, cJSON_CreateString(path)); }
+
+static bool covered(const struct layout *l, const char *path)
+{
+	for (size_t i = 0; i < l->nbound; i++) {
+		size_t n = strlen(l->bound[i]);
+		if (!strncmp(path, l->bound[i], n) && (path[n] == '/' || path[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* A read-only bind of a host path at the same place; `required` paths that
+ * are missing make the layout fail (the run could not work). */
+static int bind_ro(struct layout *l, const char *path, bool required, spr_error **err)
+{
+	struct stat st;
+	if (!host_lstat(l, path, &st)) {
+		if (required)
+			return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+					      "%s must be visible in the sandbox but does not exist",
+					      path);
+		return 0;
+	}
+	if (covered(l, path))
+		return 0;
+	if (S_ISLNK(st.st_mode)) {
+		/* Recreate the link; its target must be visible on its own. */
+		char target[PATH_MAX];
+		_cleanup_free_ char *p = host_path(l, path);
+		ssize_t n = readlink(p, target, sizeof(target) - 1);
+		if (n <= 0)
+			return 0;
+		target[n] = '\0';
+		cJSON_AddStringToObject(op(l, "symlink", path), "target", target);
+		return 0;
+	}
+	cJSON *o = op(l, "bind", path);
+	cJSON_AddStringToObject(o, "src", path);
+	cJSON_AddStringToObject(o, "flags", "ro");
+	landlock(l->read, path);
+	landlock(l->host_read, path);
+	if (S_ISDIR(st.st_mode) && l->nbound < ARRAY_SIZE(l->bound))
+		l->bound[l->nbound++] = strdup(path);
+	return 0;
+}
+
+static int add_system(struct layout *l, spr_error **err)
+{
+	if (bind_ro(l, "/usr", true, err) < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(usr_links); i++)
+		if (bind_ro(l, usr_links[i], false, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* The interpreter may live anywhere (pyenv under a home directory, /opt):
+ * its prefixes and its real location are bound where they are. */
+static int add_python(struct layout *l, spr_error **err)
+{
+	const struct spr_layout_input *in = l->in;
+	const char *paths[] = {in->python_base_prefix, in->python_prefix, in->python_executable};
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		if (!paths[i] || paths[i][0] != '/')
+			continue;
+		char real[PATH_MAX];
+		_cleanup_free_ char *hp = host_path(l, paths[i]);
+		if (!hp || !realpath(hp, real))
+			return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+					      "cannot resolve the interpreter path %s", paths[i]);
+		const char *inside = real + strlen(in->host_root ? in->host_root : "");
+		if (i == 2) { /* the executable: bind its directory */
+			char *slash = strrchr(real, '/');
+			if (slash && slash != real)
+				*slash = '\0';
+		}
+		if (bind_ro(l, *inside ? inside : "/", true, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void add_file(struct layout *l, const char *dst, const char *content)
+{
+	cJSON *o = op(l, "file", dst);
+	cJSON_AddStringToObject(o, "content", content);
+	cJSON_AddNumberToObject(o, "mode", 0644);
+}
+
+static int add_etc(struct layout *l, spr_error **err)
+{
+	cJSON_AddNumberToObject(op(l, "dir", "/etc"), "mode", 0755);
+	char passwd[512], group[256];
+	snprintf(passwd, sizeof(passwd),
+		 "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+		 "sandbox:x:%d:%d:spr sandbox:%s:/usr/sbin/nologin\n"
+		 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		 SPR_SANDBOX_UID, SPR_SANDBOX_GID, SPR_SANDBOX_TMP);
+	snprintf(group, sizeof(group), "root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n",
+		 SPR_SANDBOX_GID);
+	add_file(l, "/etc/passwd", passwd);
+	add_file(l, "/etc/group", group);
+	add_file(l, "/etc/hostname", SPR_SANDBOX_HOSTNAME "\n");
+	add_file(l, "/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t" SPR_SANDBOX_HOSTNAME
+				  "\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+	add_file(l, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\n"
+					  "hosts: files dns\nnetworks: files\nprotocols: files\n"
+					  "services: files\n");
+	for (size_t i = 0; i < ARRAY_SIZE(etc_binds); i++)
+		if (bind_ro(l, etc_binds[i], false, err) < 0)
+			return -1;
+	struct stat st;
+	if (host_lstat(l, "/etc/localtime", &st) && bind_ro(l, "/etc/localtime", false, err) < 0)
+		return -1;
+	if (!l->in->network) {
+		add_file(l, "/etc/resolv.conf", "");
+		return 0;
+	}
+	/* With the host network the code may resolve names like the host. */
+	char real[PATH_MAX];
+	_cleanup_free_ char *hp = host_path(l, "/etc/resolv.conf");
+	if (hp && realpath(hp, real)) {
+		cJSON *o = op(l, "bind", "/etc/resolv.conf");
+		cJSON_AddStringToObject(o, "src", real + strlen(l->in->host_root ? l->in->host_root : ""));
+		cJSON_AddStringToObject(o, "flags", "ro");
+		landlock(l->read, "/etc/resolv.conf");
+		landlock(l->host_read, "/etc/resolv.conf");
+	} else {
+		add_file(l, "/etc/resolv.conf", "");
+	}
+	return 0;
+}
+
+char *spr_layout_worker_inside(const char *worker_path)
+{
+	const char *base = strrchr(worker_path, '/');
+	char *inside = NULL;
+	if (asprintf(&inside, SPR_SANDBOX_WORKER_DIR "/%s", base ? base + 1 : worker_path) < 0)
+		return NULL;
+	return inside;
+}
+
+static int add_worker(struct layout *l, spr_error **err)
+{
+	_cleanup_free_ char *inside = spr_layout_worker_inside(l->in->worker_path);
+	if (!inside)
+		return spr_fail_oom(err);
+	cJSON *o = op(l, "bind", inside);
+	cJSON_AddStringToObject(o, "src", l->in->worker_path);
+	cJSON_AddStringToObject(o, "flags", "ro");
+	landlock(l->read, inside);
+	landlock(l->host_read, l->in->worker_path);
+	return 0;
+}
+
+static void add_proc(struct layout *l)
+{
+	op(l, "proc", "/proc");
+	for (size_t i = 0; i < ARRAY_SIZE(proc_masked); i++)
+		op(l, "mask", proc_masked[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(proc_readonly); i++)
+		op(l, "ro", proc_readonly[i]);
+	landlock(l->read, "/proc");
+}
+
+static void add_tmpfs(struct layout *l, const char *dst, uint64_t size, int mode, bool noexec)
+{
+	cJSON *o = op(l, "tmpfs", dst);
+	cJSON_AddNumberToObject(o, "size", (double)size);
+	cJSON_AddNumberToObject(o, "mode", mode);
+	cJSON_AddBoolToObject(o, "noexec", noexec);
+}
+
+static void add_dev(struct layout *l)
+{
+	add_tmpfs(l, "/dev", 64 << 10, 0755, true);
+	char path[64];
+	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
+		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
+		cJSON *o = op(l, "bind", path);
+		cJSON_AddStringToObject(o, "src", path);
+		cJSON_AddStringToObject(o, "flags", "dev");
+		landlock(l->write, path);
+	}
+	static const char *const links[][2] = {{"/proc/self/fd", "/dev/fd"},
+					       {"/proc/self/fd/0", "/dev/stdin"},
+					       {"/proc/self/fd/1", "/dev/stdout"},
+					       {"/proc/self/fd/2", "/dev/stderr"}};
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+		cJSON_AddStringToObject(op(l, "symlink", links[i][1]), "target", links[i][0]);
+	/* POSIX semaphores (multiprocessing) live in /dev/shm. */
+	add_tmpfs(l, "/dev/shm", l->in->tmp_bytes, 01777, true);
+	op(l, "seal", "/dev");
+	landlock(l->read, "/dev");
+	landlock(l->write, "/dev/shm");
+}
+
+/* Without namespaces the host tree is all there is: Landlock then allows
+ * reading only what the sandbox would have shown, writing only the device
+ * nodes (the helper adds the run directory). */
+static void add_degraded(struct layout *l, cJSON *root)
+{
+	cJSON *d = cJSON_AddObjectToObject(root, "degraded");
+	cJSON *ll = cJSON_AddObjectToObject(d, "landlock");
+	landlock(l->host_read, "/proc");
+	landlock(l->host_read, "/dev");
+	cJSON_AddItemToObject(ll, "read", steal_pointer(&l->host_read));
+	cJSON *write = cJSON_AddArrayToObject(ll, "write");
+	char path[64];
+	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
+		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
+		landlock(write, path);
+	}
+	if (l->in->caller_is_root) {
+		cJSON *run_as = cJSON_AddObjectToObject(d, "run_as");
+		cJSON_AddNumberToObject(run_as, "uid", l->in->outside_uid);
+		cJSON_AddNumberToObject(run_as, "gid", l->in->outside_gid);
+	}
+}
+
+cJSON *spr_layout_build(const struct spr_layout_input *in, spr_error **err)
+{
+	struct layout l = {.in = in, .host_read = cJSON_CreateArray()};
+	_cleanup_cjson_ cJSON *host_read_owner = l.host_read;
+	_cleanup_cjson_ cJSON *root = cJSON_CreateObject();
+	cJSON *ll = cJSON_CreateObject();
+	l.mounts = cJSON_AddArrayToObject(root, "mounts");
+	cJSON_AddItemToObject(root, "landlock", ll);
+	l.read = cJSON_AddArrayToObject(ll, "read");
+	l.write = cJSON_AddArrayToObject(ll, "write");
+	/* Order matters: a later mount hides what an earlier one put below
+	 * it. The interpreter and the worker come last, so they stay visible
+	 * even when they live under /tmp. */
+	int rc = add_system(&l, err);
+	if (rc == 0) {
+		rc = add_etc(&l, err);
+		landlock(l.read, "/etc");
+	}
+	if (rc == 0) {
+		add_proc(&l);
+		add_dev(&l);
+		add_tmpfs(&l, SPR_SANDBOX_TMP, in->tmp_bytes, 01777, true);
+		landlock(l.read, SPR_SANDBOX_TMP);
+		landlock(l.write, SPR_SANDBOX_TMP);
+		rc = add_python(&l, err);
+	}
+	if (rc == 0)
+		rc = add_worker(&l, err);
+	for (size_t i = 0; i < l.nbound; i++)
+		free(l.bound[i]);
+	if (rc < 0)
+		return NULL;
+
+	cJSON *ids = cJSON_AddObjectToObject(root, "ids");
+	cJSON_AddNumberToObject(ids, "uid", SPR_SANDBOX_UID);
+	cJSON_AddNumberToObject(ids, "gid", SPR_SANDBOX_GID);
+	cJSON_AddNumberToObject(ids, "outside_uid", in->outside_uid);
+	cJSON_AddNumberToObject(ids, "outside_gid", in->outside_gid);
+	cJSON_AddStringToObject(root, "hostname", SPR_SANDBOX_HOSTNAME);
+	cJSON_AddBoolToObject(root, "network", in->network);
+	cJSON_AddStringToObject(root, "workdir", SPR_SANDBOX_TMP);
+	host_read_owner = NULL; /* moves into "degraded" */
+	add_degraded(&l, root);
+	if (!cJSON_IsObject(root) || !l.mounts || !l.read || !l.write) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	return steal_pointer(&root);
+}
+
+void spr_layout_outside_ids(uid_t *uid, gid_t *gid)
+{
+	*uid = geteuid();
+	*gid = getegid();
+	if (*uid != 0)
+		return;
+	struct passwd pw, *found = NULL;
+	char buf[1024];
+	if (getpwnam_r("nobody", &pw, buf, sizeof(buf), &found) == 0 && found) {
+		*uid = found->pw_uid;
+		*gid = found->pw_gid;
+	} else {
+		*uid = 65534;
+		*gid = 65534;
+	}
+}

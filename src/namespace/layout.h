@@ -1,0 +1,57 @@
+/* The sandbox's view of the world, computed on the host (in the library):
+ * which host paths appear read-only, what /etc holds, which paths Landlock
+ * lets the code read or write, how ids are mapped. spr-sandbox executes
+ * the resulting operations in order without interpreting them, so the
+ * policy lives here, in testable code. */
+#ifndef SPR_LAYOUT_H
+#define SPR_LAYOUT_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define SPR_SANDBOX_UID 1000
+#define SPR_SANDBOX_GID 1000
+#define SPR_SANDBOX_HOSTNAME "sandbox"
+#define SPR_SANDBOX_TMP "/tmp"
+/* Where the worker appears inside (its host path may be anywhere,
+ * including under /tmp, which the sandbox's own /tmp would hide). */
+#define SPR_SANDBOX_WORKER_DIR "/opt/spr"
+
+struct spr_layout_input {
+	const char *python_executable; /* sys.executable */
+	const char *python_base_prefix;
+	const char *python_prefix;
+	const char *worker_path;
+	bool network;
+	uint64_t tmp_bytes;
+	/* Outside ids the sandbox user maps to (nobody when root, the caller
+	 * otherwise). */
+	uid_t outside_uid;
+	gid_t outside_gid;
+	/* The caller is root: without namespaces (degraded) the code then
+	 * runs as the outside ids instead of root. */
+	bool caller_is_root;
+	/* Host root to inspect (tests point it at a fake tree); "" for "/". */
+	const char *host_root;
+};
+
+/* {"mounts": [...], "landlock": {"read": [...], "write": [...]},
+ *  "ids": {...}, "hostname": ..., "network": bool, "workdir": "/tmp",
+ *  "degraded": {"landlock": {...host paths...}, "run_as": {uid, gid}}}
+ * "degraded" is what applies when namespaces are refused and the caller
+ * allowed running without them. */
+SPR_HIDDEN cJSON *spr_layout_build(const struct spr_layout_input *in, spr_error **err);
+
+/* The worker's path inside the sandbox: SPR_SANDBOX_WORKER_DIR plus the
+ * host file's name (the extension tells Python .py from .pyc). */
+SPR_HIDDEN char *spr_layout_worker_inside(const char *worker_path);
+
+/* The outside ids for the sandbox user: the caller's own ids when it is
+ * not root; `nobody` (from the password database, else 65534) for root. */
+SPR_HIDDEN void spr_layout_outside_ids(uid_t *uid, gid_t *gid);
+
+#endif

@@ -1,0 +1,28 @@
+#include <net/if.h>
+#include <netlink/route/link.h>
+
+#include "namespace/steps.h"
+
+/* A fresh network namespace has only "lo", and it is down: without it
+ * even 127.0.0.1 is unreachable, which breaks ordinary code. */
+int spr_net_loopback_up(spr_error **err)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	struct rtnl_link *lo = NULL, *change = NULL;
+	int rc = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
+	if (rc == 0)
+		rc = rtnl_link_get_kernel(sk, 0, "lo", &lo);
+	if (rc == 0 && !(change = rtnl_link_alloc()))
+		rc = -NLE_NOMEM;
+	if (rc == 0) {
+		rtnl_link_set_flags(change, IFF_UP);
+		rc = rtnl_link_change(sk, lo, change, 0);
+	}
+	rtnl_link_put(change);
+	rtnl_link_put(lo);
+	nl_socket_free(sk);
+	if (rc < 0)
+		return spr_fail(err, SPR_LAYER_NAMESPACE, EIO,
+				"bringing up the loopback interface: %s", nl_geterror(rc));
+	return 0;
+}

@@ -1,0 +1,136 @@
+/* pid 1 of the run's namespaces: finishes the setup that needs the new
+ * namespaces (identity, hostname, loopback, the root filesystem), starts
+ * the worker, reaps, and reports the worker's end to the monitor. When it
+ * exits, the kernel kills everything left in the pid namespace. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "namespace/mounts.h"
+#include "namespace/sandbox_internal.h"
+
+static void send_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void send_line(int fd, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= (int)sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	if (n > 0 && write(fd, line, (size_t)n) < 0) {
+		/* The monitor is gone; PDEATHSIG is about to end us. */
+	}
+}
+
+__attribute__((noreturn)) static void init_fail(const struct spr_init_spec *s, spr_error *err)
+{
+	char msg[1800];
+	snprintf(msg, sizeof(msg), "%s", err ? err->message : "setup failed");
+	for (char *p = msg; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	send_line(s->report_fd, "error %s %d %s\n", spr_layer_name(err ? err->layer : SPR_LAYER_SANDBOX),
+		  err ? err->errnum : 0, msg);
+	_exit(125);
+}
+
+static long num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+}
+
+/* The sandbox user, keeping this process's capabilities in its own user
+ * namespace (uid 0 is not mapped, so the kernel does not clear them). */
+static int become_sandbox_user(const cJSON *ids, spr_error **err)
+{
+	gid_t gid = (gid_t)num(ids, "gid");
+	uid_t uid = (uid_t)num(ids, "uid");
+	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "switching to the sandbox user %d",
+				      (int)uid);
+	return 0;
+}
+
+static int set_hostname(const cJSON *layout, spr_error **err)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(layout, "hostname");
+	const char *name = cJSON_IsString(h) ? h->valuestring : "sandbox";
+	if (sethostname(name, strlen(name)) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "sethostname");
+	return 0;
+}
+
+static int wait_for_go(int fd)
+{
+	char c = 0;
+	ssize_t n;
+	do
+		n = read(fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	return n == 1 && c == 'G' ? 0 : -1;
+}
+
+void spr_init_main(const struct spr_init_spec *s)
+{
+	spr_error *err = NULL;
+	/* The monitor may have died before PDEATHSIG was armed: then the sync
+	 * pipe reads EOF instead of 'G'. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || wait_for_go(s->sync_fd) < 0)
+		_exit(125);
+	close(s->sync_fd);
+	const cJSON *layout = s->layout;
+	const cJSON *network = cJSON_GetObjectItemCaseSensitive(layout, "network");
+	if (become_sandbox_user(cJSON_GetObjectItemCaseSensitive(layout, "ids"), &err) < 0 ||
+	    set_hostname(layout, &err) < 0 ||
+	    (!cJSON_IsTrue(network) && spr_net_loopback_up(&err) < 0) ||
+	    spr_mounts_setup(cJSON_GetObjectItemCaseSensitive(layout, "mounts"), &err) < 0)
+		init_fail(s, err);
+
+	int status_pipe[2];
+	if (pipe2(status_pipe, O_CLOEXEC) < 0) {
+		spr_fail_errno(&err, SPR_LAYER_SANDBOX, "pipe2");
+		init_fail(s, err);
+	}
+	pid_t worker = fork();
+	if (worker < 0) {
+		spr_fail_errno(&err, SPR_LAYER_SANDBOX, "fork");
+		init_fail(s, err);
+	}
+	if (worker == 0) {
+		close(status_pipe[0]);
+		close(s->report_fd);
+		spr_worker_exec(s->worker, status_pipe[1]);
+	}
+	close(status_pipe[1]);
+	struct spr_worker_setup setup;
+	if (spr_worker_status(status_pipe[0], &setup, &err) < 0)
+		init_fail(s, err);
+	close(status_pipe[0]);
+	/* init needs none of the run's streams: the host sees EOF as soon as
+	 * the worker and its children are gone. */
+	for (int fd = 0; fd <= 3; fd++)
+		close(fd);
+	send_line(s->report_fd, "started %d %d\n", setup.landlock_abi, setup.seccomp ? 1 : 0);
+
+	/* Reap everything; the worker's end is the run's end. */
+	for (;;) {
+		int st;
+		pid_t r = waitpid(-1, &st, __WALL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == worker || r < 0) {
+			struct rusage ru = {0};
+			getrusage(RUSAGE_CHILDREN, &ru);
+			send_line(s->report_fd, "exit %d %ld\n", r == worker ? st : -1,
+				  (long)ru.ru_maxrss);
+			_exit(0);
+		}
+	}
+}

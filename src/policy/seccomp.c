@@ -1,0 +1,148 @@
+#include "policy/seccomp.h"
+
+#include <linux/sched.h>
+#include <pthread.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+#define DENY(name) {name, EPERM, SPR_CMP_ANY, 0, 0, 0}
+#define DENY_FLAG(name, arg, flag) {name, EPERM, SPR_CMP_MASKED_EQ, arg, flag, flag}
+#define DENY_IF(name, arg, cmp, value) {name, EPERM, cmp, arg, 0, value}
+
+static const struct spr_seccomp_rule rules[] = {
+	/* The filesystem view is fixed before the code starts. */
+	DENY("mount"), DENY("umount2"), DENY("fsopen"), DENY("fsconfig"), DENY("fsmount"),
+	DENY("fspick"), DENY("move_mount"), DENY("open_tree"), DENY("mount_setattr"),
+	DENY("pivot_root"), DENY("chroot"),
+	/* No new namespaces: they are the way to regain capabilities. clone3
+	 * keeps its flags in memory a filter cannot read: ENOSYS makes libc
+	 * fall back to clone, whose flags we can check. */
+	DENY("unshare"), DENY("setns"),
+	DENY_FLAG("clone", 0, CLONE_NEWNS), DENY_FLAG("clone", 0, CLONE_NEWCGROUP),
+	DENY_FLAG("clone", 0, CLONE_NEWUTS), DENY_FLAG("clone", 0, CLONE_NEWIPC),
+	DENY_FLAG("clone", 0, CLONE_NEWUSER), DENY_FLAG("clone", 0, CLONE_NEWPID),
+	DENY_FLAG("clone", 0, CLONE_NEWNET), DENY_FLAG("clone", 0, CLONE_NEWTIME),
+	{"clone3", ENOSYS, SPR_CMP_ANY, 0, 0, 0},
+	/* Other processes' memory and the kernel's attack surface. */
+	DENY("ptrace"), DENY("process_vm_readv"), DENY("process_vm_writev"), DENY("kcmp"),
+	DENY("kexec_load"), DENY("kexec_file_load"), DENY("init_module"), DENY("finit_module"),
+	DENY("delete_module"), DENY("bpf"), DENY("perf_event_open"), DENY("userfaultfd"),
+	DENY("io_uring_setup"), DENY("io_uring_enter"), DENY("io_uring_register"),
+	DENY("keyctl"), DENY("add_key"), DENY("request_key"),
+	/* Host-wide state. */
+	DENY("acct"), DENY("swapon"), DENY("swapoff"), DENY("reboot"), DENY("syslog"),
+	DENY("quotactl"), DENY("quotactl_fd"), DENY("settimeofday"), DENY("clock_settime"),
+	DENY("clock_adjtime"), DENY("adjtimex"), DENY("open_by_handle_at"),
+	DENY("name_to_handle_at"),
+	/* Querying the persona (0xffffffff) is fine; changing it (e.g.
+	 * ADDR_NO_RANDOMIZE) weakens exploit mitigations. */
+	DENY_IF("personality", 0, SPR_CMP_NE, 0xffffffffu),
+	/* Injecting input into a terminal. The request is an int: compare the
+	 * low 32 bits only, as the kernel does. */
+	{"ioctl", EPERM, SPR_CMP_MASKED_EQ, 1, 0xffffffffu, TIOCSTI},
+	{"ioctl", EPERM, SPR_CMP_MASKED_EQ, 1, 0xffffffffu, TIOCLINUX},
+	/* Sockets: AF_UNIX, AF_INET, AF_INET6 only (no netlink, packet, vsock). */
+	DENY_IF("socket", 0, SPR_CMP_EQ, AF_UNSPEC), DENY_IF("socket", 0, SPR_CMP_EQ, 3),
+	DENY_IF("socket", 0, SPR_CMP_EQ, 4), DENY_IF("socket", 0, SPR_CMP_EQ, 5),
+	DENY_IF("socket", 0, SPR_CMP_EQ, 6), DENY_IF("socket", 0, SPR_CMP_EQ, 7),
+	DENY_IF("socket", 0, SPR_CMP_EQ, 8), DENY_IF("socket", 0, SPR_CMP_EQ, 9),
+	DENY_IF("socket", 0, SPR_CMP_GT, AF_INET6),
+	DENY_IF("socketpair", 0, SPR_CMP_EQ, AF_UNSPEC), DENY_IF("socketpair", 0, SPR_CMP_EQ, 3),
+	DENY_IF("socketpair", 0, SPR_CMP_EQ, 4), DENY_IF("socketpair", 0, SPR_CMP_EQ, 5),
+	DENY_IF("socketpair", 0, SPR_CMP_EQ, 6), DENY_IF("socketpair", 0, SPR_CMP_EQ, 7),
+	DENY_IF("socketpair", 0, SPR_CMP_EQ, 8), DENY_IF("socketpair", 0, SPR_CMP_EQ, 9),
+	DENY_IF("socketpair", 0, SPR_CMP_GT, AF_INET6),
+};
+_Static_assert(AF_UNIX == 1 && AF_INET == 2 && AF_INET6 == 10, "socket family layout");
+
+const struct spr_seccomp_rule *spr_seccomp_rules(size_t *count)
+{
+	*count = ARRAY_SIZE(rules);
+	return rules;
+}
+
+static struct scmp_arg_cmp to_scmp(const struct spr_seccomp_rule *r)
+{
+	switch (r->cmp) {
+	case SPR_CMP_NE:
+		return (struct scmp_arg_cmp){r->arg, SCMP_CMP_NE, r->value, 0};
+	case SPR_CMP_GT:
+		return (struct scmp_arg_cmp){r->arg, SCMP_CMP_GT, r->value, 0};
+	case SPR_CMP_EQ:
+		return (struct scmp_arg_cmp){r->arg, SCMP_CMP_EQ, r->value, 0};
+	case SPR_CMP_MASKED_EQ:
+	default:
+		return (struct scmp_arg_cmp){r->arg, SCMP_CMP_MASKED_EQ, r->mask, r->value};
+	}
+}
+
+static void release_ctx(scmp_filter_ctx *ctx)
+{
+	if (*ctx)
+		seccomp_release(*ctx);
+}
+
+static int compile(void **insns, size_t *len, spr_error **err)
+{
+	__attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx)
+		return spr_fail(err, SPR_LAYER_SECCOMP, ENOMEM, "seccomp_init failed");
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (rc < 0)
+		return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp: bad-arch action: %s",
+				strerror(-rc));
+	for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
+		const struct spr_seccomp_rule *r = &rules[i];
+		int nr = seccomp_syscall_resolve_name(r->syscall);
+		if (nr == __NR_SCMP_ERROR)
+			continue; /* not a syscall on this architecture */
+		struct scmp_arg_cmp cmp = to_scmp(r);
+		rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((unsigned)r->errnum), nr,
+					    r->cmp == SPR_CMP_ANY ? 0 : 1, &cmp);
+		if (rc < 0)
+			return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp rule for %s: %s",
+					r->syscall, strerror(-rc));
+	}
+	/* libseccomp 2.5 exports to a descriptor only. */
+	_cleanup_close_ int fd = memfd_create("spr-seccomp", MFD_CLOEXEC);
+	if (fd < 0)
+		return spr_fail_errno(err, SPR_LAYER_SECCOMP, "memfd_create");
+	rc = seccomp_export_bpf(ctx, fd);
+	if (rc < 0)
+		return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp_export_bpf: %s",
+				strerror(-rc));
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size <= 0 || size % 8)
+		return spr_fail(err, SPR_LAYER_SECCOMP, EINVAL, "seccomp: bad BPF size %lld",
+				(long long)size);
+	void *buf = malloc((size_t)size);
+	if (!buf)
+		return spr_fail_oom(err);
+	if (pread(fd, buf, (size_t)size, 0) != size) {
+		free(buf);
+		return spr_fail_errno(err, SPR_LAYER_SECCOMP, "reading the BPF program");
+	}
+	*insns = buf;
+	*len = (size_t)size;
+	return 0;
+}
+
+static pthread_mutex_t bpf_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *bpf_insns;
+static size_t bpf_len;
+
+int spr_seccomp_bpf(struct spr_bpf *out, spr_error **err)
+{
+	pthread_mutex_lock(&bpf_lock);
+	int rc = bpf_insns ? 0 : compile(&bpf_insns, &bpf_len, err);
+	out->insns = bpf_insns;
+	out->len = bpf_len;
+	pthread_mutex_unlock(&bpf_lock);
+	return rc;
+}

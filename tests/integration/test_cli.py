@@ -1,0 +1,383 @@
+"""spr-run command-line edge cases (SPEC §6, §7 "spr-run"): each gives a
+clear one-line error (exit 2) or a correct result, never a crash."""
+import json
+import os
+import re
+import tempfile
+import textwrap
+
+from integration.common import (ENGINE, SprTestCase, run_cli, spr_run,
+                                 strict_json_loads)
+
+USAGE = "usage: spr-run"
+
+
+class CliCase(SprTestCase):
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="spr-it-cli-")
+        self.tmp = self._tmp.name
+        self.ok_py = self.write("ok.py", "result = 1\n")
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def write(self, name, content):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+        return path
+
+    def assertUsageError(self, proc, *fragments, usage=None):
+        """Exit 2, a first line 'spr-run: ...' containing the fragments,
+        nothing on stdout, and (when usage) the usage line."""
+        self.assertEqual(proc.returncode, 2, (proc.stdout, proc.stderr))
+        self.assertEqual(proc.stdout, "", proc.stderr)
+        lines = proc.stderr.splitlines()
+        self.assertTrue(lines, "no message on stderr")
+        self.assertTrue(lines[0].startswith("spr-run: "), proc.stderr)
+        for frag in fragments:
+            self.assertIn(frag, lines[0])
+        if usage is True:
+            self.assertTrue(any(line.startswith(USAGE) for line in lines), proc.stderr)
+        if usage is False:
+            self.assertEqual(len(lines), 1, proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+        self.assertNotIn("Segmentation", proc.stderr)
+        return lines[0]
+
+
+class CodeFile(CliCase):
+
+    def test_empty_file(self):
+        r = spr_run(b"")
+        self.assertOk(r, None)
+        self.assertEqual(r["stdout"], "")
+
+    def test_only_comments(self):
+        self.assertOk(spr_run("# nothing\n"), None)
+
+    def test_non_utf8_file(self):
+        path = self.write("bad.py", b"\xff\xfe")
+        line = self.assertUsageError(run_cli(["--json", path], with_engine=True), "UTF-8",
+                                     usage=False)
+        self.assertNotIn("{", line)
+
+    def test_non_utf8_in_middle(self):
+        path = self.write("bad2.py", b"x = 1\ny = '\xe9'\n")
+        self.assertUsageError(run_cli([path], with_engine=True), "UTF-8")
+
+    def test_unicode_source_ok(self):
+        r = spr_run("résumé = 'é😀'\nresult = résumé\n".encode())
+        self.assertOk(r, "é😀")
+
+    def test_utf8_bom_accepted(self):
+        # SPEC is silent; `python3 FILE` accepts a UTF-8 BOM (editors on
+        # Windows write one), so a careful user expects spr-run to as well.
+        r = spr_run("\ufeffresult = 'é😀'\n".encode())
+        self.assertOk(r, "é😀")
+
+    def test_crlf_line_endings(self):
+        self.assertOk(spr_run(b"x = 1\r\nresult = x + 1\r\n"), 2)
+
+    def test_nul_byte_in_code(self):
+        r = spr_run(b"result = 1\x00\n")
+        # Python refuses NUL bytes in source; a clean result either way.
+        self.assertIsNotNone(r.result, r)
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["exit_code"], 1)
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r["error"].startswith(("SyntaxError", "ValueError")), r)
+
+    def test_ten_megabyte_file(self):
+        body = "# comment\n" * (1024 * 1024) + "result = 1\n"
+        r = spr_run(body)
+        self.assertOk(r, 1)
+
+    def test_stdin_dash(self):
+        r = spr_run(file="-", stdin=b"print('from stdin')\nresult = 7\n")
+        self.assertOk(r, 7)
+        self.assertEqual(r["stdout"], "from stdin\n")
+
+    def test_stdin_dash_plain(self):
+        r = spr_run(file="-", stdin=b"print('hi')", json_mode=False)
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, "hi\n")
+
+    def test_stdin_dash_empty(self):
+        self.assertOk(spr_run(file="-", stdin=b""), None)
+
+    def test_missing_file(self):
+        self.assertUsageError(run_cli(["--json", "/nonexistent/code.py"], with_engine=True),
+                              "/nonexistent/code.py")
+
+    def test_directory_as_file(self):
+        self.assertUsageError(run_cli([self.tmp], with_engine=True), self.tmp)
+
+    def test_missing_file_argument(self):
+        self.assertUsageError(run_cli(["--json"]), usage=True)
+
+    def test_no_arguments(self):
+        self.assertUsageError(run_cli([]), usage=True)
+
+    def test_two_files(self):
+        self.assertUsageError(run_cli([self.ok_py, self.ok_py]), usage=True)
+
+
+class InputOption(CliCase):
+
+    def test_malformed(self):
+        for text in ('{"a":', "{'a': 1}", "[1,]", "NaN", "", '{"a": 1}x', "{", "tru",
+                     '{"a": Infinity}', '"\\x"'):
+            with self.subTest(text=text):
+                proc = run_cli(["--json", "--input", text, self.ok_py], with_engine=True)
+                line = self.assertUsageError(proc, "spr-run: --input: ")
+                self.assertRegex(line, r"^spr-run: --input: input_data:\d+:\d+: \S")
+
+    def test_malformed_position(self):
+        proc = run_cli(["--input", "{'a': 1}", self.ok_py])
+        self.assertUsageError(proc, "spr-run: --input: input_data:1:2: ")
+        proc = run_cli(["--input", '{\n  "a": 1,\n  "b": }', self.ok_py])
+        self.assertUsageError(proc, "spr-run: --input: input_data:3:")
+
+    def test_input_from_file(self):
+        path = self.write("in.json", '{"x": 5, "big": %d}\n' % (2 ** 100))
+        r = spr_run("result = [x, big]", args=["--input", "@" + path])
+        self.assertOk(r, [5, 2 ** 100])
+
+    def test_input_from_missing_file(self):
+        self.assertUsageError(run_cli(["--input", "@/nonexistent/in.json", self.ok_py]),
+                              "/nonexistent/in.json")
+
+    def test_input_file_malformed(self):
+        path = self.write("bad.json", '{"x": }')
+        self.assertUsageError(run_cli(["--input", "@" + path, self.ok_py]), "--input")
+
+    def test_last_input_wins_or_error(self):
+        code_path = self.write("x.py", "result = x\n")
+        proc = run_cli(["--json", "--input", '{"x": 1}', "--input", '{"x": 2}', code_path],
+                       with_engine=True)
+        # Either a clear usage error or the later value; never a crash.
+        self.assertIn(proc.returncode, (0, 2), proc.stderr)
+        if proc.returncode == 0:
+            self.assertEqual(strict_json_loads(proc.stdout)["result"], 2)
+        else:
+            self.assertUsageError(proc, "--input")
+
+    def test_whitespace_around_input(self):
+        r = spr_run("result = x", input_text='  \n{"x": 3}\n  ')
+        self.assertOk(r, 3)
+
+
+class NumericOptions(CliCase):
+
+    def test_bad_timeouts(self):
+        for value in ("0", "-1", "1e300", "abc", "", "nan", "inf", "86400.5", "1s"):
+            with self.subTest(value=value):
+                proc = run_cli(["--json", "--timeout", value, self.ok_py], with_engine=True)
+                self.assertUsageError(proc, "timeout")
+
+    def test_out_of_range_flag_names_the_flag(self):
+        # The message should name what the user typed (the flag), not an
+        # internal policy document position such as "policy:1:20".
+        for opt, value in (("--timeout", "0"), ("--timeout", "-1"), ("--timeout", "1e300"),
+                           ("--memory", "0"), ("--memory", "1048577"),
+                           ("--max-output", "1048577")):
+            with self.subTest(opt=opt, value=value):
+                line = self.assertUsageError(run_cli([opt, value, self.ok_py]))
+                self.assertIn(opt, line)
+                self.assertNotIn("policy:1:", line)
+
+    def test_tiny_timeout_valid_result(self):
+        proc = run_cli(["--json", "--timeout", "0.001", self.ok_py], with_engine=True)
+        self.assertIn(proc.returncode, (0, 124), proc.stderr)
+        res = strict_json_loads(proc.stdout)
+        self.assertEqual(res["exit_code"], proc.returncode)
+        if proc.returncode == 124:
+            self.assertTrue(res["timed_out"])
+            self.assertEqual(res["error"], "Execution timed out after 0.001s")
+        else:
+            self.assertTrue(res["ok"])
+            self.assertEqual(res["result"], 1)
+
+    def test_max_timeout_accepted(self):
+        r = spr_run("result = 1", args=["--timeout", "86400"])
+        self.assertOk(r, 1)
+
+    def test_bad_memory(self):
+        for value in ("0", "1.5", "-5", "abc", "", "1048577"):
+            with self.subTest(value=value):
+                self.assertUsageError(run_cli(["--memory", value, self.ok_py]), "memory")
+
+    def test_bad_max_output(self):
+        for value in ("-1", "1.5", "x", "1048577"):
+            with self.subTest(value=value):
+                self.assertUsageError(run_cli(["--max-output", value, self.ok_py]), "output")
+
+    def test_option_missing_value(self):
+        for opt in ("--timeout", "--memory", "--max-output", "--input", "--policy",
+                    "--python", "--engine"):
+            with self.subTest(opt=opt):
+                proc = run_cli([opt])
+                self.assertEqual(proc.returncode, 2, proc.stderr)
+                self.assertTrue(proc.stderr.startswith("spr-run: "), proc.stderr)
+
+
+class Options(CliCase):
+
+    def test_unknown_option(self):
+        self.assertUsageError(run_cli(["--bogus", self.ok_py]), "--bogus", usage=True)
+
+    def test_engine_bogus(self):
+        self.assertUsageError(run_cli(["--engine", "bogus", self.ok_py]), "bogus", usage=True)
+
+    def test_help(self):
+        proc = run_cli(["--help"])
+        self.assertEqual(proc.returncode, 0)
+        self.assertTrue(proc.stdout.startswith(USAGE), proc.stdout)
+        for opt in ("--engine", "--policy", "--input", "--timeout", "--memory",
+                    "--max-output", "--python", "--allow-degraded", "--json"):
+            self.assertIn(opt, proc.stdout)
+
+    def test_version(self):
+        proc = run_cli(["--version"])
+        self.assertEqual(proc.returncode, 0)
+        self.assertRegex(proc.stdout, r"^spr-run \d+\.\d+\.\d+\n$")
+
+    def test_equals_syntax(self):
+        r = spr_run("import time\ntime.sleep(5)", args=["--timeout=0.3"])
+        self.assertFailed(r, 124, "Execution timed out after 0.3s")
+
+    def test_timeout_overrides_policy(self):
+        r = spr_run("while True:\n    pass", policy={"timeout_seconds": 30},
+                    args=["--timeout", "0.3"])
+        self.assertFailed(r, 124, "Execution timed out after 0.3s")
+
+
+class PolicyFile(CliCase):
+
+    def run_policy(self, text, code="result = 1", name="policy.toml"):
+        path = self.write(name, textwrap.dedent(text).lstrip("\n"))
+        code_path = self.write("code.py", code)
+        return path, run_cli(["--json", "--policy", path, code_path], with_engine=True)
+
+    def test_missing_policy_file(self):
+        self.assertUsageError(run_cli(["--policy", "/nonexistent/p.toml", self.ok_py]),
+                              "/nonexistent/p.toml")
+
+    def test_malformed_toml(self):
+        path, proc = self.run_policy("""
+            [policy]
+            mode = "restrict"
+            timeout_seconds = = 5
+        """)
+        line = self.assertUsageError(proc, path)
+        self.assertRegex(line, "^spr-run: " + re.escape(path) + r":3:\d+: \S")
+
+    def test_unclosed_array(self):
+        path, proc = self.run_policy('[policy]\nblocked_imports = ["os",\n')
+        line = self.assertUsageError(proc)
+        self.assertRegex(line, "^spr-run: " + re.escape(path) + r":\d+:\d+: \S")
+
+    def test_unknown_key_suggests(self):
+        path, proc = self.run_policy("[policy]\ntimeout_second = 5\n")
+        line = self.assertUsageError(proc, "timeout_second", "did you mean")
+        self.assertIn("timeout_seconds", line)
+        self.assertRegex(line, "^spr-run: " + re.escape(path) + r":2:\d+: ")
+
+    def test_wrong_type(self):
+        path, proc = self.run_policy('[policy]\ntimeout_seconds = "5"\n')
+        line = self.assertUsageError(proc, "timeout_seconds")
+        self.assertRegex(line, "^spr-run: " + re.escape(path) + r":2:\d+: ")
+
+    def test_duplicate_key(self):
+        path, proc = self.run_policy("[policy]\nmemory_limit_mb = 64\nmemory_limit_mb = 128\n")
+        line = self.assertUsageError(proc, "memory_limit_mb")
+        self.assertRegex(line, "^spr-run: " + re.escape(path) + r":3:\d+: ")
+
+    def test_bad_mode(self):
+        path, proc = self.run_policy('[policy]\nmode = "permissive"\n')
+        self.assertUsageError(proc, path, "mode")
+
+    def test_fractional_integer_field(self):
+        path, proc = self.run_policy("[policy]\nmemory_limit_mb = 1.5\n")
+        self.assertUsageError(proc, path, "memory_limit_mb")
+
+    def test_top_level_key_next_to_policy_table(self):
+        path, proc = self.run_policy('timeout_seconds = 1\n[policy]\nmode = "restrict"\n')
+        self.assertUsageError(proc, path)
+
+    def test_empty_list_entry(self):
+        path, proc = self.run_policy('[policy]\nblocked_imports = [""]\n')
+        self.assertUsageError(proc, path, "blocked_imports")
+
+    def test_top_level_policy_keys(self):
+        path, proc = self.run_policy("blocked_imports = []\n", code="import os\nresult = os.sep")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout)["result"], "/")
+
+    def test_empty_policy_file_keeps_defaults(self):
+        path, proc = self.run_policy("", code="import os")
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout)["error"],
+                         "ImportError: Import 'os' is blocked by policy")
+
+    REFERENCE_POLICY = """
+        [policy]
+        mode = "restrict"
+        timeout_seconds = 5
+        memory_limit_mb = 256
+        max_output_kb = 128
+        blocked_imports = ["os", "subprocess"]
+        blocked_builtins = ["eval", "exec", "open"]
+        allowed_imports = []
+        allowed_builtins = []
+        allowed_globals = []
+        blocked_globals = []
+
+        [policy.extra_globals]
+        project_name = "safe-py-runner"
+    """
+
+    def test_reference_policy_file(self):
+        _, proc = self.run_policy(self.REFERENCE_POLICY, code="result = project_name")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        res = strict_json_loads(proc.stdout)
+        self.assertTrue(res["ok"], res)
+        self.assertEqual(res["result"], "safe-py-runner")
+        self.assertEqual(res["isolation"]["engine"], ENGINE)
+
+    def test_reference_policy_lists_honoured(self):
+        _, proc = self.run_policy(self.REFERENCE_POLICY, code="import os")
+        self.assertEqual(json.loads(proc.stdout)["error"],
+                         "ImportError: Import 'os' is blocked by policy")
+        _, proc = self.run_policy(self.REFERENCE_POLICY, code="result = eval('1')")
+        self.assertEqual(json.loads(proc.stdout)["error"],
+                         "NameError: name 'eval' is not defined")
+        # compile is not in this file's blocked_builtins: the file replaces the default.
+        _, proc = self.run_policy(self.REFERENCE_POLICY,
+                                  code="result = type(compile('1', 'x', 'eval')).__name__")
+        self.assertEqual(json.loads(proc.stdout)["result"], "code", proc.stdout)
+        # importlib stays blocked even though the file does not list it.
+        _, proc = self.run_policy(self.REFERENCE_POLICY, code="import importlib")
+        self.assertEqual(json.loads(proc.stdout)["error"],
+                         "ImportError: Import 'importlib' is blocked by policy")
+
+    def test_policy_without_table_header_extra_globals(self):
+        _, proc = self.run_policy('[extra_globals]\ngreeting = "hi"\n', code="result = greeting")
+        # Top-level form (§2: keys under [policy] or top level).
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout)["result"], "hi")
+
+    def test_policy_env_and_spr_fields_accepted(self):
+        _, proc = self.run_policy("""
+            [policy]
+            network = false
+            max_processes = 64
+            cpu_cores = 1.0
+            tmp_size_mb = 64
+            [policy.env]
+            GREETING = "hi"
+        """)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(json.loads(proc.stdout)["ok"])
