@@ -54,8 +54,8 @@ LIBEXEC_OUT := $(B)/libexec/spr
 PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
 	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py
 
-.PHONY: all deps demo check unit integration asan fuzz fuzz-smoke bench install clean \
-	check-worker
+.PHONY: all deps demo check unit integration hostile rootless asan fuzz fuzz-smoke bench \
+	install clean check-worker
 all: $(PROGRAMS)
 
 # scripts/deps.sh is idempotent and fast when everything is present; the
@@ -98,14 +98,28 @@ $(B)/tests/%: tests/unit/%.c $(B)/libspr.a tests/unit/unit.h | $(DEPS_STAMP)
 	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -Itests/unit -o $@ $< $(B)/libspr.a \
 		$(LDFLAGS_ALL) $(PKG_LIBS) $(CHECK_LIBS)
 
+# Test tools (run by the integration suites, never installed).
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
+$(B)/tests/tools/%: tests/tools/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL) $(PKG_LIBS)
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_VERBOSITY=normal $$t; done
 
 check-worker: $(LIBEXEC_OUT)/spr_worker.py
 	$(TEST_PYTHON) -m unittest discover -s tests/worker -t . -v 2>&1 | tail -n 5
 
-integration: all
+integration: all $(TOOL_BINS)
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py integration
+
+hostile: all $(TOOL_BINS)
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py hostile
+
+# The same suites again as an unprivileged user (rootless LocalEngine).
+rootless: all $(TOOL_BINS)
+	scripts/rootless-tests.sh $(B) integration $(if $(wildcard tests/hostile/test_*.py),hostile)
 
 check: all
 	@scripts/deps.sh test
@@ -113,12 +127,18 @@ check: all
 	$(MAKE) --no-print-directory check-worker
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory integration
+	$(if $(wildcard tests/hostile/test_*.py),$(MAKE) --no-print-directory hostile)
+	$(MAKE) --no-print-directory rootless
 
 asan:
 	@scripts/deps.sh test
+	@rm -rf /tmp/spr-sanitizer && mkdir -m 1777 /tmp/spr-sanitizer
 	$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 		unit integration
+	@if ls /tmp/spr-sanitizer/* >/dev/null 2>&1; then \
+		echo "sanitizer reports from spr-sandbox:"; cat /tmp/spr-sanitizer/*; exit 1; \
+	else echo "asan: no sanitizer reports from spr-sandbox"; fi
 
 # ---- fuzzing (clang + libFuzzer) -------------------------------------------
 

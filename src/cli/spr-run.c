@@ -293,77 +293,89 @@ static void print_outcome(const spr_result *r)
 		fprintf(stderr, "spr-run: %s\n", error);
 }
 
+static void freep(void *p) { free(*(void **)p); }
+static void policy_freep(spr_policy **p) { spr_policy_free(*p); }
+static void engine_freep(spr_engine **e) { spr_engine_free(*e); }
+static void result_freep(spr_result **r) { spr_result_free(*r); }
+static void error_freep(spr_error **e) { spr_error_free(*e); }
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+static int run_docker(const struct options *o)
+{
+	spr_error unavailable = {
+		.message = (char *)"the docker engine is not available in this build yet (use "
+				   "--engine local)",
+		.layer = SPR_LAYER_DOCKER,
+	};
+	return report_failure(&unavailable, o->json, EXIT_ENGINE);
+}
+
+/* The policy file, then the limit flags on top of it. */
+static spr_policy *build_policy(const struct options *o)
+{
+	_cleanup_(error_freep) spr_error *err = NULL;
+	spr_policy *policy = NULL;
+	int rc = o->policy_file ? spr_policy_load_file(o->policy_file, &policy, &err)
+				: spr_policy_new(&policy, &err);
+	if (rc < 0) {
+		fprintf(stderr, "spr-run: %s\n", err->message);
+		return NULL;
+	}
+	for (size_t i = 0; i < o->noverrides; i++) {
+		const struct override *ov = &o->overrides[i];
+		if (spr_policy_update_json(policy, ov->json, strlen(ov->json), &err) < 0) {
+			fprintf(stderr, "spr-run: %s %s: %s\n%s\n", ov->flag, ov->value,
+				without_position(err->message), usage_line);
+			spr_policy_free(policy);
+			return NULL;
+		}
+	}
+	return policy;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {.engine = "local"};
 	parse_args(argc, argv, &o);
 
-	spr_error *err = NULL;
-	spr_policy *policy = NULL;
-	int rc = o.policy_file ? spr_policy_load_file(o.policy_file, &policy, &err)
-			       : spr_policy_new(&policy, &err);
-	if (rc < 0) {
-		fprintf(stderr, "spr-run: %s\n", err->message);
+	_cleanup_(policy_freep) spr_policy *policy = build_policy(&o);
+	if (!policy)
 		return EXIT_USAGE;
-	}
-	for (size_t i = 0; i < o.noverrides; i++) {
-		const struct override *ov = &o.overrides[i];
-		if (spr_policy_update_json(policy, ov->json, strlen(ov->json), &err) < 0) {
-			fprintf(stderr, "spr-run: %s %s: %s\n%s\n", ov->flag, ov->value,
-				without_position(err->message), usage_line);
-			return EXIT_USAGE;
-		}
-	}
-
 	size_t code_len = 0, input_len = 0;
-	char *code = read_all(o.file, &code_len, "cannot read");
-	char *input = NULL;
+	_cleanup_(freep) char *code = read_all(o.file, &code_len, "cannot read");
+	_cleanup_(freep) char *input = NULL;
 	if (o.input && o.input[0] == '@')
 		input = read_all(o.input + 1, &input_len, "--input: cannot read");
+	if (!strcmp(o.engine, "docker"))
+		return run_docker(&o);
 
-	if (!strcmp(o.engine, "docker")) {
-		spr_error unavailable = {
-			.message = (char *)"the docker engine is not available in this build yet "
-					   "(use --engine local)",
-			.layer = SPR_LAYER_DOCKER,
-		};
-		return report_failure(&unavailable, o.json, EXIT_ENGINE);
-	}
-
-	char *libexec = find_libexec();
+	_cleanup_(freep) char *libexec = find_libexec();
 	spr_local_options lo = {.python = o.python, .libexec_dir = libexec,
 				.allow_degraded = o.allow_degraded};
-	spr_engine *engine = NULL;
+	_cleanup_(error_freep) spr_error *err = NULL;
+	_cleanup_(engine_freep) spr_engine *engine = NULL;
 	if (spr_local_engine_new(&lo, &engine, &err) < 0)
 		return report_failure(err, o.json, EXIT_ENGINE);
 
-	spr_result *result = NULL;
+	_cleanup_(result_freep) spr_result *result = NULL;
 	const char *input_json = input ? input : o.input;
 	if (spr_run(engine, policy, code, code_len, input_json, &result, &err) < 0) {
-		int status = err->layer == SPR_LAYER_REQUEST ? EXIT_USAGE : EXIT_ENGINE;
-		if (err->layer == SPR_LAYER_REQUEST && !strncmp(err->message, "input_data", 10))
-			fprintf(stderr, "spr-run: --input: %s\n", err->message);
-		else
-			fprintf(stderr, "spr-run: %s\n", err->message);
-		return status;
+		bool bad_input = err->layer == SPR_LAYER_REQUEST;
+		fprintf(stderr, "spr-run: %s%s\n",
+			bad_input && !strncmp(err->message, "input_data", 10) ? "--input: " : "",
+			err->message);
+		return bad_input ? EXIT_USAGE : EXIT_ENGINE;
 	}
 	int status = exit_status_of(result);
 	if (o.json) {
-		char *text = NULL;
+		_cleanup_(freep) char *text = NULL;
 		if (spr_result_to_json(result, SPR_JSON_PRETTY, &text, &err) < 0)
 			return report_failure(err, false, EXIT_ENGINE);
 		fputs(text, stdout);
-		spr_free(text);
 	} else {
 		print_outcome(result);
 	}
 	if (fflush(stdout) != 0 || ferror(stdout))
 		return status ? status : 1;
-	spr_result_free(result);
-	spr_engine_free(engine);
-	spr_policy_free(policy);
-	free(libexec);
-	free(code);
-	free(input);
 	return status;
 }

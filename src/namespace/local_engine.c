@@ -189,6 +189,10 @@ static char *cache_dir(void)
 	int n;
 	if (env && env[0] == '/')
 		n = asprintf(&dir, "%s", env);
+	else if (geteuid() == 0)
+		/* Root's runs may execute as nobody (degraded mode): the cache
+		 * must be readable by everyone and writable by root only. */
+		n = asprintf(&dir, "/var/cache/spr");
 	else if (xdg && xdg[0] == '/')
 		n = asprintf(&dir, "%s/spr", xdg);
 	else if (home && home[0] == '/')
@@ -199,7 +203,8 @@ static char *cache_dir(void)
 }
 
 /* Only a directory we own and nobody else may write is trusted: a planted
- * .pyc would run as the worker. */
+ * .pyc would run as the worker. (Readable by all: the .pyc is the
+ * worker, public code.) */
 static bool private_dir(const char *dir)
 {
 	char parent[PATH_MAX];
@@ -207,9 +212,9 @@ static bool private_dir(const char *dir)
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent) {
 		*slash = '\0';
-		mkdir(parent, 0700);
+		mkdir(parent, 0755);
 	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return false;
 	struct stat st;
 	return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&

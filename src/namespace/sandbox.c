@@ -33,6 +33,7 @@ struct sandbox {
 	const cJSON *layout; /* plan.sandbox: NULL means "no namespaces wanted" */
 	bool allow_degraded;
 	char **argv, **envp;
+	size_t env_count; /* plan entries; HOME and TMPDIR follow them */
 	struct spr_rlimit_setting limits[SPR_NLIMITS];
 	spr_buf bpf;
 	cJSON *degraded_write; /* Landlock write list incl. the run directory */
@@ -170,6 +171,8 @@ static int read_plan(struct sandbox *sb, spr_error **err)
 	if (!sb->argv || !sb->argv[0] || !sb->envp)
 		return spr_fail(err, SPR_LAYER_SANDBOX, EINVAL,
 				"plan: 'argv' and 'env' must be arrays of strings");
+	while (sb->envp[sb->env_count])
+		sb->env_count++;
 	const cJSON *layout = cJSON_GetObjectItemCaseSensitive(sb->plan, "sandbox");
 	sb->layout = cJSON_IsObject(layout) ? layout : NULL;
 	sb->allow_degraded =
@@ -185,11 +188,9 @@ static void set_env_dirs(struct sandbox *sb, const char *dir)
 {
 	snprintf(sb->env_home, sizeof(sb->env_home), "HOME=%s", dir);
 	snprintf(sb->env_tmpdir, sizeof(sb->env_tmpdir), "TMPDIR=%s", dir);
-	char **end = sb->envp;
-	while (*end)
-		end++;
-	end[0] = sb->env_home;
-	end[1] = sb->env_tmpdir;
+	/* Fixed slots: a degraded retry sets them again. */
+	sb->envp[sb->env_count] = sb->env_home;
+	sb->envp[sb->env_count + 1] = sb->env_tmpdir;
 }
 
 /* ---- setup steps shared by both modes ----------------------------------------- */

@@ -6,9 +6,11 @@
  *  - [a.b] defines a.b and creates a implicitly; an implicit table may be
  *    defined once later by its own header;
  *  - dotted keys (a.b = 1) define the tables before the last part; more
- *    dotted keys of the same section (the same [header] or inline table)
- *    may add to those tables, nothing else may, though a [header] may
- *    still define sub-tables of them;
+ *    dotted keys may add to those tables, a [header] may not (though it
+ *    may define sub-tables of them). Dotted keys can only reach such a
+ *    table from the section (the [header] or inline table) that made it:
+ *    every other path runs through a table defined by a header or an
+ *    inline table, which dotted keys may not enter;
  *  - inline tables are complete as written.
  * Each table member is also kept in a hash index (table, key) -> member that
  * records how a table was defined and where, so redefinitions can name the
@@ -32,7 +34,7 @@
 
 enum {
 	T_EXPLICIT = 1 << 0, /* defined by its own [header] */
-	T_DOTTED = 1 << 1,   /* defined by dotted keys, in `section` */
+	T_DOTTED = 1 << 1,   /* defined by dotted keys */
 	T_INLINE = 1 << 2,   /* an inline table */
 };
 
@@ -40,7 +42,6 @@ struct member {
 	const cJSON *table;
 	cJSON *node; /* NULL: free slot; node->string is the key */
 	unsigned flags;
-	unsigned section;
 	unsigned depth; /* of node, the root being 1 */
 	size_t def_off; /* where it was defined, for messages */
 };
@@ -69,8 +70,6 @@ struct parser {
 	cJSON *root;
 	cJSON *table; /* where key/value pairs go: the last [header] */
 	unsigned table_depth;
-	unsigned section;  /* the current [header] or inline table */
-	unsigned sections; /* how many were opened */
 	struct members members;
 	spr_buf str; /* the string being decoded */
 };
@@ -921,12 +920,7 @@ static int parse_inline_table(struct parser *p, unsigned depth, cJSON **out)
 	_cleanup_cjson_ cJSON *table = cJSON_CreateObject();
 	if (!table)
 		return spr_fail_oom(p->err);
-	/* Dotted keys inside may extend each other's tables, nothing else. */
-	unsigned saved = p->section;
-	p->section = ++p->sections;
-	int r = parse_inline_members(p, table, depth);
-	p->section = saved;
-	if (r < 0)
+	if (parse_inline_members(p, table, depth) < 0)
 		return -1;
 	p->pos++;
 	return finish(p, steal_pointer(&table), open, out);
@@ -962,8 +956,7 @@ static int enter_dotted(struct parser *p, const struct key *k, size_t i, cJSON *
 			return fail_depth(p, part->off);
 		cJSON *t = cJSON_CreateObject();
 		spr_json_set_span(t, part->off, part->end);
-		struct member info = {.flags = T_DOTTED, .section = p->section, .depth = *depth + 1,
-				      .def_off = part->off};
+		struct member info = {.flags = T_DOTTED, .depth = *depth + 1, .def_off = part->off};
 		if (add_member(p, *table, part->name, t, info) < 0)
 			return -1;
 		*table = t;
@@ -983,15 +976,10 @@ static int enter_dotted(struct parser *p, const struct key *k, size_t i, cJSON *
 				 "cannot add keys to table %s with dotted keys: it is defined by its "
 				 "own [header] at line %u",
 				 line_of(p, m->def_off));
-	if ((m->flags & T_DOTTED) && m->section != p->section)
-		return fail_path(p, part->off, k, i + 1,
-				 "cannot add keys to table %s here: it was defined with dotted keys "
-				 "at line %u, under another table header",
-				 line_of(p, m->def_off));
+	/* An implicit table (an ancestor of some [header]) is now defined. */
 	if (!(m->flags & T_DOTTED))
-		m->def_off = part->off; /* implied until now */
+		m->def_off = part->off;
 	m->flags |= T_DOTTED;
-	m->section = p->section;
 	*table = m->node;
 	*depth = m->depth;
 	return 0;
@@ -1019,7 +1007,6 @@ static int parse_keyval(struct parser *p, cJSON *table, unsigned depth)
 	if (parse_value(p, depth + 1, &value) < 0)
 		return -1;
 	struct member info = {.flags = cJSON_IsObject(value) ? T_INLINE : 0,
-			      .section = p->section,
 			      .depth = depth + 1,
 			      .def_off = last->off};
 	return add_member(p, table, last->name, value, info);
@@ -1050,8 +1037,6 @@ static int parse_header(struct parser *p)
 	if (peek(p) != ']')
 		return fail_expected(p, "']' after the table name");
 	size_t close = ++p->pos;
-	/* A new section: tables made by dotted keys so far are now closed. */
-	p->section = ++p->sections;
 	cJSON *t = p->root;
 	unsigned depth = 1;
 	for (size_t i = 0; i < k.n; i++) {

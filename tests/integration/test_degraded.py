@@ -1,0 +1,123 @@
+"""When a protection cannot be applied: exit 125 naming the cause and the
+fix, or — with --allow-degraded — a run without it, reported in isolation.
+
+User namespaces are refused the way Docker's default seccomp profile
+refuses them (tests/tools/deny-userns), so no host setting changes."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from integration.common import BUILD, ENGINE, PERMISSIVE, SPR_RUN, SprTestCase, write_policy
+
+DENY = os.path.join(BUILD, "tests", "tools", "deny-userns")
+
+
+def run_denied(code, *args, policy=None):
+    with tempfile.TemporaryDirectory(prefix="spr-it-deg-") as tmp:
+        path = os.path.join(tmp, "code.py")
+        with open(path, "w") as f:
+            f.write(code)
+        cmd = [DENY, SPR_RUN, *args]
+        if policy is not None:
+            cmd += ["--policy", write_policy(policy, tmp)]
+        proc = subprocess.run(cmd + [path], capture_output=True, text=True, timeout=60)
+        return proc
+
+
+@unittest.skipUnless(ENGINE == "local", "namespaces are the LocalEngine's")
+class RefusedUserNamespace(SprTestCase):
+    def test_exit_125_names_cause_and_fix(self):
+        proc = run_denied("result = 1")
+        self.assertEqual(proc.returncode, 125, proc)
+        msg = proc.stderr.strip().splitlines()[-1]
+        self.assertTrue(msg.startswith("spr-run: sandbox setup failed: creating the sandbox "
+                                       "namespaces failed: Operation not permitted"), msg)
+        self.assertIn("CLONE_NEWUSER", msg)
+        self.assertIn("--allow-degraded", msg)
+
+    def test_json_result_for_125(self):
+        proc = run_denied("result = 1", "--json")
+        self.assertEqual(proc.returncode, 125, proc)
+        res = json.loads(proc.stdout)
+        self.assertFalse(res["ok"])
+        self.assertEqual(res["exit_code"], 125)
+        self.assertIsNone(res["result"])
+        self.assertIn("Operation not permitted", res["error"])
+        self.assertFalse(res["isolation"]["userns"])
+
+    def test_allow_degraded_runs_and_says_so(self):
+        proc = run_denied("result = 6 * 7", "--json", "--allow-degraded")
+        self.assertEqual(proc.returncode, 0, proc)
+        res = json.loads(proc.stdout)
+        self.assertTrue(res["ok"], res)
+        self.assertEqual(res["result"], 42)
+        iso = res["isolation"]
+        self.assertTrue(iso["degraded"])
+        for layer in ("userns", "pidns", "netns", "mountns"):
+            self.assertFalse(iso[layer], (layer, iso))
+        self.assertEqual(iso["network"], "host")
+        # What does not need namespaces is still applied.
+        self.assertEqual(iso["seccomp"], "spr-deny-v1")
+        self.assertTrue(iso["landlock"])
+
+    def test_degraded_still_contains_the_code(self):
+        code = (
+            "import os\n"
+            "def t(f):\n"
+            "    try:\n"
+            "        f()\n"
+            "        return 'allowed'\n"
+            "    except OSError as e:\n"
+            "        return type(e).__name__\n"
+            "st = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n"
+            "result = {'uid': os.getuid(), 'passwd': t(lambda: open('/etc/passwd').read()),\n"
+            "          'write_host_tmp': t(lambda: open('/tmp/spr-degraded-' + str(os.getpid()), 'w')),\n"
+            "          'write_cwd': t(lambda: open('here', 'w').write('x')),\n"
+            "          'nnp': st['NoNewPrivs'], 'seccomp': st['Seccomp'], 'capeff': st['CapEff']}\n")
+        proc = run_denied(code, "--json", "--allow-degraded", policy=dict(PERMISSIVE))
+        res = json.loads(proc.stdout)
+        self.assertTrue(res["ok"], res)
+        r = res["result"]
+        if os.geteuid() == 0:
+            self.assertEqual(r["uid"], 65534)  # root's code runs as nobody
+        else:
+            self.assertEqual(r["uid"], os.geteuid())
+        self.assertEqual(r["passwd"], "PermissionError")  # Landlock
+        self.assertEqual(r["write_host_tmp"], "PermissionError")
+        self.assertEqual(r["write_cwd"], "allowed")  # its private run directory
+        self.assertEqual((r["nnp"], r["seccomp"], r["capeff"]), ("1", "2", "0000000000000000"))
+
+    def test_degraded_timeout_kills_the_tree(self):
+        code = ("import os, time\n"
+                "if os.fork() == 0:\n"
+                "    os.setsid()\n"
+                "    if os.fork() == 0:\n"
+                "        os.execv('/bin/sleep', [input_data['token'], '1000'])\n"
+                "    os._exit(0)\n"
+                "time.sleep(100)\n")
+        token = "sprdeg" + os.urandom(6).hex()
+        with tempfile.TemporaryDirectory(prefix="spr-it-deg-") as tmp:
+            path = os.path.join(tmp, "code.py")
+            with open(path, "w") as f:
+                f.write(code)
+            proc = subprocess.run(
+                [DENY, SPR_RUN, "--json", "--allow-degraded", "--timeout", "1",
+                 "--policy", write_policy(dict(PERMISSIVE), tmp),
+                 "--input", json.dumps({"token": token}), path],
+                capture_output=True, text=True, timeout=60)
+        res = json.loads(proc.stdout)
+        self.assertTrue(res["timed_out"], res)
+        left = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        if f.read().split(b"\0")[0] == token.encode():
+                            left.append(int(entry))
+                except OSError:
+                    pass
+        for pid in left:  # only our own token
+            os.kill(pid, 9)
+        self.assertEqual(left, [], "a degraded run's grandchild survived")
