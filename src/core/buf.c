@@ -24,6 +24,7 @@ bool spr_buf_reserve(spr_buf *b, size_t extra)
 	}
 	b->data = p;
 	b->cap = cap;
+	b->data[b->len] = '\0';
 	return true;
 }
 
