@@ -36,8 +36,7 @@ HARDEN := -D_FORTIFY_SOURCE=3 -fstack-protector-strong -fstack-clash-protection
 OPT ?= -O2 -g
 SANITIZE ?=
 CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(SANITIZE) -fPIC -fvisibility=hidden \
-	-D_GNU_SOURCE -DSPR_LIBEXECDIR='"$(LIBEXECDIR)/spr"' \
-	-Iinclude -Isrc -Isrc/core $(PKG_CFLAGS) $(CFLAGS)
+	-D_GNU_SOURCE -I$(B)/gen -Iinclude -Isrc -Isrc/core $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SANITIZE) -Wl,-z,relro,-z,now $(LDFLAGS)
 
 # Library sources: everything under src/ except the programs' mains.
@@ -54,7 +53,7 @@ LIBEXEC_OUT := $(B)/libexec/spr
 PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
 	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py
 
-.PHONY: all deps demo check unit integration hostile rootless asan fuzz fuzz-smoke bench \
+.PHONY: FORCE all deps demo check unit integration hostile rootless asan fuzz fuzz-smoke bench \
 	install clean check-worker
 all: $(PROGRAMS)
 
@@ -66,7 +65,15 @@ $(DEPS_STAMP): scripts/deps.sh
 	@touch $@
 deps: $(DEPS_STAMP)
 
-$(B)/obj/%.o: %.c $(HEADERS) | $(DEPS_STAMP)
+# Installation paths compiled into the library. Rewritten only when they
+# change, so `make install PREFIX=...` rebuilds exactly what depends on it.
+$(B)/gen/spr_config.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define SPR_LIBEXECDIR "%s"\n' '$(LIBEXECDIR)/spr' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(B)/obj/%.o: %.c $(HEADERS) $(B)/gen/spr_config.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -143,8 +150,8 @@ asan:
 # ---- fuzzing (clang + libFuzzer) -------------------------------------------
 
 FUZZ_CFLAGS = -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
-	-Iinclude -Isrc -Isrc/core $(PKG_CFLAGS)
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HEADERS) | $(DEPS_STAMP)
+	-I$(B)/gen -Iinclude -Isrc -Isrc/core $(PKG_CFLAGS)
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HEADERS) $(B)/gen/spr_config.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
 
@@ -164,8 +171,12 @@ demo: all
 	@echo '$$ $(B)/spr-run --json --input '\''{"name": "spr", "numbers": [3, 4, 5]}'\'' examples/hello.py'
 	@$(B)/spr-run --json --input '{"name": "spr", "numbers": [3, 4, 5]}' examples/hello.py
 
-bench: all
-	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py
+$(B)/bench/%: bench/%.c $(B)/libspr.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libspr.a $(LDFLAGS_ALL) $(PKG_LIBS)
+
+bench: all $(B)/bench/run_latency
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py $(BENCH_ARGS)
 
 # ---- install ---------------------------------------------------------------
 
