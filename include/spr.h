@@ -85,6 +85,9 @@ typedef struct spr_local_options {
 				    else the installed libexec/spr */
 	bool allow_degraded;     /* run even when a protection cannot be applied
 				    (reported in isolation) */
+	const char *cgroup_parent; /* runs go under this cgroup, relative to the
+				      caller's own (a delegated subtree); NULL: the
+				      caller's own cgroup */
 } spr_local_options;
 
 SPR_API int spr_local_engine_new(const spr_local_options *opts, spr_engine **out,

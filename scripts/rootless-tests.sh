@@ -19,8 +19,37 @@ if ! id "$user" >/dev/null 2>&1; then
   useradd --create-home --shell /usr/sbin/nologin "$user"
 fi
 
+# cgroups: an unprivileged user may not create cgroups unless a subtree is
+# delegated to it, as an admin (or systemd's Delegate=yes) would do. On v1
+# that is a child cgroup per controller owned by the user, under our own
+# cgroup; on v2, a child of our own cgroup with the controllers enabled.
+deleg="spr-deleg-$user"
+uid=$(id -u "$user"); gid=$(id -g "$user")
+delegated=""
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+  own=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
+  d=/sys/fs/cgroup${own%/}/$deleg
+  mkdir -p "$d" && chown -R "$uid:$gid" "$d" && delegated="$d"
+  echo "+memory +pids +cpu" > "$d/cgroup.subtree_control" 2>/dev/null || true
+else
+  for ctl in memory pids cpu cpuacct; do
+    own=$(awk -F: -v c="$ctl" '{n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3}' /proc/self/cgroup | head -n1)
+    [ -n "$own" ] && [ -d "/sys/fs/cgroup/$ctl" ] || continue
+    d=/sys/fs/cgroup/$ctl${own%/}/$deleg
+    mkdir -p "$d" && chown "$uid:$gid" "$d" "$d/cgroup.procs" "$d/tasks" && delegated="$delegated $d"
+  done
+fi
+
 stage=$(mktemp -d /tmp/spr-rootless-XXXXXX)
-trap 'rm -rf "$stage"' EXIT INT TERM
+cleanup() {
+  rm -rf "$stage"
+  # Runs remove their own cgroups; only our (now empty) delegations remain.
+  for d in $delegated; do
+    for r in "$d"/spr/run-*; do [ -d "$r" ] && rmdir "$r" 2>/dev/null; done
+    rmdir "$d/spr" "$d" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT INT TERM
 mkdir -p "$stage/build"
 cp -a "$build/spr-run" "$build/spr" "$build/libexec" "$stage/build/"
 [ -d "$build/tests/tools" ] && mkdir -p "$stage/build/tests" && cp -a "$build/tests/tools" "$stage/build/tests/"
@@ -33,6 +62,7 @@ for suite in "$@"; do
   echo "== $suite as $user (uid $(id -u "$user"))"
   (cd /tmp && runuser -u "$user" -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
       HOME="$(getent passwd "$user" | cut -d: -f6)" SPR_BUILD="$stage/build" \
+      SPR_CGROUP_PARENT="$deleg" \
       "$python" "$stage/tests/run.py" "$suite") || rc=1
 done
 exit $rc

@@ -24,7 +24,7 @@
 static const char usage_line[] =
 	"usage: spr-run [--engine local|docker] [--policy FILE] [--input JSON|@FILE] "
 	"[--timeout S] [--memory MB] [--max-output KB] [--python PATH] [--allow-degraded] "
-	"[--json] FILE|-";
+	"[--cgroup-parent NAME] [--json] FILE|-";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void usage_error(const char *fmt, ...)
@@ -51,6 +51,9 @@ static void help(void)
 	       "  --max-output KB        cap per output stream in KiB\n"
 	       "  --python PATH          interpreter to run the code (default /usr/bin/python3)\n"
 	       "  --allow-degraded       run even if a protection cannot be applied\n"
+	       "  --cgroup-parent NAME   create run cgroups under NAME, relative to this\n"
+	       "                         process's own cgroup (a delegated subtree);\n"
+	       "                         default: $SPR_CGROUP_PARENT, else the own cgroup\n"
 	       "  --json                 print the RunnerResult as JSON instead of the output\n"
 	       "  --help, --version\n\n"
 	       "Exit status: the code's exit code (0 ok, 1 exception, n for sys.exit(n)),\n"
@@ -63,6 +66,7 @@ struct options {
 	const char *policy_file;
 	const char *input;
 	const char *python;
+	const char *cgroup_parent;
 	bool allow_degraded;
 	bool json;
 	const char *file;
@@ -118,7 +122,7 @@ static const char *without_position(const char *msg)
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_MAX_OUTPUT, OPT_PYTHON, OPT_DEGRADED,
-	       OPT_VERSION };
+	       OPT_VERSION, OPT_CGROUP_PARENT };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, 'e'},
 		{"policy", required_argument, NULL, 'p'},
@@ -128,6 +132,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 		{"python", required_argument, NULL, OPT_PYTHON},
 		{"allow-degraded", no_argument, NULL, OPT_DEGRADED},
+		{"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
@@ -145,6 +150,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_MAX_OUTPUT: add_override(o, "--max-output", "max_output_kb", optarg, true); break;
 		case OPT_PYTHON: o->python = optarg; break;
 		case OPT_DEGRADED: o->allow_degraded = true; break;
+		case OPT_CGROUP_PARENT: o->cgroup_parent = optarg; break;
 		case 'j': o->json = true; break;
 		case 'h': help(); exit(0);
 		case OPT_VERSION: printf("spr-run %s\n", SPR_VERSION); exit(0);
@@ -350,8 +356,15 @@ int main(int argc, char **argv)
 		return run_docker(&o);
 
 	_cleanup_(freep) char *libexec = find_libexec();
-	spr_local_options lo = {.python = o.python, .libexec_dir = libexec,
-				.allow_degraded = o.allow_degraded};
+	const char *env_parent = getenv("SPR_CGROUP_PARENT");
+	spr_local_options lo = {
+		.python = o.python,
+		.libexec_dir = libexec,
+		.allow_degraded = o.allow_degraded,
+		.cgroup_parent = o.cgroup_parent ? o.cgroup_parent
+				 : env_parent && *env_parent ? env_parent
+							     : NULL,
+	};
 	_cleanup_(error_freep) spr_error *err = NULL;
 	_cleanup_(engine_freep) spr_engine *engine = NULL;
 	if (spr_local_engine_new(&lo, &engine, &err) < 0)

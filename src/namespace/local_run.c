@@ -70,6 +70,8 @@ static const char isolation_none[] =
 /* isolation (SPEC §3) says exactly what the helper applied. */
 static char *isolation_json(const cJSON *started)
 {
+	const cJSON *cg = cJSON_GetObjectItemCaseSensitive(started, "cgroup");
+	int cgroup = cJSON_IsNumber(cg) ? cg->valueint : 0;
 	bool ns = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "namespaces"));
 	bool shared = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "network_shared"));
 	bool seccomp = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "seccomp"));
@@ -86,9 +88,9 @@ static char *isolation_json(const cJSON *started)
 	cJSON_AddBoolToObject(o, "landlock", landlock > 0);
 	if (landlock > 0)
 		cJSON_AddNumberToObject(o, "landlock_abi", landlock);
-	cJSON_AddStringToObject(o, "cgroup", "none");
-	cJSON_AddStringToObject(o, "memory", "rlimit");
-	cJSON_AddBoolToObject(o, "degraded", !ns || !seccomp);
+	cJSON_AddStringToObject(o, "cgroup", cgroup == 2 ? "v2" : cgroup == 1 ? "v1" : "none");
+	cJSON_AddStringToObject(o, "memory", cgroup ? "cgroup" : "rlimit");
+	cJSON_AddBoolToObject(o, "degraded", !ns || !seccomp || !cgroup);
 	return cJSON_PrintUnformatted(o);
 }
 
@@ -142,11 +144,25 @@ static char *sandbox_plan(const struct local_run *r, spr_error **err)
 
 	cJSON *lim = cJSON_AddObjectToObject(p, "rlimits");
 	double mem = (double)l->memory_bytes, tmp = (double)l->tmp_bytes;
-	add_rlimit(lim, "as", mem, mem);
+	if (spr_cgroup_usable(&le->cgroups)) {
+		/* The cgroup limits memory; RLIMIT_AS would only break programs
+		 * that reserve address space (threads, mmap). */
+		cJSON_AddItemToObject(p, "cgroup",
+				      spr_cgroup_plan(&le->cgroups, l->memory_bytes, l->max_processes,
+						      l->cpu_cores, l->cpu_seconds));
+	} else {
+		add_rlimit(lim, "as", mem, mem);
+	}
 	add_rlimit(lim, "fsize", tmp, tmp);
 	add_rlimit(lim, "core", 0, 0);
 	add_rlimit(lim, "nofile", RUN_NOFILE, RUN_NOFILE);
-	add_rlimit(lim, "nproc", (double)l->max_processes, (double)l->max_processes);
+	/* With a pids cgroup, RLIMIT_NPROC is only a backstop: were it equal,
+	 * it would refuse the fork first and the cgroup would never record
+	 * the hit that reports "Process limit exceeded". */
+	double nproc = (double)l->max_processes;
+	if (spr_cgroup_usable(&le->cgroups))
+		nproc = nproc * 2 + 16;
+	add_rlimit(lim, "nproc", nproc, nproc);
 	if (l->cpu_seconds > 0) {
 		/* SIGXCPU at the limit, SIGKILL one second later if ignored. */
 		double secs = ceil(l->cpu_seconds);
@@ -215,8 +231,24 @@ static void close_child_ends(int child[SPR_SANDBOX_NFDS])
 		spr_closep(&child[i]);
 }
 
+/* No cgroup means no real memory/pids/cpu limits: a protection the policy
+ * needs, so exit 125 unless the caller allowed degrading. */
+static int check_cgroups(const struct local_run *r, spr_error **err)
+{
+	const struct spr_local_engine *le = r->engine;
+	if (spr_cgroup_usable(&le->cgroups) || le->allow_degraded)
+		return 0;
+	_cleanup_free_ char *problem = spr_cgroup_problem(&le->cgroups);
+	return spr_fail(err, SPR_LAYER_CGROUP, EPERM,
+			"cannot enforce the memory limit: %s (or pass --allow-degraded / "
+			"allow_degraded to run with rlimits only, reported in isolation)",
+			problem ? problem : "no usable cgroup");
+}
+
 static int start_helper(struct local_run *r, spr_error **err)
 {
+	if (check_cgroups(r, err) < 0)
+		return -1;
 	int child[SPR_SANDBOX_NFDS] = {-1, -1, -1, -1, -1};
 	int rc = make_channels(r, child, err);
 	if (rc == 0) {
@@ -262,6 +294,9 @@ static void on_exit_event(struct local_run *r, const cJSON *m)
 		f->term_signal = f->signaled ? WTERMSIG(st) : 0;
 	}
 	f->memory_peak_kb = cJSON_IsNumber(maxrss) ? (int64_t)maxrss->valuedouble : -1;
+	f->oom_killed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "oom_killed"));
+	f->pids_limit_hit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "pids_limit_hit"));
+	f->cpu_limit_hit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "cpu_limit_hit"));
 	f->duration_ms = spr_now_ms() - r->t0;
 	r->exited = true;
 	r->drain_deadline = spr_now_ms() + DRAIN_GRACE_MS;
@@ -448,14 +483,20 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 	r.request.data = r.request_text.data;
 	r.request.len = r.request_text.len;
 
+	spr_local_reap_helpers(r.engine, false);
 	int rc = start_helper(&r, &r.infra);
 	if (rc == 0)
 		rc = pump(&r, err);
 	if (r.helper > 0) {
-		/* After a failure the helper may be waiting on us: stop it first. */
-		if (rc < 0 || !r.exited)
+		/* After a failure the helper may be waiting on us: stop it first.
+		 * After a clean end it may still be removing the run's cgroup:
+		 * reap it later instead of waiting. */
+		if (rc < 0 || !r.exited || r.infra) {
 			kill(r.helper, SIGKILL);
-		spr_reap(r.helper, NULL);
+			spr_reap(r.helper, NULL);
+		} else if (waitpid(r.helper, NULL, WNOHANG) == 0) {
+			spr_local_defer_reap(r.engine, r.helper);
+		}
 	}
 	if (rc < 0 && !r.infra)
 		return -1;

@@ -15,9 +15,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 
 #include "base64.h"
+#include "cgroup/cgroup.h"
 #include "json.h"
 #include "namespace/sandbox_internal.h"
 
@@ -25,6 +27,7 @@ struct applied {
 	bool namespaces, network_shared;
 	int landlock_abi;
 	bool seccomp;
+	enum spr_cg_version cgroup;
 };
 
 struct sandbox {
@@ -48,6 +51,12 @@ struct sandbox {
 	int status;
 	long maxrss_kb;
 	struct applied applied;
+	const cJSON *cg_plan;	   /* plan.cgroup: NULL when no cgroup is used */
+	struct spr_cg_run cg;
+	struct spr_cg_stats cg_stats;
+	bool cpu_limit_hit;
+	int cpu_timer;		   /* fires when the CPU-time budget may be spent */
+	int pids_timer;		   /* v1: pids.events has no notification; look often */
 };
 
 /* ---- talking to the host ------------------------------------------------- */
@@ -81,6 +90,7 @@ static void report_started(const struct sandbox *sb)
 	cJSON_AddBoolToObject(m, "network_shared", a->network_shared);
 	cJSON_AddNumberToObject(m, "landlock_abi", a->landlock_abi);
 	cJSON_AddBoolToObject(m, "seccomp", a->seccomp);
+	cJSON_AddNumberToObject(m, "cgroup", a->cgroup);
 	send_json(m);
 }
 
@@ -92,10 +102,20 @@ static void report_exit(const struct sandbox *sb)
 		getrusage(RUSAGE_CHILDREN, &ru);
 		maxrss = ru.ru_maxrss;
 	}
+	const struct spr_cg_stats *cg = &sb->cg_stats;
 	cJSON *m = cJSON_CreateObject();
 	cJSON_AddStringToObject(m, "event", "exit");
 	cJSON_AddNumberToObject(m, "status", sb->have_status ? sb->status : -1);
-	cJSON_AddNumberToObject(m, "maxrss_kb", (double)maxrss);
+	/* The cgroup's peak counts every process of the run; rusage only the
+	 * largest one. */
+	cJSON_AddNumberToObject(m, "maxrss_kb",
+				(double)(cg->memory_peak_kb >= 0 && sb->applied.cgroup ? cg->memory_peak_kb
+										: maxrss));
+	cJSON_AddBoolToObject(m, "oom_killed", cg->oom_killed);
+	cJSON_AddBoolToObject(m, "pids_limit_hit", cg->pids_limit_hit);
+	cJSON_AddBoolToObject(m, "cpu_limit_hit", sb->cpu_limit_hit);
+	if (cg->cpu_usage_us >= 0 && sb->applied.cgroup)
+		cJSON_AddNumberToObject(m, "cpu_usage_us", (double)cg->cpu_usage_us);
 	send_json(m);
 }
 
@@ -173,6 +193,8 @@ static int read_plan(struct sandbox *sb, spr_error **err)
 				"plan: 'argv' and 'env' must be arrays of strings");
 	while (sb->envp[sb->env_count])
 		sb->env_count++;
+	const cJSON *cg = cJSON_GetObjectItemCaseSensitive(sb->plan, "cgroup");
+	sb->cg_plan = cJSON_IsObject(cg) ? cg : NULL;
 	const cJSON *layout = cJSON_GetObjectItemCaseSensitive(sb->plan, "sandbox");
 	sb->layout = cJSON_IsObject(layout) ? layout : NULL;
 	sb->allow_degraded =
@@ -206,7 +228,10 @@ static int check_descriptors(void)
 }
 
 /* If the host dies, so does the run: PDEATHSIG, then a re-check in case
- * the parent died before the prctl took effect. */
+ * the parent died before the prctl took effect. SIGKILL, not a signal we
+ * could catch to tidy up: a stopped or starved monitor must still die, and
+ * with it (init's own PDEATHSIG) the whole run. The run cgroup it leaves
+ * is removed by the next engine start or `spr cleanup`. */
 static int die_with_parent(struct sandbox *sb, spr_error **err)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -246,6 +271,7 @@ static int watch_signals(struct sandbox *sb, spr_error **err)
 static struct spr_worker_spec worker_spec(struct sandbox *sb, const char *workdir)
 {
 	struct spr_worker_spec w = {
+		.gate_fd = -1,
 		.argv = sb->argv,
 		.envp = sb->envp,
 		.workdir = workdir,
@@ -266,10 +292,25 @@ static const cJSON *plan_landlock(const cJSON *from, const char *which)
 
 /* ---- with namespaces --------------------------------------------------------- */
 
-static pid_t clone_namespaces(unsigned long flags)
+/* With a v2 cgroup fd, init starts inside the run cgroup (nothing of the
+ * run is ever outside it); *placed says whether that happened, else the
+ * caller moves it. */
+static pid_t clone_namespaces(unsigned long flags, int cgroup_fd, bool *placed)
 {
 	struct clone_args args = {.flags = flags, .exit_signal = SIGCHLD};
-	pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+	pid_t pid = -1;
+	*placed = false;
+	if (cgroup_fd >= 0) {
+		args.flags |= CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)cgroup_fd;
+		pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+		if (pid >= 0) {
+			*placed = true;
+			return pid;
+		}
+		args.flags = flags; /* before Linux 5.7: place it afterwards */
+	}
+	pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 	if (pid < 0 && errno == ENOSYS)
 		pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
 	return pid;
@@ -400,7 +441,8 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	w.landlock_read = plan_landlock(sb->layout, "read");
 	w.landlock_write = plan_landlock(sb->layout, "write");
 
-	pid_t pid = clone_namespaces(flags);
+	bool placed = false;
+	pid_t pid = clone_namespaces(flags, sb->applied.cgroup ? sb->cg.v2_fd : -1, &placed);
 	if (pid == 0) {
 		close(sync[1]);
 		close(rep[0]);
@@ -420,7 +462,8 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	}
 	sb->child = pid;
 	sb->report_fd = rep[0];
-	if (spr_userns_write_maps(pid, &map, err) < 0) {
+	if ((sb->applied.cgroup && !placed && spr_cg_run_attach(&sb->cg, pid, err) < 0) ||
+	    spr_userns_write_maps(pid, &map, err) < 0) {
 		kill_and_reap(pid);
 		sb->child = 0;
 		return -1;
@@ -434,8 +477,10 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	int rc = read_report_line(sb, &line);
 	int landlock = 0, seccomp = 0;
 	if (rc > 0 && sscanf(line, "started %d %d", &landlock, &seccomp) == 2) {
-		sb->applied = (struct applied){.namespaces = true, .network_shared = network,
-					       .landlock_abi = landlock, .seccomp = seccomp};
+		sb->applied.namespaces = true;
+		sb->applied.network_shared = network;
+		sb->applied.landlock_abi = landlock;
+		sb->applied.seccomp = seccomp;
 		return 0;
 	}
 	kill_and_reap(pid);
@@ -499,32 +544,48 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 		w.landlock_read = plan_landlock(degraded, "read");
 		w.landlock_write = sb->degraded_write;
 	}
-	int status_pipe[2];
+	/* The worker waits at a gate until it is in the run cgroup. */
+	int status_pipe[2], gate[2];
 	if (pipe2(status_pipe, O_CLOEXEC) < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
+	if (pipe2(gate, O_CLOEXEC) < 0) {
+		close(status_pipe[0]);
+		close(status_pipe[1]);
+		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(status_pipe[0]);
 		close(status_pipe[1]);
+		close(gate[0]);
+		close(gate[1]);
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "fork");
 	}
 	if (pid == 0) {
 		close(status_pipe[0]);
+		close(gate[1]);
+		w.gate_fd = gate[0];
 		spr_worker_exec(&w, status_pipe[1]);
 	}
 	close(status_pipe[1]);
+	close(gate[0]);
 	sb->child = pid;
+	int rc = sb->applied.cgroup ? spr_cg_run_attach(&sb->cg, pid, err) : 0;
+	if (rc == 0 && write(gate[1], "G", 1) != 1)
+		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX, "starting the worker");
+	close(gate[1]);
 	struct spr_worker_setup setup;
-	int rc = spr_worker_status(status_pipe[0], &setup, err);
+	if (rc == 0)
+		rc = spr_worker_status(status_pipe[0], &setup, err);
 	close(status_pipe[0]);
 	if (rc < 0) {
 		kill_and_reap(pid);
 		sb->child = 0;
 		return -1;
 	}
-	sb->applied = (struct applied){.network_shared = true,
-				       .landlock_abi = setup.landlock_abi,
-				       .seccomp = setup.seccomp};
+	sb->applied.network_shared = true;
+	sb->applied.landlock_abi = setup.landlock_abi;
+	sb->applied.seccomp = setup.seccomp;
 	return 0;
 }
 
@@ -564,18 +625,79 @@ static bool reap_child(struct sandbox *sb)
 	return true;
 }
 
+/* The CPU-time budget (cpu_seconds) is counted over the whole cgroup; the
+ * timer fires when the run could have spent it at full cpu_cores speed,
+ * so there is no polling in between. */
+static void arm_cpu_timer(struct sandbox *sb)
+{
+	if (sb->cpu_timer < 0)
+		return;
+	double used = 0;
+	if (sb->cg_stats.cpu_usage_us > 0)
+		used = (double)sb->cg_stats.cpu_usage_us / 1e6;
+	double cores = sb->cg.cpu_cores > 0 ? sb->cg.cpu_cores : 1;
+	double wait = (sb->cg.cpu_seconds - used) / cores;
+	if (wait < 0.01)
+		wait = 0.01;
+	struct itimerspec its = {.it_value = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)}};
+	timerfd_settime(sb->cpu_timer, 0, &its, NULL);
+}
+
+static bool cpu_budget_spent(struct sandbox *sb)
+{
+	uint64_t expirations;
+	if (read(sb->cpu_timer, &expirations, sizeof(expirations)) < 0) {
+		/* spurious wakeup: nothing expired */
+	}
+	spr_cg_run_stats(&sb->cg, &sb->cg_stats);
+	if (sb->cg_stats.cpu_usage_us >= (int64_t)(sb->cg.cpu_seconds * 1e6)) {
+		sb->cpu_limit_hit = true;
+		return true;
+	}
+	arm_cpu_timer(sb);
+	return false;
+}
+
+/* A limit the kernel enforces inside the run (an OOM kill, the pids
+ * limit) ends the run: a fork bomb must not run until the timeout. */
+static bool cgroup_limit_hit(struct sandbox *sb, int fd)
+{
+	/* Consume the wakeup: re-read the events file (kernfs re-arms on
+	 * read), or drain the eventfd / timerfd (not seekable). */
+	char buf[512];
+	if (pread(fd, buf, sizeof(buf), 0) < 0 && errno == ESPIPE &&
+	    read(fd, buf, sizeof(uint64_t)) < 0) {
+		/* nothing pending: a spurious wakeup */
+	}
+	return spr_cg_run_limit_hit(&sb->cg, &sb->cg_stats);
+}
+
 /* Waits until the run ends or the host asks for (or forces) a kill. */
 static void supervise(struct sandbox *sb)
 {
 	bool killing = false;
+	bool cg = sb->applied.cgroup != SPR_CG_NONE;
+	arm_cpu_timer(sb);
 	while (sb->child > 0) {
-		struct pollfd fds[2] = {
+		/* v1 signals OOM through an eventfd (POLLIN); v2 through
+		 * memory.events (POLLPRI), like pids.events on both. */
+		short oom_events = sb->applied.cgroup == SPR_CG_V1 ? POLLIN : POLLPRI;
+		struct pollfd fds[6] = {
 			{.fd = sb->sigfd, .events = POLLIN},
 			{.fd = killing ? -1 : SPR_FD_CTRL, .events = POLLIN},
+			{.fd = cg && !killing ? sb->cg.oom_fd : -1, .events = oom_events},
+			{.fd = cg && !killing ? sb->cg.pids_fd : -1, .events = POLLPRI},
+			{.fd = killing ? -1 : sb->cpu_timer, .events = POLLIN},
+			{.fd = killing ? -1 : sb->pids_timer, .events = POLLIN},
 		};
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		if (poll(fds, 6, -1) < 0 && errno != EINTR)
 			break;
 		bool stop = false;
+		if ((fds[2].revents && cgroup_limit_hit(sb, fds[2].fd)) ||
+		    (fds[3].revents && cgroup_limit_hit(sb, fds[3].fd)) ||
+		    (fds[4].revents && cpu_budget_spent(sb)) ||
+		    (fds[5].revents && cgroup_limit_hit(sb, fds[5].fd)))
+			stop = true;
 		if (fds[0].revents) {
 			struct signalfd_siginfo si;
 			while (read(sb->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
@@ -597,6 +719,8 @@ static void supervise(struct sandbox *sb)
 			kill(sb->child, SIGKILL);
 			if (sb->report_fd < 0)
 				kill(-sb->child, SIGKILL);
+			if (cg)
+				spr_cg_run_kill(&sb->cg);
 		}
 	}
 	if (killing && !sb->have_status) {
@@ -709,6 +833,9 @@ static void remove_workdir(struct sandbox *sb)
 static void sandbox_free(struct sandbox *sb)
 {
 	remove_workdir(sb);
+	spr_cg_run_free(&sb->cg);
+	spr_closep(&sb->cpu_timer);
+	spr_closep(&sb->pids_timer);
 	spr_closep(&sb->sigfd);
 	spr_closep(&sb->report_fd);
 	spr_buf_free(&sb->report);
@@ -720,6 +847,55 @@ static void sandbox_free(struct sandbox *sb)
 }
 
 /* ---- the checklist -------------------------------------------------------------------- */
+
+/* The run's cgroup, before anything of the run exists. When it cannot be
+ * made and the caller allowed degrading, RLIMIT_AS stands in for the
+ * memory limit (and isolation says cgroup "none"). */
+static int make_cgroup(struct sandbox *sb, spr_error **err)
+{
+	if (!sb->cg_plan)
+		return 0;
+	_cleanup_error_ spr_error *cg_err = NULL;
+	if (spr_cg_run_create(&sb->cg, sb->cg_plan, &cg_err) < 0) {
+		spr_cg_run_remove(&sb->cg, NULL);
+		spr_cg_run_free(&sb->cg);
+		if (!sb->allow_degraded) {
+			*err = steal_pointer(&cg_err);
+			return -1;
+		}
+		const cJSON *mem = cJSON_GetObjectItemCaseSensitive(sb->cg_plan, "memory_bytes");
+		struct spr_rlimit_setting *as = &sb->limits[0]; /* RLIMIT_AS, see read_rlimits */
+		if (cJSON_IsNumber(mem) && as->resource == RLIMIT_AS) {
+			as->set = true;
+			as->value.rlim_cur = as->value.rlim_max = (rlim_t)mem->valuedouble;
+		}
+		return 0;
+	}
+	sb->applied.cgroup = sb->cg.version;
+	sb->cg_stats.cpu_usage_us = -1;
+	sb->cg_stats.memory_peak_kb = -1;
+	if (sb->cg.cpu_seconds > 0) {
+		sb->cpu_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (sb->cpu_timer < 0)
+			return spr_fail_errno(err, SPR_LAYER_CGROUP, "timerfd_create");
+	}
+	if (sb->cg.version == SPR_CG_V1) {
+		/* v1 counts pids-limit hits but never signals them: look every
+		 * 50 ms (one small read), so a fork bomb ends within that. */
+		sb->pids_timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		struct itimerspec every = {{0, 50 * 1000 * 1000}, {0, 50 * 1000 * 1000}};
+		if (sb->pids_timer < 0 || timerfd_settime(sb->pids_timer, 0, &every, NULL) < 0)
+			return spr_fail_errno(err, SPR_LAYER_CGROUP, "timerfd for pids.events");
+	}
+	return 0;
+}
+
+/* After the report: the host is no longer waiting for us. */
+static void finish_cgroup(struct sandbox *sb)
+{
+	if (sb->applied.cgroup)
+		spr_cg_run_remove(&sb->cg, NULL);
+}
 
 static int start_run(struct sandbox *sb, spr_error **err)
 {
@@ -739,7 +915,9 @@ static int start_run(struct sandbox *sb, spr_error **err)
 
 int spr_sandbox_main(int argc, char **argv)
 {
-	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {.sigfd = -1, .report_fd = -1};
+	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {
+		.sigfd = -1, .report_fd = -1, .cpu_timer = -1, .pids_timer = -1,
+		.cg = {.v2_fd = -1, .oom_fd = -1, .pids_fd = -1, .events_fd = -1}};
 	_cleanup_error_ spr_error *err = NULL;
 
 	if (check_descriptors() < 0)
@@ -752,13 +930,17 @@ int spr_sandbox_main(int argc, char **argv)
 	}
 	if (die_with_parent(&sb, &err) < 0 || read_plan(&sb, &err) < 0 ||
 	    become_subreaper(&err) < 0 || watch_signals(&sb, &err) < 0 ||
-	    start_run(&sb, &err) < 0) {
+	    make_cgroup(&sb, &err) < 0 || start_run(&sb, &err) < 0) {
 		report_error(err);
+		finish_cgroup(&sb);
 		return 125;
 	}
 	report_started(&sb);
 	supervise(&sb);
 	sweep(&sb);
+	if (sb.applied.cgroup)
+		spr_cg_run_stats(&sb.cg, &sb.cg_stats);
 	report_exit(&sb);
+	finish_cgroup(&sb);
 	return 0;
 }

@@ -28,6 +28,7 @@ struct spr_rlimit_setting {
 #define SPR_NLIMITS 6
 
 struct spr_worker_spec {
+	int gate_fd; /* >= 0: wait for a byte here first (until placed in a cgroup) */
 	char **argv, **envp;
 	const char *workdir;
 	const struct spr_rlimit_setting *limits;

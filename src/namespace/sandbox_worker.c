@@ -63,6 +63,12 @@ static int set_limits(const struct spr_worker_spec *w, spr_error **err)
 void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 {
 	spr_error *err = NULL;
+	if (w->gate_fd >= 0) {
+		char go;
+		if (read(w->gate_fd, &go, 1) != 1)
+			_exit(127); /* the monitor gave up on us */
+		close(w->gate_fd);
+	}
 	if (setsid() < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
 		spr_fail_errno(&err, SPR_LAYER_SANDBOX, "setsid/prctl in the worker");
 		fail(status_fd, err);

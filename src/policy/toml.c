@@ -1020,9 +1020,9 @@ static int fail_header_conflict(struct parser *p, const struct key *k, size_t i,
 	_cleanup_free_ char *key = key_path(k, i + 1);
 	if (!table || !key)
 		return spr_fail_oom(p->err);
-	return fail_at(p, k->parts[i].off, "cannot define table [%s]: %s is already defined as %s at line %u",
-		       table, key, (m->flags & T_INLINE) ? "an inline table" : "a value",
-		       line_of(p, m->def_off));
+	return fail_at(p, k->parts[i].off,
+		       "cannot define table [%s]: %s is already defined as %s at line %u", table, key,
+		       (m->flags & T_INLINE) ? "an inline table" : "a value", line_of(p, m->def_off));
 }
 
 /* [a.b.c]: the table key/value pairs go into from here on. */

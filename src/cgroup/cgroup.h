@@ -1,0 +1,97 @@
+/* cgroups for LocalEngine runs: v2, v1 and hybrid hosts.
+ *
+ * Detection (detect.c) runs in the library once per engine: for each
+ * controller spr needs (memory, pids, cpu; cpuacct for v1 CPU usage) it
+ * finds the hierarchy the caller's process is in and the directory under
+ * which runs go — the caller's own cgroup (never above it, so limits set
+ * on the caller still hold), or `cgroup_parent` below it. Runs live in
+ * <base>/spr/run-<monitor pid>-<monitor start time>.
+ *
+ * The per-run part (run.c) executes in spr-sandbox's monitor: create the
+ * run cgroup, set the limits, place init (CLONE_INTO_CGROUP on v2, the
+ * cgroup.procs files on v1), watch for OOM kills and pids-limit hits,
+ * read the figures, kill, remove.
+ */
+#ifndef SPR_CGROUP_H
+#define SPR_CGROUP_H
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+enum spr_cg_version { SPR_CG_NONE = 0, SPR_CG_V1 = 1, SPR_CG_V2 = 2 };
+
+enum spr_cg_controller { SPR_CG_MEMORY, SPR_CG_PIDS, SPR_CG_CPU, SPR_CG_CPUACCT, SPR_CG_NCTRL };
+
+struct spr_cg_controller_info {
+	const char *name;
+	enum spr_cg_version version; /* where this controller is, NONE if nowhere */
+	char *base;		     /* directory runs go under (…/spr is created in it) */
+	bool usable;		     /* base exists and we may create cgroups there */
+	char *problem;		     /* why not usable, with the fix */
+};
+
+struct spr_cg_host {
+	enum spr_cg_version version; /* the version memory is on: what runs use */
+	struct spr_cg_controller_info ctl[SPR_CG_NCTRL];
+	char *v2_mount;		     /* cgroup2 mount point, if any */
+	bool delegated;		     /* the base belongs to us, not root (rootless) */
+};
+
+/* Finds the hierarchies and the bases. `parent` is the cgroup_parent option
+ * (relative to the caller's own cgroup, may be NULL). Never fails for a
+ * host without usable cgroups: that is reported per controller. */
+SPR_HIDDEN int spr_cgroup_detect(const char *parent, struct spr_cg_host *host, spr_error **err);
+SPR_HIDDEN void spr_cgroup_host_free(struct spr_cg_host *host);
+/* True when memory, pids and cpu can all be limited. */
+SPR_HIDDEN bool spr_cgroup_usable(const struct spr_cg_host *host);
+/* One sentence naming what is missing and the fix (for exit-125 errors). */
+SPR_HIDDEN char *spr_cgroup_problem(const struct spr_cg_host *host);
+/* {"version":..,"memory":{"hierarchy":..,"base":..,"usable":..,"problem":..},..}
+ * for `spr doctor`. */
+SPR_HIDDEN cJSON *spr_cgroup_describe(const struct spr_cg_host *host);
+/* The plan's "cgroup" section for a run. */
+SPR_HIDDEN cJSON *spr_cgroup_plan(const struct spr_cg_host *host, uint64_t memory_bytes,
+				  int64_t pids_max, double cpu_cores, double cpu_seconds);
+/* Removes run cgroups whose monitor is gone (a killed caller); returns how
+ * many were removed. */
+SPR_HIDDEN int spr_cgroup_cleanup_stale(const struct spr_cg_host *host, spr_error **err);
+
+/* ---- one run (in spr-sandbox's monitor) ---------------------------------------- */
+
+struct spr_cg_run {
+	enum spr_cg_version version;
+	char *dir[SPR_CG_NCTRL];   /* v1: per controller; v2: dir[0] is the run */
+	int v2_fd;		    /* the run's directory (CLONE_INTO_CGROUP) */
+	int oom_fd;		    /* readable when the OOM count may have changed */
+	int pids_fd;		    /* pollable pids.events (POLLPRI) */
+	int events_fd;		    /* v2 cgroup.events, for removal */
+	double cpu_seconds;	    /* 0: no CPU-time limit */
+	double cpu_cores;
+};
+
+struct spr_cg_stats {
+	bool oom_killed;
+	bool pids_limit_hit;
+	int64_t memory_peak_kb; /* -1 unknown */
+	int64_t cpu_usage_us;	/* -1 unknown */
+};
+
+/* Creates the run cgroup from the plan section and sets the limits. */
+SPR_HIDDEN int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err);
+/* Moves pid in (v1, or v2 without CLONE_INTO_CGROUP). */
+SPR_HIDDEN int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **err);
+SPR_HIDDEN void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_stats *stats);
+/* True once the run hit a limit the monitor must end it for (OOM kill,
+ * pids limit). Cheap: reads two small files. */
+SPR_HIDDEN bool spr_cg_run_limit_hit(const struct spr_cg_run *run, struct spr_cg_stats *stats);
+/* Kills every process in the run cgroup (v2 cgroup.kill; v1 cgroup.procs). */
+SPR_HIDDEN void spr_cg_run_kill(const struct spr_cg_run *run);
+/* Waits (poll, bounded) until the cgroup is empty and removes it. */
+SPR_HIDDEN int spr_cg_run_remove(struct spr_cg_run *run, spr_error **err);
+SPR_HIDDEN void spr_cg_run_free(struct spr_cg_run *run);
+
+#endif

@@ -1,0 +1,377 @@
+/* One run's cgroup, in spr-sandbox's monitor: create, limit, place,
+ * watch, measure, kill, remove. */
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cgroup/cgroup.h"
+
+static const char *const names[SPR_CG_NCTRL] = {"memory", "pids", "cpu", "cpuacct"};
+
+static int write_file(const char *dir, const char *file, const char *value)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = strlen(value);
+	return write(fd, value, len) == (ssize_t)len ? 0 : -1;
+}
+
+static bool exists(const char *dir, const char *file)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return access(path, F_OK) == 0;
+}
+
+/* Reads "key N" from a flat-keyed file (memory.events, pids.events,
+ * memory.oom_control, cpu.stat); -1 when absent. */
+static int64_t read_key(const char *dir, const char *file, const char *key)
+{
+	char path[PATH_MAX], line[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	size_t kl = strlen(key);
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ' ')
+			return strtoll(line + kl + 1, NULL, 10);
+	return -1;
+}
+
+static int64_t read_number(const char *dir, const char *file)
+{
+	char path[PATH_MAX], line[64];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f || !fgets(line, sizeof(line), f))
+		return -1;
+	return strtoll(line, NULL, 10);
+}
+
+/* run-<pid>-<start time>: unique, and tells `spr cleanup` / the next
+ * engine whether the monitor that made it is still alive. */
+static void run_name(char *buf, size_t size)
+{
+	char stat[1024];
+	unsigned long long start = 0;
+	_cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, stat, sizeof(stat) - 1) : -1;
+	if (n > 0) {
+		stat[n] = '\0';
+		char *p = strrchr(stat, ')');
+		if (p)
+			sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+				      "%*d %*d %*d %*d %llu",
+			       &start);
+	}
+	snprintf(buf, size, "run-%d-%llu", (int)getpid(), start);
+}
+
+/* v2: a cgroup's children get only the controllers listed in its
+ * subtree_control. */
+static int v2_enable_controllers(const char *dir, spr_error **err)
+{
+	char path[PATH_MAX], buf[256] = "";
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f) && strstr(buf, "memory") && strstr(buf, "pids") &&
+	    strstr(buf, "cpu"))
+		return 0;
+	if (write_file(dir, "cgroup.subtree_control", "+memory +pids +cpu") < 0) {
+		if (errno == EBUSY)
+			return spr_fail_errno(err, SPR_LAYER_CGROUP,
+					      "%s contains processes, so its children cannot get the "
+					      "memory, pids and cpu controllers (cgroup v2's no internal "
+					      "processes rule): run spr from a delegated cgroup "
+					      "(systemd: Delegate=yes) or pass --cgroup-parent",
+					      dir);
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "enabling controllers in %s", path);
+	}
+	return 0;
+}
+
+/* mkdir <base>/spr and <base>/spr/<name>. A concurrent run may remove an
+ * empty spr/ between the two steps: retry. */
+static int make_run_dir(const char *base, const char *name, bool v2, char **out, spr_error **err)
+{
+	char spr[PATH_MAX];
+	snprintf(spr, sizeof(spr), "%s/spr", base);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		if (mkdir(spr, 0755) < 0 && errno != EEXIST)
+			return spr_fail_errno(err, SPR_LAYER_CGROUP,
+					      "creating %s (is %s writable for uid %d?)", spr, base,
+					      (int)geteuid());
+		if (v2 && (v2_enable_controllers(base, err) < 0 || v2_enable_controllers(spr, err) < 0))
+			return -1;
+		if (asprintf(out, "%s/%s", spr, name) < 0)
+			return spr_fail_oom(err);
+		if (mkdir(*out, 0755) == 0)
+			return 0;
+		int e = errno;
+		free(*out);
+		*out = NULL;
+		if (e != ENOENT) {
+			errno = e;
+			return spr_fail_errno(err, SPR_LAYER_CGROUP, "creating the run cgroup in %s",
+					      spr);
+		}
+	}
+	return spr_fail(err, SPR_LAYER_CGROUP, EAGAIN, "creating the run cgroup in %s kept racing",
+			spr);
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int set_limit(const char *dir, const char *file, const char *value, spr_error **err)
+{
+	if (write_file(dir, file, value) < 0)
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "writing %s to %s/%s", value, dir, file);
+	return 0;
+}
+
+static int create_v2(struct spr_cg_run *run, const cJSON *plan, const char *base,
+		     const char *name, spr_error **err)
+{
+	if (make_run_dir(base, name, true, &run->dir[0], err) < 0)
+		return -1;
+	const char *dir = run->dir[0];
+	char v[64];
+	snprintf(v, sizeof(v), "%.0f", num(plan, "memory_bytes"));
+	if (set_limit(dir, "memory.max", v, err) < 0)
+		return -1;
+	/* No swap: a memory limit that swaps is no limit. */
+	if (exists(dir, "memory.swap.max") && set_limit(dir, "memory.swap.max", "0", err) < 0)
+		return -1;
+	snprintf(v, sizeof(v), "%.0f", num(plan, "pids_max"));
+	if (set_limit(dir, "pids.max", v, err) < 0)
+		return -1;
+	snprintf(v, sizeof(v), "%.0f %.0f", num(plan, "cpu_quota_us"), num(plan, "cpu_period_us"));
+	if (set_limit(dir, "cpu.max", v, err) < 0)
+		return -1;
+	char path[PATH_MAX];
+	run->v2_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/memory.events", dir);
+	run->oom_fd = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/pids.events", dir);
+	run->pids_fd = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/cgroup.events", dir);
+	run->events_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (run->v2_fd < 0 || run->oom_fd < 0 || run->pids_fd < 0 || run->events_fd < 0)
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "opening %s", dir);
+	return 0;
+}
+
+/* v1 has no pollable OOM event file; memory.oom_control notifies through
+ * an eventfd registered in cgroup.event_control. */
+static int v1_oom_eventfd(const char *dir, spr_error **err)
+{
+	char path[PATH_MAX], line[64];
+	snprintf(path, sizeof(path), "%s/memory.oom_control", dir);
+	_cleanup_close_ int ctl = open(path, O_RDONLY | O_CLOEXEC);
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctl < 0 || efd < 0) {
+		if (efd >= 0)
+			close(efd);
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "opening %s", path);
+	}
+	snprintf(line, sizeof(line), "%d %d", efd, ctl);
+	if (write_file(dir, "cgroup.event_control", line) < 0) {
+		close(efd);
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "registering an OOM eventfd for %s",
+				      dir);
+	}
+	return efd;
+}
+
+static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bases,
+		     const char *name, spr_error **err)
+{
+	for (int c = 0; c < SPR_CG_NCTRL; c++) {
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(bases, names[c]);
+		if (cJSON_IsString(b) && make_run_dir(b->valuestring, name, false, &run->dir[c], err) < 0)
+			return -1;
+	}
+	const char *mem = run->dir[SPR_CG_MEMORY], *pids = run->dir[SPR_CG_PIDS],
+		   *cpu = run->dir[SPR_CG_CPU];
+	if (!mem || !pids || !cpu)
+		return spr_fail(err, SPR_LAYER_CGROUP, ENOENT, "plan lacks a v1 base");
+	char v[64];
+	snprintf(v, sizeof(v), "%.0f", num(plan, "memory_bytes"));
+	/* limit first: memsw must never be below it. */
+	if (set_limit(mem, "memory.limit_in_bytes", v, err) < 0)
+		return -1;
+	if (exists(mem, "memory.memsw.limit_in_bytes")) {
+		if (set_limit(mem, "memory.memsw.limit_in_bytes", v, err) < 0)
+			return -1;
+	} else if (set_limit(mem, "memory.swappiness", "0", err) < 0) {
+		return -1;
+	}
+	snprintf(v, sizeof(v), "%.0f", num(plan, "pids_max"));
+	if (set_limit(pids, "pids.max", v, err) < 0)
+		return -1;
+	snprintf(v, sizeof(v), "%.0f", num(plan, "cpu_period_us"));
+	if (set_limit(cpu, "cpu.cfs_period_us", v, err) < 0)
+		return -1;
+	snprintf(v, sizeof(v), "%.0f", num(plan, "cpu_quota_us"));
+	if (set_limit(cpu, "cpu.cfs_quota_us", v, err) < 0)
+		return -1;
+	run->oom_fd = v1_oom_eventfd(mem, err);
+	if (run->oom_fd < 0)
+		return -1;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/pids.events", pids);
+	run->pids_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (run->pids_fd < 0)
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "opening %s", path);
+	return 0;
+}
+
+int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err)
+{
+	*run = (struct spr_cg_run){.v2_fd = -1, .oom_fd = -1, .pids_fd = -1, .events_fd = -1};
+	run->version = (enum spr_cg_version)num(plan, "version");
+	run->cpu_seconds = num(plan, "cpu_seconds");
+	run->cpu_cores = num(plan, "cpu_cores");
+	const cJSON *bases = cJSON_GetObjectItemCaseSensitive(plan, "bases");
+	char name[64];
+	run_name(name, sizeof(name));
+	if (run->version == SPR_CG_V2) {
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(bases, "memory");
+		if (!cJSON_IsString(b))
+			return spr_fail(err, SPR_LAYER_CGROUP, EINVAL, "plan lacks the v2 base");
+		return create_v2(run, plan, b->valuestring, name, err);
+	}
+	if (run->version == SPR_CG_V1)
+		return create_v1(run, plan, bases, name, err);
+	return spr_fail(err, SPR_LAYER_CGROUP, EINVAL, "plan: unknown cgroup version");
+}
+
+int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **err)
+{
+	char v[32];
+	snprintf(v, sizeof(v), "%d", (int)pid);
+	for (int c = 0; c < SPR_CG_NCTRL; c++)
+		if (run->dir[c] && write_file(run->dir[c], "cgroup.procs", v) < 0)
+			return spr_fail_errno(err, SPR_LAYER_CGROUP, "moving the run into %s",
+					      run->dir[c]);
+	return 0;
+}
+
+static const char *dir_of(const struct spr_cg_run *run, enum spr_cg_controller c)
+{
+	return run->version == SPR_CG_V2 ? run->dir[0] : run->dir[c];
+}
+
+bool spr_cg_run_limit_hit(const struct spr_cg_run *run, struct spr_cg_stats *s)
+{
+	const char *mem = dir_of(run, SPR_CG_MEMORY), *pids = dir_of(run, SPR_CG_PIDS);
+	if (mem) {
+		int64_t ooms = run->version == SPR_CG_V2 ? read_key(mem, "memory.events", "oom_kill")
+							: read_key(mem, "memory.oom_control", "oom_kill");
+		s->oom_killed = s->oom_killed || ooms > 0;
+	}
+	if (pids)
+		s->pids_limit_hit = s->pids_limit_hit || read_key(pids, "pids.events", "max") > 0;
+	return s->oom_killed || s->pids_limit_hit;
+}
+
+void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_stats *s)
+{
+	spr_cg_run_limit_hit(run, s);
+	const char *mem = dir_of(run, SPR_CG_MEMORY);
+	int64_t peak = -1, usage = -1;
+	if (mem)
+		peak = read_number(mem, run->version == SPR_CG_V2 ? "memory.peak"
+								   : "memory.max_usage_in_bytes");
+	s->memory_peak_kb = peak >= 0 ? peak / 1024 : -1;
+	if (run->version == SPR_CG_V2 && run->dir[0]) {
+		usage = read_key(run->dir[0], "cpu.stat", "usage_usec");
+	} else if (run->dir[SPR_CG_CPUACCT]) {
+		int64_t ns = read_number(run->dir[SPR_CG_CPUACCT], "cpuacct.usage");
+		usage = ns >= 0 ? ns / 1000 : -1;
+	}
+	s->cpu_usage_us = usage;
+}
+
+static void kill_procs(const char *dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	long pid;
+	while (f && fscanf(f, "%ld", &pid) == 1)
+		kill((pid_t)pid, SIGKILL);
+}
+
+void spr_cg_run_kill(const struct spr_cg_run *run)
+{
+	if (run->version == SPR_CG_V2 && run->dir[0]) {
+		if (write_file(run->dir[0], "cgroup.kill", "1") < 0)
+			kill_procs(run->dir[0]); /* before Linux 5.14 */
+		return;
+	}
+	for (int c = 0; c < SPR_CG_NCTRL; c++)
+		if (run->dir[c])
+			kill_procs(run->dir[c]);
+}
+
+static bool v2_populated(const struct spr_cg_run *run)
+{
+	return read_key(run->dir[0], "cgroup.events", "populated") == 1;
+}
+
+/* The pid namespace is gone by now, so the cgroup empties at once; the
+ * wait covers the kernel finishing the exits (POLLPRI on cgroup.events
+ * on v2; v1 has no such event, so a short bounded retry). */
+int spr_cg_run_remove(struct spr_cg_run *run, spr_error **err)
+{
+	if (run->version == SPR_CG_V2 && run->dir[0]) {
+		for (int i = 0; i < 20 && v2_populated(run); i++) {
+			spr_cg_run_kill(run);
+			struct pollfd p = {.fd = run->events_fd, .events = POLLPRI};
+			poll(&p, 1, 100);
+		}
+	}
+	int rc = 0;
+	for (int c = 0; c < SPR_CG_NCTRL; c++) {
+		if (!run->dir[c])
+			continue;
+		int tries = 0;
+		while (rmdir(run->dir[c]) < 0 && errno == EBUSY && tries++ < 200) {
+			kill_procs(run->dir[c]);
+			struct timespec ts = {0, 5 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		if (access(run->dir[c], F_OK) == 0 && rc == 0)
+			rc = spr_fail_errno(err, SPR_LAYER_CGROUP, "removing %s", run->dir[c]);
+		/* spr/ itself, when this was the last run in it. */
+		char *slash = strrchr(run->dir[c], '/');
+		if (slash) {
+			*slash = '\0';
+			rmdir(run->dir[c]);
+			*slash = '/';
+		}
+	}
+	return rc;
+}
+
+void spr_cg_run_free(struct spr_cg_run *run)
+{
+	for (int c = 0; c < SPR_CG_NCTRL; c++)
+		free(run->dir[c]);
+	spr_closep(&run->v2_fd);
+	spr_closep(&run->oom_fd);
+	spr_closep(&run->pids_fd);
+	spr_closep(&run->events_fd);
+	*run = (struct spr_cg_run){.v2_fd = -1, .oom_fd = -1, .pids_fd = -1, .events_fd = -1};
+}
