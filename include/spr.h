@@ -94,6 +94,16 @@ SPR_API int spr_local_engine_new(const spr_local_options *opts, spr_engine **out
 				 spr_error **err);
 SPR_API void spr_engine_free(spr_engine *engine);
 
+/* What this host offers the LocalEngine, as JSON (free with spr_free):
+ * kernel and user, the interpreter, per cgroup controller the hierarchy,
+ * the base directory, whether it is usable and the fix when not, and the
+ * isolation a trivial run actually got (or why it failed). Returns 0 even
+ * when problems are found; they are in the report ("problems": [...]). */
+SPR_API int spr_local_doctor(const spr_local_options *opts, char **json, spr_error **err);
+/* Removes what killed callers left behind (run cgroups whose helper is
+ * gone). *removed counts them. */
+SPR_API int spr_local_cleanup(const spr_local_options *opts, int *removed, spr_error **err);
+
 /* ---- runs (SPEC §1, §3) -------------------------------------------- */
 
 typedef struct spr_result spr_result;

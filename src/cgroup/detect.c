@@ -394,12 +394,14 @@ static bool run_is_stale(const char *name)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	unsigned long long actual = 0;
-	/* Field 22 (starttime); after ")" come fields 3.. */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+	char state = 0;
+	/* Fields 3 (state) and 22 (starttime). A zombie monitor is dead too:
+	 * its killed caller cannot reap it. */
+	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
 				"%*d %*d %*d %llu",
-			 &actual) != 1)
+			 &state, &actual) != 2)
 		return false;
-	return actual != start;
+	return actual != start || state == 'Z' || state == 'X';
 }
 
 static void kill_members(const char *dir)

@@ -526,6 +526,7 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 		*last = worker->valuestring;
 	}
 	struct spr_worker_spec w = worker_spec(sb, sb->workdir);
+	w.parent = getpid();
 	if (degraded) {
 		const cJSON *run_as = cJSON_GetObjectItemCaseSensitive(degraded, "run_as");
 		if (cJSON_IsObject(run_as)) {

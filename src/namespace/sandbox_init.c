@@ -3,6 +3,7 @@
  * the worker, reaps, and reports the worker's end to the monitor. When it
  * exits, the kernel kills everything left in the pid namespace. */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -67,6 +68,20 @@ static int set_hostname(const cJSON *layout, spr_error **err)
 	return 0;
 }
 
+/* The kernel clears PDEATHSIG whenever the euid changes (as root, init's
+ * goes 0 -> nobody): arm it again, then make sure the monitor did not die
+ * in between — getppid() is 0 in a new pid namespace, but the monitor's
+ * end of the report pipe closes when it dies. */
+static int rearm_parent_death(int report_fd, spr_error **err)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "prctl(PR_SET_PDEATHSIG)");
+	struct pollfd p = {.fd = report_fd, .events = POLLOUT};
+	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLERR | POLLHUP)))
+		_exit(125); /* nobody left to report to: end the run now */
+	return 0;
+}
+
 static int wait_for_go(int fd)
 {
 	char c = 0;
@@ -88,7 +103,7 @@ void spr_init_main(const struct spr_init_spec *s)
 	const cJSON *layout = s->layout;
 	const cJSON *network = cJSON_GetObjectItemCaseSensitive(layout, "network");
 	if (become_sandbox_user(cJSON_GetObjectItemCaseSensitive(layout, "ids"), &err) < 0 ||
-	    set_hostname(layout, &err) < 0 ||
+	    rearm_parent_death(s->report_fd, &err) < 0 || set_hostname(layout, &err) < 0 ||
 	    (!cJSON_IsTrue(network) && spr_net_loopback_up(&err) < 0) ||
 	    spr_mounts_setup(cJSON_GetObjectItemCaseSensitive(layout, "mounts"), &err) < 0)
 		init_fail(s, err);

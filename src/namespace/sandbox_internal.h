@@ -38,6 +38,7 @@ struct spr_worker_spec {
 	bool allow_degraded;
 	bool drop_caps;	   /* in a user namespace: clear every capability */
 	bool become;	   /* as root without namespaces: switch to uid/gid */
+	pid_t parent;	   /* the process whose death must end this one */
 	uid_t uid;
 	gid_t gid;
 	sigset_t saved_mask;

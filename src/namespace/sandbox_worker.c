@@ -77,8 +77,14 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 		spr_fail_errno(&err, SPR_LAYER_SANDBOX, "chdir(%s)", w->workdir);
 		fail(status_fd, err);
 	}
-	if (w->become && spr_caps_become(w->uid, w->gid, &err) < 0)
-		fail(status_fd, err);
+	if (w->become) {
+		if (spr_caps_become(w->uid, w->gid, &err) < 0)
+			fail(status_fd, err);
+		/* The uid change cleared PDEATHSIG: arm it again, and leave if
+		 * the parent already died. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != w->parent)
+			_exit(127);
+	}
 	if (w->drop_caps && spr_caps_drop_all(&err) < 0)
 		fail(status_fd, err);
 	if (spr_no_new_privs(&err) < 0)

@@ -14,7 +14,7 @@
 
 /* Reported in the RunnerResult's isolation.seccomp; bump when the rules
  * change so results say which rules applied. */
-#define SPR_SECCOMP_PROFILE "spr-deny-v1"
+#define SPR_SECCOMP_PROFILE "spr-deny-v2"
 
 enum spr_seccomp_cmp {
 	SPR_CMP_ANY = 0, /* no argument condition */

@@ -22,8 +22,8 @@ import os as _os
 _libc = _ct.CDLL(None, use_errno=True)
 _libc.syscall.restype = _ct.c_long
 
-# A non-canonical address (bits 47..59 set, 63 clear): never user memory,
-# so every kernel copy from or to it fails with EFAULT.
+# A non-canonical address (bits 12..59 set, 60..63 clear): never user
+# memory, so every kernel copy from or to it fails with EFAULT.
 BAD = 0xFFFFFFFFFFFF000
 
 NR = {

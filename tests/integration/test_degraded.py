@@ -59,7 +59,7 @@ class RefusedUserNamespace(SprTestCase):
             self.assertFalse(iso[layer], (layer, iso))
         self.assertEqual(iso["network"], "host")
         # What does not need namespaces is still applied.
-        self.assertEqual(iso["seccomp"], "spr-deny-v1")
+        self.assertEqual(iso["seccomp"], "spr-deny-v2")
         self.assertTrue(iso["landlock"])
 
     def test_degraded_still_contains_the_code(self):
@@ -121,3 +121,91 @@ class RefusedUserNamespace(SprTestCase):
         for pid in left:  # only our own token
             os.kill(pid, 9)
         self.assertEqual(left, [], "a degraded run's grandchild survived")
+
+    def test_degraded_sigkill_of_spr_run_then_cleanup_leaves_nothing(self):
+        """Without a pid namespace a child the code forked has no parent-death
+        signal: when spr-run is SIGKILLed, the worker dies (its own
+        PDEATHSIG, re-armed after the uid change as root), and what the code
+        forked is still in the run's cgroup, which `spr cleanup` (or the next
+        engine start) finds stale and empties (docs/SPEC.md §7)."""
+        import signal
+        import time
+        token = "sprdegk" + os.urandom(6).hex()
+        code = ("import os\n"
+                "if os.fork() == 0:\n"
+                "    os.execv('/bin/sleep', [input_data['token'], '1000'])\n"
+                "os.execv('/bin/sleep', [input_data['token'], '1000'])\n")
+
+        def with_token():
+            found = []
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        with open(f"/proc/{entry}/cmdline", "rb") as f:
+                            if f.read().split(b"\0")[0] == token.encode():
+                                found.append(int(entry))
+                    except OSError:
+                        pass
+            return found
+
+        with tempfile.TemporaryDirectory(prefix="spr-it-deg-") as tmp:
+            path = os.path.join(tmp, "code.py")
+            with open(path, "w") as f:
+                f.write(code)
+            if os.geteuid() != 0 and not os.environ.get("SPR_CGROUP_PARENT"):
+                self.skipTest("rootless without a delegated cgroup: nothing contains what "
+                              "a degraded run forked (documented)")
+            proc = subprocess.Popen(
+                [DENY, SPR_RUN, "--json", "--allow-degraded", "--timeout", "30",
+                 "--policy", write_policy(dict(PERMISSIVE), tmp),
+                 "--input", json.dumps({"token": token}), path],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.monotonic() + 10
+                while len(with_token()) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.assertEqual(len(with_token()), 2, "the run never started its sleepers")
+                before = with_token()
+                proc.kill()
+                proc.wait()
+                deadline = time.monotonic() + 2
+                while len(with_token()) > 1 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                # The worker itself (the first sleeper, exec'd in place) is gone.
+                self.assertLessEqual(len(with_token()), 1, (before, with_token()))
+                # The cgroup is stale once its monitor (spr-sandbox <spr-run pid>)
+                # is dead; under load the kernel may take a moment to kill it.
+                def monitor_alive():
+                    for entry in os.listdir("/proc"):
+                        if not entry.isdigit():
+                            continue
+                        try:
+                            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                                argv = f.read().split(b"\0")
+                            with open(f"/proc/{entry}/stat") as f:
+                                state = f.read().rsplit(")", 1)[1].split()[0]
+                        except OSError:
+                            continue
+                        if (argv[0].endswith(b"spr-sandbox") and len(argv) > 1
+                                and argv[1] == str(proc.pid).encode() and state != "Z"):
+                            return True
+                    return False
+                deadline = time.monotonic() + 10
+                while monitor_alive() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.assertFalse(monitor_alive(), "the monitor outlived spr-run")
+                cleanup = subprocess.run([os.path.join(BUILD, "spr"), "cleanup"],
+                                         capture_output=True, text=True, timeout=60)
+                self.assertEqual(cleanup.returncode, 0, cleanup)
+                if with_token():
+                    self.assertIn("removed 1 stale run cgroup", cleanup.stdout)
+                deadline = time.monotonic() + 2
+                while with_token() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.assertEqual(with_token(), [], "spr cleanup left the run's processes")
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                for pid in with_token():  # only our own token
+                    os.kill(pid, signal.SIGKILL)

@@ -121,7 +121,9 @@ END_TEST
 
 START_TEST(test_escapes)
 {
-	cJSON *t = parse_ok("\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u0041\\u00e9\\u20AC\\ud83d\\ude00\"", 0);
+	cJSON *t = parse_ok("\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t "
+			    "\\u0041\\u00e9\\u20AC\\ud83d\\ude00\"",
+			    0);
 	ck_assert_str_eq(t->valuestring, "\" \\ / \b \f \n \r \t A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
 	cJSON_Delete(t);
 	/* Raw UTF-8 and DEL pass through. */
@@ -365,7 +367,8 @@ static const struct {
 	{"{} // c", "input:1:4: expected end of input after the JSON value, found '/'"},
 	{"{\n  \"a\": 1,\n  \"b\": 2,\n  \"a\": 3\n}",
 	 "input:4:3: duplicate key \"a\" (first defined at line 2, column 3)"},
-	{"{\"\\u0061\": 1, \"a\": 2}", "input:1:15: duplicate key \"a\" (first defined at line 1, column 2)"},
+	{"{\"\\u0061\": 1, \"a\": 2}",
+	 "input:1:15: duplicate key \"a\" (first defined at line 1, column 2)"},
 	/* words */
 	{"True", "input:1:1: expected a JSON value, found 'True' (JSON spells it true)"},
 	{"[None]", "input:1:2: expected a JSON value, found 'None' (JSON spells it null)"},
@@ -645,7 +648,8 @@ START_TEST(test_write_string)
 	expect_written("\n\t\r\b\f", 5, "\"\\n\\t\\r\\b\\f\"");
 	expect_written("\x01\x1f\x7f\x1b", 4, "\"\\u0001\\u001f\\u007f\\u001b\"");
 	expect_written("a\0b", 3, "\"a\\u0000b\"");
-	expect_written("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+	expect_written("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9,
+		       "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
 	/* Ill-formed UTF-8: one U+FFFD per maximal subpart. */
 	expect_written("a\xff"
 		       "b",

@@ -470,7 +470,8 @@ static const struct {
 	 "\\\" \\\\ \\uXXXX \\UXXXXXXXX)"},
 	{"s = \"\"\"a \\  b\"\"\"\n", "policy.toml:1:10: a '\\' followed by whitespace must end the line"},
 	{"s = \"abc\n", "policy.toml:1:5: unterminated string (the line ends before the closing '\"')"},
-	{"s = 'abc\nd'\n", "policy.toml:1:5: unterminated string (the line ends before the closing \"'\")"},
+	{"s = 'abc\nd'\n",
+	 "policy.toml:1:5: unterminated string (the line ends before the closing \"'\")"},
 	{"s = \"abc", "policy.toml:1:5: unterminated string (end of input before the closing '\"')"},
 	{"s = 'abc", "policy.toml:1:5: unterminated string (end of input before the closing \"'\")"},
 	{"s = \"\"\"abc\n\"\"\n",
@@ -512,7 +513,8 @@ static const struct {
 	{"[]\n", "policy.toml:1:2: expected a key, found ']'"},
 	{"[a\n", "policy.toml:1:3: expected ']' after the table name, found end of line"},
 	{"[a.b", "policy.toml:1:5: unexpected end of input (expected ']' after the table name)"},
-	{"mode = restrict\n", "policy.toml:1:8: expected a value, found 'restrict' (strings must be quoted)"},
+	{"mode = restrict\n",
+	 "policy.toml:1:8: expected a value, found 'restrict' (strings must be quoted)"},
 	{"a = True\n",
 	 "policy.toml:1:5: expected a value, found 'True' (TOML booleans are lowercase: true, false)"},
 	{"a = @\n", "policy.toml:1:5: expected a value, found '@'"},
@@ -520,13 +522,17 @@ static const struct {
 	 "a = 1\n",
 	 "policy.toml:1:1: byte order mark (U+FEFF): save the file as UTF-8 without a BOM"},
 	/* arrays and inline tables */
-	{"a = [1, 2\n", "policy.toml:2:1: unexpected end of input (expected ']' to close the array opened at line 1)"},
+	{"a = [1, 2\n",
+	 "policy.toml:2:1: unexpected end of input (expected ']' to close the array opened at "
+	 "line 1)"},
 	{"a = [1 2]\n", "policy.toml:1:8: expected ',' or ']' after an array element, found '2'"},
 	{"a = [,]\n", "policy.toml:1:6: expected a value, found ','"},
 	{"a = [1,,]\n", "policy.toml:1:8: expected a value, found ','"},
 	{"a = {x = 1,}\n", "policy.toml:1:11: trailing comma before '}' is not allowed in inline tables"},
-	{"a = {x = 1\n}\n", "policy.toml:1:11: inline tables must be on a single line (expected ',' or '}')"},
-	{"a = {\nx = 1}\n", "policy.toml:1:6: inline tables must be on a single line (expected ',' or '}')"},
+	{"a = {x = 1\n}\n",
+	 "policy.toml:1:11: inline tables must be on a single line (expected ',' or '}')"},
+	{"a = {\nx = 1}\n",
+	 "policy.toml:1:6: inline tables must be on a single line (expected ',' or '}')"},
 	{"a = {x = 1 y = 2}\n",
 	 "policy.toml:1:12: expected ',' or '}' after an inline table member, found 'y'"},
 	{"a = {x = 1", "policy.toml:1:11: unexpected end of input (expected ',' or '}' after an inline "
@@ -546,7 +552,8 @@ END_TEST
 
 START_TEST(test_nul_bytes)
 {
-	expect_error_len("a = 1\0", 6, "policy.toml:1:6: expected a newline after the value, found '\\x00'");
+	expect_error_len("a = 1\0", 6,
+			 "policy.toml:1:6: expected a newline after the value, found '\\x00'");
 	expect_error_len("a = \"\0\"", 7,
 			 "policy.toml:1:6: control character '\\x00' in a string (write it as an escape "
 			 "such as \\u00XX)");
@@ -645,7 +652,8 @@ START_TEST(test_many_keys_and_tables)
 	ck_assert_int_eq(cJSON_GetArraySize(t), 20001); /* k0 + 20000 tables */
 	cJSON_Delete(t);
 	spr_buf_puts(&b, "[t777]\n");
-	expect_error_len(b.data, b.len, "policy.toml:60001:1: table [t777] is already defined at line 2333");
+	expect_error_len(b.data, b.len,
+			 "policy.toml:60001:1: table [t777] is already defined at line 2333");
 	spr_buf_free(&b);
 }
 END_TEST

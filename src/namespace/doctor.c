@@ -1,0 +1,97 @@
+/* spr doctor / spr cleanup for the LocalEngine. */
+#include <sys/utsname.h>
+
+#include "cgroup/cgroup.h"
+#include "json.h"
+#include "namespace/local_engine.h"
+
+static void add_problem(cJSON *problems, const char *text)
+{
+	if (text)
+		cJSON_AddItemToArray(problems, cJSON_CreateString(text));
+}
+
+/* The proof: a real run through every layer. */
+static void trial_run(const spr_local_options *opts, cJSON *report, cJSON *problems)
+{
+	spr_engine *engine = NULL;
+	spr_error *err = NULL;
+	cJSON *run = cJSON_AddObjectToObject(report, "run");
+	if (spr_local_engine_new(opts, &engine, &err) < 0) {
+		cJSON_AddBoolToObject(run, "ok", false);
+		cJSON_AddStringToObject(run, "error", err->message);
+		add_problem(problems, err->message);
+		spr_error_free(err);
+		return;
+	}
+	struct spr_local_engine *le = (struct spr_local_engine *)engine;
+	cJSON *py = cJSON_AddObjectToObject(report, "python");
+	cJSON_AddStringToObject(py, "executable", le->python.executable);
+	cJSON_AddStringToObject(py, "version", le->python.version);
+	cJSON_AddStringToObject(py, "base_prefix", le->python.base_prefix);
+	cJSON_AddStringToObject(py, "worker", le->worker_run_path);
+	spr_result *r = NULL;
+	if (spr_run(engine, NULL, "result = 6 * 7", 14, NULL, &r, &err) < 0) {
+		cJSON_AddBoolToObject(run, "ok", false);
+		cJSON_AddStringToObject(run, "error", err->message);
+		add_problem(problems, err->message);
+		spr_error_free(err);
+	} else {
+		bool ok = spr_result_ok(r) && !strcmp(spr_result_value_json(r), "42");
+		cJSON_AddBoolToObject(run, "ok", ok);
+		if (spr_result_error(r)) {
+			cJSON_AddStringToObject(run, "error", spr_result_error(r));
+			add_problem(problems, spr_result_error(r));
+		}
+		cJSON *iso = cJSON_Parse(r->isolation_json);
+		if (iso)
+			cJSON_AddItemToObject(run, "isolation", iso);
+		cJSON_AddNumberToObject(run, "duration_ms", (double)r->duration_ms);
+		spr_result_free(r);
+	}
+	spr_engine_free(engine);
+}
+
+int spr_local_doctor(const spr_local_options *opts, char **json, spr_error **err)
+{
+	static const spr_local_options defaults = {0};
+	if (!json)
+		return spr_fail(err, SPR_LAYER_API, EINVAL, "spr_local_doctor: json is NULL");
+	if (!opts)
+		opts = &defaults;
+	_cleanup_cjson_ cJSON *report = cJSON_CreateObject();
+	cJSON *problems = cJSON_CreateArray();
+	struct utsname u;
+	uname(&u);
+	cJSON_AddStringToObject(report, "spr", SPR_VERSION);
+	cJSON_AddStringToObject(report, "kernel", u.release);
+	cJSON_AddStringToObject(report, "machine", u.machine);
+	cJSON_AddNumberToObject(report, "uid", geteuid());
+
+	struct spr_cg_host host;
+	if (spr_cgroup_detect(opts->cgroup_parent, &host, err) < 0) {
+		cJSON_Delete(problems);
+		return -1;
+	}
+	cJSON_AddItemToObject(report, "cgroups", spr_cgroup_describe(&host));
+	_cleanup_free_ char *cg_problem = spr_cgroup_problem(&host);
+	add_problem(problems, cg_problem);
+	spr_cgroup_host_free(&host);
+
+	trial_run(opts, report, problems);
+	cJSON_AddItemToObject(report, "problems", problems);
+	*json = spr_json_print(report);
+	return *json ? 0 : spr_fail_oom(err);
+}
+
+int spr_local_cleanup(const spr_local_options *opts, int *removed, spr_error **err)
+{
+	struct spr_cg_host host;
+	if (spr_cgroup_detect(opts ? opts->cgroup_parent : NULL, &host, err) < 0)
+		return -1;
+	int n = spr_cgroup_cleanup_stale(&host, err);
+	spr_cgroup_host_free(&host);
+	if (removed)
+		*removed = n;
+	return 0;
+}

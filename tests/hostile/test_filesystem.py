@@ -1,0 +1,354 @@
+"""The filesystem view: the host's secrets, system directories, the way
+out through /proc, persistence, exec from writable places, and Landlock as
+the wall behind the mounts."""
+import os
+import secrets
+
+from hostile.harness import HOME, HOST_PYTHON, IS_ROOT, HostileCase, token
+
+# what /proc/self/comm of the interpreter says (the name, cut at 15 bytes)
+INTERPRETER_COMM = os.path.basename(os.path.realpath(HOST_PYTHON))[:15] + "\n"
+
+ATTEMPT = r'''
+import errno, os
+
+def attempt(fn):
+    try:
+        return {"ok": True, "value": fn()}
+    except OSError as e:
+        return {"ok": False, "errno": errno.errorcode[e.errno]}
+
+def read(p):
+    def f():
+        with open(p) as fh:
+            return fh.read()
+    return f
+'''
+
+READ_PATHS = ATTEMPT + r'''
+result = {p: attempt(read(p)) for p in input_data["read"]}
+for p in input_data.get("list", []):
+    result["list " + p] = attempt(lambda: sorted(os.listdir(p))[:5])
+'''
+
+WRITE_PATHS = ATTEMPT + r'''
+def write(p):
+    def f():
+        with open(p, "x") as fh:
+            fh.write(input_data["content"])
+        os.unlink(p)  # the control cleans up after itself
+        return "written"
+    return f
+
+def mkdir(p):
+    def f():
+        os.mkdir(p)
+        os.rmdir(p)
+        return "made"
+    return f
+
+result = {}
+for p in input_data["paths"]:
+    result["write " + p] = attempt(write(p))
+    result["mkdir " + p] = attempt(mkdir(p + "-d"))
+'''
+
+
+def failed(errname):
+    return {"ok": False, "errno": errname}
+
+
+def ok(value):
+    return {"ok": True, "value": value}
+
+
+class Secrets(HostileCase):
+    """Read /etc/shadow and the caller's home."""
+
+    def test_read_shadow_and_home(self):
+        secret = f"secret {secrets.token_hex(8)}\n"
+        home_secret = self.make_file(HOME, secret, 0o600, prefix=".spr-hostile-")
+        tmp_secret = self.make_file("/tmp", secret, 0o600)
+        inp = {"read": ["/etc/shadow", home_secret, tmp_secret], "list": [HOME]}
+
+        ctl = self.control(READ_PATHS, inp)
+        # the caller's 0600 files are readable on the host, for root and others
+        self.assertEqual(ctl[home_secret], ok(secret))
+        self.assertEqual(ctl[tmp_secret], ok(secret))
+        self.assertTrue(ctl["list " + HOME]["ok"], ctl)
+        if IS_ROOT:
+            self.assertTrue(ctl["/etc/shadow"]["ok"], ctl["/etc/shadow"])
+            self.assertTrue(ctl["/etc/shadow"]["value"].startswith("root:"))
+        else:
+            # an unprivileged caller cannot read it anyway: the 0600 files
+            # above are the targets that caller can reach
+            self.assertEqual(ctl["/etc/shadow"], failed("EACCES"))
+
+        inside = self.sandboxed(READ_PATHS, inp)
+        self.assertEqual(inside, {
+            "/etc/shadow": failed("ENOENT"),  # /etc is a tmpfs of a few files
+            home_secret: failed("ENOENT"),    # no /home, no /root
+            tmp_secret: failed("ENOENT"),     # /tmp is the run's own tmpfs
+            "list " + HOME: failed("ENOENT"),
+        })
+
+
+class SystemWrites(HostileCase):
+    """Write to /usr, /etc and /."""
+
+    def test_write_usr_etc_root(self):
+        tok = token()
+        system = [f"/usr/{tok}", f"/etc/{tok}", f"/{tok}"]
+        home = os.path.join(HOME, "." + tok)
+        for p in system + [home]:
+            self.addCleanup(_remove_quiet, p)
+            self.addCleanup(_rmdir_quiet, p + "-d")
+        inp = {"paths": system + [home], "content": tok}
+
+        ctl = self.control(WRITE_PATHS, inp)
+        for p in system:
+            if IS_ROOT:
+                self.assertEqual(ctl["write " + p], ok("written"), p)
+                self.assertEqual(ctl["mkdir " + p], ok("made"), p)
+            else:
+                # unprivileged callers cannot write there on the host either;
+                # their own home is the target they can write
+                self.assertEqual(ctl["write " + p], failed("EACCES"), p)
+        self.assertEqual(ctl["write " + home], ok("written"))
+        self.assertEqual(ctl["mkdir " + home], ok("made"))
+
+        inside = self.sandboxed(WRITE_PATHS, inp)
+        want = {}
+        for p in system:  # read-only binds / a read-only tmpfs root
+            want["write " + p] = failed("EROFS")
+            want["mkdir " + p] = failed("EROFS")
+        want["write " + home] = failed("ENOENT")  # the home is not there at all
+        want["mkdir " + home] = failed("ENOENT")
+        self.assertEqual(inside, want)
+        for p in system + [home]:
+            self.assertFalse(os.path.lexists(p), p)
+            self.assertFalse(os.path.lexists(p + "-d"), p)
+
+
+class ProcRootEscape(HostileCase):
+    """Reach the host's tree through /proc/1/root, /proc/self/root/.. and the
+    root link of a host process."""
+
+    def test_proc_root_links(self):
+        content = f"marker {secrets.token_hex(8)}\n"
+        tmp_marker = self.make_file("/tmp", content, 0o644)
+        home_marker = self.make_file(HOME, content, 0o644, prefix=".spr-hostile-")
+        me = os.getpid()  # a host process of the caller's own
+        paths = {
+            "pid1 tmp": f"/proc/1/root{tmp_marker}",
+            "pid1 home": f"/proc/1/root{home_marker}",
+            "self dotdot tmp": f"/proc/self/root/..{tmp_marker}",
+            "self dotdot home": f"/proc/self/root/../..{home_marker}",
+            "host pid tmp": f"/proc/{me}/root{tmp_marker}",
+            "host pid home": f"/proc/{me}/root{home_marker}",
+        }
+        inp = {"read": list(paths.values()), "list": ["/proc/1/root"]}
+
+        ctl = self.control(READ_PATHS, inp)
+        for key in ("self dotdot tmp", "self dotdot home", "host pid tmp", "host pid home"):
+            self.assertEqual(ctl[paths[key]], ok(content), key)
+        if _can_list("/proc/1/root"):
+            self.assertEqual(ctl[paths["pid1 tmp"]], ok(content))
+            self.assertEqual(ctl[paths["pid1 home"]], ok(content))
+        else:
+            # the host's pid 1 is closed to this caller even on the host (an
+            # unprivileged caller; here even root, whose pid 1 is a VM init
+            # with more capabilities): the caller's own process above is the
+            # way in that works
+            self.assertEqual(ctl[paths["pid1 tmp"]], failed("EACCES"))
+            self.assertEqual(ctl[paths["pid1 home"]], failed("EACCES"))
+
+        inside = self.sandboxed(READ_PATHS, inp)
+        self.assertEqual(inside, {
+            # pid 1 is the sandbox's init, which keeps capabilities the code
+            # lacks: its root link is closed to the code
+            paths["pid1 tmp"]: failed("EACCES"),
+            paths["pid1 home"]: failed("EACCES"),
+            "list /proc/1/root": failed("EACCES"),
+            # "/.." is "/": the sandbox root, where neither marker exists
+            paths["self dotdot tmp"]: failed("ENOENT"),
+            paths["self dotdot home"]: failed("ENOENT"),
+            # host pids do not exist in the sandbox's pid namespace
+            paths["host pid tmp"]: failed("ENOENT"),
+            paths["host pid home"]: failed("ENOENT"),
+        })
+
+
+PERSIST = r'''
+import os
+tok = input_data["token"]
+if input_data["write"]:
+    for d in ("/tmp", "/dev/shm"):
+        with open(os.path.join(d, tok), "w") as f:
+            f.write(tok)
+        os.mkdir(os.path.join(d, tok + "-dir"))
+        with open(os.path.join(d, tok + "-dir", "inner"), "w") as f:
+            f.write(tok)
+listing = {d: sorted(os.listdir(d)) for d in ("/tmp", "/dev/shm")}
+result = {"mine": {d: [n for n in names if tok in n] for d, names in listing.items()},
+          "all": listing if input_data["full"] else None}
+'''
+
+
+class Persistence(HostileCase):
+    """Nothing written survives the run."""
+
+    def test_nothing_written_survives(self):
+        tok = token()
+        self.addCleanup(_remove_persist_files, tok)
+        mine = {"/tmp": [tok, tok + "-dir"], "/dev/shm": [tok, tok + "-dir"]}
+
+        # on the host the files stay
+        ctl = self.control(PERSIST, {"token": tok, "write": True, "full": False})
+        self.assertEqual(ctl["mine"], mine)
+        for d in ("/tmp", "/dev/shm"):
+            self.assertTrue(os.path.exists(os.path.join(d, tok + "-dir", "inner")))
+        _remove_persist_files(tok)
+
+        first = self.sandboxed(PERSIST, {"token": tok, "write": True, "full": True})
+        self.assertEqual(first["mine"], mine)
+        self.assertEqual(first["all"], mine)  # the run started with both empty
+        second = self.sandboxed(PERSIST, {"token": tok, "write": False, "full": True})
+        self.assertEqual(second["all"], {"/tmp": [], "/dev/shm": []})
+        for d in ("/tmp", "/dev/shm"):
+            self.assertEqual([n for n in os.listdir(d) if tok in n], [], d)
+
+
+EXEC_WRITABLE = r'''
+import errno, os, shutil, subprocess, tempfile
+with open("/usr/bin/true", "rb") as f:
+    elf = f.read()
+result = {}
+for base in input_data["dirs"]:
+    d = tempfile.mkdtemp(dir=base)
+    try:
+        path = os.path.join(d, "true")
+        with open(path, "wb") as f:
+            f.write(elf)
+        os.chmod(path, 0o755)
+        try:
+            result[base + " exec"] = subprocess.run([path]).returncode
+        except OSError as e:
+            result[base + " exec"] = errno.errorcode[e.errno]
+        r = subprocess.run(["/lib64/ld-linux-x86-64.so.2", path], capture_output=True, text=True)
+        result[base + " ld.so"] = r.returncode
+        result[base + " ld.so stderr"] = r.stderr
+    finally:
+        shutil.rmtree(d)
+'''
+
+
+class ExecFromWritable(HostileCase):
+    """Drop an ELF where the code can write and run it: directly and through
+    the dynamic loader (which maps it instead of exec'ing it)."""
+
+    def test_exec_dropped_binary(self):
+        ctl_dirs = [d for d in ("/tmp", "/dev/shm", HOME)
+                    if not os.statvfs(d).f_flag & os.ST_NOEXEC]
+        self.assertTrue(ctl_dirs, "no exec-able writable directory on the host for the control")
+        ctl = self.control(EXEC_WRITABLE, {"dirs": ctl_dirs})
+        for d in ctl_dirs:
+            self.assertEqual(ctl[d + " exec"], 0, ctl)
+            self.assertEqual(ctl[d + " ld.so"], 0, ctl)
+
+        inside = self.sandboxed(EXEC_WRITABLE, {"dirs": ["/tmp", "/dev/shm"]})
+        for d in ("/tmp", "/dev/shm"):
+            self.assertEqual(inside[d + " exec"], "EACCES", inside)
+            self.assertEqual(inside[d + " ld.so"], 127, inside)
+            self.assertIn("failed to map segment from shared object",
+                          inside[d + " ld.so stderr"], inside)
+
+
+LANDLOCK = ATTEMPT + r'''
+def write(p, data):
+    def f():
+        fd = os.open(p, os.O_WRONLY)
+        try:
+            os.write(fd, data.encode())
+        finally:
+            os.close(fd)
+        return "written"
+    return f
+
+def create(p):
+    def f():
+        with open(p, "w") as fh:
+            fh.write("x")
+        os.unlink(p)
+        return "created"
+    return f
+
+result = {
+    "write /proc/self/comm": attempt(write("/proc/self/comm", "spr-hostile")),
+    "comm": open("/proc/self/comm").read(),
+    "list /": attempt(lambda: bool(os.listdir("/"))),
+    "create in /dev/shm": attempt(create("/dev/shm/spr-hostile-" + str(os.getpid()))),
+    "write /dev/null": attempt(write("/dev/null", "x")),
+}
+if input_data["inside"]:
+    st = os.stat("/")
+    result["root dir"] = [oct(st.st_mode), st.st_uid == os.getuid()]
+    result["write /proc/self/attr/current"] = attempt(write("/proc/self/attr/current", "x"))
+'''
+
+
+class LandlockWall(HostileCase):
+    """Landlock behind the mounts: what the mode bits allow, Landlock still
+    refuses outside the layout's lists (read: the mounted paths, write:
+    /tmp, /dev/shm and the device nodes)."""
+
+    def test_landlock_refuses_what_mode_bits_allow(self):
+        ctl = self.control(LANDLOCK, {"inside": False})
+        self.assertEqual(ctl["write /proc/self/comm"], ok("written"))
+        self.assertEqual(ctl["comm"], "spr-hostile\n")
+        self.assertEqual(ctl["list /"], ok(True))
+        self.assertEqual(ctl["create in /dev/shm"], ok("created"))
+
+        run = self.sandboxed_run(LANDLOCK, {"inside": True})
+        self.assertTrue(run["ok"], run)
+        self.assertGreaterEqual(run["isolation"]["landlock_abi"], 1, run)
+        inside = run["result"]
+        # "/" is the sandbox user's own 0755 directory: only Landlock says no
+        self.assertEqual(inside["root dir"], ["0o40755", True])
+        self.assertEqual(inside["list /"], failed("EACCES"))
+        # /proc/self/comm is the code's own 0644 file on a writable proc
+        self.assertEqual(inside["write /proc/self/comm"], failed("EACCES"))
+        self.assertEqual(inside["comm"], INTERPRETER_COMM)
+        self.assertEqual(inside["write /proc/self/attr/current"], failed("EACCES"))
+        # the documented writable places
+        self.assertEqual(inside["create in /dev/shm"], ok("created"))
+        self.assertEqual(inside["write /dev/null"], ok("written"))
+
+
+def _can_list(path):
+    try:
+        os.listdir(path)
+        return True
+    except PermissionError:
+        return False
+
+
+def _remove_persist_files(tok):
+    for d in ("/tmp", "/dev/shm"):
+        _remove_quiet(os.path.join(d, tok))
+        _remove_quiet(os.path.join(d, tok + "-dir", "inner"))
+        _rmdir_quiet(os.path.join(d, tok + "-dir"))
+
+
+def _remove_quiet(path):
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+
+
+def _rmdir_quiet(path):
+    try:
+        os.rmdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass

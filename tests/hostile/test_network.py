@@ -1,0 +1,184 @@
+"""The network: listeners the test opens on the host (loopback, an address of
+a host interface, an abstract unix socket) and addresses outside. The run
+has a network namespace of its own with only `lo` up; policy
+`network = true` shares the host's (the switch is tested too)."""
+import ipaddress
+import select
+import socket
+
+from hostile.harness import HostileCase, token
+
+CONNECT = r'''
+import errno, socket
+
+def connect(family, kind, addr):
+    s = socket.socket(family, kind)
+    s.settimeout(5)
+    try:
+        s.connect(addr)
+        if kind == socket.SOCK_STREAM and family != socket.AF_UNIX:
+            s.sendall(b"spr-hostile\n")
+        return "OK"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
+    finally:
+        s.close()
+
+families = {"inet": socket.AF_INET, "inet6": socket.AF_INET6, "unix": socket.AF_UNIX}
+kinds = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}
+result = {}
+for name, fam, kind, addr in input_data["targets"]:
+    if fam == "unix" and addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    result[name] = connect(families[fam], kinds[kind], addr if fam == "unix" else tuple(addr))
+'''
+
+
+def host_interface_addresses():
+    """IPv4 addresses of the host's own non-loopback interfaces."""
+    found = []
+    try:
+        with open("/proc/net/fib_trie") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return found
+    for prev, line in zip(lines, lines[1:]):
+        if line.strip() == "/32 host LOCAL":
+            addr = prev.strip().split()[-1]
+            if not ipaddress.ip_address(addr).is_loopback and addr not in found:
+                found.append(addr)
+    return found
+
+
+class Listener:
+    def __init__(self, family, addr):
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind(addr)
+        self.sock.listen(8)
+        self.sock.setblocking(False)
+        self.addr = self.sock.getsockname()
+
+    def accepted(self):
+        """How many connections wait in the accept queue (then drains it)."""
+        n = 0
+        while select.select([self.sock], [], [], 0.2)[0]:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                break
+            conn.close()
+            n += 1
+        return n
+
+    def close(self):
+        self.sock.close()
+
+
+class HostListeners(HostileCase):
+    def listener(self, family, addr):
+        lst = Listener(family, addr)
+        self.addCleanup(lst.close)
+        return lst
+
+    def test_loopback_listener_on_the_host(self):
+        targets, listeners = [], {}
+        lst = self.listener(socket.AF_INET, ("127.0.0.1", 0))
+        listeners["lo"] = lst
+        targets.append(["lo", "inet", "tcp", list(lst.addr)])
+        if socket.has_ipv6:
+            try:
+                lst6 = self.listener(socket.AF_INET6, ("::1", 0))
+                listeners["lo6"] = lst6
+                targets.append(["lo6", "inet6", "tcp", list(lst6.addr[:2])])
+            except OSError:
+                pass  # no IPv6 on the host loopback: the IPv4 case stands
+        inp = {"targets": targets}
+
+        ctl = self.control(CONNECT, inp)
+        self.assertEqual(ctl, {name: "OK" for name in listeners})
+        for name, lst in listeners.items():
+            self.assertEqual(lst.accepted(), 1, name)
+
+        # the sandbox's own loopback has nothing listening on those ports
+        inside = self.sandboxed(CONNECT, inp)
+        self.assertEqual(inside, {name: "ECONNREFUSED" for name in listeners})
+        for name, lst in listeners.items():
+            self.assertEqual(lst.accepted(), 0, f"{name}: the sandbox reached the host")
+
+        # the switch: with network = true the same connect reaches the host
+        shared = self.sandboxed(CONNECT, inp, network=True)
+        self.assertEqual(shared, {name: "OK" for name in listeners})
+        for name, lst in listeners.items():
+            self.assertEqual(lst.accepted(), 1, name)
+
+    def test_abstract_and_path_unix_sockets_on_the_host(self):
+        name = token("spr-hostile-abstract")
+        lst = self.listener(socket.AF_UNIX, "\0" + name)
+        path_lst = self.listener(socket.AF_UNIX, f"/tmp/{name}.sock")
+        self.addCleanup(_unlink_quiet, f"/tmp/{name}.sock")
+        inp = {"targets": [["abstract", "unix", "tcp", "@" + name],
+                           ["path", "unix", "tcp", f"/tmp/{name}.sock"]]}
+
+        ctl = self.control(CONNECT, inp)
+        self.assertEqual(ctl, {"abstract": "OK", "path": "OK"})
+        self.assertEqual(lst.accepted(), 1)
+        self.assertEqual(path_lst.accepted(), 1)
+
+        inside = self.sandboxed(CONNECT, inp)
+        # abstract names belong to the network namespace; /tmp is the run's own
+        self.assertEqual(inside, {"abstract": "ECONNREFUSED", "path": "ENOENT"})
+        # with the host network, Landlock's abstract-socket scope (ABI >= 6)
+        # still keeps the code away from the host's abstract sockets
+        run = self.sandboxed_run(CONNECT, inp, network=True)
+        self.assertTrue(run["ok"], run)
+        if run["isolation"]["landlock_abi"] >= 6:
+            self.assertEqual(run["result"], {"abstract": "EPERM", "path": "ENOENT"})
+        else:
+            self.assertEqual(run["result"]["path"], "ENOENT")
+        self.assertEqual(lst.accepted(), 0)
+        self.assertEqual(path_lst.accepted(), 0)
+
+    def test_host_interface_address(self):
+        addrs = host_interface_addresses()
+        if not addrs:
+            self.skipTest("the host has no non-loopback IPv4 address to listen on "
+                          "(test_outside_address covers the sandboxed half)")
+        lst = self.listener(socket.AF_INET, (addrs[0], 0))
+        inp = {"targets": [["host if", "inet", "tcp", list(lst.addr)]]}
+
+        ctl = self.control(CONNECT, inp)
+        self.assertEqual(ctl, {"host if": "OK"})
+        self.assertEqual(lst.accepted(), 1)
+
+        inside = self.sandboxed(CONNECT, inp)
+        self.assertEqual(inside, {"host if": "ENETUNREACH"})  # only lo: no route
+        self.assertEqual(lst.accepted(), 0)
+
+
+class Outside(HostileCase):
+    def test_outside_address(self):
+        targets = [["tcp 1.1.1.1:53", "inet", "tcp", ["1.1.1.1", 53]],
+                   # connecting a UDP socket sends nothing: it needs a route only
+                   ["udp 1.1.1.1:53", "inet", "udp", ["1.1.1.1", 53]],
+                   ["udp 192.0.2.1:9", "inet", "udp", ["192.0.2.1", 9]]]
+        inp = {"targets": targets}
+        inside = self.sandboxed(CONNECT, inp)
+        self.assertEqual(inside, {t[0]: "ENETUNREACH" for t in targets})
+
+        ctl = self.control(CONNECT, {"targets": targets[1:]})
+        if ctl["udp 1.1.1.1:53"] == "ENETUNREACH":
+            self.skipTest("the host itself has no route outside, so the control cannot "
+                          "show one (the sandboxed half above passed)")
+        self.assertEqual(ctl, {"udp 1.1.1.1:53": "OK", "udp 192.0.2.1:9": "OK"})
+
+        shared = self.sandboxed(CONNECT, {"targets": targets[1:]}, network=True)
+        self.assertEqual(shared, ctl)
+
+
+def _unlink_quiet(path):
+    import os
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+

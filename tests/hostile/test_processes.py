@@ -1,0 +1,330 @@
+"""Processes and identity: host processes, the run's own end, credentials,
+inherited descriptors, the host name."""
+import fcntl
+import json
+import os
+import secrets
+import signal
+import subprocess
+import tempfile
+import time
+
+from integration.common import PERMISSIVE, SPR_RUN, ENGINE, write_policy
+from hostile.harness import (HOST_HOSTNAME, HostileCase, host_processes, kill_quiet,
+                             run_direct_raw, script, token)
+
+HOST_PROCS = r'''
+import errno, os, signal
+tok = input_data["token"]
+target = input_data["pid"]
+
+def argv0(p):
+    try:
+        with open("/proc/%d/cmdline" % p, "rb") as f:
+            return f.read().split(b"\0")[0].decode("utf-8", "replace")
+    except OSError:
+        return None
+
+def sig(pid, s):
+    try:
+        os.kill(pid, s)
+        return "OK"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+result = {
+    "found": [p for p in pids if argv0(p) == tok],
+    "visible": os.path.exists("/proc/%d" % target),
+    "kill 0": sig(target, 0),
+    # signal 0 to everything the caller may signal (never a real signal:
+    # on the host this would be every process of the caller)
+    "kill -1 0": sig(-1, 0),
+    "kill TERM": sig(target, signal.SIGTERM),
+    "pids": pids if input_data["inside"] else None,
+}
+'''
+
+
+class HostProcesses(HostileCase):
+    """See host processes or signal them."""
+
+    def test_host_processes_invisible_and_unsignalable(self):
+        victim_tok, ctl_tok = token("spr-victim"), token("spr-ctl-victim")
+        victim = self.sleeper(victim_tok)
+        ctl_victim = self.sleeper(ctl_tok)  # the one the control may kill
+
+        ctl = self.control(HOST_PROCS, {"token": ctl_tok, "pid": ctl_victim.pid,
+                                        "inside": False})
+        self.assertEqual(ctl["found"], [ctl_victim.pid])
+        self.assertTrue(ctl["visible"])
+        self.assertEqual([ctl["kill 0"], ctl["kill -1 0"], ctl["kill TERM"]], ["OK"] * 3)
+        self.assertEqual(ctl_victim.wait(timeout=5), -signal.SIGTERM)
+
+        inside = self.sandboxed(HOST_PROCS, {"token": victim_tok, "pid": victim.pid,
+                                             "inside": True})
+        self.assertEqual(inside, {
+            "found": [],
+            "visible": False,
+            "kill 0": "ESRCH",
+            "kill -1 0": "ESRCH",  # nothing but init and the code itself
+            "kill TERM": "ESRCH",
+            "pids": [1, 2],  # the sandbox's init and the worker
+        })
+        time.sleep(0.1)
+        self.assertIsNone(victim.poll(), "the host process was signalled")
+
+
+FORK_AND_LOOP = r'''
+import os, time
+tok = input_data["token"]
+for i in range(2):
+    if os.fork() == 0:
+        os.execv("/bin/sleep", [tok, "300"])
+# a daemon: double fork and a new session, so it is nobody's child
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv("/bin/sleep", [tok, "300"])
+    os._exit(0)
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+'''
+
+
+def _live(tok):
+    return {pid: info for pid, info in host_processes().items() if info[0][:1] == [tok]}
+
+
+def _descendants(root_pid):
+    procs = host_processes()
+    found = {root_pid}
+    changed = True
+    while changed:
+        changed = False
+        for pid, info in procs.items():
+            if pid not in found and info[3] in found:
+                found.add(pid)
+                changed = True
+    return {pid: procs[pid][2] for pid in found if pid in procs}  # pid -> starttime
+
+
+def _still_alive(snapshot):
+    procs = host_processes()
+    return sorted(pid for pid, start in snapshot.items()
+                  if pid in procs and procs[pid][2] == start)
+
+
+class KillSprRun(HostileCase):
+    """SIGKILL to spr-run leaves no process behind (PDEATHSIG chain and the pid
+    namespace); on the host the same code's processes outlive its killer."""
+
+    def wait_for(self, tok, count, proc, what):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            live = _live(tok)
+            if len(live) >= count:
+                return live
+            if proc.poll() is not None:
+                self.fail(f"{what} ended early: rc={proc.returncode} "
+                          f"stdout={proc.stdout.read()!r} stderr={proc.stderr.read()!r}")
+            time.sleep(0.02)
+        self.fail(f"{what}: {count} processes named {tok} did not appear: {_live(tok)}")
+
+    def cleanup_token(self, tok):
+        for pid in _live(tok):
+            kill_quiet(pid)
+
+    def test_control_orphans_survive_on_the_host(self):
+        tok = token("spr-orphan")
+        self.addCleanup(self.cleanup_token, tok)
+        proc, tmp = run_direct_raw(FORK_AND_LOOP, {"token": tok}, popen=True)
+        self.addCleanup(_rmtree_quiet, tmp)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                                 proc.stdout.close(), proc.stderr.close()))
+        self.wait_for(tok, 3, proc, "the control")
+        proc.kill()
+        proc.wait(timeout=10)
+        time.sleep(1.0)
+        self.assertEqual(len(_live(tok)), 3, "on the host, killing the parent leaves "
+                                             "its children running")
+
+    def kill_round(self, stop_monitor):
+        """Starts spr-run on FORK_AND_LOOP, SIGKILLs it once the code's three
+        processes run; returns what is left 1.5 s later (and ends it)."""
+        tok = token("spr-orphan")
+        self.addCleanup(self.cleanup_token, tok)
+        tmp = tempfile.mkdtemp(prefix="spr-hostile-kill-")
+        self.addCleanup(_rmtree_quiet, tmp)
+        code = os.path.join(tmp, "code.py")
+        with open(code, "w") as f:
+            f.write(script(FORK_AND_LOOP))
+        pol = write_policy(dict(PERMISSIVE, timeout_seconds=120), tmp)
+        proc = subprocess.Popen([SPR_RUN, "--engine", ENGINE, "--json", "--policy", pol,
+                                 "--input", json.dumps({"token": tok}), code],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                                 proc.stdout.close(), proc.stderr.close()))
+        self.wait_for(tok, 3, proc, "spr-run")
+        tree = _descendants(proc.pid)
+        del tree[proc.pid]
+        # should the run survive, end what this test started
+        self.addCleanup(lambda: [kill_quiet(p) for p in _still_alive(tree)])
+        monitor = [pid for pid, info in host_processes().items()
+                   if _is_run_sandbox(info, proc.pid) and info[3] == proc.pid]
+        self.assertEqual(len(monitor), 1, "no spr-sandbox child names spr-run's pid")
+        if stop_monitor:
+            # the monitor gets no CPU before the kill reaches it (a loaded host):
+            # only the PDEATHSIG chain and the pid namespace may end the run
+            os.kill(monitor[0], signal.SIGSTOP)
+
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            if not _live(tok) and not _still_alive(tree):
+                break
+            time.sleep(0.02)
+        procs = host_processes()
+        left = {pid: " ".join(procs[pid][0]) for pid in _still_alive(tree)}
+        sandboxes = sorted(pid for pid, info in procs.items() if _is_run_sandbox(info, proc.pid))
+        code_procs = sorted(_live(tok))
+        for pid in _still_alive(tree):
+            kill_quiet(pid)
+        return {"code processes": code_procs, "run's tree": left, "spr-sandbox": sandboxes}
+
+    def test_sigkill_spr_run_leaves_no_process(self):
+        # the end of spr-run races with its monitor's own clean-up: several rounds
+        for i in range(5):
+            self.assertEqual(self.kill_round(stop_monitor=False),
+                             {"code processes": [], "run's tree": {}, "spr-sandbox": []},
+                             f"round {i + 1}: processes outlived spr-run's SIGKILL")
+
+    def test_sigkill_spr_run_while_its_monitor_waits_for_cpu(self):
+        self.assertEqual(self.kill_round(stop_monitor=True),
+                         {"code processes": [], "run's tree": {}, "spr-sandbox": []},
+                         "processes outlived spr-run's SIGKILL")
+
+
+def _is_run_sandbox(info, spr_run_pid):
+    argv = info[0]
+    return bool(argv) and os.path.basename(argv[0]) == "spr-sandbox" and \
+        argv[1:] == [str(spr_run_pid)]
+
+
+STATUS = r'''
+keys = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
+        "Seccomp_filters")
+result = {}
+with open("/proc/self/status") as f:
+    for line in f:
+        k, _, v = line.partition(":")
+        if k in keys:
+            result[k] = v.strip()
+'''
+
+
+def _own_status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs",
+                     "Seccomp", "Seccomp_filters"):
+                out[k] = v.strip()
+    return out
+
+
+class Credentials(HostileCase):
+    """/proc/self/status: no capability in any set, no_new_privs, a filter."""
+
+    def test_proc_self_status(self):
+        ctl = self.control(STATUS)
+        own = _own_status()
+        if own["CapEff"] != "0000000000000000":
+            # exec without file capabilities: root keeps what its bounding set allows
+            own["CapPrm"] = own["CapEff"] = own["CapBnd"]
+        self.assertEqual(ctl, own, "the control reads this process's own state")
+
+        inside = self.sandboxed(STATUS)
+        filters = inside.pop("Seccomp_filters")
+        self.assertEqual(inside, {"CapInh": "0000000000000000", "CapPrm": "0000000000000000",
+                                  "CapEff": "0000000000000000", "CapBnd": "0000000000000000",
+                                  "CapAmb": "0000000000000000", "NoNewPrivs": "1",
+                                  "Seccomp": "2"})
+        self.assertGreaterEqual(int(filters), 1)
+        ctl.pop("Seccomp_filters")
+        self.assertNotEqual(ctl, inside, "the control shows what the sandbox takes away")
+
+
+FDS = r'''
+import errno, os
+fds = []
+for name in os.listdir("/proc/self/fd"):
+    try:
+        os.fstat(int(name))  # the directory listing's own descriptor is closed by now
+        fds.append(int(name))
+    except OSError:
+        pass
+try:
+    leaked = os.pread(input_data["leaked"], 100, 0).decode()
+except OSError as e:
+    leaked = errno.errorcode[e.errno]
+result = {"fds": sorted(fds), "leaked": leaked}
+'''
+
+
+class Descriptors(HostileCase):
+    """Only fds 0-3 are open; a descriptor leaked to spr-run does not reach the
+    code (on the host it would: the control reads the file through it)."""
+
+    def test_only_fds_0_to_3(self):
+        secret = f"leaked {secrets.token_hex(8)}"
+        path = self.make_file("/tmp", secret, 0o600)
+        fd = os.open(path, os.O_RDONLY)
+        self.addCleanup(os.close, fd)
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD, 20)
+        self.addCleanup(os.close, high)
+        os.set_inheritable(high, True)
+
+        ctl = self.control(FDS, {"leaked": high}, pass_fds=(high,))
+        self.assertIn(high, ctl["fds"])
+        self.assertEqual(ctl["leaked"], secret)
+
+        inside = self.sandboxed(FDS, {"leaked": high}, pass_fds=(high,))
+        self.assertEqual(inside, {"fds": [0, 1, 2, 3], "leaked": "EBADF"})
+
+
+HOSTNAME = r'''
+import errno, os, socket
+result = {"gethostname": socket.gethostname(), "nodename": os.uname().nodename}
+if input_data["inside"]:
+    with open("/etc/hostname") as f:
+        result["/etc/hostname"] = f.read()
+    # never tried on the host: as root it would rename the machine
+    try:
+        socket.sethostname("spr-hostile")
+        result["sethostname"] = "OK"
+    except OSError as e:
+        result["sethostname"] = errno.errorcode[e.errno]
+    result["after"] = socket.gethostname()
+'''
+
+
+class Hostname(HostileCase):
+    def test_hostname_differs(self):
+        ctl = self.control(HOSTNAME, {"inside": False})
+        self.assertEqual(ctl, {"gethostname": HOST_HOSTNAME, "nodename": HOST_HOSTNAME})
+        self.assertNotEqual(HOST_HOSTNAME, "sandbox", "the host is named like the sandbox")
+
+        inside = self.sandboxed(HOSTNAME, {"inside": True})
+        self.assertEqual(inside, {"gethostname": "sandbox", "nodename": "sandbox",
+                                  "/etc/hostname": "sandbox\n", "sethostname": "EPERM",
+                                  "after": "sandbox"})
+        self.assertEqual(os.uname().nodename, HOST_HOSTNAME)
+
+
+def _rmtree_quiet(path):
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
