@@ -53,7 +53,7 @@ LIBEXEC_OUT := $(B)/libexec/spr
 PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
 	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py
 
-.PHONY: FORCE all deps demo check unit integration hostile rootless asan fuzz fuzz-smoke bench \
+.PHONY: FORCE all deps demo check unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench \
 	install clean check-worker
 all: $(PROGRAMS)
 
@@ -108,9 +108,9 @@ $(B)/tests/%: tests/unit/%.c $(B)/libspr.a tests/unit/unit.h | $(DEPS_STAMP)
 # Test tools (run by the integration suites, never installed).
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
-$(B)/tests/tools/%: tests/tools/%.c | $(DEPS_STAMP)
+$(B)/tests/tools/%: tests/tools/%.c $(B)/libspr.a | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libspr.a $(LDFLAGS_ALL) $(PKG_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_VERBOSITY=normal $$t; done
@@ -124,9 +124,12 @@ integration: all $(TOOL_BINS)
 hostile: all $(TOOL_BINS)
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py hostile
 
+cgroup: all $(TOOL_BINS)
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py cgroup
+
 # The same suites again as an unprivileged user (rootless LocalEngine).
 rootless: all $(TOOL_BINS)
-	scripts/rootless-tests.sh $(B) integration $(if $(wildcard tests/hostile/test_*.py),hostile)
+	scripts/rootless-tests.sh $(B) integration hostile cgroup
 
 check: all
 	@scripts/deps.sh test
@@ -134,7 +137,8 @@ check: all
 	$(MAKE) --no-print-directory check-worker
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory integration
-	$(if $(wildcard tests/hostile/test_*.py),$(MAKE) --no-print-directory hostile)
+	$(MAKE) --no-print-directory hostile
+	$(MAKE) --no-print-directory cgroup
 	$(MAKE) --no-print-directory rootless
 
 asan:
