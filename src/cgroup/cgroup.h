@@ -88,6 +88,9 @@ SPR_HIDDEN void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_sta
 /* True once the run hit a limit the monitor must end it for (OOM kill,
  * pids limit). Cheap: reads two small files. */
 SPR_HIDDEN bool spr_cg_run_limit_hit(const struct spr_cg_run *run, struct spr_cg_stats *stats);
+/* Kills every process in one cgroup directory (cgroup.kill where the
+ * kernel has it, else each pid in cgroup.procs). */
+SPR_HIDDEN void spr_cg_kill_dir(const char *dir);
 /* Kills every process in the run cgroup (v2 cgroup.kill; v1 cgroup.procs). */
 SPR_HIDDEN void spr_cg_run_kill(const struct spr_cg_run *run);
 /* Waits (poll, bounded) until the cgroup is empty and removes it. */

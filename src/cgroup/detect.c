@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "proc.h"
 
 static const char *const names[SPR_CG_NCTRL] = {"memory", "pids", "cpu", "cpuacct"};
 
@@ -378,44 +379,18 @@ cJSON *spr_cgroup_plan(const struct spr_cg_host *h, uint64_t memory_bytes, int64
 
 /* ---- stale run cgroups ------------------------------------------------------------ */
 
-/* run-<pid>-<start time>: stale when that process no longer exists. */
+/* run-<pid>-<start time>: stale when that process no longer exists (or is
+ * a zombie: its killed caller cannot reap it). */
 static bool run_is_stale(const char *name)
 {
 	long pid;
-	unsigned long long start;
+	unsigned long long start, actual;
+	char state;
 	if (sscanf(name, "run-%ld-%llu", &pid, &start) != 2)
 		return false;
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (n <= 0)
+	if (spr_proc_identity((pid_t)pid, &state, &actual) < 0)
 		return true;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	unsigned long long actual = 0;
-	char state = 0;
-	/* Fields 3 (state) and 22 (starttime). A zombie monitor is dead too:
-	 * its killed caller cannot reap it. */
-	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
-				"%*d %*d %*d %llu",
-			 &state, &actual) != 2)
-		return false;
 	return actual != start || state == 'Z' || state == 'X';
-}
-
-static void kill_members(const char *dir)
-{
-	char path[PATH_MAX + 16];
-	snprintf(path, sizeof(path), "%s/cgroup.kill", dir);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0 && write(fd, "1", 1) == 1)
-		return;
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	long pid;
-	while (f && fscanf(f, "%ld", &pid) == 1)
-		kill((pid_t)pid, SIGKILL);
 }
 
 int spr_cgroup_cleanup_stale(const struct spr_cg_host *h, spr_error **err)
@@ -438,7 +413,7 @@ int spr_cgroup_cleanup_stale(const struct spr_cg_host *h, spr_error **err)
 			char run[PATH_MAX];
 			if (snprintf(run, sizeof(run), "%s/%s", spr, de->d_name) >= (int)sizeof(run))
 				continue;
-			kill_members(run);
+			spr_cg_kill_dir(run);
 			if (rmdir(run) == 0 && c == SPR_CG_MEMORY)
 				removed++;
 		}

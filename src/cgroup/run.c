@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cgroup/cgroup.h"
+#include "proc.h"
 
 static const char *const names[SPR_CG_NCTRL] = {"memory", "pids", "cpu", "cpuacct"};
 
@@ -58,18 +59,9 @@ static int64_t read_number(const char *dir, const char *file)
  * engine whether the monitor that made it is still alive. */
 static void run_name(char *buf, size_t size)
 {
-	char stat[1024];
+	char state;
 	unsigned long long start = 0;
-	_cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, stat, sizeof(stat) - 1) : -1;
-	if (n > 0) {
-		stat[n] = '\0';
-		char *p = strrchr(stat, ')');
-		if (p)
-			sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-				      "%*d %*d %*d %*d %llu",
-			       &start);
-	}
+	spr_proc_identity(getpid(), &state, &start);
 	snprintf(buf, size, "run-%d-%llu", (int)getpid(), start);
 }
 
@@ -303,9 +295,14 @@ void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_stats *s)
 	s->cpu_usage_us = usage;
 }
 
-static void kill_procs(const char *dir)
+void spr_cg_kill_dir(const char *dir)
 {
-	char path[PATH_MAX];
+	/* cgroup.kill (v2, Linux 5.14+) kills atomically, forks included. */
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/cgroup.kill", dir);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0 && write(fd, "1", 1) == 1)
+		return;
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	long pid;
@@ -315,14 +312,9 @@ static void kill_procs(const char *dir)
 
 void spr_cg_run_kill(const struct spr_cg_run *run)
 {
-	if (run->version == SPR_CG_V2 && run->dir[0]) {
-		if (write_file(run->dir[0], "cgroup.kill", "1") < 0)
-			kill_procs(run->dir[0]); /* before Linux 5.14 */
-		return;
-	}
 	for (int c = 0; c < SPR_CG_NCTRL; c++)
 		if (run->dir[c])
-			kill_procs(run->dir[c]);
+			spr_cg_kill_dir(run->dir[c]);
 }
 
 static bool v2_populated(const struct spr_cg_run *run)
@@ -348,7 +340,7 @@ int spr_cg_run_remove(struct spr_cg_run *run, spr_error **err)
 			continue;
 		int tries = 0;
 		while (rmdir(run->dir[c]) < 0 && errno == EBUSY && tries++ < 200) {
-			kill_procs(run->dir[c]);
+			spr_cg_kill_dir(run->dir[c]);
 			struct timespec ts = {0, 5 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 		}

@@ -255,35 +255,10 @@ struct found {
 	char s[64];
 };
 
-static unsigned decode_utf8(const unsigned char *u, size_t n)
-{
-	static const unsigned char lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
-	unsigned cp = u[0] & lead_mask[n];
-	for (size_t i = 1; i < n; i++)
-		cp = (cp << 6) | (u[i] & 0x3F);
-	return cp;
-}
-
 static struct found found_at(const char *text, size_t len, size_t off)
 {
 	struct found f;
-	const unsigned char *u = (const unsigned char *)text;
-	if (off >= len) {
-		snprintf(f.s, sizeof(f.s), "end of input");
-	} else if (u[off] == '\'') {
-		snprintf(f.s, sizeof(f.s), "\"'\"");
-	} else if (u[off] >= 0x20 && u[off] < 0x7F) {
-		snprintf(f.s, sizeof(f.s), "'%c'", u[off]);
-	} else if (u[off] < 0x80) {
-		snprintf(f.s, sizeof(f.s), "'\\x%02x'", u[off]);
-	} else {
-		size_t n = spr_utf8_seq_len(u + off, len - off);
-		if (n)
-			snprintf(f.s, sizeof(f.s), "'%.*s' (U+%04X)", (int)n, text + off,
-				 decode_utf8(u + off, n));
-		else
-			snprintf(f.s, sizeof(f.s), "'\\x%02x' (not UTF-8)", u[off]);
-	}
+	spr_utf8_describe(f.s, sizeof(f.s), text, len, off);
 	return f;
 }
 
@@ -381,32 +356,6 @@ static int enter(struct parser *p, size_t open)
 	return 0;
 }
 
-static void put_utf8(spr_buf *b, unsigned cp)
-{
-	char u[4];
-	size_t n;
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	spr_buf_append(b, u, n);
-}
-
 static int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -444,7 +393,7 @@ static int read_hex4(struct parser *p, size_t open, unsigned *out)
 static int lone_surrogate(struct parser *p, size_t at, unsigned cp)
 {
 	if (p->flags & SPR_JSON_LONE_SURROGATE_FFFD) {
-		put_utf8(&p->str, 0xFFFD);
+		spr_utf8_put(&p->str, 0xFFFD);
 		return 0;
 	}
 	return fail_at(p, at,
@@ -478,7 +427,7 @@ static int parse_unicode_escape(struct parser *p, size_t open, size_t at)
 	}
 	if (cp == 0 && !(p->flags & SPR_JSON_ALLOW_NUL))
 		return fail_at(p, at, "\\u0000 (NUL) is not allowed in strings");
-	put_utf8(&p->str, cp);
+	spr_utf8_put(&p->str, cp);
 	return 0;
 }
 

@@ -235,3 +235,22 @@ done:
 	spr_buf_free(&ce.buf);
 	return rc;
 }
+
+int spr_proc_identity(pid_t pid, char *state, unsigned long long *start_time)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The name (field 2) may hold spaces and parentheses: parse after
+	 * the last ')'. Fields 3 (state) and 22 (starttime). */
+	char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+				"%*d %*d %*d %llu",
+			 state, start_time) != 2)
+		return -1;
+	return 0;
+}

@@ -63,4 +63,9 @@ SPR_HIDDEN int spr_reap(pid_t pid, int *status);
  * killed after timeout_ms. *status is the wait status. */
 SPR_HIDDEN int spr_command_output(char *const argv[], char *const envp[], int64_t timeout_ms,
 				  spr_buf *out, spr_buf *err_out, int *status, spr_error **err);
+/* A process's state letter and start time (clock ticks since boot) from
+ * /proc/<pid>/stat: together with the pid they identify it across pid
+ * reuse. Returns -1 when the process does not exist. */
+SPR_HIDDEN int spr_proc_identity(pid_t pid, char *state, unsigned long long *start_time);
+
 #endif

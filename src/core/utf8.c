@@ -1,5 +1,7 @@
 #include "utf8.h"
 
+#include <stdio.h>
+
 /* Bounds of the second byte for each lead byte (table 3-7); later bytes
  * are always 0x80..0xBF. */
 static bool second_byte_ok(unsigned char lead, unsigned char b)
@@ -110,4 +112,60 @@ void spr_utf8_sanitize(spr_buf *out, const char *s, size_t len)
 		run = i;
 	}
 	spr_buf_append(out, s + run, len - run);
+}
+
+void spr_utf8_put(spr_buf *out, uint32_t cp)
+{
+	unsigned char u[4];
+	size_t n;
+	if (cp < 0x80) {
+		u[0] = (unsigned char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (unsigned char)(0xC0 | (cp >> 6));
+		u[1] = (unsigned char)(0x80 | (cp & 0x3F));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (unsigned char)(0xE0 | (cp >> 12));
+		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+		u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+		n = 3;
+	} else {
+		u[0] = (unsigned char)(0xF0 | (cp >> 18));
+		u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+		u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+		u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+		n = 4;
+	}
+	spr_buf_append(out, u, n);
+}
+
+uint32_t spr_utf8_decode(const unsigned char *s, size_t n)
+{
+	static const unsigned char lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+	uint32_t cp = s[0] & lead_mask[n];
+	for (size_t i = 1; i < n; i++)
+		cp = (cp << 6) | (s[i] & 0x3F);
+	return cp;
+}
+
+void spr_utf8_describe(char *buf, size_t size, const char *text, size_t len, size_t off)
+{
+	const unsigned char *u = (const unsigned char *)text;
+	if (off >= len) {
+		snprintf(buf, size, "end of input");
+	} else if (u[off] == '\'') {
+		snprintf(buf, size, "\"'\"");
+	} else if (u[off] >= 0x20 && u[off] < 0x7F) {
+		snprintf(buf, size, "'%c'", u[off]);
+	} else if (u[off] < 0x80) {
+		snprintf(buf, size, "'\\x%02x'", u[off]);
+	} else {
+		size_t n = spr_utf8_seq_len(u + off, len - off);
+		if (n)
+			snprintf(buf, size, "'%.*s' (U+%04X)", (int)n, text + off,
+				 (unsigned)spr_utf8_decode(u + off, n));
+		else
+			snprintf(buf, size, "'\\x%02x' (not UTF-8)", u[off]);
+	}
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -20,5 +21,13 @@ SPR_HIDDEN size_t spr_utf8_cut(const char *s, size_t len, size_t cap);
 /* Appends s to out with every ill-formed subsequence replaced by U+FFFD
  * (one per maximal subpart, as Python's errors="replace" does). */
 SPR_HIDDEN void spr_utf8_sanitize(spr_buf *out, const char *s, size_t len);
+/* Appends code point cp (<= U+10FFFF) encoded as UTF-8. */
+SPR_HIDDEN void spr_utf8_put(spr_buf *out, uint32_t cp);
+/* The code point of the well-formed n-byte sequence at s. */
+SPR_HIDDEN uint32_t spr_utf8_decode(const unsigned char *s, size_t n);
+/* What is at text[off], for parser messages ("found ..."): end of input,
+ * 'x', '\x01', or 'é' (U+00E9). */
+SPR_HIDDEN void spr_utf8_describe(char *buf, size_t size, const char *text, size_t len,
+				  size_t off);
 
 #endif

@@ -279,6 +279,19 @@ static int apply_int(struct spr_policy *p, const struct field *f, const cJSON *v
 	return 0;
 }
 
+/* Lists and tables are kept as a copy of the source tree (exact values). */
+static int replace_tree(struct spr_policy *p, const struct field *f, const cJSON *v,
+			spr_error **err)
+{
+	cJSON *dup = cJSON_Duplicate(v, true);
+	if (!dup)
+		return spr_fail_oom(err);
+	cJSON **slot = FIELD_PTR(p, f, cJSON *);
+	cJSON_Delete(*slot);
+	*slot = dup;
+	return 0;
+}
+
 static int apply_strlist(struct spr_policy *p, const struct field *f, const cJSON *v,
 			 const struct source *src, spr_error **err)
 {
@@ -295,13 +308,7 @@ static int apply_strlist(struct spr_policy *p, const struct field *f, const cJSO
 			return fail_at(err, src, item, "'%s' must not contain empty strings",
 				       f->name);
 	}
-	cJSON *dup = cJSON_Duplicate(v, true);
-	if (!dup)
-		return spr_fail_oom(err);
-	cJSON **slot = FIELD_PTR(p, f, cJSON *);
-	cJSON_Delete(*slot);
-	*slot = dup;
-	return 0;
+	return replace_tree(p, f, v, err);
 }
 
 static bool env_name_ok(const char *s)
@@ -336,13 +343,7 @@ static int apply_table(struct spr_policy *p, const struct field *f, const cJSON 
 					       type_name(item));
 		}
 	}
-	cJSON *dup = cJSON_Duplicate(v, true);
-	if (!dup)
-		return spr_fail_oom(err);
-	cJSON **slot = FIELD_PTR(p, f, cJSON *);
-	cJSON_Delete(*slot);
-	*slot = dup;
-	return 0;
+	return replace_tree(p, f, v, err);
 }
 
 static int apply_field(struct spr_policy *p, const struct field *f, const cJSON *v,

@@ -119,38 +119,15 @@ struct found {
 	char s[64];
 };
 
-static unsigned decode_utf8(const unsigned char *u, size_t n)
-{
-	static const unsigned char lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
-	unsigned cp = u[0] & lead_mask[n];
-	for (size_t i = 1; i < n; i++)
-		cp = (cp << 6) | (u[i] & 0x3F);
-	return cp;
-}
-
 /* What is at text[off], for "found ..." (the text is valid UTF-8). Newlines
  * end statements in TOML, so they read as "end of line". */
 static struct found found_at(const struct parser *p, size_t off)
 {
 	struct found f;
-	const unsigned char *u = (const unsigned char *)p->text;
-	if (off >= p->len)
-		snprintf(f.s, sizeof(f.s), "end of input");
-	else if (u[off] == '\n' || u[off] == '\r')
+	if (off < p->len && (p->text[off] == '\n' || p->text[off] == '\r'))
 		snprintf(f.s, sizeof(f.s), "end of line");
-	else if (u[off] == '\'')
-		snprintf(f.s, sizeof(f.s), "\"'\"");
-	else if (u[off] >= 0x20 && u[off] < 0x7F)
-		snprintf(f.s, sizeof(f.s), "'%c'", u[off]);
-	else if (u[off] < 0x80)
-		snprintf(f.s, sizeof(f.s), "'\\x%02x'", u[off]);
-	else {
-		size_t n = spr_utf8_seq_len(u + off, p->len - off);
-		if (!n)
-			n = 1;
-		snprintf(f.s, sizeof(f.s), "'%.*s' (U+%04X)", (int)n, p->text + off,
-			 decode_utf8(u + off, n));
-	}
+	else
+		spr_utf8_describe(f.s, sizeof(f.s), p->text, p->len, off);
 	return f;
 }
 
@@ -384,32 +361,6 @@ static int end_line(struct parser *p, const char *after)
 
 /* ---- strings ------------------------------------------------------------- */
 
-static void put_utf8(spr_buf *b, uint32_t cp)
-{
-	char u[4];
-	size_t n;
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	spr_buf_append(b, u, n);
-}
-
 static unsigned digit_value(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -446,7 +397,7 @@ static int parse_unicode_escape(struct parser *p, size_t open, size_t at, const 
 		return fail_at(p, at, "\\%c%0*" PRIX32 " is not a Unicode scalar value", kind, digits, cp);
 	if (cp == 0)
 		return fail_at(p, at, "NUL characters are not supported in strings");
-	put_utf8(&p->str, cp);
+	spr_utf8_put(&p->str, cp);
 	return 0;
 }
 

@@ -144,3 +144,20 @@ def run_cli(args, *, stdin=None, timeout=120, with_engine=False):
     proc.stdout = proc.stdout.decode("utf-8", "replace")
     proc.stderr = proc.stderr.decode("utf-8", "replace")
     return proc
+
+
+def host_pids_with_argv0(token: str) -> list:
+    """Host pids whose argv[0] is `token`: how tests find processes a run
+    started (by exec'ing a program under a unique name), whatever pid or
+    mount namespace the run lives in."""
+    found = []
+    want = token.encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().split(b"\0")[0] == want:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found

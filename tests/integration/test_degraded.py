@@ -9,7 +9,8 @@ import subprocess
 import tempfile
 import unittest
 
-from integration.common import BUILD, ENGINE, PERMISSIVE, SPR_RUN, SprTestCase, write_policy
+from integration.common import (BUILD, ENGINE, PERMISSIVE, SPR_RUN, SprTestCase,
+                                host_pids_with_argv0, write_policy)
 
 DENY = os.path.join(BUILD, "tests", "tools", "deny-userns")
 
@@ -109,15 +110,7 @@ class RefusedUserNamespace(SprTestCase):
                 capture_output=True, text=True, timeout=60)
         res = json.loads(proc.stdout)
         self.assertTrue(res["timed_out"], res)
-        left = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        if f.read().split(b"\0")[0] == token.encode():
-                            left.append(int(entry))
-                except OSError:
-                    pass
+        left = host_pids_with_argv0(token)
         for pid in left:  # only our own token
             os.kill(pid, 9)
         self.assertEqual(left, [], "a degraded run's grandchild survived")
@@ -137,16 +130,7 @@ class RefusedUserNamespace(SprTestCase):
                 "os.execv('/bin/sleep', [input_data['token'], '1000'])\n")
 
         def with_token():
-            found = []
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        with open(f"/proc/{entry}/cmdline", "rb") as f:
-                            if f.read().split(b"\0")[0] == token.encode():
-                                found.append(int(entry))
-                    except OSError:
-                        pass
-            return found
+            return host_pids_with_argv0(token)
 
         with tempfile.TemporaryDirectory(prefix="spr-it-deg-") as tmp:
             path = os.path.join(tmp, "code.py")

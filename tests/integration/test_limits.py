@@ -9,7 +9,7 @@ import textwrap
 import time
 import uuid
 
-from integration.common import (ENGINE, PERMISSIVE, SPR_RUN, SprTestCase, spr_run,
+from integration.common import (ENGINE, PERMISSIVE, host_pids_with_argv0, SPR_RUN, SprTestCase, spr_run,
                                  strict_json_loads, write_policy)
 
 LOOP = "while True:\n    pass\n"
@@ -100,16 +100,7 @@ class Timeout(SprTestCase):
         """)
 
         def host_pids_with_token():
-            found = []
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        with open(f"/proc/{entry}/cmdline", "rb") as f:
-                            if f.read().split(b"\0")[0] == token.encode():
-                                found.append(int(entry))
-                    except OSError:
-                        pass
-            return found
+            return host_pids_with_argv0(token)
 
         with tempfile.TemporaryDirectory(prefix="spr-it-gc-") as tmp:
             code_path = os.path.join(tmp, "code.py")
