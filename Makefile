@@ -2,6 +2,7 @@
 #   make            build libspr.so/.a, spr-run, spr, spr-sandbox (+ worker)
 #   make demo       run examples/hello.py through the LocalEngine
 #   make check      unit + integration tests (installs deps first)
+#   make check-vm   cgroup v2 self-test + VM_SUITES inside a qemu VM (tests/vm/)
 #   make asan       build with ASan+UBSan and run the tests
 #   make fuzz       libFuzzer targets (FUZZ_SECONDS each, default 600)
 #   make bench      benchmarks, figures into bench/RESULTS.md
@@ -51,10 +52,10 @@ HEADERS := include/spr.h $(wildcard src/*/*.h)
 
 LIBEXEC_OUT := $(B)/libexec/spr
 PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
-	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py
+	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile
 
 .PHONY: FORCE all deps demo check unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench \
-	install clean check-worker
+	install clean check-worker check-vm
 all: $(PROGRAMS)
 
 # scripts/deps.sh is idempotent and fast when everything is present; the
@@ -95,6 +96,11 @@ $(LIBEXEC_OUT)/spr-sandbox: $(B)/obj/src/namespace/sandbox_main.o $(B)/libspr.a
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
 
 $(LIBEXEC_OUT)/spr_worker.py: worker/spr_worker.py
+	@mkdir -p $(dir $@)
+	install -m 0644 $< $@
+
+# The DockerEngine builds its default runtime image from this file.
+$(LIBEXEC_OUT)/runtime.Dockerfile: docker/runtime/Dockerfile
 	@mkdir -p $(dir $@)
 	install -m 0644 $< $@
 
@@ -141,6 +147,20 @@ check: all
 	$(MAKE) --no-print-directory cgroup
 	$(MAKE) --no-print-directory rootless
 
+# Pure cgroup v2, whatever the host has: tests/vm/run-vm.sh boots a qemu VM
+# (cgroup_no_v1=all) over the host root and runs the guest self-test, then
+# each suite of VM_SUITES that has tests, inside. VM_ARGS go to run-vm.sh
+# (--mem MB, --timeout S, --env NAME=VALUE).
+VM_SUITES ?= cgroup hostile
+VM_ARGS ?=
+VM_RUN = tests/vm/run-vm.sh --env SPR_BUILD=$(abspath $(B)) $(VM_ARGS) --
+check-vm: all $(TOOL_BINS)
+	$(VM_RUN) sh tests/vm/guest-selftest.sh
+	@rc=0; for s in $(foreach s,$(VM_SUITES),$(if $(wildcard tests/$(s)/test_*.py),$(s))); do \
+		echo "== $$s in the cgroup v2 VM"; \
+		$(VM_RUN) $(TEST_PYTHON) tests/run.py $$s || rc=1; \
+	done; exit $$rc
+
 asan:
 	@scripts/deps.sh test
 	@rm -rf /tmp/spr-sanitizer && mkdir -m 1777 /tmp/spr-sanitizer
@@ -182,6 +202,28 @@ $(B)/bench/%: bench/%.c $(B)/libspr.a
 bench: all $(B)/bench/run_latency
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py $(BENCH_ARGS)
 
+# ---- docker test environment -------------------------------------------------
+# A private dockerd for the DockerEngine tests (no registry, host networking
+# untouched; scripts/dockerd-for-tests.sh) with the base image spr-base:bookworm
+# and the runtime image spr-runtime:test built from docker/runtime/Dockerfile.
+# Idempotent; the last line of output is `export DOCKER_HOST=...`:
+#   eval "$(make -s docker-env-start)"; ...; make docker-env-stop
+# --network none: the build needs no network, and BuildKit's RUN fails on a
+# daemon without a bridge ("network bridge not found") unless told so.
+.PHONY: docker-env-start docker-env-stop
+docker-env-start:
+	@scripts/deps.sh docker
+	@set -e; env=$$(scripts/dockerd-for-tests.sh start); eval "$$env"; \
+	ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
+	cp docker/runtime/Dockerfile worker/spr_worker.py "$$ctx"/; \
+	out=$$(docker build --network none --build-arg BASE_IMAGE=spr-base:bookworm \
+		--build-arg SPR_WORKER_VERSION=$$(sha256sum worker/spr_worker.py | cut -c1-16) \
+		-t spr-runtime:test "$$ctx" 2>&1) || { echo "$$out" >&2; exit 1; }; \
+	echo "docker-env-start: built spr-runtime:test" >&2; \
+	echo "$$env"
+docker-env-stop:
+	@scripts/dockerd-for-tests.sh stop
+
 # ---- install ---------------------------------------------------------------
 
 install: all
@@ -189,7 +231,8 @@ install: all
 		$(DESTDIR)$(LIBEXECDIR)/spr $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(B)/spr-run $(B)/spr $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(LIBEXEC_OUT)/spr-sandbox $(DESTDIR)$(LIBEXECDIR)/spr/
-	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(DESTDIR)$(LIBEXECDIR)/spr/
+	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile \
+		$(DESTDIR)$(LIBEXECDIR)/spr/
 	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.0
 	ln -sf libspr.so.0 $(DESTDIR)$(LIBDIR)/libspr.so
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/

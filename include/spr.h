@@ -94,6 +94,30 @@ SPR_API int spr_local_engine_new(const spr_local_options *opts, spr_engine **out
 				 spr_error **err);
 SPR_API void spr_engine_free(spr_engine *engine);
 
+/* Options for the DockerEngine (SPEC §5). Zero-initialise; fields are
+ * only ever appended. The engine drives the `docker` CLI, so it works with
+ * whatever daemon the CLI can reach. */
+typedef struct spr_docker_options {
+	const char *image;	       /* container_registry: an explicit image */
+	const char *const *packages;   /* NULL-terminated "name==version" list */
+	int pool_size;		       /* 0: min(CPUs, 4) */
+	int max_runs;		       /* runs per container; 0: 25 */
+	int ttl_seconds;	       /* container lifetime; 0: 600 */
+	const char *base_image;	       /* base for building the runtime image; NULL:
+					  $SPR_DOCKER_BASE_IMAGE, else python:3.12-slim */
+	const char *wheel_dir;	       /* local wheels for `packages` (no index) */
+	bool show_build_progress;      /* image builds write their progress to fd 2 */
+	/* Remote daemons (SPEC §5): a docker context, or a host URL / SSH. */
+	const char *docker_context;
+	const char *docker_host;       /* unix://, tcp://, ssh:// */
+	const char *ssh_host, *ssh_user, *ssh_key_path;
+	int ssh_port;		       /* 0: ssh's default */
+	int acquire_timeout_seconds;   /* waiting for a free container; 0: 120 */
+} spr_docker_options;
+
+SPR_API int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out,
+				  spr_error **err);
+
 /* What this host offers the LocalEngine, as JSON (free with spr_free):
  * kernel and user, the interpreter, per cgroup controller the hierarchy,
  * the base directory, whether it is usable and the fix when not, and the

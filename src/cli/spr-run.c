@@ -24,7 +24,9 @@
 static const char usage_line[] =
 	"usage: spr-run [--engine local|docker] [--policy FILE] [--input JSON|@FILE] "
 	"[--timeout S] [--memory MB] [--max-output KB] [--python PATH] [--allow-degraded] "
-	"[--cgroup-parent NAME] [--json] FILE|-";
+	"[--cgroup-parent NAME] [--image IMAGE] [--package NAME==VERSION]... [--docker-context NAME "
+	"| --docker-host URL | --ssh-host HOST [--ssh-user U] [--ssh-port N] [--ssh-key-path K]] "
+	"[--json] FILE|-";
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void usage_error(const char *fmt, ...)
@@ -54,6 +56,15 @@ static void help(void)
 	       "  --cgroup-parent NAME   create run cgroups under NAME, relative to this\n"
 	       "                         process's own cgroup (a delegated subtree);\n"
 	       "                         default: $SPR_CGROUP_PARENT, else the own cgroup\n"
+	       "DockerEngine (--engine docker):\n"
+	       "  --image IMAGE          run in this image (default: spr's runtime image,\n"
+	       "                         built from $SPR_DOCKER_BASE_IMAGE or python:3.12-slim)\n"
+	       "  --package N==V         pinned package for the image (repeatable)\n"
+	       "  --wheel-dir DIR        install --package from these wheels (no index)\n"
+	       "  --docker-context NAME  use this docker context\n"
+	       "  --docker-host URL      unix://, tcp:// or ssh:// daemon\n"
+	       "  --ssh-host HOST, --ssh-user USER, --ssh-port N, --ssh-key-path FILE\n"
+	       "                         a daemon over SSH\n"
 	       "  --json                 print the RunnerResult as JSON instead of the output\n"
 	       "  --help, --version\n\n"
 	       "Exit status: the code's exit code (0 ok, 1 exception, n for sys.exit(n)),\n"
@@ -68,6 +79,9 @@ struct options {
 	const char *python;
 	const char *cgroup_parent;
 	bool allow_degraded;
+	spr_docker_options docker;
+	const char *packages[65];
+	size_t npackages;
 	bool json;
 	const char *file;
 	/* The limit flags, applied one by one after the policy file so an
@@ -122,7 +136,9 @@ static const char *without_position(const char *msg)
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_MAX_OUTPUT, OPT_PYTHON, OPT_DEGRADED,
-	       OPT_VERSION, OPT_CGROUP_PARENT };
+	       OPT_VERSION, OPT_CGROUP_PARENT, OPT_IMAGE, OPT_PACKAGE, OPT_WHEEL_DIR,
+	       OPT_DOCKER_CONTEXT, OPT_DOCKER_HOST, OPT_SSH_HOST, OPT_SSH_USER, OPT_SSH_PORT,
+	       OPT_SSH_KEY };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, 'e'},
 		{"policy", required_argument, NULL, 'p'},
@@ -133,6 +149,15 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"python", required_argument, NULL, OPT_PYTHON},
 		{"allow-degraded", no_argument, NULL, OPT_DEGRADED},
 		{"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
+		{"image", required_argument, NULL, OPT_IMAGE},
+		{"package", required_argument, NULL, OPT_PACKAGE},
+		{"wheel-dir", required_argument, NULL, OPT_WHEEL_DIR},
+		{"docker-context", required_argument, NULL, OPT_DOCKER_CONTEXT},
+		{"docker-host", required_argument, NULL, OPT_DOCKER_HOST},
+		{"ssh-host", required_argument, NULL, OPT_SSH_HOST},
+		{"ssh-user", required_argument, NULL, OPT_SSH_USER},
+		{"ssh-port", required_argument, NULL, OPT_SSH_PORT},
+		{"ssh-key-path", required_argument, NULL, OPT_SSH_KEY},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
@@ -151,6 +176,27 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_PYTHON: o->python = optarg; break;
 		case OPT_DEGRADED: o->allow_degraded = true; break;
 		case OPT_CGROUP_PARENT: o->cgroup_parent = optarg; break;
+		case OPT_IMAGE: o->docker.image = optarg; break;
+		case OPT_PACKAGE:
+			if (o->npackages + 1 >= sizeof(o->packages) / sizeof(*o->packages))
+				usage_error("too many --package options (at most 64)");
+			o->packages[o->npackages++] = optarg;
+			o->docker.packages = o->packages;
+			break;
+		case OPT_WHEEL_DIR: o->docker.wheel_dir = optarg; break;
+		case OPT_DOCKER_CONTEXT: o->docker.docker_context = optarg; break;
+		case OPT_DOCKER_HOST: o->docker.docker_host = optarg; break;
+		case OPT_SSH_HOST: o->docker.ssh_host = optarg; break;
+		case OPT_SSH_USER: o->docker.ssh_user = optarg; break;
+		case OPT_SSH_PORT: {
+			char *end;
+			long port = strtol(optarg, &end, 10);
+			if (!*optarg || *end || port < 1 || port > 65535)
+				usage_error("--ssh-port: '%s' is not a port (1-65535)", optarg);
+			o->docker.ssh_port = (int)port;
+			break;
+		}
+		case OPT_SSH_KEY: o->docker.ssh_key_path = optarg; break;
 		case 'j': o->json = true; break;
 		case 'h': help(); exit(0);
 		case OPT_VERSION: printf("spr-run %s\n", SPR_VERSION); exit(0);
@@ -170,6 +216,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 		usage_error("--engine must be 'local' or 'docker' (got '%s')", o->engine);
 	if (!strcmp(o->file, "-") && o->input && !strcmp(o->input, "@-"))
 		usage_error("the code and --input cannot both come from stdin");
+	const spr_docker_options *d = &o->docker;
+	bool docker_opts = d->image || d->packages || d->wheel_dir || d->docker_context ||
+			   d->docker_host || d->ssh_host || d->ssh_user || d->ssh_port ||
+			   d->ssh_key_path;
+	if (docker_opts && strcmp(o->engine, "docker"))
+		usage_error("--image, --package and the docker/ssh options need --engine docker");
+	if (!strcmp(o->engine, "docker") && (o->python || o->cgroup_parent || o->allow_degraded))
+		usage_error("--python, --cgroup-parent and --allow-degraded are LocalEngine options");
 }
 
 /* Reads a whole file (or stdin for "-") into memory, NUL-terminated. */
@@ -306,16 +360,6 @@ static void result_freep(spr_result **r) { spr_result_free(*r); }
 static void error_freep(spr_error **e) { spr_error_free(*e); }
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
-static int run_docker(const struct options *o)
-{
-	spr_error unavailable = {
-		.message = (char *)"the docker engine is not available in this build yet (use "
-				   "--engine local)",
-		.layer = SPR_LAYER_DOCKER,
-	};
-	return report_failure(&unavailable, o->json, EXIT_ENGINE);
-}
-
 /* The policy file, then the limit flags on top of it. */
 static spr_policy *build_policy(const struct options *o)
 {
@@ -352,10 +396,9 @@ int main(int argc, char **argv)
 	_cleanup_(freep) char *input = NULL;
 	if (o.input && o.input[0] == '@')
 		input = read_all(o.input + 1, &input_len, "--input: cannot read");
-	if (!strcmp(o.engine, "docker"))
-		return run_docker(&o);
-
 	_cleanup_(freep) char *libexec = find_libexec();
+	if (libexec && !getenv("SPR_LIBEXEC_DIR"))
+		setenv("SPR_LIBEXEC_DIR", libexec, 1); /* the DockerEngine reads it too */
 	const char *env_parent = getenv("SPR_CGROUP_PARENT");
 	spr_local_options lo = {
 		.python = o.python,
@@ -367,7 +410,10 @@ int main(int argc, char **argv)
 	};
 	_cleanup_(error_freep) spr_error *err = NULL;
 	_cleanup_(engine_freep) spr_engine *engine = NULL;
-	if (spr_local_engine_new(&lo, &engine, &err) < 0)
+	o.docker.show_build_progress = isatty(STDERR_FILENO);
+	int rc = !strcmp(o.engine, "docker") ? spr_docker_engine_new(&o.docker, &engine, &err)
+					     : spr_local_engine_new(&lo, &engine, &err);
+	if (rc < 0)
 		return report_failure(err, o.json, EXIT_ENGINE);
 
 	_cleanup_(result_freep) spr_result *result = NULL;

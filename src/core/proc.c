@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -253,4 +254,35 @@ int spr_proc_identity(pid_t pid, char *state, unsigned long long *start_time)
 			 state, start_time) != 2)
 		return -1;
 	return 0;
+}
+
+int spr_command_passthrough(char *const argv[], char *const envp[], int out_fd,
+			    int64_t timeout_ms, int *status, spr_error **err)
+{
+	_cleanup_close_ int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0 || (devnull = spr_fd_above(devnull, 3)) < 0)
+		return spr_fail_errno(err, SPR_LAYER_CORE, "open /dev/null");
+	_cleanup_close_ int out = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
+	if (out < 0)
+		return spr_fail_errno(err, SPR_LAYER_CORE, "dup of fd %d", out_fd);
+	int fds[3] = {devnull, out, out};
+	pid_t pid;
+	if (spr_spawn(argv[0], argv, envp, fds, 3, &pid, err) < 0)
+		return -1;
+	/* Wait on a pidfd so the timeout needs no polling loop. */
+	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		int n;
+		do
+			n = poll(&p, 1, timeout_ms > INT32_MAX ? -1 : (int)timeout_ms);
+		while (n < 0 && errno == EINTR);
+		if (n == 0) {
+			kill(pid, SIGKILL);
+			spr_reap(pid, status);
+			return spr_fail(err, SPR_LAYER_CORE, ETIMEDOUT, "%s did not finish within %lld ms",
+					argv[0], (long long)timeout_ms);
+		}
+	}
+	return spr_reap(pid, status) < 0 ? spr_fail_errno(err, SPR_LAYER_CORE, "waitpid") : 0;
 }

@@ -63,6 +63,11 @@ SPR_HIDDEN int spr_reap(pid_t pid, int *status);
  * killed after timeout_ms. *status is the wait status. */
 SPR_HIDDEN int spr_command_output(char *const argv[], char *const envp[], int64_t timeout_ms,
 				  spr_buf *out, spr_buf *err_out, int *status, spr_error **err);
+/* Like spr_command_output, but the command writes its stdout and stderr
+ * straight to out_fd (a terminal showing build progress). */
+SPR_HIDDEN int spr_command_passthrough(char *const argv[], char *const envp[], int out_fd,
+				       int64_t timeout_ms, int *status, spr_error **err);
+
 /* A process's state letter and start time (clock ticks since boot) from
  * /proc/<pid>/stat: together with the pid they identify it across pid
  * reuse. Returns -1 when the process does not exist. */

@@ -9,6 +9,7 @@
 #include <limits.h>
 
 #include "base64.h"
+#include "cache.h"
 #include "json.h"
 #include "namespace/layout.h"
 #include "policy/seccomp.h"
@@ -209,77 +210,17 @@ static int probe_python(struct spr_python_info *py, const char *path, spr_error 
  * in a private cache directory, and named by a hash of the worker and the
  * interpreter, so a changed worker or interpreter gets a fresh file. */
 
-static char *cache_dir(void)
-{
-	const char *env = getenv("SPR_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"),
-		   *home = getenv("HOME");
-	char *dir = NULL;
-	int n;
-	if (env && env[0] == '/')
-		n = asprintf(&dir, "%s", env);
-	else if (geteuid() == 0)
-		/* Root's runs may execute as nobody (degraded mode): the cache
-		 * must be readable by everyone and writable by root only. */
-		n = asprintf(&dir, "/var/cache/spr");
-	else if (xdg && xdg[0] == '/')
-		n = asprintf(&dir, "%s/spr", xdg);
-	else if (home && home[0] == '/')
-		n = asprintf(&dir, "%s/.cache/spr", home);
-	else
-		n = asprintf(&dir, "/tmp/spr-cache-%d", (int)geteuid());
-	return n < 0 ? NULL : dir;
-}
-
-/* Only a directory we own and nobody else may write is trusted: a planted
- * .pyc would run as the worker. (Readable by all: the .pyc is the
- * worker, public code.) */
-static bool private_dir(const char *dir)
-{
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%s", dir);
-	char *slash = strrchr(parent, '/');
-	if (slash && slash != parent) {
-		*slash = '\0';
-		mkdir(parent, 0755);
-	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return false;
-	struct stat st;
-	return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
-	       !(st.st_mode & 022);
-}
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static bool read_whole(const char *path, spr_buf *out)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char chunk[16384];
-	ssize_t n;
-	while (fd >= 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
-		spr_buf_append(out, chunk, (size_t)n);
-	return fd >= 0 && !out->oom;
-}
-
 static char *compiled_worker(const struct spr_local_engine *le)
 {
 	_cleanup_buf_ spr_buf src = SPR_BUF_INIT;
-	if (!read_whole(le->worker_path, &src))
+	if (!spr_read_file(le->worker_path, &src))
 		return NULL;
-	uint64_t h = fnv1a(0xcbf29ce484222325ULL, src.data, src.len);
-	h = fnv1a(h, le->python.executable, strlen(le->python.executable) + 1);
-	h = fnv1a(h, le->python.version, strlen(le->python.version) + 1);
-	_cleanup_free_ char *dir = cache_dir();
+	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, src.data, src.len);
+	h = spr_fnv1a(h, le->python.executable, strlen(le->python.executable) + 1);
+	h = spr_fnv1a(h, le->python.version, strlen(le->python.version) + 1);
+	_cleanup_free_ char *dir = spr_cache_dir();
 	char *pyc = NULL, *tmp = NULL;
-	if (!dir || !private_dir(dir) ||
+	if (!dir ||
 	    asprintf(&pyc, "%s/spr_worker-%016llx.pyc", dir, (unsigned long long)h) < 0)
 		return NULL;
 	struct stat st;

@@ -178,10 +178,11 @@ mkdir -p "$WORKBASE"
 W=$(mktemp -d "$WORKBASE/run.XXXXXX")
 X=$W/xfer
 mkdir "$X"
-QPID=
+QPID= TPID=
 cleanup() {
 	local st=$?
 	trap - EXIT INT TERM HUP
+	[ -z "$TPID" ] || kill "$TPID" 2>/dev/null || true
 	if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then
 		kill -TERM "$QPID" 2>/dev/null || true
 		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QPID" 2>/dev/null || break; sleep 0.5; done
@@ -282,11 +283,16 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-virtfs "local,path=$(qarg "$X"),mount_tag=xfer,security_model=passthrough,multidevs=remap" \
 	</dev/null >"$W/qemu.log" 2>&1 &
 QPID=$!
-# Stream COMMAND's output while the VM runs; tail makes a last read once qemu is gone.
-tail -n +1 -s 0.2 -f --pid="$QPID" "$X/output" || true
+# Stream COMMAND's output while the VM runs; tail makes a last read once qemu
+# is gone. Both run in the background: the wait builtin, unlike a foreground
+# command, lets the INT/TERM traps run at once.
+tail -n +1 -s 0.2 -f --pid="$QPID" "$X/output" &
+TPID=$!
 QST=0
 wait "$QPID" || QST=$?
 QPID=
+wait "$TPID" || true
+TPID=
 T2=$(now)
 
 # ---- verdict --------------------------------------------------------------------

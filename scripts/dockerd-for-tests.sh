@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# A private docker daemon and a base image for spr's integration tests.
+# No registry is needed and host networking is never touched.
+#
+#   eval "$(scripts/dockerd-for-tests.sh start)"   # exports DOCKER_HOST
+#   scripts/dockerd-for-tests.sh status
+#   scripts/dockerd-for-tests.sh stop
+#   scripts/dockerd-for-tests.sh base-image        # (re)import spr-base:bookworm only
+#
+# start   installs docker.io + debootstrap when missing (scripts/deps.sh
+#         docker), starts dockerd unless this script's daemon already answers
+#         (then reuses it), and imports the base image `spr-base:bookworm` if the
+#         daemon lacks it: debootstrap --variant=minbase --include=python3,
+#         python3-pip bookworm from the host's Debian mirror, piped through tar
+#         into `docker import`. The rootfs tarball is cached (~1 min to make
+#         once). Only the `export DOCKER_HOST=...` line goes to stdout.
+# stop    stops the daemon this script started (by its pidfile), waits for it
+#         and for the containerd it manages to exit, removes the socket.
+#
+# The daemon: dockerd --bridge=none --iptables=false --ip6tables=false (no
+# docker0, no firewall rules: containers run with --network none), with its
+# own data root, exec root, socket, pidfile, config file and log, all under
+# $SPR_TEST_DOCKER_DIR. No --containerd: dockerd starts (and stops) its own
+# containerd, whose state lives under the exec root as well.
+#
+# Environment:
+#   SPR_TEST_DOCKER_DIR      daemon directory      (/var/lib/spr-test-docker)
+#   SPR_CACHE_DIR            rootfs tarball cache  (/var/cache/spr)
+#   SPR_DEBIAN_MIRROR        debootstrap mirror    (from /etc/apt/sources.list*)
+#   SPR_TEST_DOCKER_STORAGE  storage driver        (dockerd's choice: overlay2 on ext4/xfs)
+#   SPR_TEST_DOCKER_TIMEOUT  seconds to wait for the daemon to answer (60)
+set -euo pipefail
+
+D=${SPR_TEST_DOCKER_DIR:-/var/lib/spr-test-docker}
+CACHE=${SPR_CACHE_DIR:-/var/cache/spr}
+SOCK=$D/docker.sock
+HOST=unix://$SOCK
+PIDFILE=$D/dockerd.pid
+LOG=$D/dockerd.log
+EXEC=$D/exec
+DATA=$D/data
+# dockerd's managed containerd writes its pid here (moby libcontainerd/supervisor).
+CTRD_PIDFILE=$EXEC/containerd/containerd.pid
+BASE_IMAGE=spr-base:bookworm
+SUITE=bookworm
+TIMEOUT=${SPR_TEST_DOCKER_TIMEOUT:-60}
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+say() { echo "dockerd-for-tests: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+dk() { DOCKER_HOST=$HOST docker "$@"; }
+answers() { dk info >/dev/null 2>&1; }
+
+# True when $1 is a live process whose command line names our directory
+# (a pidfile can outlive its process and the pid be reused by another one).
+ours() {
+  local pid=$1 cmd
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmd == *"$D/"* ]]
+}
+pid_of() { cat "$1" 2>/dev/null || true; }
+
+# Waits up to $2 seconds for pid $1 to exit.
+wait_gone() {
+  local pid=$1 n=$(($2 * 10))
+  while [ "$n" -gt 0 ] && [ -e "/proc/$pid" ]; do
+    # A zombie is gone for our purposes (its parent reaps it).
+    [ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" = Z ] && return 0
+    sleep 0.1; n=$((n - 1))
+  done
+  [ ! -e "/proc/$pid" ]
+}
+
+# TERM, wait, then KILL: only ever called with a pid that passed `ours`.
+terminate() {
+  local pid=$1 what=$2 grace=$3
+  kill -TERM "$pid" 2>/dev/null || return 0
+  wait_gone "$pid" "$grace" && return 0
+  say "$what (pid $pid) still running after ${grace}s; sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_gone "$pid" 10 || die "$what (pid $pid) does not exit"
+}
+
+lock() {
+  mkdir -p "$D"
+  exec 9>"$D/lock"
+  flock -w 600 9 || die "another dockerd-for-tests.sh holds $D/lock"
+}
+
+# ---- daemon --------------------------------------------------------------
+
+start_daemon() {
+  local pid
+  if answers; then
+    say "reusing the running test daemon (pid $(pid_of "$PIDFILE"), $HOST)"
+    return 0
+  fi
+  pid=$(pid_of "$PIDFILE")
+  if ours "$pid"; then
+    say "dockerd (pid $pid) is running but does not answer yet; waiting"
+  else
+    mkdir -p "$DATA" "$EXEC"
+    # Our own (empty) config file: the host's /etc/docker/daemon.json, if
+    # any, does not apply to the test daemon.
+    [ -f "$D/daemon.json" ] || echo '{}' >"$D/daemon.json"
+    local args=(--bridge=none --iptables=false --ip6tables=false
+      --data-root "$DATA" --exec-root "$EXEC" --pidfile "$PIDFILE"
+      --config-file "$D/daemon.json" -H "$HOST")
+    [ -n "${SPR_TEST_DOCKER_STORAGE:-}" ] && args+=(--storage-driver "$SPR_TEST_DOCKER_STORAGE")
+    echo "==== $(date -Is) dockerd ${args[*]}" >>"$LOG"
+    # setsid: out of make's process group (a ^C there must not take the
+    # daemon down half-way); 9>&-: the daemon must not inherit our lock.
+    setsid dockerd "${args[@]}" </dev/null >>"$LOG" 2>&1 9>&- &
+    pid=$!
+    say "started dockerd (pid $pid), log $LOG"
+  fi
+  local n=$((TIMEOUT * 4))
+  while ! answers; do
+    if ! [ -e "/proc/$pid" ]; then
+      say "dockerd exited before answering; last lines of $LOG:"
+      tail -n 25 "$LOG" >&2
+      exit 1
+    fi
+    n=$((n - 1))
+    if [ "$n" -le 0 ]; then
+      say "dockerd (pid $pid) did not answer on $HOST within ${TIMEOUT}s; last lines of $LOG:"
+      tail -n 25 "$LOG" >&2
+      exit 1
+    fi
+    sleep 0.25
+  done
+  say "daemon ready: $(dk info --format 'docker {{.ServerVersion}}, storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}' 2>/dev/null)"
+}
+
+# Kills what a daemon that did not shut down cleanly (SIGKILL, crash) left
+# behind: containers in our runc root, shims and containerd on our socket.
+reap_leftovers() {
+  local pid cmd root=$EXEC/runtime-runc/moby
+  if [ -d "$root" ] && command -v runc >/dev/null; then
+    for id in $(runc --root "$root" list -q 2>/dev/null); do
+      say "removing leftover container $id"
+      runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    done
+  fi
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    case $cmd in
+    *containerd-shim*"$EXEC/"*) say "stopping leftover shim $pid"; terminate "$pid" containerd-shim 5 ;;
+    esac
+  done
+  pid=$(pid_of "$CTRD_PIDFILE")
+  if ours "$pid"; then
+    say "stopping leftover containerd $pid"
+    terminate "$pid" containerd 15
+  fi
+}
+
+stop_daemon() {
+  local pid
+  pid=$(pid_of "$PIDFILE")
+  if ours "$pid"; then
+    say "stopping dockerd (pid $pid)"
+    # dockerd stops the running containers (up to its 15 s shutdown
+    # timeout), then its containerd, then exits.
+    terminate "$pid" dockerd 60
+  else
+    say "no test daemon running${pid:+ (stale pidfile, pid $pid)}"
+  fi
+  reap_leftovers
+  rm -f "$SOCK" "$PIDFILE"
+  if grep -q " $D/" /proc/mounts; then
+    say "warning: mounts left under $D:"; grep " $D/" /proc/mounts >&2
+  fi
+}
+
+# ---- base image ------------------------------------------------------------
+
+# The Debian mirror this host's apt uses (deb822 .sources first, then
+# one-line .list files); deb.debian.org when none names $SUITE.
+debian_mirror() {
+  if [ -n "${SPR_DEBIAN_MIRROR:-}" ]; then echo "$SPR_DEBIAN_MIRROR"; return; fi
+  local f m
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    m=$(awk -v suite="$SUITE" '
+      function flush() {
+        if (uris != "" && types ~ /(^| )deb( |$)/ && enabled != "no" && (" " suites " ") ~ (" " suite " "))
+          { split(uris, u, " "); print u[1]; found = 1; exit }
+        uris = ""; types = ""; suites = ""; enabled = ""
+      }
+      /^[ \t]*#/ { next }
+      /^[ \t]*$/ { flush(); next }
+      { key = tolower($1); sub(/:$/, "", key); $1 = "" ; sub(/^ +/, "")
+        if (key == "uris") uris = $0; else if (key == "types") types = $0
+        else if (key == "suites") suites = $0; else if (key == "enabled") enabled = tolower($0) }
+      END { if (!found) flush() }' "$f")
+    [ -n "$m" ] && { echo "$m"; return; }
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] || continue
+    m=$(awk -v suite="$SUITE" '$1 == "deb" {
+        i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+        if ($(i + 1) == suite) { print $i; exit } }' "$f")
+    [ -n "$m" ] && { echo "$m"; return; }
+  done
+  echo http://deb.debian.org/debian
+}
+
+# Unmounts whatever debootstrap left mounted in $1 (proc, sys, a bind of the
+# host's /dev), then removes it without ever crossing into a mount.
+remove_rootfs() {
+  local r=$1 mnt
+  [ -e "$r" ] || return 0
+  for mnt in $(awk -v r="$r/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount -l "$mnt" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$r"
+}
+
+# Makes $CACHE/$1.tar from debootstrap --include=$2; returns debootstrap's status.
+make_tarball() {
+  local name=$1 include=$2 mirror rootfs=$D/rootfs.tmp t0=$SECONDS
+  mirror=$(debian_mirror)
+  say "debootstrap --variant=minbase --include=$include $SUITE from $mirror (about a minute; log $D/debootstrap.log)"
+  remove_rootfs "$rootfs"
+  if ! debootstrap --variant=minbase --include="$include" "$SUITE" "$rootfs" "$mirror" \
+      >"$D/debootstrap.log" 2>&1; then
+    say "debootstrap --include=$include failed; last lines of $D/debootstrap.log:"
+    tail -n 15 "$D/debootstrap.log" >&2
+    remove_rootfs "$rootfs"
+    return 1
+  fi
+  # Nothing the image needs: downloaded .debs, apt lists, the host's
+  # resolv.conf/hostname (docker bind-mounts its own).
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  : >"$rootfs/etc/resolv.conf"; echo localhost >"$rootfs/etc/hostname"
+  mkdir -p "$CACHE"
+  tar --numeric-owner --xattrs -C "$rootfs" --exclude='./dev/*' --exclude='./proc/*' \
+    --exclude='./sys/*' -cf "$CACHE/$name.tar.tmp" .
+  mv "$CACHE/$name.tar.tmp" "$CACHE/$name.tar"
+  remove_rootfs "$rootfs"
+  say "cached $CACHE/$name.tar ($(du -h "$CACHE/$name.tar" | cut -f1), $((SECONDS - t0))s)"
+}
+
+ensure_base_image() {
+  local name with_pip=$SUITE-minbase-python3-pip plain=$SUITE-minbase-python3
+  if dk image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  if [ -f "$CACHE/$with_pip.tar" ]; then name=$with_pip
+  elif [ -f "$CACHE/$plain.tar" ]; then name=$plain
+  elif make_tarball "$with_pip" python3,python3-pip; then name=$with_pip
+  else
+    # python3-pip is only needed to build package images from wheels.
+    say "warning: falling back to python3 only (no pip in $BASE_IMAGE)"
+    make_tarball "$plain" python3 || die "debootstrap failed; see $D/debootstrap.log"
+    name=$plain
+  fi
+  say "docker import $CACHE/$name.tar $BASE_IMAGE"
+  dk import -m "debootstrap --variant=minbase $name" \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'ENV LANG=C.UTF-8' -c "LABEL io.spr.base=$name" -c 'CMD ["python3"]' \
+    "$CACHE/$name.tar" "$BASE_IMAGE" >/dev/null
+}
+
+# ---- main ------------------------------------------------------------------
+
+case "${1:-start}" in
+start)
+  [ "$(id -u)" -eq 0 ] || die "needs root (dockerd, debootstrap)"
+  "$HERE/deps.sh" docker
+  lock
+  start_daemon
+  ensure_base_image
+  echo "export DOCKER_HOST=$HOST"
+  ;;
+base-image)
+  lock
+  answers || die "the test daemon is not running (start it first)"
+  dk image rm "$BASE_IMAGE" >/dev/null 2>&1 || true
+  ensure_base_image
+  ;;
+stop)
+  lock
+  stop_daemon
+  ;;
+status)
+  pid=$(pid_of "$PIDFILE")
+  if answers; then
+    echo "running: pid ${pid:-?}, DOCKER_HOST=$HOST"
+    dk info --format 'docker {{.ServerVersion}}, storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}, {{.Containers}} containers ({{.ContainersRunning}} running), {{.Images}} images'
+    dk image ls --format '  {{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' | grep -v '<none>' || true
+    echo "disk: $(du -sh "$DATA" 2>/dev/null | cut -f1) in $DATA"
+  elif ours "$pid"; then
+    echo "starting or stuck: pid $pid does not answer on $HOST (log $LOG)"; exit 1
+  else
+    echo "not running"; exit 3
+  fi
+  ;;
+*)
+  echo "usage: $0 start|stop|status|base-image" >&2; exit 2 ;;
+esac

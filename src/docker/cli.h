@@ -1,0 +1,51 @@
+/* Running the docker CLI: finding it, pointing it at the right daemon
+ * (context, host, SSH), and turning its failures into the SPEC §5 errors. */
+#ifndef SPR_DOCKER_CLI_H
+#define SPR_DOCKER_CLI_H
+
+#include <stdbool.h>
+
+#include "buf.h"
+#include "error.h"
+#include "spr.h"
+
+#define SPR_DOCKER_MISSING "Docker CLI was not found. Install Docker and ensure it is on PATH."
+#define SPR_DOCKER_NO_DAEMON                                                                 \
+	"Docker is installed but the daemon is not running or not accessible."
+
+struct spr_docker_target {
+	char *docker;	  /* absolute path of the CLI */
+	char *context;	  /* --context NAME, or NULL */
+	char *host;	  /* --host URL (DOCKER_HOST), or NULL */
+	char **env;	  /* environment for the CLI (NULL-terminated) */
+	char *ssh_config; /* a private ssh config when a key/port/user is given */
+};
+
+/* Validates the remote options (SPEC §5 rules and messages) and finds the
+ * CLI. */
+SPR_HIDDEN int spr_docker_target_init(struct spr_docker_target *t, const spr_docker_options *o,
+				      spr_error **err);
+SPR_HIDDEN void spr_docker_target_free(struct spr_docker_target *t);
+
+/* argv for `docker [target options] ARGS...` (NULL-terminated, strings
+ * borrowed from t and args; free the array only). */
+SPR_HIDDEN char **spr_docker_argv(const struct spr_docker_target *t, char *const args[]);
+
+/* Runs `docker ARGS...` to completion (stdout/stderr captured). Returns
+ * the exit status (>= 0), or -1 when it could not run / timed out. */
+SPR_HIDDEN int spr_docker_cmd(const struct spr_docker_target *t, char *const args[],
+			      int64_t timeout_ms, spr_buf *out, spr_buf *errout, spr_error **err);
+
+/* The daemon answers: `docker version`. */
+SPR_HIDDEN int spr_docker_ping(const struct spr_docker_target *t, spr_error **err);
+
+/* remote.c: the ssh:// URL (and key wrapper) from the ssh_* options. */
+SPR_HIDDEN int spr_docker_ssh_target(struct spr_docker_target *t, const spr_docker_options *o,
+				     spr_error **err);
+SPR_HIDDEN void spr_docker_ssh_free(struct spr_docker_target *t);
+SPR_HIDDEN char *spr_docker_ssh_path(const struct spr_docker_target *t);
+
+/* The last non-empty line of a CLI's stderr, for error messages. */
+SPR_HIDDEN const char *spr_docker_last_line(spr_buf *errout);
+
+#endif

@@ -1,0 +1,61 @@
+/* The DockerEngine (SPEC §5, DESIGN.md "One run, DockerEngine"): the same
+ * plan, worker and marshaller as the LocalEngine, in hardened containers
+ * started through the docker CLI and kept warm in a pool. */
+#ifndef SPR_DOCKER_ENGINE_H
+#define SPR_DOCKER_ENGINE_H
+
+#include <pthread.h>
+
+#include "docker/cli.h"
+#include "engine.h"
+
+/* Labels on everything spr creates: what `spr list/stop/cleanup` may touch. */
+#define SPR_LABEL_MANAGED "io.spr.managed"
+#define SPR_LABEL_ENGINE "io.spr.engine"
+#define SPR_LABEL_ENV "io.spr.env"
+#define SPR_LABEL_POOL "io.spr.pool"
+#define SPR_LABEL_CREATOR "io.spr.creator" /* host:pid:start time of the caller */
+#define SPR_RUNTIME_REPO "spr-runtime"
+#define SPR_ENV_REPO "spr-env"
+
+struct spr_pool;
+
+struct spr_docker_engine {
+	spr_engine base;
+	struct spr_docker_target target;
+	char *image;		/* resolved image the runs use */
+	char *image_id;		/* its sha256 ID */
+	char *sys_path_json;	/* where the image's packages live */
+	char *seccomp_file;	/* the profile, written once for the CLI */
+	char *worker_path;	/* injected into every container at start */
+	char *creator;		/* label value identifying this process */
+	int pool_size, max_runs, ttl_seconds, acquire_timeout_seconds;
+	struct spr_pool *pool;
+};
+
+/* image.c: the image the engine runs (SPEC §5 resolution order), built if
+ * needed (serialized across processes). */
+SPR_HIDDEN int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_docker_options *o,
+					const char *libexec_dir, spr_error **err);
+/* Validates "name==version" specs (SPEC §4 message). */
+SPR_HIDDEN int spr_check_packages(const char *const *packages, spr_error **err);
+
+/* pool.c */
+struct spr_pool_limits {
+	uint64_t memory_bytes;
+	int64_t max_processes;
+	double cpu_cores;
+	uint64_t tmp_bytes;
+	bool network;
+	char **env; /* policy env ("NAME=value"), borrowed from the plan */
+};
+SPR_HIDDEN struct spr_pool *spr_pool_new(struct spr_docker_engine *de);
+SPR_HIDDEN void spr_pool_free(struct spr_pool *pool);
+/* One request through a warm container for these limits: fills the run's
+ * facts. Returns -1 only for errors of the caller's process (memory). */
+SPR_HIDDEN int spr_pool_run(struct spr_pool *pool, const struct spr_pool_limits *limits,
+			    const char *request, size_t request_len, int64_t timeout_ms,
+			    size_t output_cap, struct spr_run_facts *facts, spr_buf *out,
+			    spr_buf *errout, spr_buf *result, spr_error **infra, spr_error **err);
+
+#endif

@@ -1,0 +1,193 @@
+/* DockerEngine construction and one run. */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "docker/docker_engine.h"
+#include "docker/profile.h"
+#include "json.h"
+#include "policy/seccomp.h"
+#include "proc.h"
+#include "spr_config.h"
+
+static void docker_destroy(spr_engine *engine)
+{
+	struct spr_docker_engine *de = (struct spr_docker_engine *)engine;
+	spr_pool_free(de->pool);
+	if (de->seccomp_file) {
+		unlink(de->seccomp_file);
+		free(de->seccomp_file);
+	}
+	spr_docker_target_free(&de->target);
+	free(de->image);
+	free(de->image_id);
+	free(de->sys_path_json);
+	free(de->worker_path);
+	free(de->creator);
+	free(de);
+}
+
+/* The isolation a DockerEngine run reports (SPEC §3). */
+static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *plan)
+{
+	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "engine", "docker");
+	cJSON_AddStringToObject(o, "image", de->image);
+	cJSON_AddStringToObject(o, "image_id", de->image_id);
+	cJSON_AddStringToObject(o, "seccomp", SPR_SECCOMP_PROFILE);
+	cJSON_AddStringToObject(o, "network", plan->network ? "bridge" : "none");
+	cJSON_AddStringToObject(o, "user", "1000:1000");
+	cJSON_AddBoolToObject(o, "read_only_root", true);
+	cJSON_AddBoolToObject(o, "capabilities", false);
+	cJSON_AddStringToObject(o, "memory", "cgroup");
+	return cJSON_PrintUnformatted(o);
+}
+
+/* The worker request plus the limits serve mode needs. */
+static int serve_request(spr_buf *out, const spr_plan *plan, const struct spr_request *req,
+			 const char *sys_path_json)
+{
+	spr_worker_request(out, plan, req, sys_path_json);
+	if (out->oom || !out->len)
+		return -1;
+	out->data[--out->len] = '\0'; /* reopen the object */
+	spr_buf_printf(out, ",\"limits\":{\"timeout_ms\":%lld,\"output_cap\":%zu}}",
+		       (long long)plan->limits.timeout_ms, plan->limits.output_cap);
+	return out->oom ? -1 : 0;
+}
+
+static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
+		      struct spr_result **out, spr_error **err)
+{
+	struct spr_docker_engine *de = (struct spr_docker_engine *)engine;
+	_cleanup_buf_ spr_buf request = SPR_BUF_INIT, so = SPR_BUF_INIT, se = SPR_BUF_INIT,
+			       result = SPR_BUF_INIT;
+	if (serve_request(&request, plan, req, de->sys_path_json) < 0)
+		return spr_fail_oom(err);
+	const struct spr_limits *l = &plan->limits;
+	struct spr_pool_limits limits = {
+		.memory_bytes = l->memory_bytes,
+		.max_processes = l->max_processes,
+		.cpu_cores = l->cpu_cores,
+		.tmp_bytes = l->tmp_bytes,
+		.network = plan->network,
+		.env = plan->env,
+	};
+	struct spr_run_facts facts = {.memory_peak_kb = -1,
+				      .timeout_seconds = l->timeout_seconds,
+				      .output_cap = l->output_cap};
+	_cleanup_error_ spr_error *infra = NULL;
+	int64_t t0 = spr_now_ms();
+	if (spr_pool_run(de->pool, &limits, request.data, request.len, l->timeout_ms, l->output_cap,
+			 &facts, &so, &se, &result, &infra, err) < 0)
+		return -1;
+	_cleanup_free_ char *isolation = isolation_json(de, plan);
+	facts.infra_error = infra;
+	facts.isolation_json = isolation;
+	facts.out = so.data;
+	facts.out_len = so.len;
+	facts.err = se.data;
+	facts.err_len = se.len;
+	facts.worker_msg = result.len ? result.data : NULL;
+	facts.worker_msg_len = result.len;
+	if (!facts.duration_ms)
+		facts.duration_ms = spr_now_ms() - t0;
+	return spr_marshal(&facts, out, err);
+}
+
+static const struct spr_engine_ops docker_ops = {
+	.name = "docker",
+	.run = docker_run,
+	.destroy = docker_destroy,
+};
+
+static int write_profile(struct spr_docker_engine *de, spr_error **err)
+{
+	const char *profile = spr_docker_seccomp_profile(err);
+	if (!profile)
+		return -1;
+	_cleanup_free_ char *dir = spr_cache_dir();
+	if (asprintf(&de->seccomp_file, "%s/seccomp-%d-XXXXXX.json", dir ? dir : "/tmp",
+		     (int)getpid()) < 0)
+		return spr_fail_oom(err);
+	_cleanup_close_ int fd = mkstemps(de->seccomp_file, 5);
+	size_t len = strlen(profile);
+	if (fd < 0 || write(fd, profile, len) != (ssize_t)len) {
+		spr_fail_errno(err, SPR_LAYER_DOCKER, "writing the seccomp profile %s",
+			       de->seccomp_file);
+		free(de->seccomp_file);
+		de->seccomp_file = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* host:pid:start time — `spr cleanup` removes containers whose creator is
+ * gone (on this host). */
+static char *creator_label(void)
+{
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	char state;
+	unsigned long long start = 0;
+	spr_proc_identity(getpid(), &state, &start);
+	char *label = NULL;
+	if (asprintf(&label, "%s:%d:%llu", host, (int)getpid(), start) < 0)
+		return NULL;
+	return label;
+}
+
+static const char *libexec_dir(void)
+{
+	const char *env = getenv("SPR_LIBEXEC_DIR");
+	return env && *env ? env : SPR_LIBEXECDIR;
+}
+
+int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_error **err)
+{
+	static const spr_docker_options defaults = {0};
+	if (!out)
+		return spr_fail(err, SPR_LAYER_API, EINVAL, "spr_docker_engine_new: out is NULL");
+	if (!opts)
+		opts = &defaults;
+	if (opts->pool_size < 0 || opts->max_runs < 0 || opts->ttl_seconds < 0 ||
+	    opts->acquire_timeout_seconds < 0)
+		return spr_fail(err, SPR_LAYER_API, EINVAL,
+				"pool_size, max_runs, ttl_seconds and acquire_timeout_seconds must "
+				"not be negative");
+	struct spr_docker_engine *de = calloc(1, sizeof(*de));
+	if (!de)
+		return spr_fail_oom(err);
+	spr_engine_init(&de->base, &docker_ops);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	de->pool_size = opts->pool_size ? opts->pool_size : (cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus);
+	de->max_runs = opts->max_runs ? opts->max_runs : 25;
+	de->ttl_seconds = opts->ttl_seconds ? opts->ttl_seconds : 600;
+	de->acquire_timeout_seconds = opts->acquire_timeout_seconds ? opts->acquire_timeout_seconds
+								   : 120;
+	const char *libexec = libexec_dir();
+	int rc = asprintf(&de->worker_path, "%s/spr_worker.py", libexec) < 0 ? spr_fail_oom(err) : 0;
+	if (rc == 0 && access(de->worker_path, R_OK) < 0)
+		rc = spr_fail_errno(err, SPR_LAYER_WORKER,
+				    "spr_worker.py not found at %s (set SPR_LIBEXEC_DIR)",
+				    de->worker_path);
+	/* The checklist: CLI, daemon, image, profile, pool. */
+	if (rc == 0)
+		rc = spr_docker_target_init(&de->target, opts, err);
+	if (rc == 0)
+		rc = spr_docker_ping(&de->target, err);
+	if (rc == 0)
+		rc = spr_docker_resolve_image(de, opts, libexec, err);
+	if (rc == 0)
+		rc = write_profile(de, err);
+	if (rc == 0 && !(de->creator = creator_label()))
+		rc = spr_fail_oom(err);
+	if (rc == 0 && !(de->pool = spr_pool_new(de)))
+		rc = spr_fail_oom(err);
+	if (rc < 0) {
+		spr_engine_free(&de->base);
+		return -1;
+	}
+	*out = &de->base;
+	return 0;
+}

@@ -1,0 +1,378 @@
+/* Which image a DockerEngine runs (SPEC §5):
+ *   1. an explicit image (container_registry), pulled if not present;
+ *   2. packages: spr-env:<hash>, built FROM the runtime image once per hash
+ *      of (runtime image ID, sorted pinned packages, wheel files) and reused;
+ *   3. the default runtime image spr-runtime:<version>-<hash>, present;
+ *   4. else built from docker/runtime/Dockerfile with ARG BASE_IMAGE.
+ * Builds are serialized across processes with a lock per tag, and the tag
+ * is checked again under the lock, so two callers never build it twice. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "cache.h"
+#include "docker/docker_engine.h"
+#include "proc.h"
+
+#define BUILD_TIMEOUT_MS (30LL * 60 * 1000)
+#define INSPECT_TIMEOUT_MS 60000
+#define DEFAULT_BASE_IMAGE "python:3.12-slim"
+#define SITE_DIR "/opt/spr/site"
+
+int spr_check_packages(const char *const *packages, spr_error **err)
+{
+	for (const char *const *p = packages; p && *p; p++) {
+		const char *s = *p, *eq = strstr(s, "==");
+		bool ok = eq && eq > s && eq[2] && !strpbrk(s, " \t<>!~;,'\"\\") &&
+			  !strchr(eq + 2, '=');
+		for (const char *c = s; ok && c < eq; c++)
+			ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+			     (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.' ||
+			     *c == '[' || *c == ']';
+		if (!ok)
+			return spr_fail(err, SPR_LAYER_DOCKER, EINVAL,
+					"Package specs must be pinned as 'name==version'. Invalid "
+					"package: %s",
+					s);
+	}
+	return 0;
+}
+
+/* The image's ID, or NULL when the daemon does not have it. */
+static char *image_id(const struct spr_docker_target *t, const char *image, spr_error **err)
+{
+	char *args[] = {(char *)"image", (char *)"inspect", (char *)"--format", (char *)"{{.Id}}",
+			(char *)image, NULL};
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
+	int rc = spr_docker_cmd(t, args, INSPECT_TIMEOUT_MS, &out, &errout, err);
+	if (rc != 0 || !out.len)
+		return NULL;
+	out.data[strcspn(out.data, "\n")] = '\0';
+	return strdup(out.data);
+}
+
+static int pull(const struct spr_docker_target *t, const char *image, spr_error **err)
+{
+	char *args[] = {(char *)"pull", (char *)"--quiet", (char *)image, NULL};
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
+	int rc = spr_docker_cmd(t, args, BUILD_TIMEOUT_MS, &out, &errout, err);
+	if (rc < 0)
+		return -1;
+	if (rc != 0)
+		return spr_fail(err, SPR_LAYER_DOCKER, ENOENT,
+				"image %s is not present and could not be pulled: %s", image,
+				spr_docker_last_line(&errout));
+	return 0;
+}
+
+/* Holds an exclusive lock for building `tag` until *fd is closed. */
+static int lock_build(const char *tag, int *fd, spr_error **err)
+{
+	_cleanup_free_ char *dir = spr_cache_dir();
+	char path[512];
+	unsigned long long h = (unsigned long long)spr_fnv1a(SPR_FNV_OFFSET, tag, strlen(tag));
+	snprintf(path, sizeof(path), "%s/docker-build-%016llx.lock", dir ? dir : "/tmp", h);
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return spr_fail_errno(err, SPR_LAYER_DOCKER, "opening the build lock %s", path);
+	while (flock(*fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return spr_fail_errno(err, SPR_LAYER_DOCKER, "locking %s", path);
+	return 0;
+}
+
+static int copy_file(const char *from, const char *to, spr_error **err)
+{
+	_cleanup_buf_ spr_buf data = SPR_BUF_INIT;
+	if (!spr_read_file(from, &data))
+		return spr_fail_errno(err, SPR_LAYER_DOCKER, "reading %s", from);
+	_cleanup_close_ int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, data.data ? data.data : "", data.len) != (ssize_t)data.len)
+		return spr_fail_errno(err, SPR_LAYER_DOCKER, "writing %s", to);
+	return 0;
+}
+
+static int write_text(const char *path, const char *text, spr_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		return spr_fail_errno(err, SPR_LAYER_DOCKER, "writing %s", path);
+	return 0;
+}
+
+static void remove_context(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR)
+			remove_context(path);
+		else
+			unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* `docker build`: progress to fd 2 when asked (a terminal), else
+ * captured for the error message. */
+static int docker_build(const struct spr_docker_target *t, char *const args[], bool progress,
+			const char *tag, spr_error **err)
+{
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
+	int rc;
+	if (progress) {
+		_cleanup_free_ char **argv = spr_docker_argv(t, args);
+		int status = 0;
+		rc = argv ? spr_command_passthrough(argv, t->env, STDERR_FILENO, BUILD_TIMEOUT_MS,
+						    &status, err)
+			  : spr_fail_oom(err);
+		if (rc == 0)
+			rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	} else {
+		rc = spr_docker_cmd(t, args, BUILD_TIMEOUT_MS, &out, &errout, err);
+	}
+	if (rc < 0)
+		return -1;
+	if (rc != 0)
+		return spr_fail(err, SPR_LAYER_DOCKER, EIO, "building %s failed: %s", tag,
+				progress ? "see the build output above"
+					 : spr_docker_last_line(&errout));
+	return 0;
+}
+
+static char *runtime_tag(const char *libexec, const char *base, spr_error **err)
+{
+	char dockerfile[512], worker[512];
+	snprintf(dockerfile, sizeof(dockerfile), "%s/runtime.Dockerfile", libexec);
+	snprintf(worker, sizeof(worker), "%s/spr_worker.py", libexec);
+	_cleanup_buf_ spr_buf a = SPR_BUF_INIT, b = SPR_BUF_INIT;
+	if (!spr_read_file(dockerfile, &a) || !spr_read_file(worker, &b)) {
+		spr_fail_errno(err, SPR_LAYER_DOCKER,
+			       "reading %s and %s (the runtime image's Dockerfile and worker)",
+			       dockerfile, worker);
+		return NULL;
+	}
+	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, a.data, a.len);
+	h = spr_fnv1a(h, b.data, b.len);
+	h = spr_fnv1a(h, base, strlen(base) + 1);
+	char *tag = NULL;
+	if (asprintf(&tag, SPR_RUNTIME_REPO ":%s-%012llx", SPR_VERSION,
+		     (unsigned long long)(h & 0xffffffffffffULL)) < 0) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	return tag;
+}
+
+static int build_runtime(struct spr_docker_engine *de, const spr_docker_options *o,
+			 const char *libexec, const char *base, const char *tag, spr_error **err)
+{
+	char ctx[] = "/tmp/spr-build-XXXXXX";
+	if (!mkdtemp(ctx))
+		return spr_fail_errno(err, SPR_LAYER_DOCKER, "creating a build context");
+	char from[512], to[512], arg_base[512], arg_ver[128];
+	int rc = 0;
+	snprintf(from, sizeof(from), "%s/runtime.Dockerfile", libexec);
+	snprintf(to, sizeof(to), "%s/Dockerfile", ctx);
+	rc = copy_file(from, to, err);
+	snprintf(from, sizeof(from), "%s/spr_worker.py", libexec);
+	snprintf(to, sizeof(to), "%s/spr_worker.py", ctx);
+	if (rc == 0)
+		rc = copy_file(from, to, err);
+	snprintf(arg_base, sizeof(arg_base), "BASE_IMAGE=%s", base);
+	snprintf(arg_ver, sizeof(arg_ver), "SPR_WORKER_VERSION=%s", strchr(tag, ':') + 1);
+	char *args[] = {(char *)"build",    (char *)"--build-arg",	arg_base,
+			(char *)"--build-arg", arg_ver,			(char *)"--label",
+			(char *)SPR_LABEL_MANAGED "=1", (char *)"--tag",	(char *)tag,
+			ctx,		      NULL};
+	if (rc == 0)
+		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
+	remove_context(ctx);
+	return rc;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The packages image is named by what goes into it. */
+static char *env_tag(const char *runtime_id, const spr_docker_options *o)
+{
+	size_t n = 0;
+	while (o->packages[n])
+		n++;
+	const char **sorted = calloc(n + 1, sizeof(*sorted));
+	if (!sorted)
+		return NULL;
+	memcpy(sorted, o->packages, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), compare_strings);
+	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, runtime_id, strlen(runtime_id) + 1);
+	for (size_t i = 0; i < n; i++)
+		h = spr_fnv1a(h, sorted[i], strlen(sorted[i]) + 1);
+	free(sorted);
+	if (o->wheel_dir) {
+		DIR *d = opendir(o->wheel_dir);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			char path[1024];
+			snprintf(path, sizeof(path), "%s/%s", o->wheel_dir, de->d_name);
+			spr_buf content = SPR_BUF_INIT;
+			if (de->d_name[0] != '.' && spr_read_file(path, &content)) {
+				h = spr_fnv1a(h, de->d_name, strlen(de->d_name) + 1);
+				h = spr_fnv1a(h, content.data, content.len);
+			}
+			spr_buf_free(&content);
+		}
+		if (d)
+			closedir(d);
+	}
+	char *tag = NULL;
+	if (asprintf(&tag, SPR_ENV_REPO ":%012llx", (unsigned long long)(h & 0xffffffffffffULL)) < 0)
+		return NULL;
+	return tag;
+}
+
+static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
+		     const char *runtime, const char *tag, spr_error **err)
+{
+	char ctx[] = "/tmp/spr-build-XXXXXX";
+	if (!mkdtemp(ctx))
+		return spr_fail_errno(err, SPR_LAYER_DOCKER, "creating a build context");
+	_cleanup_buf_ spr_buf df = SPR_BUF_INIT;
+	spr_buf_printf(&df,
+		       "# spr package environment (generated)\n"
+		       "FROM %s\n"
+		       "USER 0:0\n",
+		       runtime);
+	bool wheels = o->wheel_dir != NULL;
+	int rc = 0;
+	if (wheels) {
+		char dir[512];
+		snprintf(dir, sizeof(dir), "%s/wheels", ctx);
+		mkdir(dir, 0755);
+		DIR *d = opendir(o->wheel_dir);
+		if (!d)
+			rc = spr_fail_errno(err, SPR_LAYER_DOCKER, "wheel_dir %s", o->wheel_dir);
+		struct dirent *ent;
+		while (rc == 0 && d && (ent = readdir(d))) {
+			if (ent->d_name[0] == '.')
+				continue;
+			char from[1024], to[1024];
+			snprintf(from, sizeof(from), "%s/%s", o->wheel_dir, ent->d_name);
+			snprintf(to, sizeof(to), "%s/%s", dir, ent->d_name);
+			rc = copy_file(from, to, err);
+		}
+		if (d)
+			closedir(d);
+		spr_buf_puts(&df, "COPY wheels/ /tmp/spr-wheels/\n");
+	}
+	/* --target: packages in a directory of our own, outside the image's
+	 * (possibly externally managed) Python. */
+	spr_buf_printf(&df, "RUN python3 -m pip install --no-cache-dir --disable-pip-version-check "
+			    "--target " SITE_DIR "%s",
+		       wheels ? " --no-index --find-links /tmp/spr-wheels" : "");
+	for (const char *const *p = o->packages; *p; p++)
+		spr_buf_printf(&df, " '%s'", *p);
+	spr_buf_printf(&df, "%s\nUSER 1000:1000\nLABEL " SPR_LABEL_ENV "=\"%s\"\n",
+		       wheels ? " && rm -rf /tmp/spr-wheels" : "", strchr(tag, ':') + 1);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/Dockerfile", ctx);
+	if (rc == 0)
+		rc = df.oom ? spr_fail_oom(err) : write_text(path, df.data, err);
+	char *args[] = {(char *)"build", (char *)"--label", (char *)SPR_LABEL_MANAGED "=1",
+			(char *)"--tag", (char *)tag, ctx, NULL};
+	if (rc == 0)
+		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
+	remove_context(ctx);
+	return rc;
+}
+
+/* Present already, or built now under the lock (checked again: another
+ * process may have built it while we waited). */
+static int ensure_built(struct spr_docker_engine *de, const char *tag,
+			int (*build)(struct spr_docker_engine *, const spr_docker_options *,
+				     const char *, const char *, const char *, spr_error **),
+			const spr_docker_options *o, const char *arg1, const char *arg2,
+			spr_error **err)
+{
+	_cleanup_free_ char *id = image_id(&de->target, tag, NULL);
+	if (id)
+		return 0;
+	_cleanup_close_ int lock = -1;
+	if (lock_build(tag, &lock, err) < 0)
+		return -1;
+	free(id);
+	id = image_id(&de->target, tag, NULL);
+	if (id)
+		return 0;
+	return build(de, o, arg1, arg2, tag, err);
+}
+
+static int build_runtime_cb(struct spr_docker_engine *de, const spr_docker_options *o,
+			    const char *libexec, const char *base, const char *tag, spr_error **err)
+{
+	return build_runtime(de, o, libexec, base, tag, err);
+}
+
+static int build_env_cb(struct spr_docker_engine *de, const spr_docker_options *o,
+			const char *runtime, const char *unused, const char *tag, spr_error **err)
+{
+	(void)unused;
+	return build_env(de, o, runtime, tag, err);
+}
+
+int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_docker_options *o,
+			     const char *libexec, spr_error **err)
+{
+	const struct spr_docker_target *t = &de->target;
+	if (spr_check_packages(o->packages, err) < 0)
+		return -1;
+	if (o->image) {
+		de->image = strdup(o->image);
+		if (!de->image)
+			return spr_fail_oom(err);
+		de->image_id = image_id(t, o->image, NULL);
+		if (!de->image_id && (pull(t, o->image, err) < 0 ||
+				      !(de->image_id = image_id(t, o->image, err))))
+			return spr_fail(err, SPR_LAYER_DOCKER, ENOENT, "image %s not found",
+					o->image);
+	} else {
+		const char *base = o->base_image ? o->base_image : getenv("SPR_DOCKER_BASE_IMAGE");
+		if (!base || !*base)
+			base = DEFAULT_BASE_IMAGE;
+		char *tag = runtime_tag(libexec, base, err);
+		if (!tag)
+			return -1;
+		de->image = tag;
+		if (ensure_built(de, tag, build_runtime_cb, o, libexec, base, err) < 0)
+			return -1;
+		de->image_id = image_id(t, tag, err);
+	}
+	if (!de->image_id)
+		return spr_fail(err, SPR_LAYER_DOCKER, ENOENT, "image %s has no ID", de->image);
+	if (o->packages && o->packages[0]) {
+		char *tag = env_tag(de->image_id, o);
+		if (!tag)
+			return spr_fail_oom(err);
+		int rc = ensure_built(de, tag, build_env_cb, o, de->image, NULL, err);
+		free(de->image);
+		de->image = tag;
+		if (rc < 0)
+			return -1;
+		free(de->image_id);
+		de->image_id = image_id(t, tag, err);
+		if (!de->image_id)
+			return -1;
+	}
+	de->sys_path_json = strdup("[\"" SITE_DIR "\"]");
+	return de->sys_path_json ? 0 : spr_fail_oom(err);
+}
