@@ -189,10 +189,13 @@ static int build_runtime(struct spr_docker_engine *de, const spr_docker_options 
 		rc = copy_file(from, to, err);
 	snprintf(arg_base, sizeof(arg_base), "BASE_IMAGE=%s", base);
 	snprintf(arg_ver, sizeof(arg_ver), "SPR_WORKER_VERSION=%s", strchr(tag, ':') + 1);
-	char *args[] = {(char *)"build",    (char *)"--build-arg",	arg_base,
-			(char *)"--build-arg", arg_ver,			(char *)"--label",
-			(char *)SPR_LABEL_MANAGED "=1", (char *)"--tag",	(char *)tag,
-			ctx,		      NULL};
+	/* Nothing in the runtime image needs a network to build (and a daemon
+	 * without a bridge has none). */
+	char *args[] = {(char *)"build",	   (char *)"--network",	     (char *)"none",
+			(char *)"--build-arg",	   arg_base,		     (char *)"--build-arg",
+			arg_ver,		   (char *)"--label",	     (char *)SPR_LABEL_MANAGED "=1",
+			(char *)"--tag",	   (char *)tag,		     ctx,
+			NULL};
 	if (rc == 0)
 		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
 	remove_context(ctx);
@@ -288,8 +291,11 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 	snprintf(path, sizeof(path), "%s/Dockerfile", ctx);
 	if (rc == 0)
 		rc = df.oom ? spr_fail_oom(err) : write_text(path, df.data, err);
-	char *args[] = {(char *)"build", (char *)"--label", (char *)SPR_LABEL_MANAGED "=1",
-			(char *)"--tag", (char *)tag, ctx, NULL};
+	/* From local wheels nothing is downloaded; from an index pip needs
+	 * the daemon's default network. */
+	char *args[] = {(char *)"build",  (char *)"--network", (char *)(wheels ? "none" : "default"),
+			(char *)"--label", (char *)SPR_LABEL_MANAGED "=1", (char *)"--tag",
+			(char *)tag,	  ctx, NULL};
 	if (rc == 0)
 		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
 	remove_context(ctx);

@@ -258,6 +258,10 @@ static char **run_args(struct spr_pool *pool, const struct spr_pool_limits *l, c
 	ARGF("/tmp:rw,noexec,nosuid,nodev,size=%llu", (unsigned long long)l->tmp_bytes);
 	ARG("--ipc");
 	ARG("none");
+	/* No IPC namespace sharing, but POSIX semaphores (multiprocessing)
+	 * need a /dev/shm: a private one, counted toward the memory limit. */
+	ARG("--tmpfs");
+	ARGF("/dev/shm:rw,noexec,nosuid,nodev,size=%llu", (unsigned long long)l->tmp_bytes);
 	ARG("--log-driver");
 	ARG("none");
 	ARG("--workdir");

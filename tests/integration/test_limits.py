@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import unittest
 import uuid
 
 from integration.common import (ENGINE, PERMISSIVE, host_pids_with_argv0, SPR_RUN, SprTestCase, spr_run,
@@ -320,6 +321,7 @@ class ExitCodes(SprTestCase):
         self.assertFailed(r, 124, "Execution timed out after 0.3s")
         self.assertEqual(r.returncode, 124)
 
+    @unittest.skipIf(ENGINE == "docker", "--python is the LocalEngine's (tests/docker covers 125)")
     def test_125_interpreter_missing(self):
         r = spr_run("result = 1", args=["--python", "/nonexistent/python3"])
         self.assertEqual(r.returncode, 125, r)
@@ -332,6 +334,7 @@ class ExitCodes(SprTestCase):
         self.assertIn("spr-run: ", r.stderr)
         self.assertIn("/nonexistent/python3", r.stderr)
 
+    @unittest.skipIf(ENGINE == "docker", "--python is the LocalEngine's (tests/docker covers 125)")
     def test_125_plain_mode(self):
         r = spr_run("result = 1", args=["--python", "/nonexistent/python3"], json_mode=False)
         self.assertEqual(r.returncode, 125)
@@ -339,6 +342,7 @@ class ExitCodes(SprTestCase):
         self.assertTrue(r.stderr.startswith("spr-run: "), r.stderr)
         self.assertIn("/nonexistent/python3", r.stderr)
 
+    @unittest.skipIf(ENGINE == "docker", "--python is the LocalEngine's (tests/docker covers 125)")
     def test_125_not_an_interpreter(self):
         r = spr_run("result = 1", args=["--python", "/etc/hostname"])
         self.assertEqual(r.returncode, 125, r)
