@@ -146,14 +146,17 @@ check: all
 	$(MAKE) --no-print-directory hostile
 	$(MAKE) --no-print-directory cgroup
 	$(MAKE) --no-print-directory rootless
+	$(MAKE) --no-print-directory docker
 
 # Pure cgroup v2, whatever the host has: tests/vm/run-vm.sh boots a qemu VM
 # (cgroup_no_v1=all) over the host root and runs the guest self-test, then
-# each suite of VM_SUITES that has tests, inside. VM_ARGS go to run-vm.sh
-# (--mem MB, --timeout S, --env NAME=VALUE).
+# each suite of VM_SUITES that has tests, inside. VM_TIMEOUT bounds each VM
+# run (software emulation: the cgroup suite takes ~15 min, mostly its soak);
+# VM_ARGS go to run-vm.sh too (--mem MB, --env NAME=VALUE, e.g. SPR_SOAK_RUNS=200).
 VM_SUITES ?= cgroup hostile
+VM_TIMEOUT ?= 1800
 VM_ARGS ?=
-VM_RUN = tests/vm/run-vm.sh --env SPR_BUILD=$(abspath $(B)) $(VM_ARGS) --
+VM_RUN = tests/vm/run-vm.sh --timeout $(VM_TIMEOUT) --env SPR_BUILD=$(abspath $(B)) $(VM_ARGS) --
 check-vm: all $(TOOL_BINS)
 	$(VM_RUN) sh tests/vm/guest-selftest.sh
 	@rc=0; for s in $(foreach s,$(VM_SUITES),$(if $(wildcard tests/$(s)/test_*.py),$(s))); do \
@@ -210,7 +213,7 @@ bench: all $(B)/bench/run_latency
 #   eval "$(make -s docker-env-start)"; ...; make docker-env-stop
 # --network none: the build needs no network, and BuildKit's RUN fails on a
 # daemon without a bridge ("network bridge not found") unless told so.
-.PHONY: docker-env-start docker-env-stop
+.PHONY: docker docker-env-start docker-env-stop
 docker-env-start:
 	@scripts/deps.sh docker
 	@set -e; env=$$(scripts/dockerd-for-tests.sh start); eval "$$env"; \
@@ -223,6 +226,17 @@ docker-env-start:
 	echo "$$env"
 docker-env-stop:
 	@scripts/dockerd-for-tests.sh stop
+
+# The DockerEngine suites against the test daemon: tests/docker, then the
+# SPEC behaviour suite (tests/integration) with SPR_TEST_ENGINE=docker. A
+# daemon this target started is stopped again; one already running is kept.
+docker: all $(TOOL_BINS)
+	@set -e; running=0; scripts/dockerd-for-tests.sh status >/dev/null 2>&1 && running=1; \
+	env=$$($(MAKE) -s --no-print-directory docker-env-start); eval "$$env"; \
+	[ $$running = 1 ] || trap 'scripts/dockerd-for-tests.sh stop' EXIT; \
+	export SPR_BUILD=$(abspath $(B)) SPR_REQUIRE_DOCKER=1 SPR_DOCKER_BASE_IMAGE=spr-base:bookworm; \
+	$(TEST_PYTHON) tests/run.py docker; \
+	SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py integration
 
 # ---- install ---------------------------------------------------------------
 

@@ -56,7 +56,7 @@ answers() { dk info >/dev/null 2>&1; }
 ours() {
   local pid=$1 cmd
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   [[ $cmd == *"$D/"* ]]
 }
 pid_of() { cat "$1" 2>/dev/null || true; }
@@ -88,6 +88,14 @@ lock() {
   flock -w 600 9 || die "another dockerd-for-tests.sh holds $D/lock"
 }
 
+# Lazily unmounts every mount at or below directory $1, deepest first.
+unmount_under() {
+  local mnt
+  for mnt in $(awk -v d="$1" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/mounts | sort -r); do
+    umount -l "$mnt" 2>/dev/null || say "warning: cannot unmount $mnt"
+  done
+}
+
 # ---- daemon --------------------------------------------------------------
 
 start_daemon() {
@@ -115,22 +123,34 @@ start_daemon() {
     pid=$!
     say "started dockerd (pid $pid), log $LOG"
   fi
-  local n=$((TIMEOUT * 4))
+  local n=$((TIMEOUT * 4)) t0=$SECONDS
   while ! answers; do
-    if ! [ -e "/proc/$pid" ]; then
-      say "dockerd exited before answering; last lines of $LOG:"
-      tail -n 25 "$LOG" >&2
-      exit 1
+    # dockerd's own pidfile once written ($! is setsid's pid if it forked).
+    ours "$(pid_of "$PIDFILE")" && pid=$(pid_of "$PIDFILE")
+    if ! ours "$pid"; then
+      start_failed "dockerd exited before answering on $HOST"
     fi
     n=$((n - 1))
     if [ "$n" -le 0 ]; then
-      say "dockerd (pid $pid) did not answer on $HOST within ${TIMEOUT}s; last lines of $LOG:"
-      tail -n 25 "$LOG" >&2
-      exit 1
+      say "dockerd (pid $pid) did not answer on $HOST within ${TIMEOUT}s; stopping it"
+      terminate "$pid" dockerd 30
+      start_failed "dockerd did not answer on $HOST within ${TIMEOUT}s"
     fi
     sleep 0.25
   done
-  say "daemon ready: $(dk info --format 'docker {{.ServerVersion}}, storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}' 2>/dev/null)"
+  say "daemon ready after $((SECONDS - t0))s: $(dk info --format 'docker {{.ServerVersion}}, storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}' 2>/dev/null)"
+}
+
+# The daemon is gone without ever answering: say why, clean up, fail.
+start_failed() {
+  say "error: $1; errors in $LOG and its last lines:"
+  grep -E 'level=(error|fatal)|^failed' "$LOG" | tail -n 5 >&2 || true
+  echo "  ..." >&2
+  tail -n 8 "$LOG" >&2
+  reap_leftovers
+  unmount_under "$D"
+  rm -f "$SOCK" "$PIDFILE"
+  exit 1
 }
 
 # Kills what a daemon that did not shut down cleanly (SIGKILL, crash) left
@@ -143,9 +163,9 @@ reap_leftovers() {
       runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true
     done
   fi
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  for f in $(grep -lsF -- "$EXEC/" /proc/[0-9]*/cmdline); do
+    pid=${f#/proc/}; pid=${pid%/cmdline}
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
     case $cmd in
     *containerd-shim*"$EXEC/"*) say "stopping leftover shim $pid"; terminate "$pid" containerd-shim 5 ;;
     esac
@@ -164,12 +184,17 @@ stop_daemon() {
     say "stopping dockerd (pid $pid)"
     # dockerd stops the running containers (up to its 15 s shutdown
     # timeout), then its containerd, then exits.
+    local t0=$SECONDS
     terminate "$pid" dockerd 60
+    say "dockerd exited after $((SECONDS - t0))s"
   else
     say "no test daemon running${pid:+ (stale pidfile, pid $pid)}"
   fi
   reap_leftovers
   rm -f "$SOCK" "$PIDFILE"
+  # A clean shutdown unmounts everything; after a crash the data root's
+  # self-bind, container rootfs overlays and netns files stay mounted.
+  unmount_under "$D"
   if grep -q " $D/" /proc/mounts; then
     say "warning: mounts left under $D:"; grep " $D/" /proc/mounts >&2
   fi
@@ -211,12 +236,9 @@ debian_mirror() {
 # Unmounts whatever debootstrap left mounted in $1 (proc, sys, a bind of the
 # host's /dev), then removes it without ever crossing into a mount.
 remove_rootfs() {
-  local r=$1 mnt
-  [ -e "$r" ] || return 0
-  for mnt in $(awk -v r="$r/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r); do
-    umount -l "$mnt" 2>/dev/null || true
-  done
-  rm -rf --one-file-system "$r"
+  [ -e "$1" ] || return 0
+  unmount_under "$1"
+  rm -rf --one-file-system "$1"
 }
 
 # Makes $CACHE/$1.tar from debootstrap --include=$2; returns debootstrap's status.
@@ -257,10 +279,12 @@ ensure_base_image() {
     name=$plain
   fi
   say "docker import $CACHE/$name.tar $BASE_IMAGE"
+  local t0=$SECONDS
   dk import -m "debootstrap --variant=minbase $name" \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'ENV LANG=C.UTF-8' -c "LABEL io.spr.base=$name" -c 'CMD ["python3"]' \
     "$CACHE/$name.tar" "$BASE_IMAGE" >/dev/null
+  say "imported $BASE_IMAGE in $((SECONDS - t0))s"
 }
 
 # ---- main ------------------------------------------------------------------

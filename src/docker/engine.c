@@ -51,8 +51,11 @@ static int serve_request(spr_buf *out, const spr_plan *plan, const struct spr_re
 	if (out->oom || !out->len)
 		return -1;
 	out->data[--out->len] = '\0'; /* reopen the object */
-	spr_buf_printf(out, ",\"limits\":{\"timeout_ms\":%lld,\"output_cap\":%zu}}",
+	spr_buf_printf(out, ",\"limits\":{\"timeout_ms\":%lld,\"output_cap\":%zu",
 		       (long long)plan->limits.timeout_ms, plan->limits.output_cap);
+	if (plan->limits.cpu_seconds > 0)
+		spr_buf_printf(out, ",\"cpu_seconds\":%.17g", plan->limits.cpu_seconds);
+	spr_buf_puts(out, "}}");
 	return out->oom ? -1 : 0;
 }
 

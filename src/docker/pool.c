@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -203,10 +204,12 @@ static char *bootstrap_source(void)
 {
 	/* Reads exactly N bytes of worker source from stdin (os.read: no
 	 * buffering that could swallow the first frame), then runs it. */
-	return strdup("import os, sys\n"
+	/* posix, not os: a module imported here would stay in sys.modules,
+	 * where the code could take it past the import policy. */
+	return strdup("import posix, sys\n"
 		      "n = int(sys.argv[1]); b = bytearray()\n"
 		      "while len(b) < n:\n"
-		      "    c = os.read(0, n - len(b))\n"
+		      "    c = posix.read(0, n - len(b))\n"
 		      "    if not c:\n"
 		      "        raise SystemExit(3)\n"
 		      "    b += c\n"
@@ -216,20 +219,71 @@ static char *bootstrap_source(void)
 		      "exec(compile(bytes(b), '/opt/spr/spr_worker.py', 'exec'), g)\n");
 }
 
+/* A NULL-terminated argv that grows as it is filled; one failed
+ * allocation poisons it so the caller checks once at the end. */
+struct argv_builder {
+	char **v;
+	size_t len, cap;
+	bool failed;
+};
+
+static void argv_take(struct argv_builder *b, char *s)
+{
+	if (!s || b->failed) {
+		free(s);
+		b->failed = true;
+		return;
+	}
+	if (b->len + 2 > b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+		char **v = realloc(b->v, cap * sizeof(*v));
+		if (!v) {
+			free(s);
+			b->failed = true;
+			return;
+		}
+		b->v = v;
+		b->cap = cap;
+	}
+	b->v[b->len++] = s;
+	b->v[b->len] = NULL;
+}
+
+static void argv_add(struct argv_builder *b, const char *s)
+{
+	argv_take(b, strdup(s));
+}
+
+__attribute__((format(printf, 2, 3))) static void argv_addf(struct argv_builder *b,
+							     const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	argv_take(b, s);
+}
+
+static char **argv_finish(struct argv_builder *b)
+{
+	if (!b->failed)
+		return b->v;
+	for (size_t i = 0; i < b->len; i++)
+		free(b->v[i]);
+	free(b->v);
+	return NULL;
+}
+
 /* docker run arguments for one container with these limits (SPEC §5). */
 static char **run_args(struct spr_pool *pool, const struct spr_pool_limits *l, const char *name,
 		       const char *key, const char *boot, size_t worker_len)
 {
 	struct spr_docker_engine *de = pool->de;
-	size_t cap = 64;
-	for (char **e = l->env; e && *e; e++)
-		cap += 2;
-	char **a = calloc(cap, sizeof(*a));
-	if (!a)
-		return NULL;
-	size_t k = 0;
-#define ARG(s) (a[k++] = strdup(s))
-#define ARGF(...) (asprintf(&a[k++], __VA_ARGS__) < 0 ? (void)(a[k - 1] = NULL) : (void)0)
+	struct argv_builder b = {0};
+#define ARG(s) argv_add(&b, (s))
+#define ARGF(...) argv_addf(&b, __VA_ARGS__)
 	ARG("run");
 	ARG("--interactive");
 	ARG("--rm");
@@ -266,12 +320,14 @@ static char **run_args(struct spr_pool *pool, const struct spr_pool_limits *l, c
 	ARG("none");
 	ARG("--workdir");
 	ARG("/tmp");
-	ARG("--env");
-	ARG("HOME=/tmp");
-	ARG("--env");
-	ARG("TMPDIR=/tmp");
-	ARG("--env");
-	ARG("LANG=C.UTF-8");
+	/* The same fixed environment as the LocalEngine's; the policy's env
+	 * comes after and wins. */
+	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
+					       "LC_ALL=C.UTF-8", "HOME=/tmp", "TMPDIR=/tmp"};
+	for (size_t i = 0; i < ARRAY_SIZE(base_env); i++) {
+		ARG("--env");
+		ARG(base_env[i]);
+	}
 	for (char **e = l->env; e && *e; e++) {
 		ARG("--env");
 		ARG(*e);
@@ -299,14 +355,7 @@ static char **run_args(struct spr_pool *pool, const struct spr_pool_limits *l, c
 	ARGF("%zu", worker_len);
 #undef ARG
 #undef ARGF
-	for (size_t i = 0; i < k; i++)
-		if (!a[i]) {
-			for (size_t j = 0; j < k; j++)
-				free(a[j]);
-			free(a);
-			return NULL;
-		}
-	return a;
+	return argv_finish(&b);
 }
 
 static void free_args(char **a)
@@ -775,6 +824,11 @@ int spr_pool_run(struct spr_pool *pool, const struct spr_pool_limits *l, const c
 		case 'O': capture(out, &out_total, &frame, keep); break;
 		case 'E': capture(errout, &err_total, &frame, keep); break;
 		case 'R':
+			/* The worker cuts a result message at the frame limit. */
+			if (frame.len > SPR_MAX_RESULT_BYTES) {
+				f->worker_msg_too_big = true;
+				break;
+			}
 			spr_buf_reset(result);
 			spr_buf_append(result, frame.data, frame.len);
 			break;
