@@ -147,11 +147,12 @@ check: all
 	$(MAKE) --no-print-directory cgroup
 	$(MAKE) --no-print-directory rootless
 	$(MAKE) --no-print-directory docker
+	$(MAKE) --no-print-directory check-vm VM_ARGS="--env SPR_SOAK_RUNS=200"
 
 # Pure cgroup v2, whatever the host has: tests/vm/run-vm.sh boots a qemu VM
 # (cgroup_no_v1=all) over the host root and runs the guest self-test, then
 # each suite of VM_SUITES that has tests, inside. VM_TIMEOUT bounds each VM
-# run (software emulation: the cgroup suite takes ~15 min, mostly its soak);
+# run (software emulation: the cgroup suite takes 7-15 min, mostly its soak);
 # VM_ARGS go to run-vm.sh too (--mem MB, --env NAME=VALUE, e.g. SPR_SOAK_RUNS=200).
 VM_SUITES ?= cgroup hostile
 VM_TIMEOUT ?= 1800
@@ -213,7 +214,7 @@ bench: all $(B)/bench/run_latency
 #   eval "$(make -s docker-env-start)"; ...; make docker-env-stop
 # --network none: the build needs no network, and BuildKit's RUN fails on a
 # daemon without a bridge ("network bridge not found") unless told so.
-.PHONY: docker docker-env-start docker-env-stop
+.PHONY: docker bench-docker docker-env-start docker-env-stop
 docker-env-start:
 	@scripts/deps.sh docker
 	@set -e; env=$$(scripts/dockerd-for-tests.sh start); eval "$$env"; \
@@ -230,13 +231,18 @@ docker-env-stop:
 # The DockerEngine suites against the test daemon: tests/docker, then the
 # SPEC behaviour suite (tests/integration) with SPR_TEST_ENGINE=docker. A
 # daemon this target started is stopped again; one already running is kept.
-docker: all $(TOOL_BINS)
-	@set -e; running=0; scripts/dockerd-for-tests.sh status >/dev/null 2>&1 && running=1; \
+WITH_DOCKER_ENV = running=0; scripts/dockerd-for-tests.sh status >/dev/null 2>&1 && running=1; \
 	env=$$($(MAKE) -s --no-print-directory docker-env-start); eval "$$env"; \
 	[ $$running = 1 ] || trap 'scripts/dockerd-for-tests.sh stop' EXIT; \
-	export SPR_BUILD=$(abspath $(B)) SPR_REQUIRE_DOCKER=1 SPR_DOCKER_BASE_IMAGE=spr-base:bookworm; \
+	export SPR_BUILD=$(abspath $(B)) SPR_DOCKER_BASE_IMAGE=spr-base:bookworm;
+docker: all $(TOOL_BINS)
+	@set -e; $(WITH_DOCKER_ENV) export SPR_REQUIRE_DOCKER=1; \
 	$(TEST_PYTHON) tests/run.py docker; \
 	SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py integration
+
+# The DockerEngine side by side: cold docker run, docker exec, warm pool.
+bench-docker: all $(B)/bench/docker_latency
+	@set -e; $(WITH_DOCKER_ENV) $(TEST_PYTHON) bench/run.py --docker $(BENCH_ARGS)
 
 # ---- install ---------------------------------------------------------------
 

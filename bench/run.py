@@ -8,6 +8,13 @@ is created once (as a long-lived caller holds it), against the bare
 interpreter `python3 -I -S -c 'result = 1 + 1'` measured in the same loop,
 interleaved, so machine noise hits both alike. Writes the figures to
 bench/RESULTS.md (the section between the LOCAL markers).
+
+DockerEngine (--docker; needs DOCKER_HOST, `make bench-docker` starts the
+test daemon): `result = 1 + 1` three ways on the same image with the same
+hardened flags: a cold `docker run --rm` per run, a `docker exec` into a
+running container per run (what the reference systems do), and a warm spr
+pool run through the C API (bench/docker_latency). Section DOCKER.
+With --ssh-host etc. the warm pool is measured again through ssh:// (SSH).
 """
 import argparse
 import datetime
@@ -15,8 +22,10 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("SPR_BUILD") or os.path.join(os.path.dirname(HERE), "build")
@@ -28,6 +37,89 @@ def latency(python: str, runs: int) -> dict:
                          check=True, capture_output=True, text=True,
                          env=dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr")))
     return json.loads(out.stdout)
+
+
+def timed(argv, runs):
+    """Median/p90/min wall ms of running argv `runs` times (after one warm-up)."""
+    samples = []
+    for i in range(runs + 1):
+        t0 = time.monotonic()
+        p = subprocess.run(argv, capture_output=True, text=True)
+        t1 = time.monotonic()
+        if p.returncode != 0 or p.stdout.strip() != "2":
+            raise SystemExit(f"{argv[:3]} failed ({p.returncode}): {p.stderr.strip()}")
+        if i:
+            samples.append((t1 - t0) * 1e3)
+    samples.sort()
+    return {"median_ms": statistics.median(samples), "p90_ms": samples[(len(samples) * 9) // 10],
+            "min_ms": samples[0], "runs": runs}
+
+
+# The DockerEngine's container flags (docs/SPEC.md §5), minus the seccomp
+# profile file and labels, so the cold and exec rows pay what spr pays.
+HARDENED = ["--network", "none", "--read-only", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--user", "1000:1000",
+            "--pids-limit", "64", "--memory", "256m", "--memory-swap", "256m",
+            "--tmpfs", "/tmp:rw,noexec,nosuid,nodev,size=64m", "--ipc", "none"]
+ONE_PLUS_ONE = ["python3", "-I", "-S", "-c", "result = 1 + 1; print(result)"]
+
+
+def docker_warm(runs, extra=()):
+    out = subprocess.run([os.path.join(BUILD, "bench", "docker_latency"), str(runs), *extra],
+                         check=True, capture_output=True, text=True,
+                         env=dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr")))
+    return json.loads(out.stdout)
+
+
+def docker_rows(runs, cold_runs):
+    warm = docker_warm(runs)
+    image = warm["result"]["isolation"]["image"]
+    cold = timed(["docker", "run", "--rm", "-i", *HARDENED, image, *ONE_PLUS_ONE], cold_runs)
+    name = f"spr-bench-exec-{os.getpid()}"
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, *HARDENED, image,
+                    "sleep", "3600"], check=True, capture_output=True)
+    try:
+        exec_ = timed(["docker", "exec", name, *ONE_PLUS_ONE], runs)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    return image, cold, exec_, warm
+
+
+def docker_section(runs, cold_runs, ssh_args):
+    image, cold, exec_, warm = docker_rows(runs, cold_runs)
+    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                             capture_output=True, text=True).stdout.strip()
+    when = datetime.date.today().isoformat()
+    row = "| {} | {:.1f} ms | {:.1f} ms | {:.1f} ms | {} |"
+    lines = [f"Measured {when} on {machine()}, docker {version} (the test daemon, overlay2), "
+             f"image `{image}`, with `make bench-docker`. `result = 1 + 1`; medians.", "",
+             "| how | median | p90 | min | runs |", "|---|---|---|---|---|",
+             row.format("cold `docker run --rm` per run", cold["median_ms"], cold["p90_ms"],
+                        cold["min_ms"], cold["runs"]),
+             row.format("`docker exec` into a running container", exec_["median_ms"],
+                        exec_["p90_ms"], exec_["min_ms"], exec_["runs"]),
+             row.format("**spr warm pool** (C API, attached worker)", warm["median_ms"],
+                        warm["p90_ms"], warm["min_ms"], warm["runs"]),
+             "",
+             f"Warm pool vs `docker exec`: **{exec_['median_ms'] / warm['median_ms']:.0f}x** "
+             f"faster; vs cold `docker run`: {cold['median_ms'] / warm['median_ms']:.0f}x. "
+             "The cold and exec rows time the docker CLI from a Python loop (about 1 ms of "
+             "process spawn included) and run only the interpreter, without spr's worker, "
+             "so they are lower bounds for those approaches."]
+    sections = {"DOCKER": "\n".join(lines)}
+    if ssh_args:
+        ssh = docker_warm(runs, ssh_args)
+        sections["SSH"] = "\n".join([
+            f"Measured {when} on {machine()} with `make bench-docker` and "
+            f"`{' '.join(ssh_args)}`: the same daemon reached through sshd on 127.0.0.1 "
+            "(ssh:// target, the pool's pipes tunnelled through one ssh per container). "
+            "`result = 1 + 1`; medians.", "",
+            "| target | median | p90 | min | runs |", "|---|---|---|---|---|",
+            row.format("local socket (DOCKER_HOST=unix://)", warm["median_ms"], warm["p90_ms"],
+                       warm["min_ms"], warm["runs"]),
+            row.format("SSH (ssh://, 127.0.0.1)", ssh["median_ms"], ssh["p90_ms"],
+                       ssh["min_ms"], ssh["runs"])])
+    return sections
 
 
 def machine() -> str:
@@ -49,7 +141,23 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--python", action="append",
                     help="interpreters to measure (default: /usr/bin/python3)")
+    ap.add_argument("--docker", action="store_true",
+                    help="measure the DockerEngine instead (needs DOCKER_HOST)")
+    ap.add_argument("--cold-runs", type=int, default=30)
+    ap.add_argument("--ssh", nargs=argparse.REMAINDER, default=[],
+                    help="with --docker: also through SSH; the rest are docker_latency "
+                         "options (--ssh-host H --ssh-port P --ssh-user U --ssh-key-path K)")
     args = ap.parse_args()
+    if args.docker:
+        sections = docker_section(args.runs, args.cold_runs, args.ssh)
+        text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
+        for name, body in sections.items():
+            print(body)
+            text = replace_section(text, name, body)
+        with open(RESULTS, "w") as f:
+            f.write(text)
+        print(f"wrote {RESULTS}")
+        return 0
     pythons = args.python or ["/usr/bin/python3"]
     rows = []
     for py in pythons:

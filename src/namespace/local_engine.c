@@ -66,7 +66,8 @@ static void local_destroy(spr_engine *engine)
 	free(le->sandbox_path);
 	free(le->worker_path);
 	free(le->worker_run_path);
-	free(le->seccomp_b64);
+	for (size_t i = 0; i < SPR_SECCOMP_NVARIANTS; i++)
+		free(le->seccomp_b64[i]);
 	free(le);
 }
 
@@ -252,13 +253,17 @@ static char *compiled_worker(const struct spr_local_engine *le)
  * the text into its plan. */
 static int load_seccomp(struct spr_local_engine *le, spr_error **err)
 {
-	struct spr_bpf bpf;
-	if (spr_seccomp_bpf(&bpf, err) < 0)
-		return -1;
-	spr_buf b = SPR_BUF_INIT;
-	spr_base64_encode(&b, bpf.insns, bpf.len);
-	le->seccomp_b64 = spr_buf_steal(&b, NULL);
-	return le->seccomp_b64 ? 0 : spr_fail_oom(err);
+	for (int v = 0; v < SPR_SECCOMP_NVARIANTS; v++) {
+		struct spr_bpf bpf;
+		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &bpf, err) < 0)
+			return -1;
+		spr_buf b = SPR_BUF_INIT;
+		spr_base64_encode(&b, bpf.insns, bpf.len);
+		le->seccomp_b64[v] = spr_buf_steal(&b, NULL);
+		if (!le->seccomp_b64[v])
+			return spr_fail_oom(err);
+	}
+	return 0;
 }
 
 int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_error **err)

@@ -4,6 +4,7 @@
 
 #include "cgroup/cgroup.h"
 #include "engine.h"
+#include "policy/seccomp.h"
 
 /* What we learned about the interpreter once, when the engine started
  * (running it per run would cost as much as the run). */
@@ -25,7 +26,8 @@ struct spr_local_engine {
 	char *worker_run_path; /* what the interpreter runs: a cached .pyc for this
 				  interpreter when it could be made, else worker_path */
 	bool allow_degraded;
-	char *seccomp_b64; /* the compiled filter, ready for the plan */
+	/* The compiled filters (per spr_seccomp_variant), ready for the plan. */
+	char *seccomp_b64[SPR_SECCOMP_NVARIANTS];
 	uid_t outside_uid; /* what the sandbox user is outside */
 	gid_t outside_gid;
 	struct spr_cg_host cgroups; /* detected once, at engine start */

@@ -74,7 +74,9 @@ static char *isolation_json(const cJSON *started)
 	int cgroup = cJSON_IsNumber(cg) ? cg->valueint : 0;
 	bool ns = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "namespaces"));
 	bool shared = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "network_shared"));
-	bool seccomp = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "seccomp"));
+	const cJSON *filter = cJSON_GetObjectItemCaseSensitive(started, "seccomp");
+	/* 0: none, 1: the default filter, 2: SPR_SECCOMP_NO_UNIX */
+	int seccomp = cJSON_IsNumber(filter) ? filter->valueint : 0;
 	const cJSON *abi = cJSON_GetObjectItemCaseSensitive(started, "landlock_abi");
 	int landlock = cJSON_IsNumber(abi) ? abi->valueint : 0;
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
@@ -84,7 +86,9 @@ static char *isolation_json(const cJSON *started)
 	cJSON_AddBoolToObject(o, "netns", ns && !shared);
 	cJSON_AddBoolToObject(o, "mountns", ns);
 	cJSON_AddStringToObject(o, "network", shared ? "host" : "loopback");
-	cJSON_AddStringToObject(o, "seccomp", seccomp ? SPR_SECCOMP_PROFILE : "none");
+	cJSON_AddStringToObject(o, "seccomp", seccomp == 2   ? SPR_SECCOMP_PROFILE_NO_UNIX
+					      : seccomp == 1 ? SPR_SECCOMP_PROFILE
+							     : "none");
 	cJSON_AddBoolToObject(o, "landlock", landlock > 0);
 	if (landlock > 0)
 		cJSON_AddNumberToObject(o, "landlock_abi", landlock);
@@ -171,7 +175,13 @@ static char *sandbox_plan(const struct local_run *r, spr_error **err)
 	const char *tmpdir = getenv("TMPDIR");
 	cJSON_AddStringToObject(p, "workdir_parent", tmpdir && *tmpdir == '/' ? tmpdir : "/tmp");
 	cJSON_AddBoolToObject(p, "allow_degraded", le->allow_degraded);
-	cJSON_AddStringToObject(p, "seccomp_bpf", le->seccomp_b64);
+	cJSON_AddStringToObject(p, "seccomp_bpf", le->seccomp_b64[SPR_SECCOMP_DEFAULT]);
+	/* Whenever the run may share the host network (policy, or the
+	 * degraded mode), the helper picks this one if Landlock cannot scope
+	 * abstract unix sockets (seccomp.h). */
+	if (r->plan->network || le->allow_degraded)
+		cJSON_AddStringToObject(p, "seccomp_bpf_no_unix",
+					le->seccomp_b64[SPR_SECCOMP_NO_UNIX]);
 
 	struct spr_layout_input in = {
 		.python_executable = le->python.executable,

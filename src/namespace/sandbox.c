@@ -26,7 +26,7 @@
 struct applied {
 	bool namespaces, network_shared;
 	int landlock_abi;
-	bool seccomp;
+	int seccomp; /* as struct spr_worker_setup */
 	enum spr_cg_version cgroup;
 };
 
@@ -38,7 +38,7 @@ struct sandbox {
 	char **argv, **envp;
 	size_t env_count; /* plan entries; HOME and TMPDIR follow them */
 	struct spr_rlimit_setting limits[SPR_NLIMITS];
-	spr_buf bpf;
+	spr_buf bpf, bpf_no_unix;
 	cJSON *degraded_write; /* Landlock write list incl. the run directory */
 	char workdir[PATH_MAX];
 	char env_home[PATH_MAX + 8], env_tmpdir[PATH_MAX + 8];
@@ -89,7 +89,7 @@ static void report_started(const struct sandbox *sb)
 	cJSON_AddBoolToObject(m, "namespaces", a->namespaces);
 	cJSON_AddBoolToObject(m, "network_shared", a->network_shared);
 	cJSON_AddNumberToObject(m, "landlock_abi", a->landlock_abi);
-	cJSON_AddBoolToObject(m, "seccomp", a->seccomp);
+	cJSON_AddNumberToObject(m, "seccomp", a->seccomp);
 	cJSON_AddNumberToObject(m, "cgroup", a->cgroup);
 	send_json(m);
 }
@@ -200,8 +200,12 @@ static int read_plan(struct sandbox *sb, spr_error **err)
 	sb->allow_degraded =
 		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb->plan, "allow_degraded"));
 	const cJSON *bpf = cJSON_GetObjectItemCaseSensitive(sb->plan, "seccomp_bpf");
-	if (cJSON_IsString(bpf) &&
-	    spr_base64_decode(&sb->bpf, bpf->valuestring, strlen(bpf->valuestring)) < 0)
+	const cJSON *no_unix = cJSON_GetObjectItemCaseSensitive(sb->plan, "seccomp_bpf_no_unix");
+	if ((cJSON_IsString(bpf) &&
+	     spr_base64_decode(&sb->bpf, bpf->valuestring, strlen(bpf->valuestring)) < 0) ||
+	    (cJSON_IsString(no_unix) &&
+	     spr_base64_decode(&sb->bpf_no_unix, no_unix->valuestring,
+			       strlen(no_unix->valuestring)) < 0))
 		return spr_fail(err, SPR_LAYER_SECCOMP, EINVAL, "plan: malformed seccomp program");
 	return read_rlimits(sb, cJSON_GetObjectItemCaseSensitive(sb->plan, "rlimits"), err);
 }
@@ -278,6 +282,8 @@ static struct spr_worker_spec worker_spec(struct sandbox *sb, const char *workdi
 		.limits = sb->limits,
 		.bpf = sb->bpf.len ? sb->bpf.data : NULL,
 		.bpf_len = sb->bpf.len,
+		.bpf_no_unix = sb->bpf_no_unix.len ? sb->bpf_no_unix.data : NULL,
+		.bpf_no_unix_len = sb->bpf_no_unix.len,
 		.allow_degraded = sb->allow_degraded,
 		.saved_mask = sb->saved_mask,
 	};
@@ -438,6 +444,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	set_env_dirs(sb, "/tmp");
 	struct spr_worker_spec w = worker_spec(sb, "/tmp");
 	w.drop_caps = true;
+	w.network_shared = network;
 	w.landlock_read = plan_landlock(sb->layout, "read");
 	w.landlock_write = plan_landlock(sb->layout, "write");
 
@@ -527,6 +534,7 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	}
 	struct spr_worker_spec w = worker_spec(sb, sb->workdir);
 	w.parent = getpid();
+	w.network_shared = true; /* no network namespace */
 	if (degraded) {
 		const cJSON *run_as = cJSON_GetObjectItemCaseSensitive(degraded, "run_as");
 		if (cJSON_IsObject(run_as)) {
@@ -841,6 +849,7 @@ static void sandbox_free(struct sandbox *sb)
 	spr_closep(&sb->report_fd);
 	spr_buf_free(&sb->report);
 	spr_buf_free(&sb->bpf);
+	spr_buf_free(&sb->bpf_no_unix);
 	cJSON_Delete(sb->degraded_write);
 	free(sb->argv);
 	free(sb->envp);

@@ -132,7 +132,7 @@ void spr_init_main(const struct spr_init_spec *s)
 	 * the worker and its children are gone. */
 	for (int fd = 0; fd <= 3; fd++)
 		close(fd);
-	send_line(s->report_fd, "started %d %d\n", setup.landlock_abi, setup.seccomp ? 1 : 0);
+	send_line(s->report_fd, "started %d %d\n", setup.landlock_abi, setup.seccomp);
 
 	/* Reap everything; the worker's end is the run's end. */
 	for (;;) {

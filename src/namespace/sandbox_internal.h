@@ -3,7 +3,7 @@
  *   init    (sandbox_init.c) pid 1 of the new namespaces, builds the root;
  *   worker  (sandbox_worker.c) the last steps before exec'ing Python.
  * The worker reports its setup on a close-on-exec "status" pipe: records
- * "L<landlock abi>\n", "S<0|1>\n" (seccomp applied), or "E<message>" on
+ * "L<landlock abi>\n", "S<0|1|2>\n" (which seccomp filter), or "E<message>" on
  * failure; EOF without "E" means exec succeeded. */
 #ifndef SPR_SANDBOX_INTERNAL_H
 #define SPR_SANDBOX_INTERNAL_H
@@ -35,6 +35,11 @@ struct spr_worker_spec {
 	const cJSON *landlock_read, *landlock_write; /* NULL: no Landlock */
 	const void *bpf;			    /* NULL: no seccomp */
 	size_t bpf_len;
+	/* SPR_SECCOMP_NO_UNIX, used instead when the network is shared and
+	 * Landlock could not scope abstract unix sockets. */
+	const void *bpf_no_unix;
+	size_t bpf_no_unix_len;
+	bool network_shared;
 	bool allow_degraded;
 	bool drop_caps;	   /* in a user namespace: clear every capability */
 	bool become;	   /* as root without namespaces: switch to uid/gid */
@@ -47,7 +52,7 @@ struct spr_worker_spec {
 /* What the worker's setup applied. */
 struct spr_worker_setup {
 	int landlock_abi; /* 0: none */
-	bool seccomp;
+	int seccomp;	  /* 0: none, 1: the default filter, 2: the no-unix-socket one */
 };
 
 /* Runs in the forked child; never returns. */
@@ -59,7 +64,7 @@ SPR_HIDDEN int spr_worker_status(int fd, struct spr_worker_setup *setup, spr_err
 
 /* The init role (pid 1 in the new namespaces). The monitor writes 'G' on
  * sync_fd once the id maps are in place; init reports on report_fd:
- *   "started <landlock_abi> <seccomp 0|1>\n"
+ *   "started <landlock_abi> <seccomp 0|1|2>\n"
  *   "exit <wait status> <maxrss kb>\n"
  *   "error <layer> <errno> <message>\n" */
 struct spr_init_spec {

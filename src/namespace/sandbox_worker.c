@@ -32,11 +32,12 @@ __attribute__((noreturn)) static void fail(int fd, spr_error *err)
 	_exit(127);
 }
 
-static int load_seccomp(const struct spr_worker_spec *w, spr_error **err)
+static int load_seccomp(const void *bpf, size_t len, const struct spr_worker_spec *w,
+			spr_error **err)
 {
 	struct sock_fprog prog = {
-		.len = (unsigned short)(w->bpf_len / sizeof(struct sock_filter)),
-		.filter = (struct sock_filter *)w->bpf,
+		.len = (unsigned short)(len / sizeof(struct sock_filter)),
+		.filter = (struct sock_filter *)bpf,
 	};
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0)
 		return 1;
@@ -89,11 +90,12 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 		fail(status_fd, err);
 	if (spr_no_new_privs(&err) < 0)
 		fail(status_fd, err);
+	int landlock_abi = 0;
 	if (w->landlock_read) {
-		int abi = spr_landlock_apply(w->landlock_read, w->landlock_write, &err);
-		if (abi < 0)
+		landlock_abi = spr_landlock_apply(w->landlock_read, w->landlock_write, &err);
+		if (landlock_abi < 0)
 			fail(status_fd, err);
-		report(status_fd, "L%d\n", abi);
+		report(status_fd, "L%d\n", landlock_abi);
 	}
 	/* Late: RLIMIT_AS could starve the allocations above. */
 	if (set_limits(w, &err) < 0)
@@ -102,10 +104,14 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 	 * exec) survive. */
 	close_range(4, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (w->bpf) {
-		int applied = load_seccomp(w, &err);
+		/* Host network without Landlock's abstract-socket scope (ABI 6):
+		 * the filter that refuses unix sockets (seccomp.h). */
+		bool no_unix = w->network_shared && landlock_abi < 6 && w->bpf_no_unix;
+		int applied = no_unix ? load_seccomp(w->bpf_no_unix, w->bpf_no_unix_len, w, &err)
+				      : load_seccomp(w->bpf, w->bpf_len, w, &err);
 		if (applied < 0)
 			fail(status_fd, err);
-		report(status_fd, "S%d\n", applied);
+		report(status_fd, "S%d\n", applied ? (no_unix ? 2 : 1) : 0);
 	}
 	sigprocmask(SIG_SETMASK, &w->saved_mask, NULL);
 	execve(w->argv[0], w->argv, w->envp);
@@ -135,7 +141,7 @@ int spr_worker_status(int fd, struct spr_worker_setup *setup, spr_error **err)
 		if (*p == 'L')
 			setup->landlock_abi = atoi(p + 1);
 		else if (*p == 'S')
-			setup->seccomp = p[1] == '1';
+			setup->seccomp = atoi(p + 1);
 		const char *nl = strchr(p, '\n');
 		p = nl ? nl + 1 : p + strlen(p);
 	}

@@ -60,10 +60,23 @@ static const struct spr_seccomp_rule rules[] = {
 };
 _Static_assert(AF_UNIX == 1 && AF_INET == 2 && AF_INET6 == 10, "socket family layout");
 
+/* SPR_SECCOMP_NO_UNIX (seccomp.h says why). The type argument carries
+ * SOCK_NONBLOCK/SOCK_CLOEXEC above the low nibble. */
+static const struct spr_seccomp_rule no_unix_rules[] = {
+	DENY_IF("socket", 0, SPR_CMP_EQ, AF_UNIX),
+	{"socketpair", EPERM, SPR_CMP_MASKED_EQ, 1, 0xf, SOCK_DGRAM},
+};
+
 const struct spr_seccomp_rule *spr_seccomp_rules(size_t *count)
 {
 	*count = ARRAY_SIZE(rules);
 	return rules;
+}
+
+const struct spr_seccomp_rule *spr_seccomp_no_unix_rules(size_t *count)
+{
+	*count = ARRAY_SIZE(no_unix_rules);
+	return no_unix_rules;
 }
 
 static struct scmp_arg_cmp to_scmp(const struct spr_seccomp_rule *r)
@@ -87,7 +100,25 @@ static void release_ctx(scmp_filter_ctx *ctx)
 		seccomp_release(*ctx);
 }
 
-static int compile(void **insns, size_t *len, spr_error **err)
+static int add_rules(scmp_filter_ctx ctx, const struct spr_seccomp_rule *table, size_t n,
+		     spr_error **err)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct spr_seccomp_rule *r = &table[i];
+		int nr = seccomp_syscall_resolve_name(r->syscall);
+		if (nr == __NR_SCMP_ERROR)
+			continue; /* not a syscall on this architecture */
+		struct scmp_arg_cmp cmp = to_scmp(r);
+		int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((unsigned)r->errnum), nr,
+						r->cmp == SPR_CMP_ANY ? 0 : 1, &cmp);
+		if (rc < 0)
+			return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp rule for %s: %s",
+					r->syscall, strerror(-rc));
+	}
+	return 0;
+}
+
+static int compile(enum spr_seccomp_variant variant, void **insns, size_t *len, spr_error **err)
 {
 	__attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
@@ -96,18 +127,10 @@ static int compile(void **insns, size_t *len, spr_error **err)
 	if (rc < 0)
 		return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp: bad-arch action: %s",
 				strerror(-rc));
-	for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
-		const struct spr_seccomp_rule *r = &rules[i];
-		int nr = seccomp_syscall_resolve_name(r->syscall);
-		if (nr == __NR_SCMP_ERROR)
-			continue; /* not a syscall on this architecture */
-		struct scmp_arg_cmp cmp = to_scmp(r);
-		rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO((unsigned)r->errnum), nr,
-					    r->cmp == SPR_CMP_ANY ? 0 : 1, &cmp);
-		if (rc < 0)
-			return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp rule for %s: %s",
-					r->syscall, strerror(-rc));
-	}
+	if (add_rules(ctx, rules, ARRAY_SIZE(rules), err) < 0 ||
+	    (variant == SPR_SECCOMP_NO_UNIX &&
+	     add_rules(ctx, no_unix_rules, ARRAY_SIZE(no_unix_rules), err) < 0))
+		return -1;
 	/* libseccomp 2.5 exports to a descriptor only. */
 	_cleanup_close_ int fd = memfd_create("spr-seccomp", MFD_CLOEXEC);
 	if (fd < 0)
@@ -133,15 +156,19 @@ static int compile(void **insns, size_t *len, spr_error **err)
 }
 
 static pthread_mutex_t bpf_lock = PTHREAD_MUTEX_INITIALIZER;
-static void *bpf_insns;
-static size_t bpf_len;
+static void *bpf_insns[SPR_SECCOMP_NVARIANTS];
+static size_t bpf_len[SPR_SECCOMP_NVARIANTS];
 
-int spr_seccomp_bpf(struct spr_bpf *out, spr_error **err)
+int spr_seccomp_bpf(enum spr_seccomp_variant variant, struct spr_bpf *out, spr_error **err)
 {
+	if ((unsigned)variant >= SPR_SECCOMP_NVARIANTS)
+		return spr_fail(err, SPR_LAYER_SECCOMP, EINVAL, "no seccomp variant %d",
+				(int)variant);
 	pthread_mutex_lock(&bpf_lock);
-	int rc = bpf_insns ? 0 : compile(&bpf_insns, &bpf_len, err);
-	out->insns = bpf_insns;
-	out->len = bpf_len;
+	int rc = bpf_insns[variant] ? 0
+				    : compile(variant, &bpf_insns[variant], &bpf_len[variant], err);
+	out->insns = bpf_insns[variant];
+	out->len = bpf_len[variant];
 	pthread_mutex_unlock(&bpf_lock);
 	return rc;
 }

@@ -15,6 +15,20 @@
 /* Reported in the RunnerResult's isolation.seccomp; bump when the rules
  * change so results say which rules applied. */
 #define SPR_SECCOMP_PROFILE "spr-deny-v2"
+/* The variant for a shared (host) network on kernels whose Landlock cannot
+ * scope abstract unix sockets (ABI < 6): abstract socket names belong to
+ * the network namespace, so with the host's the code could connect to any
+ * host service listening on one (D-Bus, X11, container runtimes). With no
+ * way to filter the address, socket(AF_UNIX) itself is refused, and
+ * socketpair(SOCK_DGRAM), whose ends can sendto() any address.
+ * socketpair(SOCK_STREAM), what multiprocessing uses, stays. */
+#define SPR_SECCOMP_PROFILE_NO_UNIX "spr-deny-v2-no-unix-socket"
+
+enum spr_seccomp_variant {
+	SPR_SECCOMP_DEFAULT = 0,
+	SPR_SECCOMP_NO_UNIX = 1,
+	SPR_SECCOMP_NVARIANTS
+};
 
 enum spr_seccomp_cmp {
 	SPR_CMP_ANY = 0, /* no argument condition */
@@ -35,13 +49,16 @@ struct spr_seccomp_rule {
 
 /* The rules, in a stable order (tests and the Docker profile use them). */
 SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_rules(size_t *count);
+/* What SPR_SECCOMP_NO_UNIX adds to them. */
+SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_unix_rules(size_t *count);
 
-/* The filter as classic BPF (struct sock_filter[]), compiled on first use
- * and shared read-only afterwards. */
+/* A variant's filter as classic BPF (struct sock_filter[]), compiled on
+ * first use and shared read-only afterwards. */
 struct spr_bpf {
 	const void *insns;
 	size_t len; /* bytes */
 };
-SPR_HIDDEN int spr_seccomp_bpf(struct spr_bpf *out, spr_error **err);
+SPR_HIDDEN int spr_seccomp_bpf(enum spr_seccomp_variant variant, struct spr_bpf *out,
+			       spr_error **err);
 
 #endif

@@ -12,7 +12,10 @@ CONNECT = r'''
 import errno, socket
 
 def connect(family, kind, addr):
-    s = socket.socket(family, kind)
+    try:
+        s = socket.socket(family, kind)
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
     s.settimeout(5)
     try:
         s.connect(addr)
@@ -127,16 +130,55 @@ class HostListeners(HostileCase):
         inside = self.sandboxed(CONNECT, inp)
         # abstract names belong to the network namespace; /tmp is the run's own
         self.assertEqual(inside, {"abstract": "ECONNREFUSED", "path": "ENOENT"})
-        # with the host network, Landlock's abstract-socket scope (ABI >= 6)
-        # still keeps the code away from the host's abstract sockets
+        # With the host network, the host's abstract names are in reach:
+        # Landlock's abstract-socket scope (ABI >= 6) refuses the connect;
+        # on older kernels the seccomp variant refuses AF_UNIX sockets.
         run = self.sandboxed_run(CONNECT, inp, network=True)
         self.assertTrue(run["ok"], run)
         if run["isolation"]["landlock_abi"] >= 6:
+            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v2", run)
             self.assertEqual(run["result"], {"abstract": "EPERM", "path": "ENOENT"})
         else:
-            self.assertEqual(run["result"]["path"], "ENOENT")
+            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v2-no-unix-socket", run)
+            self.assertEqual(run["result"], {"abstract": "EPERM", "path": "EPERM"})
         self.assertEqual(lst.accepted(), 0)
         self.assertEqual(path_lst.accepted(), 0)
+
+    def test_abstract_datagram_from_a_socketpair(self):
+        """A datagram socketpair end can sendto() any abstract name."""
+        name = token("spr-hostile-dgram")
+        host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(host.close)
+        host.bind("\0" + name)
+        host.settimeout(0.5)
+        code = ("import errno, socket\n"
+                "a, b = socket.socketpair()\n"  # stream pairs (multiprocessing) stay usable
+                "a.sendall(b'x'); assert b.recv(1) == b'x'\n"
+                "try:\n"
+                "    d, _ = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+                "    d.sendto(b'spr-hostile', '\\0' + input_data)\n"
+                "    result = 'SENT'\n"
+                "except OSError as e:\n"
+                "    result = errno.errorcode.get(e.errno, str(e))\n")
+
+        def received():
+            try:
+                return host.recv(64)
+            except (socket.timeout, BlockingIOError):
+                return None
+
+        self.assertEqual(self.control(code, name), "SENT")
+        self.assertEqual(received(), b"spr-hostile")
+        # own network namespace: the name does not exist there
+        self.assertEqual(self.sandboxed(code, name), "ECONNREFUSED")
+        run = self.sandboxed_run(code, name, network=True)
+        self.assertTrue(run["ok"], run)
+        if run["isolation"]["landlock_abi"] >= 6:
+            self.assertEqual(run["result"], "EPERM")  # Landlock's scope
+        else:
+            self.assertEqual(run["result"], "EPERM")  # the datagram pair itself
+            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v2-no-unix-socket")
+        self.assertIsNone(received(), "the sandbox reached the host's abstract socket")
 
     def test_host_interface_address(self):
         addrs = host_interface_addresses()

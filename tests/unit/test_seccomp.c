@@ -3,6 +3,7 @@
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "policy/seccomp.h"
 #include "unit.h"
@@ -70,10 +71,10 @@ START_TEST(compiles_once_to_bpf)
 {
 	struct spr_bpf a, b;
 	spr_error *err = NULL;
-	ck_assert_ok(spr_seccomp_bpf(&a, &err), err);
+	ck_assert_ok(spr_seccomp_bpf(SPR_SECCOMP_DEFAULT, &a, &err), err);
 	ck_assert_uint_gt(a.len, 0);
 	ck_assert_uint_eq(a.len % sizeof(struct sock_filter), 0);
-	ck_assert_ok(spr_seccomp_bpf(&b, &err), err);
+	ck_assert_ok(spr_seccomp_bpf(SPR_SECCOMP_DEFAULT, &b, &err), err);
 	ck_assert_ptr_eq(a.insns, b.insns); /* cached: no per-run cost */
 	/* The program starts by checking the architecture. */
 	const struct sock_filter *f = a.insns;
@@ -88,11 +89,41 @@ START_TEST(compiles_once_to_bpf)
 }
 END_TEST
 
+START_TEST(no_unix_variant)
+{
+	/* The host-network variant refuses socket(AF_UNIX) and datagram
+	 * socketpairs (their ends can sendto() an abstract name), nothing
+	 * more, and is a distinct, longer program. */
+	size_t n;
+	const struct spr_seccomp_rule *r = spr_seccomp_no_unix_rules(&n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(r[0].syscall, "socket");
+	ck_assert_int_eq(r[0].cmp, SPR_CMP_EQ);
+	ck_assert_uint_eq(r[0].value, AF_UNIX);
+	ck_assert_str_eq(r[1].syscall, "socketpair");
+	ck_assert_int_eq(r[1].cmp, SPR_CMP_MASKED_EQ);
+	ck_assert_uint_eq(r[1].arg, 1);
+	ck_assert_uint_eq(r[1].mask, 0xf);
+	ck_assert_uint_eq(r[1].value, SOCK_DGRAM);
+	struct spr_bpf def, nu, again;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_seccomp_bpf(SPR_SECCOMP_DEFAULT, &def, &err), err);
+	ck_assert_ok(spr_seccomp_bpf(SPR_SECCOMP_NO_UNIX, &nu, &err), err);
+	ck_assert_ok(spr_seccomp_bpf(SPR_SECCOMP_NO_UNIX, &again, &err), err);
+	ck_assert_ptr_ne(def.insns, nu.insns);
+	ck_assert_ptr_eq(nu.insns, again.insns);
+	ck_assert_uint_gt(nu.len, def.len);
+	ck_assert_int_lt(spr_seccomp_bpf(SPR_SECCOMP_NVARIANTS, &again, &err), 0);
+	spr_error_free(err);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("seccomp");
 	TCase *t = tcase_create("rules");
 	tcase_add_test(t, required_denials_present);
+	tcase_add_test(t, no_unix_variant);
 	tcase_add_test(t, argument_conditions);
 	tcase_add_test(t, compiles_once_to_bpf);
 	suite_add_tcase(s, t);

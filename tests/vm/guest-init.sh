@@ -3,12 +3,13 @@
 # runs under the initramfs' static busybox). Not meant to run on a host.
 #
 # Guest layout, all from 9p shares of the host (virtio-pci):
-#   hostroot  the host's /, read-only        -> the guest's / (switch_root)
+#   hostroot  the host's /, read-only        -> the guest's / (switch_root), under
+#             a tmpfs overlay by default (writable, changes lost at power-off)
 #   repo      the project tree, read-write   -> $REPO (same path as on the host)
 #   xfer      run-vm.sh's transfer directory -> /run/spr-vm
 # plus /proc, /sys, cgroup2 at /sys/fs/cgroup (the only hierarchy: the kernel
 # runs with cgroup_no_v1=all), securityfs, /dev (devtmpfs) with /dev/pts and
-# /dev/shm, and tmpfs /tmp and /run.
+# /dev/shm, tmpfs /tmp and /run, lo up and a dummy0 with 10.0.2.15/24.
 #
 # Stage 1 (PID 1 in the initramfs) loads the modules and mounts all that under
 # /host, then switch_root's into it: a plain chroot would not do, the kernel
@@ -70,10 +71,21 @@ done </modules/order
 
 mount -t 9p -o "$O9P" xfer "$X" || die "9p mount of the transfer directory failed"
 [ -r "$X/vm.conf" ] || die "no vm.conf in the transfer directory"
-. "$X/vm.conf" # REPO, HOSTROOT_CACHE
-mount -t 9p -o "$O9P,ro,cache=$HOSTROOT_CACHE" hostroot "$H" || die "9p mount of the host root failed"
+. "$X/vm.conf" # REPO, HOSTROOT_CACHE, ROOT_MODE
+if [ "$ROOT_MODE" = overlay ]; then
+	# The host root stays read-only (9p ro); the guest writes to a tmpfs upper
+	# layer that is gone at power-off. Tests that prove an attack works "on the
+	# host" before spr must stop it need a writable /etc, /usr, /root.
+	mkdir -p /lower /rw
+	mount -t 9p -o "$O9P,ro,cache=$HOSTROOT_CACHE" hostroot /lower || die "9p mount of the host root failed"
+	mount -t tmpfs -o mode=755 tmpfs /rw && mkdir /rw/upper /rw/work || die "tmpfs for the overlay"
+	mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay "$H" ||
+		die "overlay of the host root failed"
+else
+	mount -t 9p -o "$O9P,ro,cache=$HOSTROOT_CACHE" hostroot "$H" || die "9p mount of the host root failed"
+fi
 
-# API file systems (the host root is read-only: mount points must exist there).
+# API file systems (with SPR_VM_ROOT=ro the root is read-only: mount points must exist).
 mount -t proc proc "$H/proc" || die "mount /proc"
 mount -t sysfs sysfs "$H/sys" || die "mount /sys"
 # Options as systemd mounts it on a pure cgroup v2 host.
@@ -96,6 +108,10 @@ mount -t 9p -o "$O9P" repo "$H$REPO" || die "9p mount of the project tree at $RE
 cp /bin/busybox /init "$H$I/" || die "cannot copy busybox to $H$I"
 for a in $(busybox --list); do ln -s ../busybox "$H$I/bin/$a"; done
 hostname spr-vm
+ip link set lo up || say "cannot bring up lo"
+# A host has a non-loopback address too (tests listen on it); no route out.
+{ { ip link show dummy0 >/dev/null 2>&1 || ip link add dummy0 type dummy; } && ip addr add 10.0.2.15/24 dev dummy0 && ip link set dummy0 up; } ||
+	say "cannot set up dummy0 (ignored)"
 umount "$X" # still mounted at /run/spr-vm
 exec switch_root "$H" "$I/busybox" sh "$I/init" stage2
 die "switch_root failed"

@@ -19,6 +19,7 @@ info() { echo "selftest: info $*"; }
 
 info "kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { print int($2 / 1024) " MB" }' /proc/meminfo)"
 info "cmdline: $(cat /proc/cmdline)"
+info "root: $(awk '$2 == "/" { r = $3 " " $4 } END { print r }' /proc/mounts)"
 
 # --- cgroup v2 only -----------------------------------------------------------------
 mounts=$(awk '$3 ~ /^cgroup/ { print $3 " " $2 }' /proc/mounts)
