@@ -118,6 +118,56 @@ typedef struct spr_docker_options {
 SPR_API int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out,
 				  spr_error **err);
 
+/* ---- managed containers (SPEC §5 admin, §6 `spr`) ----------------------
+ *
+ * What spr started on a daemon, and only that: containers and images
+ * carrying the label io.spr.managed=1. A handle needs only the daemon
+ * options of spr_docker_options (docker_context, docker_host, ssh_*); it
+ * never builds or pulls. Results are JSON text (free with spr_free).
+ *
+ * Container ids: a full id, a name, or an unambiguous prefix of either.
+ * Failures set err->layer = SPR_LAYER_DOCKER and err->errnum:
+ *   EPERM     the container is not managed by spr (message:
+ *             "Container '<id>' is not managed by spr and cannot be modified")
+ *   ESRCH     no container matches
+ *   ENOTUNIQ  the prefix matches several (the message lists them)
+ *   other     the CLI is missing / the daemon unreachable (SPEC §5 messages)
+ */
+typedef struct spr_docker_admin spr_docker_admin;
+
+SPR_API int spr_docker_admin_new(const spr_docker_options *opts, spr_docker_admin **out,
+				 spr_error **err);
+SPR_API void spr_docker_admin_free(spr_docker_admin *admin);
+
+/* {"containers": [{"id", "name", "image", "state", "status", "created",
+ *   "runs" (runs served, null when not running), "pool", "env",
+ *   "creator", "creator_alive" (null: created on another host)}]};
+ * running ones only unless all_states. */
+SPR_API int spr_docker_list_containers(spr_docker_admin *admin, bool all_states, char **json,
+				       spr_error **err);
+/* {"images": [{"id", "tags": [...], "kind": "runtime"|"env", "size_bytes",
+ *   "created", "containers": N (how many containers use it)}]} */
+SPR_API int spr_docker_list_images(spr_docker_admin *admin, char **json, spr_error **err);
+/* {"container": {list fields + "labels", "limits", "security"}} */
+SPR_API int spr_docker_inspect_container(spr_docker_admin *admin, const char *id, char **json,
+					 spr_error **err);
+/* Stops (SIGTERM, then SIGKILL after timeout_seconds; < 0: 10) or kills
+ * one managed container; *full_id (may be NULL) gets the id acted on. */
+SPR_API int spr_docker_stop_container(spr_docker_admin *admin, const char *id,
+				      int timeout_seconds, char **full_id, spr_error **err);
+SPR_API int spr_docker_kill_container(spr_docker_admin *admin, const char *id, char **full_id,
+				      spr_error **err);
+/* Stops every running managed container: {"stopped": [ids]}. */
+SPR_API int spr_docker_stop_all(spr_docker_admin *admin, int timeout_seconds, char **json,
+				spr_error **err);
+
+typedef struct spr_cleanup_counts {
+	int containers; /* removed: exited, or their creating process is gone */
+	int images;	/* removed: env images no container uses */
+} spr_cleanup_counts;
+SPR_API int spr_docker_cleanup_stale(spr_docker_admin *admin, spr_cleanup_counts *removed,
+				     spr_error **err);
+
 /* What this host offers the LocalEngine, as JSON (free with spr_free):
  * kernel and user, the interpreter, per cgroup controller the hierarchy,
  * the base directory, whether it is usable and the fix when not, and the

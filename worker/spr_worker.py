@@ -914,6 +914,7 @@ _DRAIN_SECONDS = 1.0  # after the child ended and leftovers were killed
 _SETTLE_SECONDS = 2.0  # killing leftovers: give up (and say so) after this
 _PR_GET_DUMPABLE = 3
 _PR_SET_DUMPABLE = 4
+_PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 _SIGKILL = 9
 _O_DIR = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
@@ -1121,6 +1122,7 @@ class _Server:
         self.pid = posix.getpid()
         self.pid1 = self.pid == 1
         self.prctl = None
+        self.ctypes = None
         self.dumpable_cleared = False
         self.subreaper = False
         self.setup_prctl()
@@ -1156,6 +1158,17 @@ class _Server:
         self.wake_poll = select.poll()
         self.wake_poll.register(self.wake_r, select.POLLIN)
 
+    def show_runs(self, served):
+        """The process name says how many runs this worker served, so `spr
+        list containers` can read it with `docker top` (no exec, works
+        remotely). prctl: with dumpable cleared /proc/self/comm is root's."""
+        name = b"spr-runs-%d" % served  # the kernel keeps 15 bytes
+        if self.prctl is not None:
+            buf = self.ctypes.create_string_buffer(name)
+            if self.prctl(_PR_SET_NAME, self.ctypes.addressof(buf), 0, 0, 0) == 0:
+                return
+        _set_comm(name)
+
     def setup_prctl(self):
         try:
             import ctypes
@@ -1168,6 +1181,7 @@ class _Server:
             _diag(f"prctl unavailable ({describe(e)}): the worker stays dumpable")
             return
         self.prctl = prctl
+        self.ctypes = ctypes
         if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 and prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0) == 0:
             self.dumpable_cleared = True
         if not self.pid1:  # orphans of the code become our children
@@ -1580,11 +1594,15 @@ class _Server:
         )
         try:
             self.send(b"H", [hello.encode("ascii")])
+            served = 0
+            self.show_runs(served)
             while True:
                 size = self.read_header()
                 if size is None:
                     self.exit_now(0)  # the host went away: stop everything
                 self.request(size)
+                served += 1
+                self.show_runs(served)
         except ProtocolError as e:
             _diag(f"protocol error: {e}")
             self.exit_now(EXIT_PROTOCOL_ERROR)
@@ -1597,6 +1615,19 @@ class _Server:
                 _diag("".join(traceback.format_exception(type(e), e, e.__traceback__)))
             finally:
                 self.exit_now(EXIT_WORKER_FAILURE)
+
+
+def _set_comm(name):
+    try:
+        fd = posix.open("/proc/self/comm", posix.O_WRONLY | posix.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        posix.write(fd, name)
+    except OSError:
+        pass
+    finally:
+        posix.close(fd)
 
 
 def _done(status, timed_out, out_total, err_total, duration_ms, oom_kills, peak_kb,

@@ -1,13 +1,18 @@
-/* spr: the admin CLI — what spr runs on this host and what it left behind.
- *   spr [global options] COMMAND [options]
- * Exit status: 0 ok; 1 the command ran and found a problem; 2 bad usage;
- * 125 the engine could not be reached. */
+/* spr: the admin CLI — what spr runs on this host and what it left behind:
+ * the LocalEngine's doctor and cleanup, and the DockerEngine's managed
+ * containers and images, on the local daemon or a remote one.
+ *   spr [options] COMMAND [ARGS]      (options anywhere on the line)
+ * Exit status: 0 ok; 1 the command was refused or found a problem; 2 bad
+ * usage; 125 docker (or the engine) could not be reached. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cJSON.h>
 
@@ -18,15 +23,25 @@
 #define EXIT_ENGINE 125
 
 static const char usage_line[] =
-	"usage: spr [--json] [--python PATH] [--cgroup-parent NAME] COMMAND [ARGS]\n"
-	"commands: doctor | cleanup | version | list containers [--all] | list images |\n"
-	"          container ID | stop container ID [--timeout-seconds N] | stop all |\n"
-	"          kill container ID";
+	"usage: spr [--json] [REMOTE OPTIONS] COMMAND [ARGS]\n"
+	"commands: list containers [--all] | list images | container ID |\n"
+	"          stop container ID [--timeout-seconds N] | stop all [--timeout-seconds N] |\n"
+	"          kill container ID | cleanup | doctor | version";
+
+static const char remote_help[] =
+	"Remote options (SPEC §5; default: the docker CLI's own DOCKER_HOST/context):\n"
+	"  --docker-context NAME   a docker context\n"
+	"  --docker-host URL       unix://PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]\n"
+	"  --ssh-host HOST         a daemon over SSH, with --ssh-user USER, --ssh-port N,\n"
+	"                          --ssh-key-path FILE\n";
 
 struct globals {
-	bool json;
+	bool json, all;
+	int timeout_seconds; /* -1: not given */
 	const char *python;
 	const char *cgroup_parent;
+	spr_docker_options docker;
+	bool remote; /* any remote option given */
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -41,22 +56,65 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static void help(void)
+/* --help on every level: the top, or one command's. */
+static void help(const char *cmd)
 {
-	printf("%s\n\n"
-	       "Administer spr on this host.\n\n"
-	       "  doctor            what the LocalEngine can use here: cgroup hierarchies per\n"
-	       "                    controller (and the fix when one is unusable), and the\n"
-	       "                    isolation a trial run actually got\n"
-	       "  cleanup           remove what killed callers left behind (run cgroups)\n"
-	       "  version           print the version\n\n"
-	       "Global options:\n"
-	       "  --json            machine-readable output\n"
-	       "  --python PATH     interpreter for the trial run (default /usr/bin/python3)\n"
-	       "  --cgroup-parent NAME  cgroup (relative to this process's own) that runs go\n"
-	       "                    under; default $SPR_CGROUP_PARENT\n\n"
-	       "Exit status: 0 ok, 1 problems found, 2 bad usage, 125 engine unavailable.\n",
-	       usage_line);
+	if (cmd && !strcmp(cmd, "list")) {
+		printf("usage: spr list containers [--all] [--json] [REMOTE OPTIONS]\n"
+		       "       spr list images [--json] [REMOTE OPTIONS]\n\n"
+		       "The containers (running ones; --all: every state) and images spr manages\n"
+		       "(label io.spr.managed=1) on the daemon; nothing else is shown.\n\n%s",
+		       remote_help);
+	} else if (cmd && !strcmp(cmd, "container")) {
+		printf("usage: spr container ID [--json] [REMOTE OPTIONS]\n\n"
+		       "Details of one managed container: state, runs served, labels, limits and\n"
+		       "the hardening it runs with. ID: a full id, a name, or a unique prefix.\n\n%s",
+		       remote_help);
+	} else if (cmd && !strcmp(cmd, "stop")) {
+		printf("usage: spr stop container ID [--timeout-seconds N] [--json] [REMOTE OPTIONS]\n"
+		       "       spr stop all [--timeout-seconds N] [--json] [REMOTE OPTIONS]\n\n"
+		       "Stops one managed container, or all of them: SIGTERM, then SIGKILL after N\n"
+		       "seconds (default 10). Containers spr does not manage are never touched.\n\n%s",
+		       remote_help);
+	} else if (cmd && !strcmp(cmd, "kill")) {
+		printf("usage: spr kill container ID [--json] [REMOTE OPTIONS]\n\n"
+		       "Kills one managed container (SIGKILL).\n\n%s",
+		       remote_help);
+	} else if (cmd && !strcmp(cmd, "cleanup")) {
+		printf("usage: spr cleanup [--json] [--cgroup-parent NAME] [REMOTE OPTIONS]\n\n"
+		       "Removes what killed callers left behind: LocalEngine run cgroups whose\n"
+		       "helper is gone; managed containers that exited or whose creating process\n"
+		       "(on this host) is gone; env images (spr-env:*) no container uses. Without\n"
+		       "a reachable docker daemon (and no remote option) the docker part is\n"
+		       "skipped, and the output says so.\n\n%s",
+		       remote_help);
+	} else if (cmd && !strcmp(cmd, "doctor")) {
+		printf("usage: spr doctor [--json] [--python PATH] [--cgroup-parent NAME]\n\n"
+		       "What the LocalEngine can use here: cgroup hierarchies per controller (and\n"
+		       "the fix when one is unusable), and the isolation a trial run actually got.\n"
+		       "Exit 1 when problems were found.\n");
+	} else {
+		printf("%s\n\n"
+		       "Administer spr: the LocalEngine on this host and the containers the\n"
+		       "DockerEngine started (only those) on a local or remote daemon.\n\n"
+		       "  list containers   managed containers (--all: also stopped ones)\n"
+		       "  list images       managed images (runtime and env images)\n"
+		       "  container ID      one managed container in detail\n"
+		       "  stop container ID / stop all / kill container ID\n"
+		       "  cleanup           remove what killed callers left behind\n"
+		       "  doctor            what the LocalEngine can use on this host\n"
+		       "  version           print the version\n\n"
+		       "Options (anywhere on the line):\n"
+		       "  --json            machine-readable output\n"
+		       "  --python PATH     interpreter for doctor's trial run (/usr/bin/python3)\n"
+		       "  --cgroup-parent NAME  cgroup (relative to this process's own) that runs go\n"
+		       "                    under; default $SPR_CGROUP_PARENT\n"
+		       "%s\n"
+		       "'spr COMMAND --help' describes one command.\n"
+		       "Exit status: 0 ok, 1 refused or problems found, 2 bad usage, 125 docker\n"
+		       "or the engine unavailable.\n",
+		       usage_line, remote_help);
+	}
 }
 
 static spr_local_options local_options(const struct globals *g)
@@ -157,93 +215,553 @@ static int cmd_doctor(const struct globals *g)
 	return problems ? EXIT_PROBLEM : 0;
 }
 
-static int cmd_cleanup(const struct globals *g)
+
+static int cmd_cleanup_local(const struct globals *g, int *removed)
 {
 	spr_local_options o = local_options(g);
-	int removed = 0;
 	spr_error *err = NULL;
-	if (spr_local_cleanup(&o, &removed, &err) < 0) {
+	if (spr_local_cleanup(&o, removed, &err) < 0) {
 		fprintf(stderr, "spr: cleanup: %s\n", err->message);
 		spr_error_free(err);
 		return EXIT_ENGINE;
 	}
-	if (g->json)
-		printf("{\"removed_run_cgroups\": %d}\n", removed);
-	else
-		printf("removed %d stale run cgroup%s\n", removed, removed == 1 ? "" : "s");
 	return 0;
 }
 
-/* Commands of the DockerEngine's admin surface (SPEC §5-§6). */
-static bool is_docker_command(const char *cmd)
+/* ---- the DockerEngine's managed containers ---------------------------------- */
+
+/* Refused / not found / ambiguous: 1; conflicting options: 2; docker
+ * missing or unreachable: 125. */
+static int admin_failure(const char *what, spr_error *err)
 {
-	static const char *const docker[] = {"list", "container", "stop", "kill"};
-	for (size_t i = 0; i < sizeof(docker) / sizeof(*docker); i++)
-		if (!strcmp(cmd, docker[i]))
-			return true;
-	return false;
+	int rc = err->errnum == EPERM || err->errnum == ESRCH || err->errnum == ENOTUNIQ
+			 ? EXIT_PROBLEM
+		 : err->errnum == EINVAL ? EXIT_USAGE
+					 : EXIT_ENGINE;
+	if (what)
+		fprintf(stderr, "spr: %s: %s\n", what, err->message);
+	else
+		fprintf(stderr, "spr: %s\n", err->message);
+	spr_error_free(err);
+	return rc;
+}
+
+static int open_admin(const struct globals *g, spr_docker_admin **a)
+{
+	spr_error *err = NULL;
+	if (spr_docker_admin_new(&g->docker, a, &err) < 0)
+		return admin_failure(NULL, err);
+	return 0;
+}
+
+/* Aligned columns, the header first; cells are copied. */
+struct table {
+	size_t ncols, nrows;
+	char **cells; /* row-major */
+	size_t width[8];
+};
+
+static void table_add(struct table *t, const char *const *row)
+{
+	char **cells = realloc(t->cells, (t->nrows + 1) * t->ncols * sizeof(*cells));
+	if (!cells)
+		return;
+	t->cells = cells;
+	for (size_t i = 0; i < t->ncols; i++) {
+		char *c = strdup(row[i] ? row[i] : "-");
+		cells[t->nrows * t->ncols + i] = c;
+		size_t w = c ? strlen(c) : 0;
+		if (w > t->width[i])
+			t->width[i] = w;
+	}
+	t->nrows++;
+}
+
+static void table_print_free(struct table *t)
+{
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t i = 0; i < t->ncols; i++) {
+			const char *c = t->cells[r * t->ncols + i];
+			if (i + 1 < t->ncols)
+				printf("%-*s   ", (int)t->width[i], c ? c : "");
+			else
+				printf("%s\n", c ? c : "");
+		}
+	}
+	for (size_t i = 0; i < t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+static void print_json_text(const char *json)
+{
+	cJSON *doc = cJSON_Parse(json);
+	char *pretty = doc ? cJSON_Print(doc) : NULL;
+	puts(pretty ? pretty : json);
+	free(pretty);
+	cJSON_Delete(doc);
+}
+
+/* A JSON number or string member as text (buf for numbers). */
+static const char *field(const cJSON *o, const char *key, char *buf, size_t size)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (cJSON_IsString(v))
+		return v->valuestring;
+	if (cJSON_IsNumber(v)) {
+		snprintf(buf, size, "%.0f", v->valuedouble);
+		return buf;
+	}
+	return NULL;
+}
+
+static void print_containers(const cJSON *doc, bool all)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "containers");
+	if (!cJSON_GetArraySize(list)) {
+		printf(all ? "no spr containers\n"
+			   : "no running spr containers (--all shows stopped ones too)\n");
+		return;
+	}
+	struct table t = {.ncols = 6};
+	static const char *const header[] = {"CONTAINER ID", "NAME",   "IMAGE",
+					     "STATE",	     "STATUS", "RUNS"};
+	table_add(&t, header);
+	const cJSON *c;
+	cJSON_ArrayForEach(c, list)
+	{
+		char id[13] = "", runs[32];
+		snprintf(id, sizeof(id), "%s", str(c, "id") ? str(c, "id") : "");
+		const char *row[] = {id,
+				     str(c, "name"),
+				     str(c, "image"),
+				     str(c, "state"),
+				     str(c, "status"),
+				     field(c, "runs", runs, sizeof(runs))};
+		table_add(&t, row);
+	}
+	table_print_free(&t);
+}
+
+static void human_size(double bytes, char *buf, size_t size)
+{
+	if (bytes >= 1e9)
+		snprintf(buf, size, "%.2f GB", bytes / 1e9);
+	else if (bytes >= 1e6)
+		snprintf(buf, size, "%.1f MB", bytes / 1e6);
+	else
+		snprintf(buf, size, "%.0f kB", bytes / 1e3);
+}
+
+static void print_images(const cJSON *doc)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "images");
+	if (!cJSON_GetArraySize(list)) {
+		printf("no spr images\n");
+		return;
+	}
+	struct table t = {.ncols = 6};
+	static const char *const header[] = {"IMAGE ID", "TAG",     "KIND",
+					     "SIZE",	 "CREATED", "CONTAINERS"};
+	table_add(&t, header);
+	const cJSON *img;
+	cJSON_ArrayForEach(img, list)
+	{
+		const char *id = str(img, "id") ? str(img, "id") : "";
+		if (!strncmp(id, "sha256:", 7))
+			id += 7;
+		char short_id[13], size[32], created[20] = "", users[32];
+		snprintf(short_id, sizeof(short_id), "%s", id);
+		const cJSON *size_v = cJSON_GetObjectItemCaseSensitive(img, "size_bytes");
+		human_size(cJSON_IsNumber(size_v) ? size_v->valuedouble : 0, size, sizeof(size));
+		/* RFC 3339 from the daemon: the minute is enough here. */
+		const char *when = str(img, "created") ? str(img, "created") : "";
+		snprintf(created, sizeof(created), "%.16s", when);
+		if (strlen(created) > 10 && created[10] == 'T')
+			created[10] = ' ';
+		char tags[512] = "";
+		const cJSON *tag;
+		cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(img, "tags"))
+		{
+			if (cJSON_IsString(tag))
+				snprintf(tags + strlen(tags), sizeof(tags) - strlen(tags), "%s%s",
+					 *tags ? "," : "", tag->valuestring);
+		}
+		const char *row[] = {short_id,	       *tags ? tags : "<none>", str(img, "kind"),
+				     size,	       created,
+				     field(img, "containers", users, sizeof(users))};
+		table_add(&t, row);
+	}
+	table_print_free(&t);
+}
+
+static void print_container(const cJSON *doc)
+{
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "container");
+	char buf[64];
+	static const char *const keys[] = {"id",	"name",	   "image",   "image_id",
+					   "state",	"status",  "created", "started_at",
+					   "runs",	"pool",	   "env",     "creator"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+		const char *v = field(c, keys[i], buf, sizeof(buf));
+		printf("%-14s %s\n", keys[i], v ? v : "-");
+	}
+	const cJSON *alive = cJSON_GetObjectItemCaseSensitive(c, "creator_alive");
+	printf("%-14s %s\n", "creator_alive",
+	       cJSON_IsBool(alive) ? (cJSON_IsTrue(alive) ? "yes" : "no") : "unknown (another host)");
+	static const char *const groups[] = {"limits", "security"};
+	for (size_t g = 0; g < 2; g++) {
+		const cJSON *item;
+		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(c, groups[g]))
+		{
+			char *text = cJSON_PrintUnformatted(item);
+			printf("%-14s %s\n", item->string, text ? text : "?");
+			free(text);
+		}
+	}
+}
+
+static int cmd_list(const struct globals *g, const char *what)
+{
+	bool containers = !strcmp(what, "containers");
+	spr_docker_admin *a = NULL;
+	int rc = open_admin(g, &a);
+	if (rc)
+		return rc;
+	char *json = NULL;
+	spr_error *err = NULL;
+	int r = containers ? spr_docker_list_containers(a, g->all, &json, &err)
+			   : spr_docker_list_images(a, &json, &err);
+	spr_docker_admin_free(a);
+	if (r < 0)
+		return admin_failure(NULL, err);
+	if (g->json) {
+		print_json_text(json);
+	} else {
+		cJSON *doc = cJSON_Parse(json);
+		if (containers)
+			print_containers(doc, g->all);
+		else
+			print_images(doc);
+		cJSON_Delete(doc);
+	}
+	spr_free(json);
+	return 0;
+}
+
+static int cmd_container(const struct globals *g, const char *id)
+{
+	spr_docker_admin *a = NULL;
+	int rc = open_admin(g, &a);
+	if (rc)
+		return rc;
+	char *json = NULL;
+	spr_error *err = NULL;
+	int r = spr_docker_inspect_container(a, id, &json, &err);
+	spr_docker_admin_free(a);
+	if (r < 0)
+		return admin_failure(NULL, err);
+	if (g->json) {
+		print_json_text(json);
+	} else {
+		cJSON *doc = cJSON_Parse(json);
+		print_container(doc);
+		cJSON_Delete(doc);
+	}
+	spr_free(json);
+	return 0;
+}
+
+/* stop container ID / kill container ID */
+static int cmd_stop_or_kill(const struct globals *g, bool kill, const char *id)
+{
+	spr_docker_admin *a = NULL;
+	int rc = open_admin(g, &a);
+	if (rc)
+		return rc;
+	char *full = NULL;
+	spr_error *err = NULL;
+	int r = kill ? spr_docker_kill_container(a, id, &full, &err)
+		     : spr_docker_stop_container(a, id, g->timeout_seconds, &full, &err);
+	spr_docker_admin_free(a);
+	if (r < 0)
+		return admin_failure(NULL, err);
+	if (g->json)
+		printf("{\"%s\": [\"%s\"]}\n", kill ? "killed" : "stopped", full);
+	else
+		printf("%s %s\n", kill ? "killed" : "stopped", full);
+	spr_free(full);
+	return 0;
+}
+
+static int cmd_stop_all(const struct globals *g)
+{
+	spr_docker_admin *a = NULL;
+	int rc = open_admin(g, &a);
+	if (rc)
+		return rc;
+	char *json = NULL;
+	spr_error *err = NULL;
+	int r = spr_docker_stop_all(a, g->timeout_seconds, &json, &err);
+	spr_docker_admin_free(a);
+	if (r < 0)
+		return admin_failure(NULL, err);
+	if (g->json) {
+		print_json_text(json);
+	} else {
+		cJSON *doc = cJSON_Parse(json);
+		const cJSON *ids = cJSON_GetObjectItemCaseSensitive(doc, "stopped");
+		int n = cJSON_GetArraySize(ids);
+		printf("stopped %d spr container%s\n", n, n == 1 ? "" : "s");
+		const cJSON *id;
+		cJSON_ArrayForEach(id, ids)
+		{
+			printf("  %s\n", id->valuestring);
+		}
+		cJSON_Delete(doc);
+	}
+	spr_free(json);
+	return 0;
+}
+
+/* Local run cgroups always; docker when a daemon answers (or remote
+ * options say which, and then it must answer). */
+static int cmd_cleanup(const struct globals *g)
+{
+	int cgroups = 0;
+	int rc = cmd_cleanup_local(g, &cgroups);
+	if (rc)
+		return rc;
+	spr_cleanup_counts removed = {0};
+	char *skipped = NULL;
+	spr_docker_admin *a = NULL;
+	spr_error *err = NULL;
+	if (spr_docker_admin_new(&g->docker, &a, &err) < 0) {
+		if (g->remote || err->errnum == EINVAL)
+			return admin_failure(NULL, err);
+		skipped = strdup(err->message);
+		spr_error_free(err);
+	} else {
+		int r = spr_docker_cleanup_stale(a, &removed, &err);
+		spr_docker_admin_free(a);
+		if (r < 0)
+			return admin_failure("cleanup", err);
+	}
+	if (g->json) {
+		cJSON *doc = cJSON_CreateObject();
+		cJSON *counts = cJSON_AddObjectToObject(doc, "removed");
+		if (skipped) {
+			cJSON_AddNullToObject(counts, "containers");
+			cJSON_AddNullToObject(counts, "images");
+		} else {
+			cJSON_AddNumberToObject(counts, "containers", removed.containers);
+			cJSON_AddNumberToObject(counts, "images", removed.images);
+		}
+		cJSON_AddNumberToObject(counts, "run_cgroups", cgroups);
+		if (skipped) {
+			char *why = NULL;
+			if (asprintf(&why, "skipped: %s", skipped) >= 0)
+				cJSON_AddStringToObject(doc, "docker", why);
+			free(why);
+		}
+		char *text = cJSON_Print(doc);
+		puts(text ? text : "{}");
+		free(text);
+		cJSON_Delete(doc);
+	} else {
+		printf("removed %d stale run cgroup%s\n", cgroups, cgroups == 1 ? "" : "s");
+		if (skipped)
+			printf("docker: skipped (%s)\n", skipped);
+		else
+			printf("removed %d container%s and %d image%s\n", removed.containers,
+			       removed.containers == 1 ? "" : "s", removed.images,
+			       removed.images == 1 ? "" : "s");
+	}
+	free(skipped);
+	return 0;
+}
+
+/* ---- the command line --------------------------------------------------------- */
+
+static int parse_port(const char *s, int *port)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+static int parse_seconds(const char *s, int *seconds)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > INT_MAX / 1000)
+		return -1;
+	*seconds = (int)v;
+	return 0;
+}
+
+/* Which options make sense for which command: a stray one is a usage
+ * error, not silently ignored. */
+static int check_options(const struct globals *g, const char *cmd, const char *sub)
+{
+	bool is_list_containers = !strcmp(cmd, "list") && sub && !strcmp(sub, "containers");
+	bool is_stop = !strcmp(cmd, "stop");
+	bool local = !strcmp(cmd, "doctor") || !strcmp(cmd, "cleanup");
+	if (g->all && !is_list_containers)
+		return usage_error("--all applies to 'list containers' only");
+	if (g->timeout_seconds >= 0 && !is_stop)
+		return usage_error("--timeout-seconds applies to 'stop' only");
+	if ((g->python || g->cgroup_parent) && !local)
+		return usage_error("--python and --cgroup-parent apply to 'doctor' and 'cleanup'");
+	if (g->python && !strcmp(cmd, "cleanup"))
+		return usage_error("--python applies to 'doctor' only");
+	if (g->remote && !strcmp(cmd, "doctor"))
+		return usage_error("'doctor' examines this host; remote options do not apply");
+	return 0;
+}
+
+/* Positional words after the command: exactly `want` of them. */
+static int expect_args(const char *what, int have, int want, char **args)
+{
+	if (have < want)
+		return usage_error("'%s' needs %s", what, want == 1 ? "an argument" : "arguments");
+	if (have > want)
+		return usage_error("'%s': unexpected argument '%s'", what, args[want]);
+	return 0;
+}
+
+static int dispatch(struct globals *g, int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	char **args = argv + 1;
+	int nargs = argc - 1;
+	const char *sub = nargs ? args[0] : NULL;
+	int rc = check_options(g, cmd, sub);
+	if (rc)
+		return rc;
+	if (!strcmp(cmd, "version")) {
+		if ((rc = expect_args("version", nargs, 0, args)))
+			return rc;
+		printf(g->json ? "{\"spr\": \"%s\"}\n" : "spr %s\n", SPR_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "doctor") || !strcmp(cmd, "cleanup")) {
+		if ((rc = expect_args(cmd, nargs, 0, args)))
+			return rc;
+		return !strcmp(cmd, "doctor") ? cmd_doctor(g) : cmd_cleanup(g);
+	}
+	if (!strcmp(cmd, "list")) {
+		if (!sub)
+			return usage_error("'list' needs 'containers' or 'images'");
+		if (strcmp(sub, "containers") && strcmp(sub, "images"))
+			return usage_error("'list %s': expected 'containers' or 'images'", sub);
+		if ((rc = expect_args("list", nargs, 1, args)))
+			return rc;
+		return cmd_list(g, sub);
+	}
+	if (!strcmp(cmd, "container")) {
+		if ((rc = expect_args("container", nargs, 1, args)))
+			return rc;
+		return cmd_container(g, args[0]);
+	}
+	if (!strcmp(cmd, "stop") || !strcmp(cmd, "kill")) {
+		bool kill = !strcmp(cmd, "kill");
+		if (!sub)
+			return usage_error(kill ? "'kill' needs 'container ID'"
+						: "'stop' needs 'container ID' or 'all'");
+		if (!kill && !strcmp(sub, "all")) {
+			if ((rc = expect_args("stop all", nargs, 1, args)))
+				return rc;
+			return cmd_stop_all(g);
+		}
+		if (strcmp(sub, "container"))
+			return usage_error(kill ? "'kill %s': expected 'container ID'"
+						: "'stop %s': expected 'container ID' or 'all'",
+					   sub);
+		if ((rc = expect_args(kill ? "kill container" : "stop container", nargs - 1, 1,
+				      args + 1)))
+			return rc;
+		return cmd_stop_or_kill(g, kill, args[1]);
+	}
+	return usage_error("unknown command '%s'", cmd);
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PYTHON = 256, OPT_CGROUP_PARENT, OPT_VERSION };
+	enum {
+		OPT_PYTHON = 256,
+		OPT_CGROUP_PARENT,
+		OPT_VERSION,
+		OPT_ALL,
+		OPT_TIMEOUT,
+		OPT_CONTEXT,
+		OPT_HOST,
+		OPT_SSH_HOST,
+		OPT_SSH_USER,
+		OPT_SSH_PORT,
+		OPT_SSH_KEY,
+	};
 	static const struct option longopts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"python", required_argument, NULL, OPT_PYTHON},
 		{"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
+		{"all", no_argument, NULL, OPT_ALL},
+		{"timeout-seconds", required_argument, NULL, OPT_TIMEOUT},
+		{"docker-context", required_argument, NULL, OPT_CONTEXT},
+		{"docker-host", required_argument, NULL, OPT_HOST},
+		{"ssh-host", required_argument, NULL, OPT_SSH_HOST},
+		{"ssh-user", required_argument, NULL, OPT_SSH_USER},
+		{"ssh-port", required_argument, NULL, OPT_SSH_PORT},
+		{"ssh-key-path", required_argument, NULL, OPT_SSH_KEY},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{0},
 	};
-	struct globals g = {0};
+	struct globals g = {.timeout_seconds = -1};
+	bool want_help = false;
 	opterr = 0;
 	int c;
-	/* "+": options after the command belong to the command. */
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': g.json = true; break;
 		case OPT_PYTHON: g.python = optarg; break;
 		case OPT_CGROUP_PARENT: g.cgroup_parent = optarg; break;
-		case 'h': help(); return 0;
+		case OPT_ALL: g.all = true; break;
+		case OPT_TIMEOUT:
+			if (parse_seconds(optarg, &g.timeout_seconds) < 0)
+				return usage_error("--timeout-seconds: '%s' is not a whole number of "
+						   "seconds",
+						   optarg);
+			break;
+		case OPT_CONTEXT: g.docker.docker_context = optarg; g.remote = true; break;
+		case OPT_HOST: g.docker.docker_host = optarg; g.remote = true; break;
+		case OPT_SSH_HOST: g.docker.ssh_host = optarg; g.remote = true; break;
+		case OPT_SSH_USER: g.docker.ssh_user = optarg; g.remote = true; break;
+		case OPT_SSH_KEY: g.docker.ssh_key_path = optarg; g.remote = true; break;
+		case OPT_SSH_PORT:
+			if (parse_port(optarg, &g.docker.ssh_port) < 0)
+				return usage_error("--ssh-port: '%s' is not a port (1-65535)", optarg);
+			g.remote = true;
+			break;
+		case 'h': want_help = true; break;
 		case OPT_VERSION: printf("spr %s\n", SPR_VERSION); return 0;
+		case ':': return usage_error("option '%s' needs a value", argv[optind - 1]);
 		default: return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
+	const char *cmd = optind < argc ? argv[optind] : NULL;
+	if (want_help || (cmd && !strcmp(cmd, "help"))) {
+		const char *topic = cmd && !strcmp(cmd, "help") ? (optind + 1 < argc ? argv[optind + 1] : NULL)
+							      : cmd;
+		help(topic);
+		return 0;
+	}
+	if (!cmd)
 		return usage_error("missing command");
-	const char *cmd = argv[optind];
-	char **rest = argv + optind + 1;
-	int nrest = argc - optind - 1;
-	/* Per-command options: --json anywhere, --help on every level. */
-	int kept = 0;
-	for (int i = 0; i < nrest; i++) {
-		if (!strcmp(rest[i], "--json"))
-			g.json = true;
-		else if (!strcmp(rest[i], "--help") || !strcmp(rest[i], "-h")) {
-			help();
-			return 0;
-		} else
-			rest[kept++] = rest[i];
-	}
-	nrest = kept;
-	if (!strcmp(cmd, "help")) {
-		help();
-		return 0;
-	}
-	if (!strcmp(cmd, "version")) {
-		printf(g.json ? "{\"spr\": \"%s\"}\n" : "spr %s\n", SPR_VERSION);
-		return 0;
-	}
-	if (!strcmp(cmd, "doctor") || !strcmp(cmd, "cleanup")) {
-		if (nrest)
-			return usage_error("'%s' takes no arguments (got '%s')", cmd, rest[0]);
-		return !strcmp(cmd, "doctor") ? cmd_doctor(&g) : cmd_cleanup(&g);
-	}
-	if (is_docker_command(cmd)) {
-		fprintf(stderr, "spr: '%s' manages DockerEngine containers, which this build does "
-				"not include yet\n",
-			cmd);
-		return EXIT_ENGINE;
-	}
-	return usage_error("unknown command '%s'", cmd);
+	return dispatch(&g, argc - optind, argv + optind);
 }

@@ -4,6 +4,7 @@
 
 #include "cache.h"
 #include "docker/docker_engine.h"
+#include "docker/admin.h"
 #include "docker/profile.h"
 #include "json.h"
 #include "policy/seccomp.h"
@@ -181,8 +182,14 @@ int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_
 		rc = spr_docker_ping(&de->target, err);
 	if (rc == 0)
 		rc = spr_docker_resolve_image(de, opts, libexec, err);
-	if (rc == 0)
+	if (rc == 0) {
+		/* Containers of this image whose caller was killed before it
+		 * could stop them. Best effort: they cost memory, not
+		 * correctness, and `spr cleanup` finds them too. */
+		int removed;
+		spr_docker_remove_stale(&de->target, de->image_id, &removed, NULL);
 		rc = write_profile(de, err);
+	}
 	if (rc == 0 && !(de->creator = creator_label()))
 		rc = spr_fail_oom(err);
 	if (rc == 0 && !(de->pool = spr_pool_new(de)))

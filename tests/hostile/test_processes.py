@@ -302,8 +302,11 @@ result = {"gethostname": socket.gethostname(), "nodename": os.uname().nodename}
 if input_data["inside"]:
     with open("/etc/hostname") as f:
         result["/etc/hostname"] = f.read()
-    # never tried on the host: as root it would rename the machine
+    # never tried in the host's UTS namespace: as root it would rename the
+    # machine (were the sandbox ever to run without its namespaces)
     try:
+        if os.readlink("/proc/self/ns/uts") == input_data["host_uts"]:
+            raise OSError(errno.EEXIST, "in the host's UTS namespace: not trying")
         socket.sethostname("spr-hostile")
         result["sethostname"] = "OK"
     except OSError as e:
@@ -314,11 +317,12 @@ if input_data["inside"]:
 
 class Hostname(HostileCase):
     def test_hostname_differs(self):
-        ctl = self.control(HOSTNAME, {"inside": False})
+        host_uts = os.readlink("/proc/self/ns/uts")
+        ctl = self.control(HOSTNAME, {"inside": False, "host_uts": host_uts})
         self.assertEqual(ctl, {"gethostname": HOST_HOSTNAME, "nodename": HOST_HOSTNAME})
         self.assertNotEqual(HOST_HOSTNAME, "sandbox", "the host is named like the sandbox")
 
-        inside = self.sandboxed(HOSTNAME, {"inside": True})
+        inside = self.sandboxed(HOSTNAME, {"inside": True, "host_uts": host_uts})
         self.assertEqual(inside, {"gethostname": "sandbox", "nodename": "sandbox",
                                   "/etc/hostname": "sandbox\n", "sethostname": "EPERM",
                                   "after": "sandbox"})

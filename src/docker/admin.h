@@ -1,0 +1,17 @@
+/* Managed containers and images (admin.c): the public spr_docker_admin
+ * API, plus what the engine reuses at start. */
+#ifndef SPR_DOCKER_ADMIN_H
+#define SPR_DOCKER_ADMIN_H
+
+#include "docker/cli.h"
+
+/* 1: the process that created a container (its io.spr.creator label,
+ * host:pid:start-time) is alive; 0: gone; -1: unknown (another host). */
+SPR_HIDDEN int spr_docker_creator_alive(const char *label);
+
+/* Removes managed containers that are not running or whose creator is
+ * gone; only those of one env image when env_image_id is set. */
+SPR_HIDDEN int spr_docker_remove_stale(const struct spr_docker_target *t,
+				       const char *env_image_id, int *removed, spr_error **err);
+
+#endif
