@@ -235,25 +235,14 @@ static int match_container(char *line, void *arg)
 	return 0;
 }
 
-/* The full id of the managed container `want` names (SPEC §7 rules). */
-static char *resolve_managed(const struct spr_docker_target *t, const char *want,
-			     spr_error **err)
+char *spr_docker_match_container(char *ps_lines, const char *want, spr_error **err)
 {
 	if (!want || !*want) {
 		spr_fail(err, SPR_LAYER_DOCKER, EINVAL, "a container ID or name is required");
 		return NULL;
 	}
-	char *args[] = {(char *)"ps",
-			(char *)"--all",
-			(char *)"--no-trunc",
-			(char *)"--format",
-			(char *)"{{.ID}}\t{{.Names}}\t{{.Label \"" SPR_LABEL_MANAGED "\"}}",
-			NULL};
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	if (docker_out(t, args, CMD_TIMEOUT_MS, &out, err) < 0)
-		return NULL;
 	struct match_ctx m = {.want = want, .want_len = strlen(want)};
-	each_line(out.data, match_container, &m);
+	each_line(ps_lines, match_container, &m);
 	char *id = NULL;
 	if (m.count == 0)
 		spr_fail(err, SPR_LAYER_DOCKER, ESRCH, "No such container: %s", want);
@@ -271,6 +260,20 @@ static char *resolve_managed(const struct spr_docker_target *t, const char *want
 	free(m.name);
 	spr_buf_free(&m.candidates);
 	return id;
+}
+
+/* The full id of the managed container `want` names (SPEC §7 rules). */
+static char *resolve_managed(const struct spr_docker_target *t, const char *want,
+			     spr_error **err)
+{
+	if (!want || !*want)
+		return spr_docker_match_container(NULL, want, err);
+	char *args[] = {(char *)"ps", (char *)"--all", (char *)"--no-trunc", (char *)"--format",
+			(char *)SPR_DOCKER_MATCH_FORMAT, NULL};
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
+	if (docker_out(t, args, CMD_TIMEOUT_MS, &out, err) < 0)
+		return NULL;
+	return spr_docker_match_container(out.data, want, err);
 }
 
 /* ---- the API ------------------------------------------------------------------- */

@@ -14,4 +14,11 @@ SPR_HIDDEN int spr_docker_creator_alive(const char *label);
 SPR_HIDDEN int spr_docker_remove_stale(const struct spr_docker_target *t,
 				       const char *env_image_id, int *removed, spr_error **err);
 
+/* Which container `want` names, from `docker ps --all --no-trunc --format
+ * SPR_DOCKER_MATCH_FORMAT` output (modified in place): an exact id or name
+ * first, else a unique prefix of either; refused unless managed. Returns
+ * the full id, or NULL with err->errnum ESRCH / ENOTUNIQ / EPERM. */
+#define SPR_DOCKER_MATCH_FORMAT "{{.ID}}\t{{.Names}}\t{{.Label \"io.spr.managed\"}}"
+SPR_HIDDEN char *spr_docker_match_container(char *ps_lines, const char *want, spr_error **err);
+
 #endif

@@ -1,0 +1,113 @@
+/* The pure parts of the managed-container admin: which container an ID
+ * names (and the refusals), and whether a creator label's process lives. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "docker/admin.h"
+#include "proc.h"
+#include "unit.h"
+
+#define ID_A "aaaa1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888"
+#define ID_B "aaaa9999bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888"
+#define ID_C "cccc1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888"
+
+/* Two managed containers sharing an id prefix, one unmanaged, and a
+ * managed one whose name is a prefix of another name. */
+static const char ps[] = ID_A "\tspr-one\t1\n" ID_B "\tspr-two\t1\n" ID_C
+			       "\tmy-db\t\n"
+			       "dddd1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888\tspr\t1\n";
+
+static char *match(const char *want, int *errnum)
+{
+	char *copy = strdup(ps);
+	spr_error *err = NULL;
+	char *id = spr_docker_match_container(copy, want, &err);
+	*errnum = err ? err->errnum : 0;
+	if (err && *errnum == EPERM)
+		ck_assert_msg(strstr(err->message, "is not managed by spr and cannot be modified"),
+			      "%s", err->message);
+	if (err && *errnum == ENOTUNIQ)
+		ck_assert_msg(strstr(err->message, "aaaa1111bbbb (spr-one)") &&
+				      strstr(err->message, "aaaa9999bbbb (spr-two)"),
+			      "%s", err->message);
+	spr_error_free(err);
+	free(copy);
+	return id;
+}
+
+START_TEST(resolves_ids_names_and_prefixes)
+{
+	int e;
+	char *id = match(ID_A, &e);
+	ck_assert_str_eq(id, ID_A);
+	free(id);
+	ck_assert_str_eq((id = match("spr-two", &e)), ID_B);
+	free(id);
+	ck_assert_str_eq((id = match("aaaa11", &e)), ID_A);
+	free(id);
+	ck_assert_str_eq((id = match("spr-o", &e)), ID_A); /* a name prefix */
+	free(id);
+	/* "spr" is a whole name: it wins over the names it prefixes */
+	ck_assert_str_eq((id = match("spr", &e)), "dddd1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888");
+	free(id);
+}
+END_TEST
+
+START_TEST(refusals)
+{
+	int e;
+	ck_assert_ptr_null(match("aaaa", &e));
+	ck_assert_int_eq(e, ENOTUNIQ);
+	ck_assert_ptr_null(match("spr-", &e));
+	ck_assert_int_eq(e, ENOTUNIQ);
+	ck_assert_ptr_null(match("my-db", &e));
+	ck_assert_int_eq(e, EPERM);
+	ck_assert_ptr_null(match("cccc", &e)); /* unmanaged by id prefix too */
+	ck_assert_int_eq(e, EPERM);
+	ck_assert_ptr_null(match("zzz", &e));
+	ck_assert_int_eq(e, ESRCH);
+	ck_assert_ptr_null(match("", &e));
+	ck_assert_int_eq(e, EINVAL);
+	/* a prefix shared by a managed and an unmanaged container is ambiguous,
+	 * never resolved to the managed one */
+	char lines[] = ID_A "\tspr-one\t1\n" ID_C "\tspr-other\t\n";
+	spr_error *err = NULL;
+	ck_assert_ptr_null(spr_docker_match_container(lines, "spr-o", &err));
+	ck_assert_int_eq(err->errnum, ENOTUNIQ);
+	spr_error_free(err);
+}
+END_TEST
+
+START_TEST(creator_liveness)
+{
+	char host[256] = "", label[512];
+	gethostname(host, sizeof(host) - 1);
+	char state;
+	unsigned long long start;
+	ck_assert_int_eq(spr_proc_identity(getpid(), &state, &start), 0);
+	snprintf(label, sizeof(label), "%s:%d:%llu", host, (int)getpid(), start);
+	ck_assert_int_eq(spr_docker_creator_alive(label), 1);
+	/* the same pid with another start time: a reused pid, the creator is gone */
+	snprintf(label, sizeof(label), "%s:%d:%llu", host, (int)getpid(), start + 1);
+	ck_assert_int_eq(spr_docker_creator_alive(label), 0);
+	snprintf(label, sizeof(label), "%s:%d:1", host, 0x3ffffff0); /* no such pid */
+	ck_assert_int_eq(spr_docker_creator_alive(label), 0);
+	snprintf(label, sizeof(label), "%s-elsewhere:%d:%llu", host, (int)getpid(), start);
+	ck_assert_int_eq(spr_docker_creator_alive(label), -1);
+	ck_assert_int_eq(spr_docker_creator_alive("garbage"), -1);
+	ck_assert_int_eq(spr_docker_creator_alive(""), -1);
+	ck_assert_int_eq(spr_docker_creator_alive(NULL), -1);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+	Suite *s = suite_create("admin");
+	TCase *t = tcase_create("admin");
+	tcase_add_test(t, resolves_ids_names_and_prefixes);
+	tcase_add_test(t, refusals);
+	tcase_add_test(t, creator_liveness);
+	suite_add_tcase(s, t);
+	return s;
+}
