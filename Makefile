@@ -165,12 +165,14 @@ check-vm: all $(TOOL_BINS)
 		$(VM_RUN) $(TEST_PYTHON) tests/run.py $$s || rc=1; \
 	done; exit $$rc
 
+# ASAN_EXTRA=docker adds the DockerEngine suites (pool threads, admin).
+ASAN_EXTRA ?=
 asan:
 	@scripts/deps.sh test
 	@rm -rf /tmp/spr-sanitizer && mkdir -m 1777 /tmp/spr-sanitizer
 	$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" \
-		unit integration
+		unit integration $(ASAN_EXTRA)
 	@if ls /tmp/spr-sanitizer/* >/dev/null 2>&1; then \
 		echo "sanitizer reports from spr-sandbox:"; cat /tmp/spr-sanitizer/*; exit 1; \
 	else echo "asan: no sanitizer reports from spr-sandbox"; fi
@@ -199,7 +201,7 @@ demo: all
 	@echo '$$ $(B)/spr-run --json --input '\''{"name": "spr", "numbers": [3, 4, 5]}'\'' examples/hello.py'
 	@$(B)/spr-run --json --input '{"name": "spr", "numbers": [3, 4, 5]}' examples/hello.py
 
-$(B)/bench/%: bench/%.c $(B)/libspr.a
+$(B)/bench/%: bench/%.c bench/bench.h $(B)/libspr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libspr.a $(LDFLAGS_ALL) $(PKG_LIBS)
 

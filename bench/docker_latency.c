@@ -8,23 +8,12 @@
  * Prints one JSON object: runs, median/p90/min ms, and the last
  * RunnerResult (its isolation names the image, for the cold/exec rows). */
 #include <spr.h>
+
+#include "bench.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 static const char *option(int argc, char **argv, const char *name)
 {
@@ -79,11 +68,10 @@ int main(int argc, char **argv)
 		spr_free(last);
 		last = json;
 	}
-	qsort(ms, (size_t)n, sizeof(*ms), cmp);
+	double med = median(ms, n); /* sorts ms */
 	printf("{\"runs\": %d, \"median_ms\": %.2f, \"p90_ms\": %.2f, \"min_ms\": %.2f, "
 	       "\"result\": %s}\n",
-	       n, n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2, ms[(n * 9) / 10], ms[0],
-	       last);
+	       n, med, ms[(n * 9) / 10], ms[0], last);
 	spr_free(last);
 	free(ms);
 	spr_engine_free(e);

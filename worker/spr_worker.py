@@ -1378,29 +1378,10 @@ class _Server:
     # -- cgroup --------------------------------------------------------------
 
     def oom_kills(self):
-        if self.events_path is None:
-            return None
-        data = _read_small(self.events_path)
-        if data:
-            for line in data.split(b"\n"):
-                if line.startswith(b"oom_kill "):
-                    try:
-                        return int(line[9:])
-                    except ValueError:
-                        return None
-        return None
+        return _event_count(self.events_path, b"oom_kill ")
 
     def pids_limit_hits(self):
-        if self.pids_events_path is None:
-            return None
-        data = _read_small(self.pids_events_path)
-        for line in (data or b"").split(b"\n"):
-            if line.startswith(b"max "):
-                try:
-                    return int(line[4:])
-                except ValueError:
-                    return None
-        return None
+        return _event_count(self.pids_events_path, b"max ")
 
     def memory_peak_kb(self):
         if self.peak_path is None:
@@ -1615,6 +1596,20 @@ class _Server:
                 _diag("".join(traceback.format_exception(type(e), e, e.__traceback__)))
             finally:
                 self.exit_now(EXIT_WORKER_FAILURE)
+
+
+def _event_count(path, key):
+    """The number after `key` in a cgroup events file; None if unknown."""
+    if path is None:
+        return None
+    data = _read_small(path)
+    for line in (data or b"").split(b"\n"):
+        if line.startswith(key):
+            try:
+                return int(line[len(key):])
+            except ValueError:
+                return None
+    return None
 
 
 def _set_comm(name):

@@ -293,6 +293,19 @@ static void table_print_free(struct table *t)
 	free(t->cells);
 }
 
+/* A table with this header for list, or the note when list is empty. */
+static bool table_begin(struct table *t, const cJSON *list, const char *empty_note,
+			const char *const *header, size_t ncols)
+{
+	if (!cJSON_GetArraySize(list)) {
+		puts(empty_note);
+		return false;
+	}
+	*t = (struct table){.ncols = ncols};
+	table_add(t, header);
+	return true;
+}
+
 static void print_json_text(const char *json)
 {
 	cJSON *doc = cJSON_Parse(json);
@@ -318,15 +331,14 @@ static const char *field(const cJSON *o, const char *key, char *buf, size_t size
 static void print_containers(const cJSON *doc, bool all)
 {
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "containers");
-	if (!cJSON_GetArraySize(list)) {
-		printf(all ? "no spr containers\n"
-			   : "no running spr containers (--all shows stopped ones too)\n");
-		return;
-	}
-	struct table t = {.ncols = 6};
 	static const char *const header[] = {"CONTAINER ID", "NAME",   "IMAGE",
 					     "STATE",	     "STATUS", "RUNS"};
-	table_add(&t, header);
+	struct table t;
+	if (!table_begin(&t, list,
+			 all ? "no spr containers"
+			     : "no running spr containers (--all shows stopped ones too)",
+			 header, 6))
+		return;
 	const cJSON *c;
 	cJSON_ArrayForEach(c, list)
 	{
@@ -356,14 +368,11 @@ static void human_size(double bytes, char *buf, size_t size)
 static void print_images(const cJSON *doc)
 {
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "images");
-	if (!cJSON_GetArraySize(list)) {
-		printf("no spr images\n");
-		return;
-	}
-	struct table t = {.ncols = 6};
 	static const char *const header[] = {"IMAGE ID", "TAG",     "KIND",
 					     "SIZE",	 "CREATED", "CONTAINERS"};
-	table_add(&t, header);
+	struct table t;
+	if (!table_begin(&t, list, "no spr images", header, 6))
+		return;
 	const cJSON *img;
 	cJSON_ArrayForEach(img, list)
 	{

@@ -59,6 +59,59 @@ static bool split_fields(char *line, char **fields, size_t n)
 	return true;
 }
 
+/* argv = prefix (NULL-terminated) followed by items[0..n). Strings are
+ * borrowed; free the array only. */
+static char **argv_concat(char *const prefix[], char *const *items, size_t n)
+{
+	size_t np = 0;
+	while (prefix[np])
+		np++;
+	char **argv = calloc(np + n + 1, sizeof(*argv));
+	if (!argv)
+		return NULL;
+	memcpy(argv, prefix, np * sizeof(*argv));
+	if (n)
+		memcpy(argv + np, items, n * sizeof(*items));
+	return argv;
+}
+
+/* The distinct non-empty lines of text (split in place), in order. */
+static char **distinct_lines(char *text, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = text; p && *p; p++)
+		cap += *p == '\n';
+	char **lines = calloc(cap, sizeof(*lines));
+	*n = 0;
+	char *save = NULL;
+	for (char *l = lines && text ? strtok_r(text, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
+		bool seen = false;
+		for (size_t i = 0; i < *n && !seen; i++)
+			seen = !strcmp(lines[i], l);
+		if (!seen && *n < cap)
+			lines[(*n)++] = l;
+	}
+	return lines;
+}
+
+/* `docker PREFIX... <each distinct line of lines>` to completion. With
+ * partial_ok, a non-zero exit is fine (an object removed meanwhile fails
+ * its own part only: the output has the rest). */
+static int docker_each(const struct spr_docker_target *t, char *const prefix[], char *lines,
+		       bool partial_ok, spr_buf *out, spr_error **err)
+{
+	size_t n;
+	_cleanup_free_ char **items = distinct_lines(lines, &n);
+	_cleanup_free_ char **args = items ? argv_concat(prefix, items, n) : NULL;
+	if (!args)
+		return spr_fail_oom(err);
+	if (!partial_ok)
+		return docker_out(t, args, CMD_TIMEOUT_MS, out, err);
+	_cleanup_buf_ spr_buf errout = SPR_BUF_INIT;
+	return spr_docker_cmd(t, args, CMD_TIMEOUT_MS, out, &errout, err) < 0 ? -1 : 0;
+}
+
 /* ---- creators ------------------------------------------------------------ */
 
 /* The creator label is host:pid:start-time. 1 alive, 0 gone, -1 unknown
@@ -402,13 +455,10 @@ static int stop_ids(const struct spr_docker_target *t, char **ids, size_t n, int
 		timeout_seconds = DEFAULT_STOP_TIMEOUT;
 	char seconds[16];
 	snprintf(seconds, sizeof(seconds), "%d", timeout_seconds);
-	_cleanup_free_ char **args = calloc(n + 4, sizeof(*args));
+	char *prefix[] = {(char *)"stop", (char *)"--time", seconds, NULL};
+	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
 	if (!args)
 		return spr_fail_oom(err);
-	args[0] = (char *)"stop";
-	args[1] = (char *)"--time";
-	args[2] = seconds;
-	memcpy(args + 3, ids, n * sizeof(*ids));
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
 	return docker_out(t, args, (int64_t)timeout_seconds * 1000 + CMD_TIMEOUT_MS, &out, err);
 }
@@ -507,36 +557,17 @@ static cJSON *image_users(const struct spr_docker_target *t, spr_error **err)
 	if (docker_out(t, ps, CMD_TIMEOUT_MS, &ids, err) < 0)
 		return NULL;
 	cJSON *counts = cJSON_CreateObject();
-	if (!ids.len)
-		return counts;
-	/* One inspect for all of them: docker inspect ID... */
-	size_t n = 0;
-	for (size_t i = 0; i < ids.len; i++)
-		n += ids.data[i] == '\n';
-	_cleanup_free_ char **args = calloc(n + 5, sizeof(*args));
-	if (!args || !counts) {
-		cJSON_Delete(counts);
+	if (!counts) {
 		spr_fail_oom(err);
 		return NULL;
 	}
-	size_t k = 0;
-	args[k++] = (char *)"inspect";
-	args[k++] = (char *)"--type";
-	args[k++] = (char *)"container";
-	args[k++] = (char *)"--format";
-	args[k++] = (char *)"{{.Image}}";
-	char *save = NULL;
-	for (char *id = strtok_r(ids.data, "\n", &save); id && k < n + 5 - 1;
-	     id = strtok_r(NULL, "\n", &save))
-		args[k++] = id;
-	args[k] = NULL;
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
-	_cleanup_error_ spr_error *run_err = NULL;
-	/* A container removed meanwhile fails its part only; count the rest. */
-	if (spr_docker_cmd(t, args, CMD_TIMEOUT_MS, &out, &errout, &run_err) < 0) {
+	if (!ids.len)
+		return counts;
+	char *inspect[] = {(char *)"inspect", (char *)"--type", (char *)"container",
+			   (char *)"--format", (char *)"{{.Image}}", NULL};
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
+	if (docker_each(t, inspect, ids.data, true, &out, err) < 0) {
 		cJSON_Delete(counts);
-		spr_fail(err, SPR_LAYER_DOCKER, run_err->errnum, "docker inspect: %s",
-			 run_err->message);
 		return NULL;
 	}
 	each_line(out.data, count_users, counts);
@@ -557,37 +588,17 @@ static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 		return list;
 	}
 	/* `docker images -q` repeats an id once per tag: inspect each once. */
-	_cleanup_cjson_ cJSON *seen = cJSON_CreateObject();
-	size_t n = 0;
-	for (size_t i = 0; i < ids.len; i++)
-		n += ids.data[i] == '\n';
-	_cleanup_free_ char **args = calloc(n + 6, sizeof(*args));
-	if (!args || !seen) {
-		cJSON_Delete(list);
-		spr_fail_oom(err);
-		return NULL;
-	}
-	size_t k = 0;
-	args[k++] = (char *)"image";
-	args[k++] = (char *)"inspect";
-	args[k++] = (char *)"--format";
-	args[k++] = (char *)"{{.Id}}\t{{.Size}}\t{{.Created}}\t"
-			    "{{index .Config.Labels \"" SPR_LABEL_ENV "\"}}\t{{json .RepoTags}}";
-	char *save = NULL;
-	for (char *id = strtok_r(ids.data, "\n", &save); id; id = strtok_r(NULL, "\n", &save)) {
-		if (cJSON_GetObjectItemCaseSensitive(seen, id) || k >= n + 5)
-			continue;
-		cJSON_AddTrueToObject(seen, id);
-		args[k++] = id;
-	}
-	args[k] = NULL;
+	char *inspect[] = {(char *)"image", (char *)"inspect", (char *)"--format",
+			   (char *)"{{.Id}}\t{{.Size}}\t{{.Created}}\t"
+				   "{{index .Config.Labels \"" SPR_LABEL_ENV "\"}}\t{{json .RepoTags}}",
+			   NULL};
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
 	_cleanup_cjson_ cJSON *users = image_users(t, err);
-	if (!users || docker_out(t, args, CMD_TIMEOUT_MS, &out, err) < 0) {
+	if (!users || docker_each(t, inspect, ids.data, true, &out, err) < 0) {
 		cJSON_Delete(list);
 		return NULL;
 	}
-	save = NULL;
+	char *save = NULL;
 	for (char *line = out.data ? strtok_r(out.data, "\n", &save) : NULL; line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *f[5];
@@ -649,12 +660,10 @@ int spr_docker_remove_stale(const struct spr_docker_target *t, const char *env_i
 		return spr_fail_oom(err);
 	if (!n)
 		return 0;
-	_cleanup_free_ char **args = calloc(n + 3, sizeof(*args));
+	char *prefix[] = {(char *)"rm", (char *)"--force", NULL};
+	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
 	if (!args)
 		return spr_fail_oom(err);
-	args[0] = (char *)"rm";
-	args[1] = (char *)"--force";
-	memcpy(args + 2, ids, n * sizeof(*ids));
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
 	_cleanup_error_ spr_error *run_err = NULL;
 	/* --rm containers may vanish meanwhile: count what was removed. */
