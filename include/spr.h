@@ -120,8 +120,8 @@ SPR_API int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **o
 
 /* ---- managed containers (SPEC §5 admin, §6 `spr`) ----------------------
  *
- * What spr started on a daemon, and only that: containers and images
- * carrying the label io.spr.managed=1. A handle needs only the daemon
+ * What spr started on a daemon, and only that: containers carrying the
+ * label io.spr.managed=1 and images carrying io.spr.image. A handle needs only the daemon
  * options of spr_docker_options (docker_context, docker_host, ssh_*); it
  * never builds or pulls. Results are JSON text (free with spr_free).
  *

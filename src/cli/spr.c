@@ -417,7 +417,9 @@ static void print_container(const cJSON *doc)
 	}
 	const cJSON *alive = cJSON_GetObjectItemCaseSensitive(c, "creator_alive");
 	printf("%-14s %s\n", "creator_alive",
-	       cJSON_IsBool(alive) ? (cJSON_IsTrue(alive) ? "yes" : "no") : "unknown (another host)");
+	       cJSON_IsBool(alive)   ? (cJSON_IsTrue(alive) ? "yes" : "no")
+	       : str(c, "creator") ? "unknown (another host)"
+				   : "-");
 	static const char *const groups[] = {"limits", "security"};
 	for (size_t g = 0; g < 2; g++) {
 		const cJSON *item;
@@ -650,6 +652,13 @@ static int dispatch(struct globals *g, int argc, char **argv)
 	char **args = argv + 1;
 	int nargs = argc - 1;
 	const char *sub = nargs ? args[0] : NULL;
+	/* `help` as a word on every level where it cannot be an ID. */
+	if (sub && !strcmp(sub, "help") &&
+	    (!strcmp(cmd, "list") || !strcmp(cmd, "stop") || !strcmp(cmd, "kill") ||
+	     !strcmp(cmd, "doctor") || !strcmp(cmd, "cleanup"))) {
+		help(cmd);
+		return 0;
+	}
 	int rc = check_options(g, cmd, sub);
 	if (rc)
 		return rc;

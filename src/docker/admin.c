@@ -577,7 +577,7 @@ static cJSON *image_users(const struct spr_docker_target *t, spr_error **err)
 static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 {
 	char *ls[] = {(char *)"images", (char *)"--quiet", (char *)"--no-trunc", (char *)"--filter",
-		      (char *)"label=" SPR_LABEL_MANAGED "=1", NULL};
+		      (char *)"label=" SPR_LABEL_IMAGE, NULL};
 	_cleanup_buf_ spr_buf ids = SPR_BUF_INIT;
 	if (docker_out(t, ls, CMD_TIMEOUT_MS, &ids, err) < 0)
 		return NULL;
@@ -590,7 +590,7 @@ static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 	/* `docker images -q` repeats an id once per tag: inspect each once. */
 	char *inspect[] = {(char *)"image", (char *)"inspect", (char *)"--format",
 			   (char *)"{{.Id}}\t{{.Size}}\t{{.Created}}\t"
-				   "{{index .Config.Labels \"" SPR_LABEL_ENV "\"}}\t{{json .RepoTags}}",
+				   "{{index .Config.Labels \"" SPR_LABEL_IMAGE "\"}}\t{{json .RepoTags}}",
 			   NULL};
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
 	_cleanup_cjson_ cJSON *users = image_users(t, err);
@@ -610,9 +610,7 @@ static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 		cJSON_AddItemToObject(img, "tags", cJSON_IsArray(tags) ? tags : cJSON_CreateArray());
 		if (tags && !cJSON_IsArray(tags))
 			cJSON_Delete(tags);
-		/* A missing label formats as "<no value>". */
-		bool env = *f[3] && strcmp(f[3], "<no value>") != 0;
-		cJSON_AddStringToObject(img, "kind", env ? "env" : "runtime");
+		cJSON_AddStringToObject(img, "kind", !strcmp(f[3], "env") ? "env" : "runtime");
 		cJSON_AddNumberToObject(img, "size_bytes", strtod(f[1], NULL));
 		cJSON_AddStringToObject(img, "created", f[2]);
 		const cJSON *used = cJSON_GetObjectItemCaseSensitive(users, f[0]);

@@ -193,9 +193,8 @@ static int build_runtime(struct spr_docker_engine *de, const spr_docker_options 
 	 * without a bridge has none). */
 	char *args[] = {(char *)"build",	   (char *)"--network",	     (char *)"none",
 			(char *)"--build-arg",	   arg_base,		     (char *)"--build-arg",
-			arg_ver,		   (char *)"--label",	     (char *)SPR_LABEL_MANAGED "=1",
-			(char *)"--tag",	   (char *)tag,		     ctx,
-			NULL};
+			arg_ver,		   (char *)"--tag",	     (char *)tag,
+			ctx,			   NULL};
 	if (rc == 0)
 		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
 	remove_context(ctx);
@@ -285,7 +284,9 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 		       wheels ? " --no-index --find-links /tmp/spr-wheels" : "");
 	for (const char *const *p = o->packages; *p; p++)
 		spr_buf_printf(&df, " '%s'", *p);
-	spr_buf_printf(&df, "%s\nUSER 1000:1000\nLABEL " SPR_LABEL_ENV "=\"%s\"\n",
+	spr_buf_printf(&df,
+		       "%s\nUSER 1000:1000\nLABEL " SPR_LABEL_IMAGE "=\"env\" " SPR_LABEL_ENV_HASH
+		       "=\"%s\"\n",
 		       wheels ? " && rm -rf /tmp/spr-wheels" : "", strchr(tag, ':') + 1);
 	char path[512];
 	snprintf(path, sizeof(path), "%s/Dockerfile", ctx);
@@ -293,9 +294,8 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 		rc = df.oom ? spr_fail_oom(err) : write_text(path, df.data, err);
 	/* From local wheels nothing is downloaded; from an index pip needs
 	 * the daemon's default network. */
-	char *args[] = {(char *)"build",  (char *)"--network", (char *)(wheels ? "none" : "default"),
-			(char *)"--label", (char *)SPR_LABEL_MANAGED "=1", (char *)"--tag",
-			(char *)tag,	  ctx, NULL};
+	char *args[] = {(char *)"build", (char *)"--network", (char *)(wheels ? "none" : "default"),
+			(char *)"--tag", (char *)tag, ctx, NULL};
 	if (rc == 0)
 		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
 	remove_context(ctx);

@@ -115,7 +115,9 @@ class RuntimeImage(unittest.TestCase):
         config = inspect(RUNTIME_IMAGE)["Config"]
         self.assertEqual(config["User"], "1000:1000")
         self.assertEqual(config["WorkingDir"], "/tmp")
-        self.assertEqual(config["Labels"].get("io.spr.runtime"), "1")
+        self.assertEqual(config["Labels"].get("io.spr.image"), "runtime")
+        self.assertNotIn("io.spr.managed", config["Labels"],
+                         "containers inherit image labels: never mark an image managed")
         self.assertTrue(config["Labels"].get("io.spr.worker-version"))
 
     def test_worker_files(self):
