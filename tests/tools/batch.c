@@ -2,7 +2,8 @@
  * does (the pool only shows its behaviour across runs of one engine).
  *
  *   batch [--engine local|docker] [--threads N] [--pool-size N]
- *         [--max-runs N] [--ttl S] [--image IMAGE] < requests.jsonl
+ *         [--max-runs N] [--ttl S] [--image IMAGE] [remote options as
+ *         spr-run's: --docker-context, --docker-host, --ssh-*] < requests.jsonl
  *
  * stdin: one spr_run_json request per line, or {"sleep_ms": N} to pause
  * (all threads finish first). stdout: one line per request, in input
@@ -81,9 +82,23 @@ int main(int argc, char **argv)
 			d.ttl_seconds = atoi(argv[++i]);
 		else if (!strcmp(a, "--image") && v)
 			d.image = argv[++i];
+		else if (!strcmp(a, "--docker-context") && v)
+			d.docker_context = argv[++i];
+		else if (!strcmp(a, "--docker-host") && v)
+			d.docker_host = argv[++i];
+		else if (!strcmp(a, "--ssh-host") && v)
+			d.ssh_host = argv[++i];
+		else if (!strcmp(a, "--ssh-user") && v)
+			d.ssh_user = argv[++i];
+		else if (!strcmp(a, "--ssh-port") && v)
+			d.ssh_port = atoi(argv[++i]);
+		else if (!strcmp(a, "--ssh-key-path") && v)
+			d.ssh_key_path = argv[++i];
 		else {
 			fprintf(stderr, "usage: batch [--engine local|docker] [--threads N] "
-					"[--pool-size N] [--max-runs N] [--ttl S] [--image I]\n");
+					"[--pool-size N] [--max-runs N] [--ttl S] [--image I] "
+					"[--docker-context NAME | --docker-host URL | --ssh-host H "
+					"[--ssh-user U] [--ssh-port P] [--ssh-key-path K]]\n");
 			return 2;
 		}
 	}
