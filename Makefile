@@ -242,9 +242,17 @@ docker: all $(TOOL_BINS)
 	$(TEST_PYTHON) tests/run.py docker; \
 	SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py integration
 
-# The DockerEngine side by side: cold docker run, docker exec, warm pool.
+# The DockerEngine side by side: cold docker run, docker exec, warm pool; and
+# the warm pool again through SSH (a private sshd on 127.0.0.1 in front of the
+# same daemon, scripts/sshd-for-tests.sh; stopped again unless it was running).
 bench-docker: all $(B)/bench/docker_latency
-	@set -e; $(WITH_DOCKER_ENV) $(TEST_PYTHON) bench/run.py --docker $(BENCH_ARGS)
+	@set -e; $(WITH_DOCKER_ENV) ( \
+	sshd_running=0; scripts/sshd-for-tests.sh status >/dev/null 2>&1 && sshd_running=1; \
+	sshenv=$$(scripts/sshd-for-tests.sh start); eval "$$sshenv"; \
+	[ $$sshd_running = 1 ] || trap 'scripts/sshd-for-tests.sh stop' EXIT; \
+	$(TEST_PYTHON) bench/run.py --docker $(BENCH_ARGS) --ssh --ssh-host "$$SPR_TEST_SSH_HOST" \
+		--ssh-port "$$SPR_TEST_SSH_PORT" --ssh-user "$$SPR_TEST_SSH_USER" \
+		--ssh-key-path "$$SPR_TEST_SSH_KEY" )
 
 # ---- install ---------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 /* Remote daemons over SSH (SPEC §5): ssh_host/ssh_user/ssh_port compose an
  * ssh:// URL for the docker CLI's own SSH transport. The CLI has no option
  * for a key file, so when one is given the CLI sees a private `ssh` first
- * on its PATH that adds `-i KEY -o IdentitiesOnly=yes` and runs the real
+ * on its PATH that adds `-i KEY -o IdentitiesOnly=yes -o BatchMode=yes`, then runs the real
  * ssh. Nothing of the user's ~/.ssh is changed. */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -56,7 +56,9 @@ static int write_wrapper(struct spr_docker_target *t, const char *key, spr_error
 	shell_quote(&script, ssh);
 	spr_buf_puts(&script, " -i ");
 	shell_quote(&script, key);
-	spr_buf_puts(&script, " -o IdentitiesOnly=yes \"$@\"\n");
+	/* BatchMode: a key that does not work fails at once, never a prompt
+	 * for a password or a passphrase behind the caller's back. */
+	spr_buf_puts(&script, " -o IdentitiesOnly=yes -o BatchMode=yes \"$@\"\n");
 	char path[64];
 	snprintf(path, sizeof(path), "%s/ssh", dir);
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
