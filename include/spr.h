@@ -162,11 +162,18 @@ SPR_API int spr_docker_stop_all(spr_docker_admin *admin, int timeout_seconds, ch
 				spr_error **err);
 
 typedef struct spr_cleanup_counts {
-	int containers; /* removed: exited, or their creating process is gone */
-	int images;	/* removed: env images no container uses */
+	int containers;	 /* removed: exited, or their creating process is gone */
+	int images;	 /* removed: env images no container uses */
+	int run_cgroups; /* removed: LocalEngine run cgroups whose helper is gone */
 } spr_cleanup_counts;
+/* The docker part only (run_cgroups stays 0). */
 SPR_API int spr_docker_cleanup_stale(spr_docker_admin *admin, spr_cleanup_counts *removed,
 				     spr_error **err);
+/* Everything killed callers left behind: the LocalEngine's run cgroups
+ * (local: NULL for the defaults) and, when admin is not NULL, the docker
+ * part. */
+SPR_API int spr_cleanup_stale(const spr_local_options *local, spr_docker_admin *admin,
+			      spr_cleanup_counts *removed, spr_error **err);
 
 /* What this host offers the LocalEngine, as JSON (free with spr_free):
  * kernel and user, the interpreter, per cgroup controller the hierarchy,

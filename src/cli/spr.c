@@ -216,18 +216,6 @@ static int cmd_doctor(const struct globals *g)
 }
 
 
-static int cmd_cleanup_local(const struct globals *g, int *removed)
-{
-	spr_local_options o = local_options(g);
-	spr_error *err = NULL;
-	if (spr_local_cleanup(&o, removed, &err) < 0) {
-		fprintf(stderr, "spr: cleanup: %s\n", err->message);
-		spr_error_free(err);
-		return EXIT_ENGINE;
-	}
-	return 0;
-}
-
 /* ---- the DockerEngine's managed containers ---------------------------------- */
 
 /* Refused / not found / ambiguous: 1; conflicting options: 2; docker
@@ -539,11 +527,6 @@ static int cmd_stop_all(const struct globals *g)
  * options say which, and then it must answer). */
 static int cmd_cleanup(const struct globals *g)
 {
-	int cgroups = 0;
-	int rc = cmd_cleanup_local(g, &cgroups);
-	if (rc)
-		return rc;
-	spr_cleanup_counts removed = {0};
 	char *skipped = NULL;
 	spr_docker_admin *a = NULL;
 	spr_error *err = NULL;
@@ -552,11 +535,15 @@ static int cmd_cleanup(const struct globals *g)
 			return admin_failure(NULL, err);
 		skipped = strdup(err->message);
 		spr_error_free(err);
-	} else {
-		int r = spr_docker_cleanup_stale(a, &removed, &err);
-		spr_docker_admin_free(a);
-		if (r < 0)
-			return admin_failure("cleanup", err);
+		err = NULL;
+	}
+	spr_local_options local = local_options(g);
+	spr_cleanup_counts removed = {0};
+	int r = spr_cleanup_stale(&local, a, &removed, &err);
+	spr_docker_admin_free(a);
+	if (r < 0) {
+		free(skipped);
+		return admin_failure("cleanup", err);
 	}
 	if (g->json) {
 		cJSON *doc = cJSON_CreateObject();
@@ -568,7 +555,7 @@ static int cmd_cleanup(const struct globals *g)
 			cJSON_AddNumberToObject(counts, "containers", removed.containers);
 			cJSON_AddNumberToObject(counts, "images", removed.images);
 		}
-		cJSON_AddNumberToObject(counts, "run_cgroups", cgroups);
+		cJSON_AddNumberToObject(counts, "run_cgroups", removed.run_cgroups);
 		if (skipped) {
 			char *why = NULL;
 			if (asprintf(&why, "skipped: %s", skipped) >= 0)
@@ -580,7 +567,8 @@ static int cmd_cleanup(const struct globals *g)
 		free(text);
 		cJSON_Delete(doc);
 	} else {
-		printf("removed %d stale run cgroup%s\n", cgroups, cgroups == 1 ? "" : "s");
+		printf("removed %d stale run cgroup%s\n", removed.run_cgroups,
+		       removed.run_cgroups == 1 ? "" : "s");
 		if (skipped)
 			printf("docker: skipped (%s)\n", skipped);
 		else

@@ -719,6 +719,21 @@ static int remove_unused_images(const struct spr_docker_target *t, int *removed,
 	return 0;
 }
 
+int spr_cleanup_stale(const spr_local_options *local, spr_docker_admin *admin,
+		      spr_cleanup_counts *removed, spr_error **err)
+{
+	spr_cleanup_counts counts = {0};
+	if (spr_local_cleanup(local, &counts.run_cgroups, err) < 0)
+		return -1;
+	int cgroups = counts.run_cgroups;
+	if (admin && spr_docker_cleanup_stale(admin, &counts, err) < 0)
+		return -1;
+	counts.run_cgroups = cgroups;
+	if (removed)
+		*removed = counts;
+	return 0;
+}
+
 int spr_docker_cleanup_stale(spr_docker_admin *a, spr_cleanup_counts *removed, spr_error **err)
 {
 	spr_cleanup_counts counts = {0};
