@@ -148,6 +148,7 @@ check: all
 	$(MAKE) --no-print-directory rootless
 	$(MAKE) --no-print-directory docker
 	$(MAKE) --no-print-directory check-vm VM_ARGS="--env SPR_SOAK_RUNS=200"
+	$(MAKE) --no-print-directory asan ASAN_EXTRA=docker
 
 # Pure cgroup v2, whatever the host has: tests/vm/run-vm.sh boots a qemu VM
 # (cgroup_no_v1=all) over the host root and runs the guest self-test, then
