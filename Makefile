@@ -29,6 +29,12 @@ PKGS := libseccomp libcap-ng libnl-3.0 libnl-route-3.0 libcjson
 DEPS_STAMP := $(B)/.deps-ok
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+# spr-sandbox starts once per run: its libraries are linked in statically
+# where Debian ships the archive (each shared library costs its loading
+# and relocation, ~0.2 ms per run together); cJSON has no archive.
+SANDBOX_STATIC := seccomp cap-ng nl-route-3 nl-3
+SANDBOX_LIBS = -Wl,--as-needed -Wl,-Bstatic $(SANDBOX_STATIC:%=-l%) -Wl,-Bdynamic \
+	$(filter-out $(SANDBOX_STATIC:%=-l%),$(PKG_LIBS))
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
@@ -93,7 +99,7 @@ $(B)/spr: $(B)/obj/src/cli/spr.o $(B)/libspr.a
 
 $(LIBEXEC_OUT)/spr-sandbox: $(B)/obj/src/namespace/sandbox_main.o $(B)/libspr.a
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(SANDBOX_LIBS)
 
 $(LIBEXEC_OUT)/spr_worker.py: worker/spr_worker.py
 	@mkdir -p $(dir $@)

@@ -69,6 +69,9 @@ struct spr_cg_run {
 	int oom_fd;		    /* readable when the OOM count may have changed */
 	int pids_fd;		    /* pollable pids.events (POLLPRI) */
 	int events_fd;		    /* v2 cgroup.events, for removal */
+	/* v1: each controller's `tasks`, opened by the monitor, for the run's
+	 * first process to move itself in (spr_cg_run_enter). */
+	int tasks_fd[SPR_CG_NCTRL];
 	double cpu_seconds;	    /* 0: no CPU-time limit */
 	double cpu_cores;
 };
@@ -80,10 +83,28 @@ struct spr_cg_stats {
 	int64_t cpu_usage_us;	/* -1 unknown */
 };
 
+#define SPR_CG_RUN_INIT                                                                   \
+	{                                                                                  \
+		.v2_fd = -1, .oom_fd = -1, .pids_fd = -1, .events_fd = -1,                  \
+		.tasks_fd = {[0 ... SPR_CG_NCTRL - 1] = -1},                              \
+	}
+
 /* Creates the run cgroup from the plan section and sets the limits. */
 SPR_HIDDEN int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err);
-/* Moves pid in (v1, or v2 without CLONE_INTO_CGROUP). */
+/* Moves pid in (v2 without CLONE_INTO_CGROUP). */
 SPR_HIDDEN int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **err);
+/* v1: the calling process (single-threaded: the run's init, or the
+ * degraded worker) moves itself in by writing "0" to the `tasks` files
+ * the monitor opened, and closes them. Moving another process (pid into
+ * cgroup.procs) write-locks a global rwsem and waits out an RCU grace
+ * period: 5-20 ms per run when runs are not back to back; moving the
+ * current thread skips that lock (~0.05 ms). The files' opener (root, or
+ * the delegated user) is what the kernel checks, so it works from inside
+ * the new user namespace. Returns 1 when moved, 0 when there is nothing
+ * to do (v2, no cgroup), -1 with errno. */
+SPR_HIDDEN int spr_cg_run_enter(struct spr_cg_run *run);
+/* True when the run's first process must enter by itself (v1). */
+SPR_HIDDEN bool spr_cg_run_self_enter(const struct spr_cg_run *run);
 SPR_HIDDEN void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_stats *stats);
 /* True once the run hit a limit the monitor must end it for (OOM kill,
  * pids limit). Cheap: reads two small files. */

@@ -225,12 +225,20 @@ static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bas
 	run->pids_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (run->pids_fd < 0)
 		return spr_fail_errno(err, SPR_LAYER_CGROUP, "opening %s", path);
+	for (int c = 0; c < SPR_CG_NCTRL; c++) {
+		if (!run->dir[c])
+			continue;
+		snprintf(path, sizeof(path), "%s/tasks", run->dir[c]);
+		run->tasks_fd[c] = open(path, O_WRONLY | O_CLOEXEC);
+		if (run->tasks_fd[c] < 0)
+			return spr_fail_errno(err, SPR_LAYER_CGROUP, "opening %s", path);
+	}
 	return 0;
 }
 
 int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err)
 {
-	*run = (struct spr_cg_run){.v2_fd = -1, .oom_fd = -1, .pids_fd = -1, .events_fd = -1};
+	*run = (struct spr_cg_run)SPR_CG_RUN_INIT;
 	run->version = (enum spr_cg_version)num(plan, "version");
 	run->cpu_seconds = num(plan, "cpu_seconds");
 	run->cpu_cores = num(plan, "cpu_cores");
@@ -257,6 +265,31 @@ int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **err)
 			return spr_fail_errno(err, SPR_LAYER_CGROUP, "moving the run into %s",
 					      run->dir[c]);
 	return 0;
+}
+
+bool spr_cg_run_self_enter(const struct spr_cg_run *run)
+{
+	for (int c = 0; c < SPR_CG_NCTRL; c++)
+		if (run->tasks_fd[c] >= 0)
+			return true;
+	return false;
+}
+
+int spr_cg_run_enter(struct spr_cg_run *run)
+{
+	if (!run || !spr_cg_run_self_enter(run))
+		return 0;
+	int rc = 1;
+	for (int c = 0; c < SPR_CG_NCTRL; c++) {
+		if (run->tasks_fd[c] < 0)
+			continue;
+		if (rc == 1 && write(run->tasks_fd[c], "0", 1) != 1)
+			rc = -1;
+		int saved = errno;
+		spr_closep(&run->tasks_fd[c]);
+		errno = saved;
+	}
+	return rc;
 }
 
 static const char *dir_of(const struct spr_cg_run *run, enum spr_cg_controller c)
@@ -365,5 +398,7 @@ void spr_cg_run_free(struct spr_cg_run *run)
 	spr_closep(&run->oom_fd);
 	spr_closep(&run->pids_fd);
 	spr_closep(&run->events_fd);
-	*run = (struct spr_cg_run){.v2_fd = -1, .oom_fd = -1, .pids_fd = -1, .events_fd = -1};
+	for (int c = 0; c < SPR_CG_NCTRL; c++)
+		spr_closep(&run->tasks_fd[c]);
+	*run = (struct spr_cg_run)SPR_CG_RUN_INIT;
 }

@@ -57,6 +57,7 @@ struct sandbox {
 	bool cpu_limit_hit;
 	int cpu_timer;		   /* fires when the CPU-time budget may be spent */
 	int pids_timer;		   /* v1: pids.events has no notification; look often */
+	int ns_hold[2];		   /* the run's mount and network namespaces */
 };
 
 /* ---- talking to the host ------------------------------------------------- */
@@ -231,6 +232,23 @@ static int check_descriptors(void)
 	return 0;
 }
 
+/* Once the run has its copies of the request, stdout, stderr and result
+ * descriptors, ours must go: the host reads EOF on them when the run's
+ * processes are gone, not when this monitor has finished its cleanup.
+ * /dev/null keeps the numbers taken. */
+static void release_run_streams(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int fd = SPR_FD_REQUEST; fd <= SPR_FD_RESULT; fd++) {
+		if (null >= 0)
+			dup3(null, fd, O_CLOEXEC);
+		else
+			close(fd);
+	}
+	if (null > SPR_FD_RESULT)
+		close(null);
+}
+
 /* If the host dies, so does the run: PDEATHSIG, then a re-check in case
  * the parent died before the prctl took effect. SIGKILL, not a signal we
  * could catch to tidy up: a stopped or starved monitor must still die, and
@@ -297,6 +315,26 @@ static const cJSON *plan_landlock(const cJSON *from, const char *which)
 }
 
 /* ---- with namespaces --------------------------------------------------------- */
+
+/* Tearing down the run's mount namespace (some 30 mounts, an RCU grace
+ * period) and network namespace would happen in init's exit, before we
+ * learn the run ended. Holding them moves that cost after the exit report;
+ * the processes are all gone by then all the same. Best effort. */
+static void hold_namespaces(struct sandbox *sb, pid_t pid)
+{
+	static const char *const which[] = {"mnt", "net"};
+	for (size_t i = 0; i < ARRAY_SIZE(which); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, which[i]);
+		sb->ns_hold[i] = open(path, O_RDONLY | O_CLOEXEC);
+	}
+}
+
+static void release_namespaces(struct sandbox *sb)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(sb->ns_hold); i++)
+		spr_closep(&sb->ns_hold[i]);
+}
 
 /* With a v2 cgroup fd, init starts inside the run cgroup (nothing of the
  * run is ever outside it); *placed says whether that happened, else the
@@ -454,7 +492,8 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		close(sync[1]);
 		close(rep[0]);
 		struct spr_init_spec spec = {.worker = &w, .layout = sb->layout,
-					     .sync_fd = sync[0], .report_fd = rep[1]};
+					     .sync_fd = sync[0], .report_fd = rep[1],
+					     .cg = sb->applied.cgroup ? &sb->cg : NULL};
 		spr_init_main(&spec);
 	}
 	int clone_errno = errno;
@@ -469,7 +508,10 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	}
 	sb->child = pid;
 	sb->report_fd = rep[0];
-	if ((sb->applied.cgroup && !placed && spr_cg_run_attach(&sb->cg, pid, err) < 0) ||
+	hold_namespaces(sb, pid);
+	/* v1: init moves itself in (spr_cg_run_enter), first thing. */
+	if ((sb->applied.cgroup && !placed && !spr_cg_run_self_enter(&sb->cg) &&
+	     spr_cg_run_attach(&sb->cg, pid, err) < 0) ||
 	    spr_userns_write_maps(pid, &map, err) < 0) {
 		kill_and_reap(pid);
 		sb->child = 0;
@@ -535,6 +577,7 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	struct spr_worker_spec w = worker_spec(sb, sb->workdir);
 	w.parent = getpid();
 	w.network_shared = true; /* no network namespace */
+	w.cg = sb->applied.cgroup ? &sb->cg : NULL;
 	if (degraded) {
 		const cJSON *run_as = cJSON_GetObjectItemCaseSensitive(degraded, "run_as");
 		if (cJSON_IsObject(run_as)) {
@@ -579,7 +622,10 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	close(status_pipe[1]);
 	close(gate[0]);
 	sb->child = pid;
-	int rc = sb->applied.cgroup ? spr_cg_run_attach(&sb->cg, pid, err) : 0;
+	/* v1: the worker moves itself in before it passes the gate. */
+	int rc = sb->applied.cgroup && !spr_cg_run_self_enter(&sb->cg)
+			 ? spr_cg_run_attach(&sb->cg, pid, err)
+			 : 0;
 	if (rc == 0 && write(gate[1], "G", 1) != 1)
 		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX, "starting the worker");
 	close(gate[1]);
@@ -845,6 +891,7 @@ static void sandbox_free(struct sandbox *sb)
 	spr_cg_run_free(&sb->cg);
 	spr_closep(&sb->cpu_timer);
 	spr_closep(&sb->pids_timer);
+	release_namespaces(sb);
 	spr_closep(&sb->sigfd);
 	spr_closep(&sb->report_fd);
 	spr_buf_free(&sb->report);
@@ -927,7 +974,7 @@ int spr_sandbox_main(int argc, char **argv)
 {
 	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {
 		.sigfd = -1, .report_fd = -1, .cpu_timer = -1, .pids_timer = -1,
-		.cg = {.v2_fd = -1, .oom_fd = -1, .pids_fd = -1, .events_fd = -1}};
+		.ns_hold = {-1, -1}, .cg = SPR_CG_RUN_INIT};
 	_cleanup_error_ spr_error *err = NULL;
 
 	if (check_descriptors() < 0)
@@ -946,11 +993,13 @@ int spr_sandbox_main(int argc, char **argv)
 		return 125;
 	}
 	report_started(&sb);
+	release_run_streams();
 	supervise(&sb);
 	sweep(&sb);
 	if (sb.applied.cgroup)
 		spr_cg_run_stats(&sb.cg, &sb.cg_stats);
 	report_exit(&sb);
+	release_namespaces(&sb);
 	finish_cgroup(&sb);
 	return 0;
 }

@@ -95,6 +95,11 @@ static int wait_for_go(int fd)
 void spr_init_main(const struct spr_init_spec *s)
 {
 	spr_error *err = NULL;
+	/* Into the run cgroup before anything of the run allocates or forks. */
+	if (spr_cg_run_enter(s->cg) < 0) {
+		spr_fail_errno(&err, SPR_LAYER_CGROUP, "moving the sandbox init into its run cgroup");
+		init_fail(s, err);
+	}
 	/* The monitor may have died before PDEATHSIG was armed: then the sync
 	 * pipe reads EOF instead of 'G'. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || wait_for_go(s->sync_fd) < 0)

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "cgroup/cgroup.h"
 #include "namespace/steps.h"
 
 struct spr_rlimit_setting {
@@ -44,6 +45,7 @@ struct spr_worker_spec {
 	bool drop_caps;	   /* in a user namespace: clear every capability */
 	bool become;	   /* as root without namespaces: switch to uid/gid */
 	pid_t parent;	   /* the process whose death must end this one */
+	struct spr_cg_run *cg; /* degraded, v1: the worker moves itself in first */
 	uid_t uid;
 	gid_t gid;
 	sigset_t saved_mask;
@@ -71,6 +73,7 @@ struct spr_init_spec {
 	const struct spr_worker_spec *worker;
 	const cJSON *layout; /* from the plan: mounts, ids, hostname, network */
 	int sync_fd, report_fd;
+	struct spr_cg_run *cg; /* v1: init moves itself in first; NULL: no cgroup */
 };
 SPR_HIDDEN __attribute__((noreturn)) void spr_init_main(const struct spr_init_spec *spec);
 

@@ -64,6 +64,10 @@ static int set_limits(const struct spr_worker_spec *w, spr_error **err)
 void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 {
 	spr_error *err = NULL;
+	if (spr_cg_run_enter(w->cg) < 0) {
+		spr_fail_errno(&err, SPR_LAYER_CGROUP, "moving the worker into its run cgroup");
+		fail(status_fd, err);
+	}
 	if (w->gate_fd >= 0) {
 		char go;
 		if (read(w->gate_fd, &go, 1) != 1)
