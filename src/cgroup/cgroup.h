@@ -56,8 +56,11 @@ SPR_HIDDEN cJSON *spr_cgroup_describe(const struct spr_cg_host *host);
 /* The plan's "cgroup" section for a run. */
 SPR_HIDDEN cJSON *spr_cgroup_plan(const struct spr_cg_host *host, uint64_t memory_bytes,
 				  int64_t pids_max, double cpu_cores, double cpu_seconds);
-/* Removes run cgroups whose monitor is gone (a killed caller); returns how
- * many were removed. */
+/* Removes the spr/ directories runs go in, when no run is in them (the
+ * engine keeps them between runs). */
+SPR_HIDDEN void spr_cgroup_release(const struct spr_cg_host *host);
+/* Removes run cgroups whose monitor is gone (a killed caller), then
+ * empty spr/ directories; returns how many runs were removed. */
 SPR_HIDDEN int spr_cgroup_cleanup_stale(const struct spr_cg_host *host, spr_error **err);
 
 /* ---- one run (in spr-sandbox's monitor) ---------------------------------------- */

@@ -393,6 +393,18 @@ static bool run_is_stale(const char *name)
 	return actual != start || state == 'Z' || state == 'X';
 }
 
+void spr_cgroup_release(const struct spr_cg_host *h)
+{
+	for (int c = 0; c < SPR_CG_NCTRL; c++) {
+		const struct spr_cg_controller_info *ci = &h->ctl[c];
+		if (!ci->usable || ci->version != h->version)
+			continue;
+		char spr[PATH_MAX];
+		snprintf(spr, sizeof(spr), "%s/spr", ci->base);
+		rmdir(spr); /* EBUSY: another caller's runs are in it */
+	}
+}
+
 int spr_cgroup_cleanup_stale(const struct spr_cg_host *h, spr_error **err)
 {
 	(void)err;
@@ -419,5 +431,6 @@ int spr_cgroup_cleanup_stale(const struct spr_cg_host *h, spr_error **err)
 		}
 		closedir(d);
 	}
+	spr_cgroup_release(h);
 	return removed;
 }

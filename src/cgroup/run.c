@@ -379,13 +379,9 @@ int spr_cg_run_remove(struct spr_cg_run *run, spr_error **err)
 		}
 		if (access(run->dir[c], F_OK) == 0 && rc == 0)
 			rc = spr_fail_errno(err, SPR_LAYER_CGROUP, "removing %s", run->dir[c]);
-		/* spr/ itself, when this was the last run in it. */
-		char *slash = strrchr(run->dir[c], '/');
-		if (slash) {
-			*slash = '\0';
-			rmdir(run->dir[c]);
-			*slash = '/';
-		}
+		/* spr/ stays for the next run (creating and removing it each time
+		 * costs two more operations under the kernel's global cgroup
+		 * lock); the engine removes it when it is freed. */
 	}
 	return rc;
 }

@@ -60,6 +60,7 @@ static void local_destroy(spr_engine *engine)
 {
 	struct spr_local_engine *le = (struct spr_local_engine *)engine;
 	spr_local_reap_helpers(le, true);
+	spr_cgroup_release(&le->cgroups);
 	pthread_mutex_destroy(&le->zombies_lock);
 	spr_cgroup_host_free(&le->cgroups);
 	python_info_free(&le->python);

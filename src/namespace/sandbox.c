@@ -58,6 +58,7 @@ struct sandbox {
 	int cpu_timer;		   /* fires when the CPU-time budget may be spent */
 	int pids_timer;		   /* v1: pids.events has no notification; look often */
 	int ns_hold[2];		   /* the run's mount and network namespaces */
+	bool run_over;		   /* init saw the worker end with nothing else left */
 };
 
 /* ---- talking to the host ------------------------------------------------- */
@@ -530,6 +531,8 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		sb->applied.network_shared = network;
 		sb->applied.landlock_abi = landlock;
 		sb->applied.seccomp = seccomp;
+		/* From now on reports are read when poll says so (supervise). */
+		fcntl(sb->report_fd, F_SETFL, fcntl(sb->report_fd, F_GETFL) | O_NONBLOCK);
 		return 0;
 	}
 	kill_and_reap(pid);
@@ -650,12 +653,13 @@ static void on_report(struct sandbox *sb)
 {
 	_cleanup_free_ char *line = NULL;
 	while (sb->report_fd >= 0 && read_report_line(sb, &line) > 0) {
-		int st = -1;
+		int st = -1, alone = 0;
 		long rss = 0;
-		if (sscanf(line, "exit %d %ld", &st, &rss) == 2 && st >= 0) {
+		if (sscanf(line, "exit %d %ld %d", &st, &rss, &alone) >= 2 && st >= 0) {
 			sb->status = st;
 			sb->have_status = true;
 			sb->maxrss_kb = rss;
+			sb->run_over = alone == 1;
 		}
 		free(steal_pointer(&line));
 	}
@@ -737,16 +741,25 @@ static void supervise(struct sandbox *sb)
 		/* v1 signals OOM through an eventfd (POLLIN); v2 through
 		 * memory.events (POLLPRI), like pids.events on both. */
 		short oom_events = sb->applied.cgroup == SPR_CG_V1 ? POLLIN : POLLPRI;
-		struct pollfd fds[6] = {
+		struct pollfd fds[7] = {
 			{.fd = sb->sigfd, .events = POLLIN},
 			{.fd = killing ? -1 : SPR_FD_CTRL, .events = POLLIN},
 			{.fd = cg && !killing ? sb->cg.oom_fd : -1, .events = oom_events},
 			{.fd = cg && !killing ? sb->cg.pids_fd : -1, .events = POLLPRI},
 			{.fd = killing ? -1 : sb->cpu_timer, .events = POLLIN},
 			{.fd = killing ? -1 : sb->pids_timer, .events = POLLIN},
+			{.fd = killing ? -1 : sb->report_fd, .events = POLLIN},
 		};
-		if (poll(fds, 6, -1) < 0 && errno != EINTR)
+		if (poll(fds, 7, -1) < 0 && errno != EINTR)
 			break;
+		/* init's last words can come before its death: when nothing
+		 * else is left in the namespace, the run is over already (init
+		 * is reaped after the exit report). */
+		if (fds[6].revents) {
+			on_report(sb);
+			if (sb->have_status && sb->run_over)
+				break;
+		}
 		bool stop = false;
 		if ((fds[2].revents && cgroup_limit_hit(sb, fds[2].fd)) ||
 		    (fds[3].revents && cgroup_limit_hit(sb, fds[3].fd)) ||
@@ -995,10 +1008,13 @@ int spr_sandbox_main(int argc, char **argv)
 	report_started(&sb);
 	release_run_streams();
 	supervise(&sb);
-	sweep(&sb);
+	if (!sb.run_over)
+		sweep(&sb);
 	if (sb.applied.cgroup)
 		spr_cg_run_stats(&sb.cg, &sb.cg_stats);
 	report_exit(&sb);
+	if (sb.run_over)
+		sweep(&sb); /* init, exiting by itself */
 	release_namespaces(&sb);
 	finish_cgroup(&sb);
 	return 0;
