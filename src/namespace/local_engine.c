@@ -27,6 +27,7 @@ static void python_info_free(struct spr_python_info *p)
 	free(p->version);
 	free(p->executable);
 	free(p->sys_path_json);
+	*p = (struct spr_python_info){0};
 }
 
 void spr_local_reap_helpers(struct spr_local_engine *le, bool blocking)
@@ -170,6 +171,70 @@ static int parse_probe(struct spr_python_info *py, char *text, spr_error **err)
 	return 0;
 }
 
+/* ---- the probe's answer, cached ------------------------------------------------------
+ * Starting the interpreter to ask it costs as much as a run (~7 ms), and
+ * every `spr-run` starts an engine. The answer depends on the interpreter
+ * (the binary, the path it is called by: a venv's symlink, its
+ * pyvenv.cfg), so the cache file is named by their identities (device,
+ * inode, size, mtime): replacing any of them means a fresh probe. */
+
+static uint64_t hash_stat(uint64_t h, const char *path, bool follow)
+{
+	struct stat st;
+	if ((follow ? stat(path, &st) : lstat(path, &st)) < 0)
+		return spr_fnv1a(h, "-", 1);
+	const uint64_t id[] = {st.st_dev, st.st_ino, (uint64_t)st.st_size,
+			       (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec,
+			       st.st_mode};
+	return spr_fnv1a(h, id, sizeof(id));
+}
+
+static char *probe_cache_path(const char *path)
+{
+	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, probe_code, sizeof(probe_code));
+	h = spr_fnv1a(h, path, strlen(path) + 1);
+	h = hash_stat(h, path, false);
+	h = hash_stat(h, path, true);
+	char cfg[PATH_MAX];
+	snprintf(cfg, sizeof(cfg), "%s", path);
+	char *slash = strrchr(cfg, '/'); /* <venv>/bin/python -> <venv>/pyvenv.cfg */
+	if (slash) {
+		*slash = '\0';
+		slash = strrchr(cfg, '/');
+	}
+	if (slash && (size_t)(slash - cfg) + sizeof("/pyvenv.cfg") <= sizeof(cfg)) {
+		strcpy(slash, "/pyvenv.cfg");
+		h = hash_stat(h, cfg, true);
+	}
+	_cleanup_free_ char *dir = spr_cache_dir();
+	char *file = NULL;
+	if (!dir || asprintf(&file, "%s/probe-%016llx.txt", dir, (unsigned long long)h) < 0)
+		return NULL;
+	return file;
+}
+
+/* A cached answer, if it is ours and whole (it ends with a newline). */
+static bool read_cached_probe(const char *file, spr_buf *out)
+{
+	struct stat st;
+	if (!file || lstat(file, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		return false;
+	return spr_read_file(file, out) && out->len && out->data[out->len - 1] == '\n';
+}
+
+static void write_cached_probe(const char *file, const spr_buf *answer)
+{
+	_cleanup_free_ char *tmp = NULL;
+	if (!file || asprintf(&tmp, "%s.%d.tmp", file, (int)getpid()) < 0)
+		return;
+	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	bool ok = write(fd, answer->data, answer->len) == (ssize_t)answer->len;
+	if (!ok || rename(tmp, file) < 0)
+		unlink(tmp);
+}
+
 static int probe_python(struct spr_python_info *py, const char *path, spr_error **err)
 {
 	py->path = strdup(path);
@@ -183,6 +248,13 @@ static int probe_python(struct spr_python_info *py, const char *path, spr_error 
 				      "Python interpreter %s is not executable (install python3 or "
 				      "pass --python PATH)",
 				      path);
+	_cleanup_free_ char *cache = probe_cache_path(path);
+	_cleanup_buf_ spr_buf cached = SPR_BUF_INIT;
+	if (read_cached_probe(cache, &cached) && parse_probe(py, cached.data, NULL) == 0)
+		return 0;
+	python_info_free(py);
+	if (!(py->path = strdup(path)))
+		return spr_fail_oom(err);
 	char *argv[] = {(char *)path, (char *)"-I", (char *)"-S", (char *)"-c",
 			(char *)probe_code, NULL};
 	char *envp[] = {(char *)"LANG=C.UTF-8", NULL};
@@ -203,14 +275,22 @@ static int probe_python(struct spr_python_info *py, const char *path, spr_error 
 	}
 	if (out.oom)
 		return spr_fail_oom(err);
-	return parse_probe(py, out.data ? out.data : (char *)"", err);
+	_cleanup_buf_ spr_buf answer = SPR_BUF_INIT;
+	spr_buf_append(&answer, out.data ? out.data : "", out.len);
+	if (parse_probe(py, out.data ? out.data : (char *)"", err) < 0)
+		return -1;
+	if (!answer.oom && answer.len && answer.data[answer.len - 1] == '\n')
+		write_cached_probe(cache, &answer);
+	return 0;
 }
 
 /* ---- the precompiled worker ------------------------------------------------------------
  * Compiling the worker's source costs ~2.5 ms per run, most of spr's
  * overhead; a .pyc for this interpreter costs nothing. It is made once,
  * in a private cache directory, and named by a hash of the worker and the
- * interpreter, so a changed worker or interpreter gets a fresh file. */
+ * interpreter, so a changed worker or interpreter gets a fresh file.
+ * Without docstrings (optimize=2; the worker has no asserts): a smaller
+ * file to unmarshal at every start. */
 
 static char *compiled_worker(const struct spr_local_engine *le)
 {
@@ -220,6 +300,7 @@ static char *compiled_worker(const struct spr_local_engine *le)
 	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, src.data, src.len);
 	h = spr_fnv1a(h, le->python.executable, strlen(le->python.executable) + 1);
 	h = spr_fnv1a(h, le->python.version, strlen(le->python.version) + 1);
+	h = spr_fnv1a(h, "optimize=2", 11);
 	_cleanup_free_ char *dir = spr_cache_dir();
 	char *pyc = NULL, *tmp = NULL;
 	if (!dir ||
@@ -234,7 +315,7 @@ static char *compiled_worker(const struct spr_local_engine *le)
 	}
 	static const char compile_code[] =
 		"import py_compile, sys\n"
-		"py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)\n";
+		"py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True, optimize=2)\n";
 	char *argv[] = {le->python.executable, (char *)"-I", (char *)"-S", (char *)"-c",
 			(char *)compile_code, le->worker_path, tmp, NULL};
 	char *envp[] = {(char *)"LANG=C.UTF-8", NULL};

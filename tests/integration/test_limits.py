@@ -349,6 +349,29 @@ class ExitCodes(SprTestCase):
         self.assertFailed(r, 125)
         self.assertIn("/etc/hostname", r["error"])
 
+    @unittest.skipIf(ENGINE == "docker", "--python is the LocalEngine's")
+    def test_probe_cache_follows_the_interpreter(self):
+        """The interpreter probe is cached across processes; replacing what
+        the path names must probe again, never reuse the old answer."""
+        real = os.path.realpath("/usr/bin/python3")
+        with tempfile.TemporaryDirectory(prefix="spr-probe-") as d:
+            os.chmod(d, 0o755)
+            py = os.path.join(d, "python3")
+            os.symlink(real, py)
+            for _ in range(2):  # the second answer comes from the cache
+                r = spr_run("import sys\nresult = sys.version_info[0]", args=["--python", py])
+                self.assertOk(r, 3)
+            os.unlink(py)
+            with open(py, "w") as f:
+                f.write("#!/bin/sh\necho 'not a python'\n")
+            os.chmod(py, 0o755)
+            r = spr_run("result = 1", args=["--python", py])
+            self.assertEqual(r.returncode, 125, r)
+            self.assertIn("did not answer the probe like a Python 3 interpreter", r["error"])
+            os.unlink(py)
+            os.symlink(real, py)
+            self.assertOk(spr_run("result = 2", args=["--python", py]), 2)
+
     def test_137(self):
         r = spr_run("raise MemoryError")
         self.assertFailed(r, 137, "Memory limit exceeded")
