@@ -59,28 +59,8 @@ ours() {
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   [[ $cmd == *"$D/"* ]]
 }
-pid_of() { cat "$1" 2>/dev/null || true; }
-
-# Waits up to $2 seconds for pid $1 to exit.
-wait_gone() {
-  local pid=$1 n=$(($2 * 10))
-  while [ "$n" -gt 0 ] && [ -e "/proc/$pid" ]; do
-    # A zombie is gone for our purposes (its parent reaps it).
-    [ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" = Z ] && return 0
-    sleep 0.1; n=$((n - 1))
-  done
-  [ ! -e "/proc/$pid" ]
-}
-
-# TERM, wait, then KILL: only ever called with a pid that passed `ours`.
-terminate() {
-  local pid=$1 what=$2 grace=$3
-  kill -TERM "$pid" 2>/dev/null || return 0
-  wait_gone "$pid" "$grace" && return 0
-  say "$what (pid $pid) still running after ${grace}s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait_gone "$pid" 10 || die "$what (pid $pid) does not exit"
-}
+# shellcheck source=lib/daemon.sh
+. "$HERE/lib/daemon.sh"
 
 lock() {
   mkdir -p "$D"

@@ -1045,10 +1045,9 @@ def _read_small_all(path):
         posix.close(fd)
 
 
-def find_memory_files():
-    """(events file, peak file) of the worker's own memory cgroup, either may
-    be None: v2 memory.events/memory.peak, else v1 memory.oom_control/
-    memory.max_usage_in_bytes. Both events files have an `oom_kill N` line."""
+def _own_cgroup_paths(controller):
+    """(v2 path, v1 path of `controller`) of this process, from
+    /proc/self/cgroup; either may be None."""
     v2_path = v1_path = None
     for line in (_read_small_all("/proc/self/cgroup") or b"").decode("utf-8", "replace").splitlines():
         parts = line.split(":", 2)
@@ -1056,8 +1055,16 @@ def find_memory_files():
             continue
         if parts[0] == "0" and parts[1] == "":
             v2_path = parts[2]
-        elif "memory" in parts[1].split(","):
+        elif controller in parts[1].split(","):
             v1_path = parts[2]
+    return v2_path, v1_path
+
+
+def find_memory_files():
+    """(events file, peak file) of the worker's own memory cgroup, either may
+    be None: v2 memory.events/memory.peak, else v1 memory.oom_control/
+    memory.max_usage_in_bytes. Both events files have an `oom_kill N` line."""
+    v2_path, v1_path = _own_cgroup_paths("memory")
     for path, fstype, want, events, peak in (
         (v2_path, "cgroup2", None, "memory.events", "memory.peak"),
         (v1_path, "cgroup", "memory", "memory.oom_control", "memory.max_usage_in_bytes"),
@@ -1077,15 +1084,7 @@ def find_pids_events():
     """The worker's own cgroup's pids.events (`max N`: forks refused by the
     pids limit), or None: v2 <cgroup>/pids.events, else the v1 pids
     hierarchy."""
-    v2_path = v1_path = None
-    for line in (_read_small_all("/proc/self/cgroup") or b"").decode("utf-8", "replace").splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if parts[0] == "0" and parts[1] == "":
-            v2_path = parts[2]
-        elif "pids" in parts[1].split(","):
-            v1_path = parts[2]
+    v2_path, v1_path = _own_cgroup_paths("pids")
     for path, fstype, want in ((v2_path, "cgroup2", None), (v1_path, "cgroup", "pids")):
         if path is None:
             continue

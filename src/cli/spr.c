@@ -420,17 +420,22 @@ static void print_container(const cJSON *doc)
 	}
 }
 
-static int cmd_list(const struct globals *g, const char *what)
+/* One admin query: open the daemon, ask, print the JSON document (--json)
+ * or the human form of it. */
+typedef int admin_query(spr_docker_admin *a, const struct globals *g, const char *arg,
+			char **json, spr_error **err);
+typedef void admin_print(const cJSON *doc, const struct globals *g);
+
+static int run_query(const struct globals *g, admin_query *query, const char *arg,
+		     admin_print *print)
 {
-	bool containers = !strcmp(what, "containers");
 	spr_docker_admin *a = NULL;
 	int rc = open_admin(g, &a);
 	if (rc)
 		return rc;
 	char *json = NULL;
 	spr_error *err = NULL;
-	int r = containers ? spr_docker_list_containers(a, g->all, &json, &err)
-			   : spr_docker_list_images(a, &json, &err);
+	int r = query(a, g, arg, &json, &err);
 	spr_docker_admin_free(a);
 	if (r < 0)
 		return admin_failure(NULL, err);
@@ -438,37 +443,81 @@ static int cmd_list(const struct globals *g, const char *what)
 		print_json_text(json);
 	} else {
 		cJSON *doc = cJSON_Parse(json);
-		if (containers)
-			print_containers(doc, g->all);
-		else
-			print_images(doc);
+		print(doc, g);
 		cJSON_Delete(doc);
 	}
 	spr_free(json);
 	return 0;
 }
 
+static int query_containers(spr_docker_admin *a, const struct globals *g, const char *arg,
+			    char **json, spr_error **err)
+{
+	(void)arg;
+	return spr_docker_list_containers(a, g->all, json, err);
+}
+
+static void show_containers(const cJSON *doc, const struct globals *g)
+{
+	print_containers(doc, g->all);
+}
+
+static int query_images(spr_docker_admin *a, const struct globals *g, const char *arg,
+			char **json, spr_error **err)
+{
+	(void)g;
+	(void)arg;
+	return spr_docker_list_images(a, json, err);
+}
+
+static void show_images(const cJSON *doc, const struct globals *g)
+{
+	(void)g;
+	print_images(doc);
+}
+
+static int query_container(spr_docker_admin *a, const struct globals *g, const char *id,
+			   char **json, spr_error **err)
+{
+	(void)g;
+	return spr_docker_inspect_container(a, id, json, err);
+}
+
+static void show_container(const cJSON *doc, const struct globals *g)
+{
+	(void)g;
+	print_container(doc);
+}
+
+static int query_stop_all(spr_docker_admin *a, const struct globals *g, const char *arg,
+			  char **json, spr_error **err)
+{
+	(void)arg;
+	return spr_docker_stop_all(a, g->timeout_seconds, json, err);
+}
+
+static void show_stopped(const cJSON *doc, const struct globals *g)
+{
+	(void)g;
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(doc, "stopped");
+	int n = cJSON_GetArraySize(ids);
+	printf("stopped %d spr container%s\n", n, n == 1 ? "" : "s");
+	const cJSON *id;
+	cJSON_ArrayForEach(id, ids)
+	{
+		printf("  %s\n", id->valuestring);
+	}
+}
+
+static int cmd_list(const struct globals *g, const char *what)
+{
+	return !strcmp(what, "containers") ? run_query(g, query_containers, NULL, show_containers)
+					    : run_query(g, query_images, NULL, show_images);
+}
+
 static int cmd_container(const struct globals *g, const char *id)
 {
-	spr_docker_admin *a = NULL;
-	int rc = open_admin(g, &a);
-	if (rc)
-		return rc;
-	char *json = NULL;
-	spr_error *err = NULL;
-	int r = spr_docker_inspect_container(a, id, &json, &err);
-	spr_docker_admin_free(a);
-	if (r < 0)
-		return admin_failure(NULL, err);
-	if (g->json) {
-		print_json_text(json);
-	} else {
-		cJSON *doc = cJSON_Parse(json);
-		print_container(doc);
-		cJSON_Delete(doc);
-	}
-	spr_free(json);
-	return 0;
+	return run_query(g, query_container, id, show_container);
 }
 
 /* stop container ID / kill container ID */
@@ -495,32 +544,7 @@ static int cmd_stop_or_kill(const struct globals *g, bool kill, const char *id)
 
 static int cmd_stop_all(const struct globals *g)
 {
-	spr_docker_admin *a = NULL;
-	int rc = open_admin(g, &a);
-	if (rc)
-		return rc;
-	char *json = NULL;
-	spr_error *err = NULL;
-	int r = spr_docker_stop_all(a, g->timeout_seconds, &json, &err);
-	spr_docker_admin_free(a);
-	if (r < 0)
-		return admin_failure(NULL, err);
-	if (g->json) {
-		print_json_text(json);
-	} else {
-		cJSON *doc = cJSON_Parse(json);
-		const cJSON *ids = cJSON_GetObjectItemCaseSensitive(doc, "stopped");
-		int n = cJSON_GetArraySize(ids);
-		printf("stopped %d spr container%s\n", n, n == 1 ? "" : "s");
-		const cJSON *id;
-		cJSON_ArrayForEach(id, ids)
-		{
-			printf("  %s\n", id->valuestring);
-		}
-		cJSON_Delete(doc);
-	}
-	spr_free(json);
-	return 0;
+	return run_query(g, query_stop_all, NULL, show_stopped);
 }
 
 /* Local run cgroups always; docker when a daemon answers (or remote

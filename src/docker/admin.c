@@ -463,11 +463,26 @@ static int stop_ids(const struct spr_docker_target *t, char **ids, size_t n, int
 	return docker_out(t, args, (int64_t)timeout_seconds * 1000 + CMD_TIMEOUT_MS, &out, err);
 }
 
-int spr_docker_stop_container(spr_docker_admin *a, const char *id, int timeout_seconds,
-			      char **full_id, spr_error **err)
+static int kill_ids(const struct spr_docker_target *t, char **ids, size_t n, int unused,
+		    spr_error **err)
+{
+	(void)unused;
+	char *prefix[] = {(char *)"kill", NULL};
+	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
+	if (!args)
+		return spr_fail_oom(err);
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
+	return docker_out(t, args, CMD_TIMEOUT_MS, &out, err);
+}
+
+/* Resolves `id` to a managed container (refusing anything else), then
+ * acts on it; *full_id (may be NULL) gets the id acted on. */
+static int act_on(spr_docker_admin *a, const char *id,
+		  int (*act)(const struct spr_docker_target *, char **, size_t, int, spr_error **),
+		  int timeout_seconds, char **full_id, spr_error **err)
 {
 	char *full = resolve_managed(&a->target, id, err);
-	if (!full || stop_ids(&a->target, &full, 1, timeout_seconds, err) < 0) {
+	if (!full || act(&a->target, &full, 1, timeout_seconds, err) < 0) {
 		free(full);
 		return -1;
 	}
@@ -478,23 +493,16 @@ int spr_docker_stop_container(spr_docker_admin *a, const char *id, int timeout_s
 	return 0;
 }
 
+int spr_docker_stop_container(spr_docker_admin *a, const char *id, int timeout_seconds,
+			      char **full_id, spr_error **err)
+{
+	return act_on(a, id, stop_ids, timeout_seconds, full_id, err);
+}
+
 int spr_docker_kill_container(spr_docker_admin *a, const char *id, char **full_id,
 			      spr_error **err)
 {
-	char *full = resolve_managed(&a->target, id, err);
-	if (!full)
-		return -1;
-	char *args[] = {(char *)"kill", full, NULL};
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	if (docker_out(&a->target, args, CMD_TIMEOUT_MS, &out, err) < 0) {
-		free(full);
-		return -1;
-	}
-	if (full_id)
-		*full_id = full;
-	else
-		free(full);
-	return 0;
+	return act_on(a, id, kill_ids, 0, full_id, err);
 }
 
 /* The ids (borrowed from list) of the containers keep() selects. */
@@ -574,6 +582,34 @@ static cJSON *image_users(const struct spr_docker_target *t, spr_error **err)
 	return counts;
 }
 
+/* Newest first, then by id: the daemon's order ties images made within
+ * one second, and the same daemon must list the same way every time. */
+static int compare_images(const void *a, const void *b)
+{
+	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+	const char *cx = cJSON_GetObjectItemCaseSensitive(x, "created")->valuestring;
+	const char *cy = cJSON_GetObjectItemCaseSensitive(y, "created")->valuestring;
+	int c = strcmp(cy, cx);
+	return c ? c
+		 : strcmp(cJSON_GetObjectItemCaseSensitive(x, "id")->valuestring,
+			  cJSON_GetObjectItemCaseSensitive(y, "id")->valuestring);
+}
+
+static cJSON *sorted_images(cJSON *list)
+{
+	int n = cJSON_GetArraySize(list);
+	cJSON **items = n ? calloc((size_t)n, sizeof(*items)) : NULL;
+	if (!items)
+		return list;
+	for (int i = n - 1; i >= 0; i--)
+		items[i] = cJSON_DetachItemFromArray(list, i);
+	qsort(items, (size_t)n, sizeof(*items), compare_images);
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(list, items[i]);
+	free(items);
+	return list;
+}
+
 static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 {
 	char *ls[] = {(char *)"images", (char *)"--quiet", (char *)"--no-trunc", (char *)"--filter",
@@ -617,7 +653,7 @@ static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 		cJSON_AddNumberToObject(img, "containers", used ? used->valuedouble : 0);
 		cJSON_AddItemToArray(list, img);
 	}
-	return list;
+	return sorted_images(list);
 }
 
 int spr_docker_list_images(spr_docker_admin *a, char **json, spr_error **err)
