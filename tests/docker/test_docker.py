@@ -324,6 +324,34 @@ class ImagesAndErrors(SprTestCase):
             self.assertEqual(docker("image", "inspect", "--format", "{{.Created}}",
                                     image).stdout, created, "the image was built again")
 
+    def test_two_callers_never_build_the_same_image_twice(self):
+        """The build lock: two processes wanting the same new env image at
+        once get one build (one `tag` event on the daemon), both run."""
+        version = f"1.0.{int(time.time() * 1000) % 1000000}"  # an image nobody has yet
+        with tempfile.TemporaryDirectory() as wheels:
+            make_wheel(wheels, "sprrace", version, "X = 7\n")
+            args = [SPR_RUN, "--engine", "docker", "--json", "--package",
+                    f"sprrace=={version}", "--wheel-dir", wheels, "-"]
+            since = str(int(time.time()) - 1)
+            procs = [subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=ENV)
+                     for _ in range(2)]
+            results = []
+            for p in procs:
+                out, err = p.communicate("import sprrace\nresult = sprrace.X", timeout=900)
+                self.assertEqual(p.returncode, 0, err)
+                results.append(json.loads(out))
+            for r in results:
+                self.assertTrue(r["ok"], r)
+                self.assertEqual(r["result"], 7)
+            image = results[0]["isolation"]["image"]
+            self.assertEqual(results[1]["isolation"]["image"], image)
+            until = str(int(time.time()) + 1)
+            events = docker("events", "--since", since, "--until", until, "--filter",
+                            "type=image", "--filter", "event=tag",
+                            "--format", "{{.Actor.Attributes.name}}").stdout.split()
+            self.assertEqual(events.count(image), 1, events)
+
 
 def make_wheel(directory, name, version, source):
     """A minimal pure-Python wheel (no index here: tests build their own)."""
