@@ -330,15 +330,18 @@ class ImagesAndErrors(SprTestCase):
         version = f"1.0.{int(time.time() * 1000) % 1000000}"  # an image nobody has yet
         with tempfile.TemporaryDirectory() as wheels:
             make_wheel(wheels, "sprrace", version, "X = 7\n")
+            code = os.path.join(wheels, "code.py")  # a file: both start at once
+            with open(code, "w") as f:
+                f.write("import sprrace\nresult = sprrace.X\n")
             args = [SPR_RUN, "--engine", "docker", "--json", "--package",
-                    f"sprrace=={version}", "--wheel-dir", wheels, "-"]
+                    f"sprrace=={version}", "--wheel-dir", wheels, code]
             since = str(int(time.time()) - 1)
-            procs = [subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True, env=ENV)
+            procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=ENV)
                      for _ in range(2)]
             results = []
             for p in procs:
-                out, err = p.communicate("import sprrace\nresult = sprrace.X", timeout=900)
+                out, err = p.communicate(timeout=900)
                 self.assertEqual(p.returncode, 0, err)
                 results.append(json.loads(out))
             for r in results:
