@@ -61,11 +61,15 @@ static const struct spr_seccomp_rule rules[] = {
 _Static_assert(AF_UNIX == 1 && AF_INET == 2 && AF_INET6 == 10, "socket family layout");
 
 /* SPR_SECCOMP_NO_UNIX (seccomp.h says why). The type argument carries
- * SOCK_NONBLOCK/SOCK_CLOEXEC above the low nibble. */
+ * SOCK_NONBLOCK/SOCK_CLOEXEC above the low nibble. For AF_UNIX the kernel
+ * makes SOCK_RAW (3) a datagram socket too: mask 0xe matches 2 and 3.
+ * STREAM (1) and SEQPACKET (5) pairs are connected and stay so; the other
+ * types AF_UNIX refuses itself. */
 static const struct spr_seccomp_rule no_unix_rules[] = {
 	DENY_IF("socket", 0, SPR_CMP_EQ, AF_UNIX),
-	{"socketpair", EPERM, SPR_CMP_MASKED_EQ, 1, 0xf, SOCK_DGRAM},
+	{"socketpair", EPERM, SPR_CMP_MASKED_EQ, 1, 0xe, SOCK_DGRAM},
 };
+_Static_assert(SOCK_DGRAM == 2 && SOCK_RAW == 3, "socket type layout");
 
 const struct spr_seccomp_rule *spr_seccomp_rules(size_t *count)
 {

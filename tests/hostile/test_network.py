@@ -3,10 +3,15 @@ a host interface, an abstract unix socket) and addresses outside. The run
 has a network namespace of its own with only `lo` up; policy
 `network = true` shares the host's (the switch is tested too)."""
 import ipaddress
+import json
+import os
 import select
 import socket
+import subprocess
+import tempfile
 
-from hostile.harness import HostileCase, token
+from hostile.harness import HostileCase, script, token
+from integration.common import BUILD, PERMISSIVE, SPR_RUN, write_policy
 
 CONNECT = r'''
 import errno, socket
@@ -224,3 +229,89 @@ def _unlink_quiet(path):
     except FileNotFoundError:
         pass
 
+
+
+UNIX_ATTEMPTS = r'''
+import errno, socket
+
+def err(e):
+    return errno.errorcode.get(e.errno, str(e))
+
+target = "\0" + input_data
+result = {}
+attempts = {
+    "socket dgram": lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM),
+    "socket stream": lambda: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM),
+    "socketpair dgram": lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)[0],
+    # AF_UNIX makes SOCK_RAW a datagram socket: it can sendto() any name
+    "socketpair raw": lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_RAW)[0],
+    "socketpair raw|cloexec": lambda: socket.socketpair(
+        socket.AF_UNIX, socket.SOCK_RAW | socket.SOCK_CLOEXEC)[0],
+}
+for name, make in attempts.items():
+    try:
+        s = make()
+    except OSError as e:
+        result[name] = err(e)
+        continue
+    try:
+        if s.type == socket.SOCK_STREAM:
+            s.connect(target)
+        else:
+            s.sendto(b"spr-hostile " + name.encode(), target)
+        result[name] = "SENT"
+    except OSError as e:
+        result[name] = err(e)
+# stream pairs (multiprocessing) still work
+a, b = socket.socketpair()
+a.sendall(b"x")
+result["stream pair works"] = b.recv(1) == b"x"
+'''
+
+
+class WithoutLandlock(HostileCase):
+    """A kernel without Landlock's abstract-socket scope (ABI < 6), made
+    with tests/tools/no-landlock: with the host network, unix sockets are
+    refused by the seccomp variant instead."""
+
+    def test_host_abstract_sockets_unreachable(self):
+        name = token("spr-hostile-nolandlock")
+        host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(host.close)
+        host.bind("\0" + name)
+        host.setblocking(False)
+
+        def received():
+            got = []
+            while True:
+                try:
+                    got.append(host.recv(128))
+                except BlockingIOError:
+                    return got
+
+        # the attack works without the sandbox
+        ctl = self.control(UNIX_ATTEMPTS, name)
+        self.assertEqual(ctl["socketpair raw"], "SENT", ctl)
+        self.assertEqual(ctl["socket dgram"], "SENT", ctl)
+        self.assertEqual(len(received()), 4, "the control reached the host's socket 4 times")
+
+        no_landlock = os.path.join(BUILD, "tests", "tools", "no-landlock")
+        with tempfile.TemporaryDirectory(prefix="spr-hostile-") as tmp:
+            policy = write_policy(dict(PERMISSIVE, network=True), tmp)
+            code = os.path.join(tmp, "code.py")
+            with open(code, "w") as f:
+                f.write(script(UNIX_ATTEMPTS))
+            proc = subprocess.run([no_landlock, SPR_RUN, "--json", "--policy", policy,
+                                   "--input", json.dumps(name), code],
+                                  capture_output=True, text=True, timeout=120)
+        run = json.loads(proc.stdout)
+        self.assertTrue(run["ok"], run)
+        iso = run["isolation"]
+        self.assertEqual((iso["network"], iso["landlock"], iso["seccomp"]),
+                         ("host", False, "spr-deny-v2-no-unix-socket"), iso)
+        res = run["result"]
+        for attempt in ("socket dgram", "socket stream", "socketpair dgram",
+                        "socketpair raw", "socketpair raw|cloexec"):
+            self.assertEqual(res[attempt], "EPERM", (attempt, res))
+        self.assertTrue(res["stream pair works"], res)
+        self.assertEqual(received(), [], "the sandbox reached the host's abstract socket")
