@@ -1,10 +1,15 @@
 /* Managed containers and images (SPEC §5 admin, §7 "spr (admin CLI)"):
- * what spr started on a daemon, and only that — everything here filters on
- * the io.spr.managed label, and an id that resolves to anything else is
- * refused before any docker command could touch it. All through the
- * docker CLI, so remote daemons (context, host, SSH) work the same. */
+ * what spr started on a daemon, and only that. Everything is decided on
+ * `docker inspect` JSON (labels are arbitrary text: a tab or a newline in
+ * one must not forge a line of a table), by full 64-hex ids only, and an id
+ * that resolves to anything unmanaged is refused before any docker command
+ * could touch it. All through the docker CLI, so remote daemons (context,
+ * host, SSH) work the same. */
 #include "docker/admin.h"
 
+#include <time.h>
+
+#include "cache.h"
 #include "docker/docker_engine.h"
 #include "json.h"
 #include "proc.h"
@@ -75,65 +80,152 @@ static char **argv_concat(char *const prefix[], char *const *items, size_t n)
 	return argv;
 }
 
-/* The distinct non-empty lines of text (split in place), in order. */
-static char **distinct_lines(char *text, size_t *n)
+/* A container or image id as docker prints it with --no-trunc: 64
+ * lowercase hex digits (images: after "sha256:"). Nothing else is ever
+ * passed on as a target. */
+static bool is_full_id(const char *s)
+{
+	if (!strncmp(s, "sha256:", 7))
+		s += 7;
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return false;
+	return n == 64;
+}
+
+/* The ids a `docker ps|images -q --no-trunc ...` printed: validated,
+ * distinct, pointing into *text. */
+static char **id_list(char *text, size_t *n)
 {
 	size_t cap = 1;
 	for (const char *p = text; p && *p; p++)
 		cap += *p == '\n';
-	char **lines = calloc(cap, sizeof(*lines));
+	char **ids = calloc(cap, sizeof(*ids));
 	*n = 0;
 	char *save = NULL;
-	for (char *l = lines && text ? strtok_r(text, "\n", &save) : NULL; l;
+	for (char *l = ids && text ? strtok_r(text, "\n", &save) : NULL; l;
 	     l = strtok_r(NULL, "\n", &save)) {
-		bool seen = false;
+		bool seen = !is_full_id(l);
 		for (size_t i = 0; i < *n && !seen; i++)
-			seen = !strcmp(lines[i], l);
+			seen = !strcmp(ids[i], l);
 		if (!seen && *n < cap)
-			lines[(*n)++] = l;
+			ids[(*n)++] = l;
 	}
-	return lines;
+	return ids;
 }
 
-/* `docker PREFIX... <each distinct line of lines>` to completion. With
- * partial_ok, a non-zero exit is fine (an object removed meanwhile fails
- * its own part only: the output has the rest). */
-static int docker_each(const struct spr_docker_target *t, char *const prefix[], char *lines,
-		       bool partial_ok, spr_buf *out, spr_error **err)
+/* `docker LIST-ARGS` (printing ids), then `docker inspect` of them: a
+ * JSON array of the objects (those removed in between are missing). */
+static cJSON *inspect_listed(const struct spr_docker_target *t, char *const list_args[],
+			     const char *type, spr_error **err)
 {
+	_cleanup_buf_ spr_buf listed = SPR_BUF_INIT;
+	if (docker_out(t, list_args, CMD_TIMEOUT_MS, &listed, err) < 0)
+		return NULL;
 	size_t n;
-	_cleanup_free_ char **items = distinct_lines(lines, &n);
-	_cleanup_free_ char **args = items ? argv_concat(prefix, items, n) : NULL;
-	if (!args)
-		return spr_fail_oom(err);
-	if (!partial_ok)
-		return docker_out(t, args, CMD_TIMEOUT_MS, out, err);
-	_cleanup_buf_ spr_buf errout = SPR_BUF_INIT;
-	return spr_docker_cmd(t, args, CMD_TIMEOUT_MS, out, &errout, err) < 0 ? -1 : 0;
+	_cleanup_free_ char **ids = id_list(listed.data, &n);
+	if (!ids) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	if (!n)
+		return cJSON_CreateArray();
+	char *prefix[] = {(char *)"inspect", (char *)"--type", (char *)type, NULL};
+	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
+	if (!args) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	_cleanup_error_ spr_error *run_err = NULL;
+	if (spr_docker_cmd(t, args, CMD_TIMEOUT_MS, &out, &errout, &run_err) < 0) {
+		spr_fail(err, SPR_LAYER_DOCKER, run_err->errnum, "docker inspect: %s",
+			 run_err->message);
+		return NULL;
+	}
+	cJSON *array = out.data ? cJSON_Parse(out.data) : NULL;
+	if (!cJSON_IsArray(array)) {
+		cJSON_Delete(array);
+		spr_fail(err, SPR_LAYER_DOCKER, EPROTO, "docker inspect: %s",
+			 out.len ? "unexpected output" : spr_docker_last_line(&errout));
+		return NULL;
+	}
+	return array;
+}
+
+static const char *str_at(const cJSON *o, const char *a, const char *b)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *label_of(const cJSON *obj, const char *key)
+{
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(obj, "Config"), "Labels");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(labels, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool is_managed(const cJSON *container)
+{
+	const char *m = label_of(container, SPR_LABEL_MANAGED);
+	return m && !strcmp(m, "1");
 }
 
 /* ---- creators ------------------------------------------------------------ */
 
-/* The creator label is host:pid:start-time. 1 alive, 0 gone, -1 unknown
- * (created on another host, or a label we cannot read). */
+static bool boot_id(char *buf, size_t size)
+{
+	_cleanup_buf_ spr_buf b = SPR_BUF_INIT;
+	if (!spr_read_file("/proc/sys/kernel/random/boot_id", &b) || !b.len)
+		return false;
+	snprintf(buf, size, "%.*s", (int)strcspn(b.data, "\n"), b.data);
+	return true;
+}
+
+char *spr_docker_creator_label(void)
+{
+	char host[256] = "", boot[64] = "";
+	gethostname(host, sizeof(host) - 1);
+	if (!boot_id(boot, sizeof(boot)))
+		snprintf(boot, sizeof(boot), "unknown");
+	char state;
+	unsigned long long start = 0;
+	spr_proc_identity(getpid(), &state, &start);
+	char *label = NULL;
+	if (asprintf(&label, "%s:%s:%d:%llu", host, boot, (int)getpid(), start) < 0)
+		return NULL;
+	return label;
+}
+
+/* The label is host:boot-id:pid:start-time. The boot id, not the host
+ * name, decides whether it is this machine (cloned machines share names);
+ * the start time that the pid is still the same process. */
 int spr_docker_creator_alive(const char *label)
 {
-	char host[256] = "";
-	if (!label || gethostname(host, sizeof(host) - 1) < 0)
+	char boot[64];
+	if (!label || !boot_id(boot, sizeof(boot)))
 		return -1;
-	const char *colon = strrchr(label, ':');
-	if (!colon || colon == label)
+	const char *c3 = strrchr(label, ':');
+	if (!c3 || c3 == label)
 		return -1;
-	const char *pid_colon = colon - 1;
-	while (pid_colon > label && *pid_colon != ':')
-		pid_colon--;
-	if (*pid_colon != ':' || (size_t)(pid_colon - label) != strlen(host) ||
-	    strncmp(label, host, strlen(host)) != 0)
+	const char *c2 = c3 - 1;
+	while (c2 > label && *c2 != ':')
+		c2--;
+	const char *c1 = c2 > label ? c2 - 1 : label;
+	while (c1 > label && *c1 != ':')
+		c1--;
+	if (*c2 != ':' || *c1 != ':' || (size_t)(c2 - c1 - 1) != strlen(boot) ||
+	    strncmp(c1 + 1, boot, strlen(boot)) != 0)
 		return -1;
 	char *end;
-	long pid = strtol(pid_colon + 1, &end, 10);
-	unsigned long long start = strtoull(colon + 1, NULL, 10);
-	if (end != colon || pid <= 0)
+	long pid = strtol(c2 + 1, &end, 10);
+	unsigned long long start = strtoull(c3 + 1, NULL, 10);
+	if (end != c3 || pid <= 0)
 		return -1;
 	char state;
 	unsigned long long now_start;
@@ -142,13 +234,56 @@ int spr_docker_creator_alive(const char *label)
 	return now_start == start && state != 'Z' ? 1 : 0;
 }
 
-/* ---- listing containers ---------------------------------------------------- */
+/* ---- containers ------------------------------------------------------------- */
 
-#define PS_FORMAT                                                                         \
-	"{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}\t{{.Status}}\t{{.CreatedAt}}\t"          \
-	"{{.Label \"" SPR_LABEL_POOL "\"}}\t{{.Label \"" SPR_LABEL_ENV "\"}}\t"                \
-	"{{.Label \"" SPR_LABEL_CREATOR "\"}}"
-enum { F_ID, F_NAME, F_IMAGE, F_STATE, F_STATUS, F_CREATED, F_POOL, F_ENV, F_CREATOR, F_N };
+/* RFC 3339 from the daemon ("2026-11-22T01:14:36.445206916Z") to seconds;
+ * -1 for the zero time docker uses for "never". */
+static double parse_time(const char *s)
+{
+	struct tm tm = {0};
+	const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+	if (!rest || tm.tm_year < 71)
+		return -1;
+	return (double)timegm(&tm);
+}
+
+static void human_duration(double seconds, char *buf, size_t size)
+{
+	long s = seconds < 0 ? 0 : (long)seconds;
+	if (s < 60)
+		snprintf(buf, size, "%ld second%s", s, s == 1 ? "" : "s");
+	else if (s < 3600)
+		snprintf(buf, size, "%ld minute%s", s / 60, s / 60 == 1 ? "" : "s");
+	else if (s < 86400)
+		snprintf(buf, size, "%ld hour%s", s / 3600, s / 3600 == 1 ? "" : "s");
+	else
+		snprintf(buf, size, "%ld day%s", s / 86400, s / 86400 == 1 ? "" : "s");
+}
+
+/* docker ps's STATUS column, from the state: "Up 5 minutes",
+ * "Exited (137) 2 hours ago", "Created". */
+static void status_text(const cJSON *state, char *buf, size_t size)
+{
+	const char *status = str_at(state, "Status", NULL);
+	double now = (double)time(NULL), since;
+	char age[32];
+	if (status && !strcmp(status, "running") &&
+	    (since = parse_time(str_at(state, "StartedAt", NULL))) >= 0) {
+		human_duration(now - since, age, sizeof(age));
+		snprintf(buf, size, "Up %s%s", age,
+			 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(state, "Paused")) ? " (Paused)"
+											  : "");
+	} else if (status && (!strcmp(status, "exited") || !strcmp(status, "dead")) &&
+		   (since = parse_time(str_at(state, "FinishedAt", NULL))) >= 0) {
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(state, "ExitCode");
+		human_duration(now - since, age, sizeof(age));
+		snprintf(buf, size, "Exited (%d) %s ago", cJSON_IsNumber(code) ? code->valueint : -1,
+			 age);
+	} else {
+		snprintf(buf, size, "%c%s", status && *status ? status[0] - 32 : '?',
+			 status && *status ? status + 1 : "");
+	}
+}
 
 static void add_string_or_null(cJSON *o, const char *key, const char *s)
 {
@@ -172,73 +307,79 @@ static long runs_served(const struct spr_docker_target *t, const char *id)
 	return p ? strtol(p + 9, NULL, 10) : -1;
 }
 
-struct ps_ctx {
-	const struct spr_docker_target *target;
-	cJSON *list;
-	bool with_runs;
-};
-
-static int add_container(char *line, void *arg)
+/* The listing's view of one inspected container (SPEC §7 fields). */
+static cJSON *container_entry(const struct spr_docker_target *t, const cJSON *obj,
+			      bool with_runs)
 {
-	struct ps_ctx *ctx = arg;
-	char *f[F_N];
-	if (!split_fields(line, f, F_N))
-		return 0; /* not one of our lines (a CLI warning) */
+	const char *id = str_at(obj, "Id", NULL), *name = str_at(obj, "Name", NULL);
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(obj, "State");
+	const char *status = str_at(state, "Status", NULL);
+	if (!id || !is_full_id(id))
+		return NULL;
 	cJSON *c = cJSON_CreateObject();
-	cJSON_AddStringToObject(c, "id", f[F_ID]);
-	cJSON_AddStringToObject(c, "name", f[F_NAME]);
-	cJSON_AddStringToObject(c, "image", f[F_IMAGE]);
-	cJSON_AddStringToObject(c, "state", f[F_STATE]);
-	cJSON_AddStringToObject(c, "status", f[F_STATUS]);
-	cJSON_AddStringToObject(c, "created", f[F_CREATED]);
-	long runs = ctx->with_runs && !strcmp(f[F_STATE], "running")
-			    ? runs_served(ctx->target, f[F_ID])
-			    : -1;
+	cJSON_AddStringToObject(c, "id", id);
+	cJSON_AddStringToObject(c, "name", name && *name == '/' ? name + 1 : name ? name : "");
+	add_string_or_null(c, "image", str_at(obj, "Config", "Image"));
+	add_string_or_null(c, "state", status);
+	char text[96];
+	status_text(state, text, sizeof(text));
+	cJSON_AddStringToObject(c, "status", text);
+	add_string_or_null(c, "created", str_at(obj, "Created", NULL));
+	long runs = with_runs && status && !strcmp(status, "running") ? runs_served(t, id) : -1;
 	if (runs >= 0)
 		cJSON_AddNumberToObject(c, "runs", (double)runs);
 	else
 		cJSON_AddNullToObject(c, "runs");
-	add_string_or_null(c, "pool", f[F_POOL]);
-	add_string_or_null(c, "env", f[F_ENV]);
-	add_string_or_null(c, "creator", f[F_CREATOR]);
-	int alive = *f[F_CREATOR] ? spr_docker_creator_alive(f[F_CREATOR]) : -1;
+	add_string_or_null(c, "pool", label_of(obj, SPR_LABEL_POOL));
+	add_string_or_null(c, "env", label_of(obj, SPR_LABEL_ENV));
+	const char *creator = label_of(obj, SPR_LABEL_CREATOR);
+	add_string_or_null(c, "creator", creator);
+	int alive = creator && *creator ? spr_docker_creator_alive(creator) : -1;
 	if (alive < 0)
 		cJSON_AddNullToObject(c, "creator_alive");
 	else
 		cJSON_AddBoolToObject(c, "creator_alive", alive);
-	cJSON_AddItemToArray(ctx->list, c);
-	return 0;
+	return c;
 }
 
-/* Managed containers as a JSON array; extra_filter (e.g. "id=...") narrows. */
-static cJSON *managed_containers(const struct spr_docker_target *t, bool all_states,
-				 const char *extra_filter, bool with_runs, spr_error **err)
+/* Managed containers, inspected (raw docker JSON). */
+static cJSON *inspect_managed(const struct spr_docker_target *t, bool all_states,
+			      spr_error **err)
 {
-	char *args[16];
-	size_t n = 0;
-	args[n++] = (char *)"ps";
-	if (all_states)
-		args[n++] = (char *)"--all";
-	args[n++] = (char *)"--no-trunc";
-	args[n++] = (char *)"--filter";
-	args[n++] = (char *)"label=" SPR_LABEL_MANAGED "=1";
-	if (extra_filter) {
-		args[n++] = (char *)"--filter";
-		args[n++] = (char *)extra_filter;
-	}
-	args[n++] = (char *)"--format";
-	args[n++] = (char *)PS_FORMAT;
-	args[n] = NULL;
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	if (docker_out(t, args, CMD_TIMEOUT_MS, &out, err) < 0)
+	char *args[] = {(char *)"ps",	      (char *)"--quiet",
+			(char *)"--no-trunc", (char *)"--filter",
+			(char *)"label=" SPR_LABEL_MANAGED "=1",
+			all_states ? (char *)"--all" : NULL,
+			NULL};
+	cJSON *raw = inspect_listed(t, args, "container", err);
+	if (!raw)
 		return NULL;
-	struct ps_ctx ctx = {.target = t, .list = cJSON_CreateArray(), .with_runs = with_runs};
-	if (!ctx.list) {
-		spr_fail_oom(err);
+	/* The filter asked the daemon; the labels themselves decide. */
+	for (int i = cJSON_GetArraySize(raw) - 1; i >= 0; i--)
+		if (!is_managed(cJSON_GetArrayItem(raw, i)))
+			cJSON_DeleteItemFromArray(raw, i);
+	return raw;
+}
+
+/* Entries for the managed containers (filtered by keep, when given). */
+static cJSON *managed_entries(const struct spr_docker_target *t, bool all_states, bool with_runs,
+			      bool (*keep)(const cJSON *entry, const void *arg), const void *arg,
+			      spr_error **err)
+{
+	_cleanup_cjson_ cJSON *raw = inspect_managed(t, all_states, err);
+	if (!raw)
 		return NULL;
+	cJSON *list = cJSON_CreateArray();
+	const cJSON *obj;
+	cJSON_ArrayForEach(obj, raw)
+	{
+		cJSON *e = container_entry(t, obj, with_runs);
+		if (e && (!keep || keep(e, arg)))
+			cJSON_AddItemToArray(list, e);
+		else
+			cJSON_Delete(e);
 	}
-	each_line(out.data, add_container, &ctx);
-	return ctx.list;
+	return list;
 }
 
 static int print_json(cJSON *doc, char **json, spr_error **err)
@@ -315,18 +456,47 @@ char *spr_docker_match_container(char *ps_lines, const char *want, spr_error **e
 	return id;
 }
 
-/* The full id of the managed container `want` names (SPEC §7 rules). */
-static char *resolve_managed(const struct spr_docker_target *t, const char *want,
-			     spr_error **err)
+/* The managed container `want` names (SPEC §7 rules), inspected; NULL
+ * with the refusal otherwise. */
+static cJSON *resolve_managed(const struct spr_docker_target *t, const char *want,
+			      spr_error **err)
 {
-	if (!want || !*want)
-		return spr_docker_match_container(NULL, want, err);
-	char *args[] = {(char *)"ps", (char *)"--all", (char *)"--no-trunc", (char *)"--format",
-			(char *)SPR_DOCKER_MATCH_FORMAT, NULL};
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	if (docker_out(t, args, CMD_TIMEOUT_MS, &out, err) < 0)
+	if (!want || !*want) {
+		spr_docker_match_container(NULL, want, err);
 		return NULL;
-	return spr_docker_match_container(out.data, want, err);
+	}
+	char *args[] = {(char *)"ps", (char *)"--all", (char *)"--quiet", (char *)"--no-trunc",
+			NULL};
+	_cleanup_cjson_ cJSON *all = inspect_listed(t, args, "container", err);
+	if (!all)
+		return NULL;
+	/* The match works on lines this code writes from the inspected
+	 * objects: ids are hex, names [a-zA-Z0-9_.-], the flag ours. */
+	_cleanup_buf_ spr_buf lines = SPR_BUF_INIT;
+	const cJSON *obj;
+	cJSON_ArrayForEach(obj, all)
+	{
+		const char *id = str_at(obj, "Id", NULL), *name = str_at(obj, "Name", NULL);
+		if (!id || !is_full_id(id) || !name)
+			continue;
+		spr_buf_printf(&lines, "%s\t%s\t%s\n", id, *name == '/' ? name + 1 : name,
+			       is_managed(obj) ? "1" : "");
+	}
+	if (lines.oom) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	_cleanup_free_ char *id = spr_docker_match_container(lines.data, want, err);
+	if (!id)
+		return NULL;
+	cJSON_ArrayForEach(obj, all)
+	{
+		const char *oid = str_at(obj, "Id", NULL);
+		if (oid && !strcmp(oid, id))
+			return cJSON_Duplicate(obj, true);
+	}
+	spr_fail(err, SPR_LAYER_DOCKER, ESRCH, "No such container: %s", want);
+	return NULL;
 }
 
 /* ---- the API ------------------------------------------------------------------- */
@@ -360,7 +530,7 @@ void spr_docker_admin_free(spr_docker_admin *a)
 int spr_docker_list_containers(spr_docker_admin *a, bool all_states, char **json,
 			       spr_error **err)
 {
-	cJSON *list = managed_containers(&a->target, all_states, NULL, true, err);
+	cJSON *list = managed_entries(&a->target, all_states, true, NULL, NULL, err);
 	if (!list)
 		return -1;
 	cJSON *doc = cJSON_CreateObject();
@@ -420,47 +590,58 @@ static void add_inspect_details(cJSON *c, const cJSON *inspect)
 int spr_docker_inspect_container(spr_docker_admin *a, const char *id, char **json,
 				 spr_error **err)
 {
-	_cleanup_free_ char *full = resolve_managed(&a->target, id, err);
-	if (!full)
+	_cleanup_cjson_ cJSON *obj = resolve_managed(&a->target, id, err);
+	if (!obj)
 		return -1;
-	_cleanup_free_ char *filter = NULL;
-	if (asprintf(&filter, "id=%s", full) < 0)
-		return spr_fail_oom(err);
-	_cleanup_cjson_ cJSON *list = managed_containers(&a->target, true, filter, true, err);
-	if (!list)
-		return -1;
-	cJSON *c = cJSON_DetachItemFromArray(list, 0);
+	cJSON *c = container_entry(&a->target, obj, true);
 	if (!c)
-		return spr_fail(err, SPR_LAYER_DOCKER, ESRCH, "No such container: %s", id);
-	char *args[] = {(char *)"inspect", (char *)"--type", (char *)"container", full, NULL};
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	if (docker_out(&a->target, args, CMD_TIMEOUT_MS, &out, err) < 0) {
-		cJSON_Delete(c);
-		return -1;
-	}
-	_cleanup_cjson_ cJSON *inspect = out.data ? cJSON_Parse(out.data) : NULL;
-	add_inspect_details(c, cJSON_GetArrayItem(inspect, 0));
+		return spr_fail(err, SPR_LAYER_DOCKER, EPROTO, "docker inspect: no id for %s", id);
+	add_inspect_details(c, obj);
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddItemToObject(doc, "container", c);
 	return print_json(doc, json, err);
 }
 
-/* docker stop/kill of already-resolved ids. */
+/* docker stop/kill/rm of full ids (validated again: nothing else is ever
+ * a target). */
+static int act_on_ids(const struct spr_docker_target *t, char *const prefix[], char **ids,
+		      size_t n, int64_t timeout_ms, int *done, spr_error **err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!is_full_id(ids[i]))
+			return spr_fail(err, SPR_LAYER_DOCKER, EINVAL, "not a container id: %s",
+					ids[i]);
+	if (done)
+		*done = 0;
+	if (!n)
+		return 0;
+	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
+	if (!args)
+		return spr_fail_oom(err);
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
+	if (!done)
+		return docker_out(t, args, timeout_ms, &out, err);
+	/* Containers started with --rm may vanish meanwhile: count what went. */
+	_cleanup_buf_ spr_buf errout = SPR_BUF_INIT;
+	_cleanup_error_ spr_error *run_err = NULL;
+	if (spr_docker_cmd(t, args, timeout_ms, &out, &errout, &run_err) < 0)
+		return spr_fail(err, SPR_LAYER_DOCKER, run_err->errnum, "docker %s: %s", prefix[0],
+				run_err->message);
+	for (size_t i = 0; out.data && i < out.len; i++)
+		*done += out.data[i] == '\n';
+	return 0;
+}
+
 static int stop_ids(const struct spr_docker_target *t, char **ids, size_t n, int timeout_seconds,
 		    spr_error **err)
 {
-	if (!n)
-		return 0;
 	if (timeout_seconds < 0)
 		timeout_seconds = DEFAULT_STOP_TIMEOUT;
 	char seconds[16];
 	snprintf(seconds, sizeof(seconds), "%d", timeout_seconds);
 	char *prefix[] = {(char *)"stop", (char *)"--time", seconds, NULL};
-	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
-	if (!args)
-		return spr_fail_oom(err);
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	return docker_out(t, args, (int64_t)timeout_seconds * 1000 + CMD_TIMEOUT_MS, &out, err);
+	return act_on_ids(t, prefix, ids, n, (int64_t)timeout_seconds * 1000 + CMD_TIMEOUT_MS, NULL,
+			  err);
 }
 
 static int kill_ids(const struct spr_docker_target *t, char **ids, size_t n, int unused,
@@ -468,11 +649,7 @@ static int kill_ids(const struct spr_docker_target *t, char **ids, size_t n, int
 {
 	(void)unused;
 	char *prefix[] = {(char *)"kill", NULL};
-	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
-	if (!args)
-		return spr_fail_oom(err);
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	return docker_out(t, args, CMD_TIMEOUT_MS, &out, err);
+	return act_on_ids(t, prefix, ids, n, CMD_TIMEOUT_MS, NULL, err);
 }
 
 /* Resolves `id` to a managed container (refusing anything else), then
@@ -481,7 +658,11 @@ static int act_on(spr_docker_admin *a, const char *id,
 		  int (*act)(const struct spr_docker_target *, char **, size_t, int, spr_error **),
 		  int timeout_seconds, char **full_id, spr_error **err)
 {
-	char *full = resolve_managed(&a->target, id, err);
+	_cleanup_cjson_ cJSON *obj = resolve_managed(&a->target, id, err);
+	const char *oid = obj ? str_at(obj, "Id", NULL) : NULL;
+	char *full = oid ? strdup(oid) : NULL;
+	if (obj && !full)
+		spr_fail_oom(err);
 	if (!full || act(&a->target, &full, 1, timeout_seconds, err) < 0) {
 		free(full);
 		return -1;
@@ -505,33 +686,27 @@ int spr_docker_kill_container(spr_docker_admin *a, const char *id, char **full_i
 	return act_on(a, id, kill_ids, 0, full_id, err);
 }
 
-/* The ids (borrowed from list) of the containers keep() selects. */
-static char **select_ids(const cJSON *list, bool (*keep)(const cJSON *c), size_t *n)
+/* The ids (borrowed from list) of its entries. */
+static char **entry_ids(const cJSON *list, size_t *n)
 {
 	char **ids = calloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*ids));
 	*n = 0;
 	const cJSON *c;
 	cJSON_ArrayForEach(c, list)
 	{
-		if (ids && keep(c))
+		if (ids)
 			ids[(*n)++] = cJSON_GetObjectItemCaseSensitive(c, "id")->valuestring;
 	}
 	return ids;
 }
 
-static bool any_container(const cJSON *c)
-{
-	(void)c;
-	return true;
-}
-
 int spr_docker_stop_all(spr_docker_admin *a, int timeout_seconds, char **json, spr_error **err)
 {
-	_cleanup_cjson_ cJSON *list = managed_containers(&a->target, false, NULL, false, err);
+	_cleanup_cjson_ cJSON *list = managed_entries(&a->target, false, false, NULL, NULL, err);
 	if (!list)
 		return -1;
 	size_t n;
-	_cleanup_free_ char **ids = select_ids(list, any_container, &n);
+	_cleanup_free_ char **ids = entry_ids(list, &n);
 	if (!ids)
 		return spr_fail_oom(err);
 	if (stop_ids(&a->target, ids, n, timeout_seconds, err) < 0)
@@ -545,41 +720,54 @@ int spr_docker_stop_all(spr_docker_admin *a, int timeout_seconds, char **json, s
 
 /* ---- images ------------------------------------------------------------------------ */
 
-/* Managed images: [{"id", "tags", "kind", "size_bytes", "created",
- * "containers"}]. Two CLI calls for the images, two for the usage count. */
-static int count_users(char *line, void *arg)
-{
-	cJSON *counts = arg; /* image id -> number */
-	cJSON *n = cJSON_GetObjectItemCaseSensitive(counts, line);
-	if (n)
-		cJSON_SetNumberValue(n, n->valuedouble + 1);
-	else
-		cJSON_AddNumberToObject(counts, line, 1);
-	return 0;
-}
-
+/* How many containers (any, not only spr's) use each image id. */
 static cJSON *image_users(const struct spr_docker_target *t, spr_error **err)
 {
-	char *ps[] = {(char *)"ps", (char *)"--all", (char *)"--quiet", (char *)"--no-trunc", NULL};
-	_cleanup_buf_ spr_buf ids = SPR_BUF_INIT;
-	if (docker_out(t, ps, CMD_TIMEOUT_MS, &ids, err) < 0)
+	char *args[] = {(char *)"ps", (char *)"--all", (char *)"--quiet", (char *)"--no-trunc",
+			NULL};
+	_cleanup_cjson_ cJSON *all = inspect_listed(t, args, "container", err);
+	if (!all)
 		return NULL;
 	cJSON *counts = cJSON_CreateObject();
-	if (!counts) {
-		spr_fail_oom(err);
-		return NULL;
+	const cJSON *obj;
+	cJSON_ArrayForEach(obj, all)
+	{
+		const char *image = str_at(obj, "Image", NULL);
+		if (!image || !counts)
+			continue;
+		cJSON *n = cJSON_GetObjectItemCaseSensitive(counts, image);
+		if (n)
+			cJSON_SetNumberValue(n, n->valuedouble + 1);
+		else
+			cJSON_AddNumberToObject(counts, image, 1);
 	}
-	if (!ids.len)
-		return counts;
-	char *inspect[] = {(char *)"inspect", (char *)"--type", (char *)"container",
-			   (char *)"--format", (char *)"{{.Image}}", NULL};
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	if (docker_each(t, inspect, ids.data, true, &out, err) < 0) {
-		cJSON_Delete(counts);
-		return NULL;
-	}
-	each_line(out.data, count_users, counts);
 	return counts;
+}
+
+/* spr's own tags of an image: spr-env:<io.spr.env-hash> or
+ * spr-runtime:<io.spr.worker-version>. Labels alone prove nothing (an
+ * image built FROM spr's inherits them, and anyone can set them): an image
+ * is spr's only under a name spr gives, and only that name is spr's. */
+static cJSON *spr_tags(const cJSON *image, const char **kind)
+{
+	const char *what = label_of(image, SPR_LABEL_IMAGE);
+	const char *hash = what && !strcmp(what, "env")       ? label_of(image, SPR_LABEL_ENV_HASH)
+			   : what && !strcmp(what, "runtime") ? label_of(image, "io.spr.worker-version")
+							      : NULL;
+	*kind = what;
+	cJSON *tags = cJSON_CreateArray();
+	if (!hash || !*hash || strchr(hash, ':') || strchr(hash, '/'))
+		return tags;
+	char want[256];
+	snprintf(want, sizeof(want), "%s:%s", !strcmp(what, "env") ? SPR_ENV_REPO : SPR_RUNTIME_REPO,
+		 hash);
+	const cJSON *tag;
+	cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(image, "RepoTags"))
+	{
+		if (cJSON_IsString(tag) && !strcmp(tag->valuestring, want))
+			cJSON_AddItemToArray(tags, cJSON_CreateString(want));
+	}
+	return tags;
 }
 
 /* Newest first, then by id: the daemon's order ties images made within
@@ -587,12 +775,8 @@ static cJSON *image_users(const struct spr_docker_target *t, spr_error **err)
 static int compare_images(const void *a, const void *b)
 {
 	const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
-	const char *cx = cJSON_GetObjectItemCaseSensitive(x, "created")->valuestring;
-	const char *cy = cJSON_GetObjectItemCaseSensitive(y, "created")->valuestring;
-	int c = strcmp(cy, cx);
-	return c ? c
-		 : strcmp(cJSON_GetObjectItemCaseSensitive(x, "id")->valuestring,
-			  cJSON_GetObjectItemCaseSensitive(y, "id")->valuestring);
+	int c = strcmp(str_at(y, "created", NULL), str_at(x, "created", NULL));
+	return c ? c : strcmp(str_at(x, "id", NULL), str_at(y, "id", NULL));
 }
 
 static cJSON *sorted_images(cJSON *list)
@@ -612,44 +796,31 @@ static cJSON *sorted_images(cJSON *list)
 
 static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 {
-	char *ls[] = {(char *)"images", (char *)"--quiet", (char *)"--no-trunc", (char *)"--filter",
-		      (char *)"label=" SPR_LABEL_IMAGE, NULL};
-	_cleanup_buf_ spr_buf ids = SPR_BUF_INIT;
-	if (docker_out(t, ls, CMD_TIMEOUT_MS, &ids, err) < 0)
+	char *args[] = {(char *)"images", (char *)"--quiet", (char *)"--no-trunc",
+			(char *)"--filter", (char *)"label=" SPR_LABEL_IMAGE, NULL};
+	_cleanup_cjson_ cJSON *raw = inspect_listed(t, args, "image", err);
+	_cleanup_cjson_ cJSON *users = raw ? image_users(t, err) : NULL;
+	if (!raw || !users)
 		return NULL;
 	cJSON *list = cJSON_CreateArray();
-	if (!list || !ids.len) {
-		if (!list)
-			spr_fail_oom(err);
-		return list;
-	}
-	/* `docker images -q` repeats an id once per tag: inspect each once. */
-	char *inspect[] = {(char *)"image", (char *)"inspect", (char *)"--format",
-			   (char *)"{{.Id}}\t{{.Size}}\t{{.Created}}\t"
-				   "{{index .Config.Labels \"" SPR_LABEL_IMAGE "\"}}\t{{json .RepoTags}}",
-			   NULL};
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
-	_cleanup_cjson_ cJSON *users = image_users(t, err);
-	if (!users || docker_each(t, inspect, ids.data, true, &out, err) < 0) {
-		cJSON_Delete(list);
-		return NULL;
-	}
-	char *save = NULL;
-	for (char *line = out.data ? strtok_r(out.data, "\n", &save) : NULL; line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *f[5];
-		if (!split_fields(line, f, 5))
-			continue;
-		cJSON *img = cJSON_CreateObject();
-		cJSON_AddStringToObject(img, "id", f[0]);
-		cJSON *tags = cJSON_Parse(f[4]);
-		cJSON_AddItemToObject(img, "tags", cJSON_IsArray(tags) ? tags : cJSON_CreateArray());
-		if (tags && !cJSON_IsArray(tags))
+	const cJSON *obj;
+	cJSON_ArrayForEach(obj, raw)
+	{
+		const char *kind = NULL, *id = str_at(obj, "Id", NULL);
+		cJSON *tags = spr_tags(obj, &kind);
+		if (!id || !cJSON_GetArraySize(tags)) {
 			cJSON_Delete(tags);
-		cJSON_AddStringToObject(img, "kind", !strcmp(f[3], "env") ? "env" : "runtime");
-		cJSON_AddNumberToObject(img, "size_bytes", strtod(f[1], NULL));
-		cJSON_AddStringToObject(img, "created", f[2]);
-		const cJSON *used = cJSON_GetObjectItemCaseSensitive(users, f[0]);
+			continue;
+		}
+		cJSON *img = cJSON_CreateObject();
+		cJSON_AddStringToObject(img, "id", id);
+		cJSON_AddItemToObject(img, "tags", tags);
+		cJSON_AddStringToObject(img, "kind", kind);
+		const cJSON *size = cJSON_GetObjectItemCaseSensitive(obj, "Size");
+		cJSON_AddNumberToObject(img, "size_bytes", cJSON_IsNumber(size) ? size->valuedouble : 0);
+		const char *created = str_at(obj, "Created", NULL);
+		cJSON_AddStringToObject(img, "created", created ? created : "");
+		const cJSON *used = cJSON_GetObjectItemCaseSensitive(users, id);
 		cJSON_AddNumberToObject(img, "containers", used ? used->valuedouble : 0);
 		cJSON_AddItemToArray(list, img);
 	}
@@ -668,57 +839,36 @@ int spr_docker_list_images(spr_docker_admin *a, char **json, spr_error **err)
 
 /* ---- cleanup -------------------------------------------------------------------------- */
 
-/* Exited or dead, or its creator (on this host) is gone. Not "created":
- * that is also a container another engine is starting right now. */
-static bool is_stale(const cJSON *c)
+/* Exited or dead, or its creator (on this machine: same boot id) is gone;
+ * of one env image when env_image_id is given. Not "created": that is also
+ * a container another engine is starting right now. */
+static bool is_stale(const cJSON *c, const void *env_image_id)
 {
-	const cJSON *state = cJSON_GetObjectItemCaseSensitive(c, "state");
+	const char *s = str_at(c, "state", NULL), *env = str_at(c, "env", NULL);
+	if (env_image_id && (!env || strcmp(env, env_image_id)))
+		return false;
 	const cJSON *alive = cJSON_GetObjectItemCaseSensitive(c, "creator_alive");
-	const char *s = cJSON_IsString(state) ? state->valuestring : "";
-	return !strcmp(s, "exited") || !strcmp(s, "dead") || cJSON_IsFalse(alive);
+	return (s && (!strcmp(s, "exited") || !strcmp(s, "dead"))) || cJSON_IsFalse(alive);
 }
 
 int spr_docker_remove_stale(const struct spr_docker_target *t, const char *env_image_id,
 			    int *removed, spr_error **err)
 {
 	*removed = 0;
-	_cleanup_free_ char *filter = NULL;
-	if (env_image_id && asprintf(&filter, "label=" SPR_LABEL_ENV "=%s", env_image_id) < 0)
-		return spr_fail_oom(err);
-	_cleanup_cjson_ cJSON *list = managed_containers(t, true, filter, false, err);
+	_cleanup_cjson_ cJSON *list = managed_entries(t, true, false, is_stale, env_image_id, err);
 	if (!list)
 		return -1;
 	size_t n;
-	_cleanup_free_ char **ids = select_ids(list, is_stale, &n);
+	_cleanup_free_ char **ids = entry_ids(list, &n);
 	if (!ids)
 		return spr_fail_oom(err);
-	if (!n)
-		return 0;
 	char *prefix[] = {(char *)"rm", (char *)"--force", NULL};
-	_cleanup_free_ char **args = argv_concat(prefix, ids, n);
-	if (!args)
-		return spr_fail_oom(err);
-	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
-	_cleanup_error_ spr_error *run_err = NULL;
-	/* --rm containers may vanish meanwhile: count what was removed. */
-	if (spr_docker_cmd(t, args, CMD_TIMEOUT_MS, &out, &errout, &run_err) < 0)
-		return spr_fail(err, SPR_LAYER_DOCKER, run_err->errnum, "docker rm: %s",
-				run_err->message);
-	for (size_t i = 0; out.data && i < out.len; i++)
-		*removed += out.data[i] == '\n';
-	return 0;
+	return act_on_ids(t, prefix, ids, n, CMD_TIMEOUT_MS, removed, err);
 }
 
-/* Env images (and untagged managed ones, superseded builds) that no
- * container uses; never a tagged runtime image. */
-static bool removable_image(const cJSON *img)
-{
-	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(img, "kind");
-	const cJSON *used = cJSON_GetObjectItemCaseSensitive(img, "containers");
-	bool untagged = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(img, "tags")) == 0;
-	return used->valuedouble == 0 && (!strcmp(kind->valuestring, "env") || untagged);
-}
-
+/* Env images no container uses: their spr tags go (never --force: the
+ * daemon refuses an image a container started using meanwhile, and an
+ * image with other names keeps them). */
 static int remove_unused_images(const struct spr_docker_target *t, int *removed, spr_error **err)
 {
 	*removed = 0;
@@ -728,14 +878,12 @@ static int remove_unused_images(const struct spr_docker_target *t, int *removed,
 	const cJSON *img;
 	cJSON_ArrayForEach(img, images)
 	{
-		if (!removable_image(img))
+		const cJSON *used = cJSON_GetObjectItemCaseSensitive(img, "containers");
+		if (strcmp(str_at(img, "kind", NULL), "env") || used->valuedouble > 0)
 			continue;
-		/* By tag (an id with several tags needs them all); an image a
-		 * container started using meanwhile is refused by the daemon,
-		 * and that is fine. */
 		const cJSON *tags = cJSON_GetObjectItemCaseSensitive(img, "tags");
 		size_t n = (size_t)cJSON_GetArraySize(tags);
-		_cleanup_free_ char **args = calloc(n + 3, sizeof(*args));
+		_cleanup_free_ char **args = calloc(n + 2, sizeof(*args));
 		if (!args)
 			return spr_fail_oom(err);
 		size_t k = 0;
@@ -745,8 +893,6 @@ static int remove_unused_images(const struct spr_docker_target *t, int *removed,
 		{
 			args[k++] = tag->valuestring;
 		}
-		if (!n)
-			args[k++] = cJSON_GetObjectItemCaseSensitive(img, "id")->valuestring;
 		_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
 		_cleanup_error_ spr_error *run_err = NULL;
 		if (spr_docker_cmd(t, args, CMD_TIMEOUT_MS, &out, &errout, &run_err) == 0)

@@ -5,8 +5,11 @@
 
 #include "docker/cli.h"
 
-/* 1: the process that created a container (its io.spr.creator label,
- * host:pid:start-time) is alive; 0: gone; -1: unknown (another host). */
+/* The io.spr.creator label for this process: host:boot-id:pid:start-time. */
+SPR_HIDDEN char *spr_docker_creator_label(void);
+/* 1: the process that created a container (its io.spr.creator label) is
+ * alive; 0: gone; -1: unknown (another machine or boot, or not a label of
+ * this format). */
 SPR_HIDDEN int spr_docker_creator_alive(const char *label);
 
 /* Removes managed containers that are not running or whose creator is

@@ -14,7 +14,7 @@
 #define SPR_LABEL_ENGINE "io.spr.engine"
 #define SPR_LABEL_ENV "io.spr.env"
 #define SPR_LABEL_POOL "io.spr.pool"
-#define SPR_LABEL_CREATOR "io.spr.creator" /* host:pid:start time of the caller */
+#define SPR_LABEL_CREATOR "io.spr.creator" /* host:boot-id:pid:start time of the caller */
 /* Images carry their own label, never io.spr.managed: a container inherits
  * its image's labels, and one started by hand from spr's image is not
  * spr's to stop. "runtime" or "env"; env images also the package hash. */

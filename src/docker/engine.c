@@ -126,21 +126,6 @@ static int write_profile(struct spr_docker_engine *de, spr_error **err)
 	return 0;
 }
 
-/* host:pid:start time — `spr cleanup` removes containers whose creator is
- * gone (on this host). */
-static char *creator_label(void)
-{
-	char host[256] = "";
-	gethostname(host, sizeof(host) - 1);
-	char state;
-	unsigned long long start = 0;
-	spr_proc_identity(getpid(), &state, &start);
-	char *label = NULL;
-	if (asprintf(&label, "%s:%d:%llu", host, (int)getpid(), start) < 0)
-		return NULL;
-	return label;
-}
-
 static const char *libexec_dir(void)
 {
 	const char *env = getenv("SPR_LIBEXEC_DIR");
@@ -190,7 +175,7 @@ int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_
 		spr_docker_remove_stale(&de->target, de->image_id, &removed, NULL);
 		rc = write_profile(de, err);
 	}
-	if (rc == 0 && !(de->creator = creator_label()))
+	if (rc == 0 && !(de->creator = spr_docker_creator_label()))
 		rc = spr_fail_oom(err);
 	if (rc == 0 && !(de->pool = spr_pool_new(de)))
 		rc = spr_fail_oom(err);

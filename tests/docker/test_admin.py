@@ -39,6 +39,10 @@ LABEL = "io.spr.test=admin"
 MANAGED = "io.spr.managed=1"
 TAG = f"spr-admin-{os.getpid()}"  # prefix of every name the tests give
 HOST = socket.gethostname()
+with open("/proc/sys/kernel/random/boot_id") as _f:
+    BOOT_ID = _f.read().strip()
+# io.spr.creator = host:boot-id:pid:start-time (SPEC §7)
+MACHINE = f"{HOST}:{BOOT_ID}"
 
 NOT_MANAGED = "Container '{}' is not managed by spr and cannot be modified"
 UNREACHABLE = "Docker is installed but the daemon is not running or not accessible."
@@ -168,12 +172,12 @@ def proc_start_time(pid):
 
 
 def dead_creator():
-    """host:pid:start-time of a process of this host that has exited."""
+    """The creator label of a process of this machine that has exited."""
     p = subprocess.Popen(["sleep", "60"])
     start = proc_start_time(p.pid)
     p.kill()
     p.wait()
-    return f"{HOST}:{p.pid}:{start}"
+    return f"{MACHINE}:{p.pid}:{start}"
 
 
 class Holder:
@@ -200,7 +204,7 @@ class Holder:
         self.proc.stdin.write(stdin_text)
         self.proc.stdin.close()
         self.pid = self.proc.pid
-        self.creator = f"{HOST}:{self.pid}:{proc_start_time(self.pid)}"
+        self.creator = f"{MACHINE}:{self.pid}:{proc_start_time(self.pid)}"
         CREATORS.add(self.creator)
         self.ids = []
         HOLDERS.append(self)
@@ -285,7 +289,7 @@ def spr_run_docker(code, *args):
         p = subprocess.Popen([SPR_RUN, "--engine", "docker", "--json", *args, path],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         # Still running or a zombie until communicate(): /proc has it.
-        CREATORS.add(f"{HOST}:{p.pid}:{proc_start_time(p.pid)}")
+        CREATORS.add(f"{MACHINE}:{p.pid}:{proc_start_time(p.pid)}")
         out, err = p.communicate(timeout=900)
     try:
         return json.loads(out)
@@ -975,7 +979,7 @@ class F_Cleanup(AdminCase):
                                     "io.spr.creator=" + dead_creator(), rm=False)
         # Running, managed, created on another host: cannot be judged, kept.
         cls.remote = hand_container(f"{TAG}-elsewhere", MANAGED,
-                                    "io.spr.creator=spr-admin-elsewhere.invalid:1:1", rm=False)
+                                    "io.spr.creator=spr-admin-elsewhere.invalid:00000000-0000-0000-0000-000000000000:1:1", rm=False)
         # Unmanaged: an exited container, and an image tagged like an env
         # image but without the label.
         cls.exited_unmanaged = exited_container(f"{TAG}-cleanup-exited-unmanaged")
@@ -1076,3 +1080,95 @@ class G_EngineStart(AdminCase):
         finally:
             live.stop()
             docker("rm", "-f", f"{TAG}-orphan-runtime", f"{TAG}-orphan-other", check=False)
+
+
+class H_Forgery(AdminCase):
+    """Label text is anyone's to choose and images pass labels on: none of
+    it may make spr act on what it did not make (the review's F2-F4)."""
+
+    def test_label_text_cannot_forge_a_listing_line(self):
+        # An unmanaged container whose label value holds a tab-separated
+        # "line" claiming another, unmanaged, container is managed.
+        victim = hand_container(f"{TAG}-victim")
+        forger = hand_container(f"{TAG}-forger",
+                                f"io.spr.managed=0\n{TAG}-victim\t{TAG}-victim\t1")
+        # A managed container whose creator label smuggles a "row" for the
+        # victim, exited and stale, into what cleanup reads.
+        smuggler = hand_container(
+            f"{TAG}-smuggler", MANAGED,
+            f"io.spr.creator=x\n{victim}\t{TAG}-victim\timg\texited\tExited\tnow\t\t\tx")
+        try:
+            for args in (["kill", "container", f"{TAG}-victim"],
+                         ["stop", "container", f"{TAG}-victim"],
+                         ["container", f"{TAG}-victim"]):
+                self.assertRefused(spr(*args),
+                                   f"Container '{TAG}-victim' is not managed by spr and "
+                                   "cannot be modified")
+            listed = {c["id"] for c in spr_json(self, "list", "containers", "--all")["containers"]}
+            self.assertNotIn(victim, listed)
+            self.assertNotIn(forger, listed)
+            self.assertIn(smuggler, listed)
+            p = spr("--json", "cleanup")
+            self.assertEqual(p.returncode, 0, show(p))
+            self.assertEqual(state(victim)[0], True, "cleanup touched an unmanaged container")
+            self.assertEqual(state(forger)[0], True)
+        finally:
+            docker("rm", "-f", victim, forger, smuggler, check=False)
+
+    def test_images_are_spr_s_only_under_spr_s_names(self):
+        tag, rid = runtime_image()
+        with tempfile.TemporaryDirectory() as d:
+            env = env_image(d, f"sprforge{os.getpid()}==1.0.0")
+        env_id = image_id(env)
+        # Another name for spr's env image, an image built FROM it (it
+        # inherits the labels), and a third party's image with spr's labels
+        # set by hand.
+        alias = f"{TAG}-team/app:1"
+        derived = f"{TAG}-team/derived:1"
+        forged = f"{TAG}-thirdparty/tool:1"
+        docker("tag", env, alias)
+        IMAGES_MADE.update({alias, derived, forged})
+        with tempfile.TemporaryDirectory() as ctx:
+            with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+                f.write(f"FROM {env}\nLABEL team=app\n")
+            docker("build", "--network", "none", "-q", "-t", derived, ctx, timeout=300)
+            with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+                f.write(f"FROM {BASE_IMAGE}\nLABEL io.spr.image=env io.spr.env-hash=forged\n")
+            docker("build", "--network", "none", "-q", "-t", forged, ctx, timeout=300)
+        listed = spr_json(self, "list", "images")["images"]
+        tags = [t for i in listed for t in i["tags"]]
+        self.assertIn(env, tags)
+        for other in (alias, derived, forged):
+            self.assertNotIn(other, tags)
+        self.assertNotIn(bare(image_id(derived)), [bare(i["id"]) for i in listed])
+        self.assertNotIn(bare(image_id(forged)), [bare(i["id"]) for i in listed])
+        p = spr("--json", "cleanup")
+        self.assertEqual(p.returncode, 0, show(p))
+        self.assertFalse(image_exists(env), "the unused env image's spr name stays")
+        self.assertEqual(image_id(alias), env_id, "another name of the image was removed")
+        self.assertTrue(image_exists(derived), "an image built FROM spr's was removed")
+        self.assertTrue(image_exists(forged), "an image with forged labels was removed")
+        self.assertTrue(image_exists(tag), "the runtime image was removed")
+
+    def test_same_host_name_other_machine_is_not_judged(self):
+        # A clone of this machine (same host name, another boot) shares
+        # the daemon: its creator cannot be judged from here, its running
+        # container stays.
+        other = hand_container(
+            f"{TAG}-clone", MANAGED,
+            f"io.spr.creator={HOST}:11111111-2222-3333-4444-555555555555:1:1", rm=False)
+        # ...and a label without a boot id (host:pid:start): pid 1 exists
+        # here, but whose pid 1 it meant cannot be known.
+        older = hand_container(f"{TAG}-clone-old", MANAGED, f"io.spr.creator={HOST}:1:1",
+                               rm=False)
+        try:
+            listed = {c["id"]: c for c in
+                      spr_json(self, "list", "containers")["containers"]}
+            self.assertIsNone(listed[other]["creator_alive"], listed[other])
+            self.assertIsNone(listed[older]["creator_alive"], listed[older])
+            p = spr("--json", "cleanup")
+            self.assertEqual(p.returncode, 0, show(p))
+            self.assertEqual(state(other)[0], True, "cleanup removed another machine's container")
+            self.assertEqual(state(older)[0], True, "cleanup judged a label it cannot judge")
+        finally:
+            docker("rm", "-f", other, older, check=False)

@@ -81,19 +81,36 @@ END_TEST
 
 START_TEST(creator_liveness)
 {
-	char host[256] = "", label[512];
+	char host[256] = "", boot[64] = "", label[512];
 	gethostname(host, sizeof(host) - 1);
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(boot, sizeof(boot), f));
+	fclose(f);
+	boot[strcspn(boot, "\n")] = '\0';
 	char state;
 	unsigned long long start;
 	ck_assert_int_eq(spr_proc_identity(getpid(), &state, &start), 0);
-	snprintf(label, sizeof(label), "%s:%d:%llu", host, (int)getpid(), start);
+	/* what the engine puts on its containers */
+	char *mine = spr_docker_creator_label();
+	snprintf(label, sizeof(label), "%s:%s:%d:%llu", host, boot, (int)getpid(), start);
+	ck_assert_str_eq(mine, label);
+	free(mine);
 	ck_assert_int_eq(spr_docker_creator_alive(label), 1);
 	/* the same pid with another start time: a reused pid, the creator is gone */
-	snprintf(label, sizeof(label), "%s:%d:%llu", host, (int)getpid(), start + 1);
+	snprintf(label, sizeof(label), "%s:%s:%d:%llu", host, boot, (int)getpid(), start + 1);
 	ck_assert_int_eq(spr_docker_creator_alive(label), 0);
-	snprintf(label, sizeof(label), "%s:%d:1", host, 0x3ffffff0); /* no such pid */
+	snprintf(label, sizeof(label), "%s:%s:%d:1", host, boot, 0x3ffffff0); /* no such pid */
 	ck_assert_int_eq(spr_docker_creator_alive(label), 0);
-	snprintf(label, sizeof(label), "%s-elsewhere:%d:%llu", host, (int)getpid(), start);
+	/* another boot (a clone of this machine, same host name): unknown */
+	snprintf(label, sizeof(label), "%s:00000000-0000-0000-0000-000000000000:%d:%llu", host,
+		 (int)getpid(), start);
+	ck_assert_int_eq(spr_docker_creator_alive(label), -1);
+	/* a host name with colons cannot fool the parser from the end */
+	snprintf(label, sizeof(label), "a:b:%s:%d:%llu", boot, (int)getpid(), start);
+	ck_assert_int_eq(spr_docker_creator_alive(label), 1);
+	/* the old three-field form, and garbage: unknown */
+	snprintf(label, sizeof(label), "%s:%d:%llu", host, (int)getpid(), start);
 	ck_assert_int_eq(spr_docker_creator_alive(label), -1);
 	ck_assert_int_eq(spr_docker_creator_alive("garbage"), -1);
 	ck_assert_int_eq(spr_docker_creator_alive(""), -1);
