@@ -106,6 +106,8 @@ SPR_HIDDEN int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **
  * the new user namespace. Returns 1 when moved, 0 when there is nothing
  * to do (v2, no cgroup), -1 with errno. */
 SPR_HIDDEN int spr_cg_run_enter(struct spr_cg_run *run);
+/* Closes the `tasks` files (the monitor, once init entered). */
+SPR_HIDDEN void spr_cg_run_close_tasks(struct spr_cg_run *run);
 /* True when the run's first process must enter by itself (v1). */
 SPR_HIDDEN bool spr_cg_run_self_enter(const struct spr_cg_run *run);
 SPR_HIDDEN void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_stats *stats);

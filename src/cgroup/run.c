@@ -190,7 +190,17 @@ static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bas
 {
 	for (int c = 0; c < SPR_CG_NCTRL; c++) {
 		const cJSON *b = cJSON_GetObjectItemCaseSensitive(bases, names[c]);
-		if (cJSON_IsString(b) && make_run_dir(b->valuestring, name, false, &run->dir[c], err) < 0)
+		if (!cJSON_IsString(b))
+			continue;
+		/* Co-mounted controllers (cpu,cpuacct) share one hierarchy, so
+		 * one directory. */
+		for (int e = 0; e < c && !run->dir[c]; e++) {
+			const cJSON *eb = cJSON_GetObjectItemCaseSensitive(bases, names[e]);
+			if (run->dir[e] && cJSON_IsString(eb) && !strcmp(eb->valuestring, b->valuestring) &&
+			    !(run->dir[c] = strdup(run->dir[e])))
+				return spr_fail_oom(err);
+		}
+		if (!run->dir[c] && make_run_dir(b->valuestring, name, false, &run->dir[c], err) < 0)
 			return -1;
 	}
 	const char *mem = run->dir[SPR_CG_MEMORY], *pids = run->dir[SPR_CG_PIDS],
@@ -226,7 +236,10 @@ static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bas
 	if (run->pids_fd < 0)
 		return spr_fail_errno(err, SPR_LAYER_CGROUP, "opening %s", path);
 	for (int c = 0; c < SPR_CG_NCTRL; c++) {
-		if (!run->dir[c])
+		bool shared = false;
+		for (int e = 0; e < c && run->dir[c]; e++)
+			shared = shared || (run->dir[e] && !strcmp(run->dir[e], run->dir[c]));
+		if (!run->dir[c] || shared)
 			continue;
 		snprintf(path, sizeof(path), "%s/tasks", run->dir[c]);
 		run->tasks_fd[c] = open(path, O_WRONLY | O_CLOEXEC);
@@ -265,6 +278,12 @@ int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **err)
 			return spr_fail_errno(err, SPR_LAYER_CGROUP, "moving the run into %s",
 					      run->dir[c]);
 	return 0;
+}
+
+void spr_cg_run_close_tasks(struct spr_cg_run *run)
+{
+	for (int c = 0; c < SPR_CG_NCTRL; c++)
+		spr_closep(&run->tasks_fd[c]);
 }
 
 bool spr_cg_run_self_enter(const struct spr_cg_run *run)

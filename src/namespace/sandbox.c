@@ -288,6 +288,14 @@ static int watch_signals(struct sandbox *sb, spr_error **err)
 	sb->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sb->sigfd < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "signalfd");
+	/* A pipe whose reader died (init failing early) must be an EPIPE to
+	 * handle, not the end of the monitor. Not in saved_mask: the worker
+	 * starts with the caller's mask, and a child has no pending signals. */
+	sigset_t pipe_set;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	if (sigprocmask(SIG_BLOCK, &pipe_set, NULL) < 0)
+		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "sigprocmask");
 	return 0;
 }
 
@@ -519,8 +527,15 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		return -1;
 	}
 	if (write(go, "G", 1) != 1) {
+		/* init already gave up: its report says why. */
+		int saved = errno;
+		_cleanup_free_ char *why = NULL;
+		bool told = read_report_line(sb, &why) > 0 && !strncmp(why, "error ", 6);
 		kill_and_reap(pid);
 		sb->child = 0;
+		if (told)
+			return parse_init_error(why, err);
+		errno = saved;
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "starting the sandbox init");
 	}
 	_cleanup_free_ char *line = NULL;
@@ -531,6 +546,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		sb->applied.network_shared = network;
 		sb->applied.landlock_abi = landlock;
 		sb->applied.seccomp = seccomp;
+		spr_cg_run_close_tasks(&sb->cg); /* init is in: not needed anymore */
 		/* From now on reports are read when poll says so (supervise). */
 		fcntl(sb->report_fd, F_SETFL, fcntl(sb->report_fd, F_GETFL) | O_NONBLOCK);
 		return 0;

@@ -126,24 +126,42 @@ static int worker_main(void *arg)
  * limits and filters are its own anyway. */
 static pid_t start_worker(const struct spr_init_spec *s, int status_fd)
 {
+	struct worker_start ws = {.spec = s, .status_fd = status_fd};
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan cannot follow a child running on another stack in shared
+	 * memory (it warns, and its report file is outside the sandbox):
+	 * sanitizer builds pay for a plain fork. */
+	pid_t child = fork();
+	if (child == 0)
+		worker_main(&ws);
+	return child;
+#else
 	static const size_t stack_size = 256 * 1024;
 	void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return -1;
-	struct worker_start ws = {.spec = s, .status_fd = status_fd};
 	pid_t pid = clone(worker_main, (char *)stack + stack_size,
 			  CLONE_VM | CLONE_VFORK | SIGCHLD, &ws);
 	munmap(stack, stack_size);
 	return pid;
+#endif
 }
 
 void spr_init_main(const struct spr_init_spec *s)
 {
 	spr_error *err = NULL;
-	/* Into the run cgroup before anything of the run allocates or forks. */
-	if (spr_cg_run_enter(s->cg) < 0) {
+	/* Into the run cgroup before anything of the run allocates or forks;
+	 * then a cgroup namespace rooted there (on v1 the one made at clone
+	 * time is rooted at the caller's cgroup, whose path the code would
+	 * see in /proc/self/cgroup). */
+	int entered = spr_cg_run_enter(s->cg);
+	if (entered < 0) {
 		spr_fail_errno(&err, SPR_LAYER_CGROUP, "moving the sandbox init into its run cgroup");
+		init_fail(s, err);
+	}
+	if (entered > 0 && unshare(CLONE_NEWCGROUP) < 0) {
+		spr_fail_errno(&err, SPR_LAYER_NAMESPACE, "unshare(CLONE_NEWCGROUP)");
 		init_fail(s, err);
 	}
 	/* The monitor may have died before PDEATHSIG was armed: then the sync
@@ -174,10 +192,13 @@ void spr_init_main(const struct spr_init_spec *s)
 	if (spr_worker_status(status_pipe[0], &setup, &err) < 0)
 		init_fail(s, err);
 	close(status_pipe[0]);
-	/* init needs none of the run's streams: the host sees EOF as soon as
-	 * the worker and its children are gone. */
-	for (int fd = 0; fd <= 3; fd++)
-		close(fd);
+	/* init needs none of the run's streams (the host sees EOF as soon as
+	 * the worker and its children are gone) and nothing else of the
+	 * monitor's (its control socket, signalfd, cgroup files): only the
+	 * report pipe stays. */
+	if (s->report_fd > 0)
+		close_range(0, (unsigned)s->report_fd - 1, 0);
+	close_range((unsigned)s->report_fd + 1, ~0U, 0);
 	send_line(s->report_fd, "started %d %d\n", setup.landlock_abi, setup.seccomp);
 
 	/* Reap everything; the worker's end is the run's end. */

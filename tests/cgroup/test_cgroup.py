@@ -137,6 +137,18 @@ class Limits(SprTestCase):
 
 @unittest.skipUnless(USABLE, f"no usable cgroup here: {DOCTOR['problems']}")
 class Housekeeping(SprTestCase):
+    def test_co_mounted_cpu_and_cpuacct(self):
+        """The usual systemd v1 layout mounts cpu and cpuacct together (one
+        directory for both): a run cgroup must still be made, entered and
+        removed. tests/tools/cg-comount simulates it on this host."""
+        proc = subprocess.run([os.path.join(BUILD, "tests", "tools", "cg-comount")],
+                              capture_output=True, text=True, timeout=60)
+        report = json.loads(proc.stdout)
+        if "skip" in report:
+            self.skipTest(report["skip"])
+        self.assertEqual(proc.returncode, 0, (report, proc.stderr))
+        self.assertEqual(report, {"entered": True, "in_run_cgroup": True, "removed": True})
+
     def test_doctor_reports_every_controller(self):
         self.assertEqual(DOCTOR_RC, 0, DOCTOR)
         for ctl in ("memory", "pids", "cpu"):
