@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from integration.common import BUILD, PERMISSIVE, SPR, SprTestCase, spr_run
+from integration.common import BUILD, FORK_BOMB, PERMISSIVE, SPR, SprTestCase, spr_run
 
 SOAK = os.path.join(BUILD, "tests", "tools", "soak")
 
@@ -73,12 +73,7 @@ class Limits(SprTestCase):
         self.assertTrue(run["resource_exceeded"], run)
 
     def test_fork_bomb_is_contained(self):
-        bomb = ("import os\n"
-                "while True:\n"
-                "    try:\n"
-                "        os.fork()\n"
-                "    except OSError:\n"
-                "        pass\n")
+        bomb = FORK_BOMB
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "bomb.py")
             with open(path, "w") as f:

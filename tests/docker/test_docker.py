@@ -13,7 +13,7 @@ import time
 import unittest
 import zipfile
 
-from integration.common import BUILD, PERMISSIVE, SPR_RUN, SprTestCase, spr_run, write_policy
+from integration.common import BUILD, FORK_BOMB, PERMISSIVE, SPR_RUN, SprTestCase, spr_run, write_policy
 
 BATCH = os.path.join(BUILD, "tests", "tools", "batch")
 LIBEXEC = os.path.join(BUILD, "libexec", "spr")
@@ -122,12 +122,7 @@ result = {
         self.assertTrue(run["resource_exceeded"], run)
 
     def test_fork_bomb_is_contained(self):
-        bomb = ("import os\n"
-                "while True:\n"
-                "    try:\n"
-                "        os.fork()\n"
-                "    except OSError:\n"
-                "        pass\n")
+        bomb = FORK_BOMB
         t0 = time.monotonic()
         run = spr_run(bomb, policy=dict(PERMISSIVE, timeout_seconds=3), engine="docker")
         self.assertFalse(run["ok"], run)

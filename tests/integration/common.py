@@ -20,6 +20,15 @@ ENGINE = os.environ.get("SPR_TEST_ENGINE", "local")
 # stopped by the Python guardrail first (SPEC §2).
 PERMISSIVE = {"blocked_imports": [], "blocked_builtins": []}
 
+# Forks until the process limit refuses, forever: only a pids limit or the
+# timeout ends it.
+FORK_BOMB = ("import os\n"
+             "while True:\n"
+             "    try:\n"
+             "        os.fork()\n"
+             "    except OSError:\n"
+             "        pass\n")
+
 
 def toml_value(v):
     if isinstance(v, bool):
