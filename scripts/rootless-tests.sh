@@ -51,7 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 mkdir -p "$stage/build"
-cp -a "$build/spr-run" "$build/spr" "$build/libexec" "$stage/build/"
+cp -a "$build/spr-run" "$build/spr" "$build/libspr.so" "$build/libexec" "$stage/build/"
 [ -d "$build/tests/tools" ] && mkdir -p "$stage/build/tests" && cp -a "$build/tests/tools" "$stage/build/tests/"
 cp -a "$src/tests" "$stage/"
 chmod -R a+rX "$stage"

@@ -30,39 +30,12 @@ static void python_info_free(struct spr_python_info *p)
 	*p = (struct spr_python_info){0};
 }
 
-void spr_local_reap_helpers(struct spr_local_engine *le, bool blocking)
-{
-	pthread_mutex_lock(&le->zombies_lock);
-	size_t kept = 0;
-	for (size_t i = 0; i < le->nzombies; i++) {
-		pid_t r;
-		do
-			r = waitpid(le->zombies[i], NULL, blocking ? 0 : WNOHANG);
-		while (r < 0 && errno == EINTR);
-		if (r == 0)
-			le->zombies[kept++] = le->zombies[i];
-	}
-	le->nzombies = kept;
-	pthread_mutex_unlock(&le->zombies_lock);
-}
-
-void spr_local_defer_reap(struct spr_local_engine *le, pid_t pid)
-{
-	pthread_mutex_lock(&le->zombies_lock);
-	bool full = le->nzombies == ARRAY_SIZE(le->zombies);
-	if (!full)
-		le->zombies[le->nzombies++] = pid;
-	pthread_mutex_unlock(&le->zombies_lock);
-	if (full) /* many runs finishing at once: just wait for this one */
-		spr_reap(pid, NULL);
-}
-
 static void local_destroy(spr_engine *engine)
 {
 	struct spr_local_engine *le = (struct spr_local_engine *)engine;
-	spr_local_reap_helpers(le, true);
+	/* Monitors first: they remove their run cgroups under spr/. */
+	spr_fork_server_stop(&le->server);
 	spr_cgroup_release(&le->cgroups);
-	pthread_mutex_destroy(&le->zombies_lock);
 	spr_cgroup_host_free(&le->cgroups);
 	python_info_free(&le->python);
 	free(le->sandbox_path);
@@ -359,7 +332,7 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	if (!le)
 		return spr_fail_oom(err);
 	spr_engine_init(&le->base, &local_ops);
-	pthread_mutex_init(&le->zombies_lock, NULL);
+	spr_fork_server_init(&le->server);
 	le->allow_degraded = opts->allow_degraded;
 	if (spr_cgroup_detect(opts->cgroup_parent, &le->cgroups, err) < 0) {
 		spr_engine_free(&le->base);

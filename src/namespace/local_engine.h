@@ -4,6 +4,7 @@
 
 #include "cgroup/cgroup.h"
 #include "engine.h"
+#include "namespace/fork_server.h"
 #include "policy/seccomp.h"
 
 /* What we learned about the interpreter once, when the engine started
@@ -31,17 +32,8 @@ struct spr_local_engine {
 	uid_t outside_uid; /* what the sandbox user is outside */
 	gid_t outside_gid;
 	struct spr_cg_host cgroups; /* detected once, at engine start */
-	/* Helpers that reported their run's end but were still removing its
-	 * cgroup: reaped later, so cleanup stays off the critical path. */
-	pthread_mutex_t zombies_lock;
-	pid_t zombies[64];
-	size_t nzombies;
+	struct spr_fork_server server; /* spr-sandbox --serve: forks the monitors */
 };
-
-/* Reaps finished helpers (blocking: wait for all of them). */
-SPR_HIDDEN void spr_local_reap_helpers(struct spr_local_engine *le, bool blocking);
-/* Takes over reaping a helper that has not exited yet. */
-SPR_HIDDEN void spr_local_defer_reap(struct spr_local_engine *le, pid_t pid);
 
 SPR_HIDDEN int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 			     struct spr_result **out, spr_error **err);

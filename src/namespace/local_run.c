@@ -1,4 +1,5 @@
-/* One LocalEngine run, host side: start spr-sandbox, feed the request,
+/* One LocalEngine run, host side: have spr-sandbox's server start the
+ * run's monitor, feed the request,
  * drain the outputs with their caps, enforce the wall deadline, collect
  * the facts, marshal the RunnerResult. */
 #include <fcntl.h>
@@ -6,8 +7,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 
 #include "json.h"
 #include "namespace/layout.h"
@@ -33,7 +34,7 @@ struct local_run {
 	int64_t t0;
 
 	int ctrl;
-	pid_t helper;
+	int helper; /* the monitor's pidfd */
 	struct spr_feeder request;
 	struct spr_capture out, err, result;
 	spr_buf request_text;
@@ -57,6 +58,7 @@ static void local_run_free(struct local_run *r)
 	spr_buf_free(&r->err.buf);
 	spr_buf_free(&r->result.buf);
 	spr_buf_free(&r->request_text);
+	spr_closep(&r->helper);
 	spr_error_free(r->infra);
 	free(r->isolation);
 }
@@ -212,7 +214,7 @@ static int make_channels(struct local_run *r, int child[SPR_SANDBOX_NFDS], spr_e
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair");
 	r->request.fd = sp[0];
-	child[SPR_FD_REQUEST] = spr_fd_above(sp[1], SPR_SANDBOX_NFDS);
+	child[SPR_FD_REQUEST] = sp[1];
 
 	struct spr_capture *caps[] = {&r->out, &r->err, &r->result};
 	int slots[] = {SPR_FD_STDOUT, SPR_FD_STDERR, SPR_FD_RESULT};
@@ -220,15 +222,12 @@ static int make_channels(struct local_run *r, int child[SPR_SANDBOX_NFDS], spr_e
 		if (pipe2(p, O_CLOEXEC) < 0)
 			return spr_fail_errno(err, SPR_LAYER_CORE, "pipe2");
 		caps[i]->fd = p[0];
-		child[slots[i]] = spr_fd_above(p[1], SPR_SANDBOX_NFDS);
+		child[slots[i]] = p[1];
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair(SOCK_SEQPACKET)");
 	r->ctrl = sp[0];
-	child[SPR_FD_CTRL] = spr_fd_above(sp[1], SPR_SANDBOX_NFDS);
-	for (int i = 0; i < SPR_SANDBOX_NFDS; i++)
-		if (child[i] < 0)
-			return spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(F_DUPFD_CLOEXEC)");
+	child[SPR_FD_CTRL] = sp[1];
 	if (spr_set_nonblock(r->request.fd) < 0 || spr_set_nonblock(r->out.fd) < 0 ||
 	    spr_set_nonblock(r->err.fd) < 0 || spr_set_nonblock(r->result.fd) < 0)
 		return spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(O_NONBLOCK)");
@@ -261,13 +260,9 @@ static int start_helper(struct local_run *r, spr_error **err)
 		return -1;
 	int child[SPR_SANDBOX_NFDS] = {-1, -1, -1, -1, -1};
 	int rc = make_channels(r, child, err);
-	if (rc == 0) {
-		char parent[32];
-		snprintf(parent, sizeof(parent), "%d", (int)getpid());
-		char *argv[] = {r->engine->sandbox_path, parent, NULL};
-		char *envp[] = {NULL};
-		rc = spr_spawn(argv[0], argv, envp, child, SPR_SANDBOX_NFDS, &r->helper, err);
-	}
+	if (rc == 0)
+		rc = spr_fork_server_start(&r->engine->server, r->engine->sandbox_path, child,
+					   &r->helper, err);
 	close_child_ends(child);
 	if (rc < 0)
 		return -1;
@@ -358,6 +353,13 @@ static void read_ctrl(struct local_run *r)
 
 /* ---- the loop ------------------------------------------------------------- */
 
+/* A pidfd cannot reach a process that reused the pid. */
+static void kill_helper(const struct local_run *r)
+{
+	if (r->helper >= 0)
+		pidfd_send_signal(r->helper, SIGKILL, NULL, 0);
+}
+
 static void request_kill(struct local_run *r)
 {
 	if (r->kill_sent)
@@ -373,7 +375,7 @@ static bool on_deadline(struct local_run *r, int64_t now)
 	if (!r->started && !r->exited) {
 		spr_fail(&r->infra, SPR_LAYER_SANDBOX, ETIMEDOUT,
 			 "spr-sandbox did not start the worker within %d s", SETUP_TIMEOUT_MS / 1000);
-		kill(r->helper, SIGKILL);
+		kill_helper(r);
 		return false;
 	}
 	if (!r->exited && !r->kill_sent && now >= r->run_deadline) {
@@ -384,7 +386,7 @@ static bool on_deadline(struct local_run *r, int64_t now)
 	}
 	if (!r->exited && r->kill_sent && now >= r->kill_deadline) {
 		/* The helper is wedged: kill it; PDEATHSIG takes the worker. */
-		kill(r->helper, SIGKILL);
+		kill_helper(r);
 		if (!r->facts.timed_out)
 			spr_fail(&r->infra, SPR_LAYER_SANDBOX, ETIMEDOUT,
 				 "spr-sandbox did not stop the run within %d s",
@@ -493,21 +495,14 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 	r.request.data = r.request_text.data;
 	r.request.len = r.request_text.len;
 
-	spr_local_reap_helpers(r.engine, false);
 	int rc = start_helper(&r, &r.infra);
 	if (rc == 0)
 		rc = pump(&r, err);
-	if (r.helper > 0) {
-		/* After a failure the helper may be waiting on us: stop it first.
-		 * After a clean end it may still be removing the run's cgroup:
-		 * reap it later instead of waiting. */
-		if (rc < 0 || !r.exited || r.infra) {
-			kill(r.helper, SIGKILL);
-			spr_reap(r.helper, NULL);
-		} else if (waitpid(r.helper, NULL, WNOHANG) == 0) {
-			spr_local_defer_reap(r.engine, r.helper);
-		}
-	}
+	/* After a failure the helper may be waiting on us: stop it. After a
+	 * clean end it may still be removing the run's cgroup: the server
+	 * reaps it whenever it is done. */
+	if (rc < 0 || !r.exited || r.infra)
+		kill_helper(&r);
 	if (rc < 0 && !r.infra)
 		return -1;
 	return collect(&r, out, err);

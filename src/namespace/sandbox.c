@@ -1,7 +1,8 @@
 /* spr-sandbox's monitor: reads the plan, starts the run (init in fresh
  * namespaces, or — degraded — the worker directly), tells the host what
  * was applied, kills the run on request, and reports how it ended. The
- * checklist is spr_sandbox_main() at the bottom. */
+ * checklist is spr_sandbox_monitor() at the bottom; each monitor is a
+ * fork of the engine's server (sandbox_server.c). */
 #include "namespace/sandbox.h"
 
 #include <dirent.h>
@@ -999,21 +1000,15 @@ static int start_run(struct sandbox *sb, spr_error **err)
 	return start_degraded(sb, err);
 }
 
-int spr_sandbox_main(int argc, char **argv)
+int spr_sandbox_monitor(pid_t parent)
 {
 	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {
-		.sigfd = -1, .report_fd = -1, .cpu_timer = -1, .pids_timer = -1,
+		.parent = parent, .sigfd = -1, .report_fd = -1, .cpu_timer = -1, .pids_timer = -1,
 		.ns_hold = {-1, -1}, .cg = SPR_CG_RUN_INIT};
 	_cleanup_error_ spr_error *err = NULL;
 
 	if (check_descriptors() < 0)
 		return 125; /* not started by libspr: nobody to report to */
-	if (argc != 2 || (sb.parent = (pid_t)atoi(argv[1])) <= 1) {
-		spr_fail(&err, SPR_LAYER_SANDBOX, EINVAL,
-			 "usage: spr-sandbox PARENT_PID (started by libspr only)");
-		report_error(err);
-		return 125;
-	}
 	if (die_with_parent(&sb, &err) < 0 || read_plan(&sb, &err) < 0 ||
 	    become_subreaper(&err) < 0 || watch_signals(&sb, &err) < 0 ||
 	    make_cgroup(&sb, &err) < 0 || start_run(&sb, &err) < 0) {
@@ -1034,4 +1029,14 @@ int spr_sandbox_main(int argc, char **argv)
 	release_namespaces(&sb);
 	finish_cgroup(&sb);
 	return 0;
+}
+
+int spr_sandbox_main(int argc, char **argv)
+{
+	int caller;
+	if (argc != 3 || strcmp(argv[1], "--serve") || (caller = atoi(argv[2])) <= 1) {
+		fprintf(stderr, "usage: spr-sandbox --serve CALLER_PID (started by libspr only)\n");
+		return 125;
+	}
+	return spr_sandbox_serve((pid_t)caller);
 }

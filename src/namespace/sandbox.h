@@ -1,9 +1,10 @@
 /* spr-sandbox: the helper the LocalEngine runs for every run (DESIGN.md
  * "One run, LocalEngine"). It is a separate, single-threaded program so no
  * namespace or credential work ever happens in the library's (possibly
- * threaded) caller.
+ * threaded) caller. The engine starts it once as a fork server; each run's
+ * monitor is a fresh fork of that server.
  *
- * Descriptors when it starts:
+ * A monitor's descriptors when it starts:
  *   0  the worker's request (socket, read by the worker)
  *   1  the code's stdout (pipe)      2  the code's stderr (pipe)
  *   3  the worker's result (pipe)    4  control (SOCK_SEQPACKET)
@@ -14,8 +15,8 @@
  *                    {"event":"error","layer":"...","errno":N,"message":"..."}
  *                    {"event":"exit","status":W,"maxrss_kb":N,
  *                     "utime_us":N,"stime_us":N}
- * The helper exits right after "exit" or "error". If the host goes away
- * (control EOF, or the parent dies: PDEATHSIG), the run is killed.
+ * The monitor exits right after "exit" or "error". If the host goes away
+ * (control EOF, or the server dies: PDEATHSIG), the run is killed.
  */
 #ifndef SPR_SANDBOX_H
 #define SPR_SANDBOX_H
@@ -35,7 +36,22 @@ enum {
 
 #define SPR_SANDBOX_MAX_MSG (1 << 20)
 
-/* The helper's main (src/namespace/sandbox_main.c calls it). */
+/* The helper's main (src/namespace/sandbox_main.c calls it):
+ * `spr-sandbox --serve CALLER_PID`, the engine's fork server. */
 SPR_HIDDEN int spr_sandbox_main(int argc, char **argv);
+
+/* The server (sandbox_server.c): its socket on fd 0 (SOCK_SEQPACKET).
+ *   engine -> server:  "run" with the five descriptors above (SCM_RIGHTS,
+ *                      in slot order), or "bye"
+ *   server -> engine:  "<pid>" with a pidfd of the run's monitor, or
+ *                      "error <errno>"
+ * Returns the exit status: after "bye" or EOF once its monitors have
+ * exited; at once when the caller's process is gone. */
+SPR_HIDDEN int spr_sandbox_serve(pid_t caller);
+
+/* One run's monitor (sandbox.c), forked by the server with the five
+ * descriptors in place; parent is the server (PDEATHSIG). Returns the exit
+ * status. */
+SPR_HIDDEN int spr_sandbox_monitor(pid_t parent);
 
 #endif

@@ -171,9 +171,13 @@ class KillSprRun(HostileCase):
         del tree[proc.pid]
         # should the run survive, end what this test started
         self.addCleanup(lambda: [kill_quiet(p) for p in _still_alive(tree)])
-        monitor = [pid for pid, info in host_processes().items()
-                   if _is_run_sandbox(info, proc.pid) and info[3] == proc.pid]
-        self.assertEqual(len(monitor), 1, "no spr-sandbox child names spr-run's pid")
+        procs = host_processes()
+        server = [pid for pid, info in procs.items()
+                  if _is_run_sandbox(info, proc.pid) and info[3] == proc.pid]
+        self.assertEqual(len(server), 1, "no spr-sandbox server child names spr-run's pid")
+        monitor = [pid for pid, info in procs.items()
+                   if _is_run_sandbox(info, proc.pid) and info[3] == server[0]]
+        self.assertEqual(len(monitor), 1, "the server has no monitor child")
         if stop_monitor:
             # the monitor gets no CPU before the kill reaches it (a loaded host):
             # only the PDEATHSIG chain and the pid namespace may end the run
@@ -208,9 +212,10 @@ class KillSprRun(HostileCase):
 
 
 def _is_run_sandbox(info, spr_run_pid):
+    """spr-run's fork server or one of its monitors (forks: the same argv)."""
     argv = info[0]
     return bool(argv) and os.path.basename(argv[0]) == "spr-sandbox" and \
-        argv[1:] == [str(spr_run_pid)]
+        argv[1:] == ["--serve", str(spr_run_pid)]
 
 
 STATUS = r'''

@@ -160,7 +160,7 @@ class RefusedUserNamespace(SprTestCase):
                     time.sleep(0.02)
                 # The worker itself (the first sleeper, exec'd in place) is gone.
                 self.assertLessEqual(len(with_token()), 1, (before, with_token()))
-                # The cgroup is stale once its monitor (spr-sandbox <spr-run pid>)
+                # The cgroup is stale once its monitor (spr-sandbox --serve <spr-run pid>)
                 # is dead; under load the kernel may take a moment to kill it.
                 def monitor_alive():
                     for entry in os.listdir("/proc"):
@@ -173,8 +173,8 @@ class RefusedUserNamespace(SprTestCase):
                                 state = f.read().rsplit(")", 1)[1].split()[0]
                         except OSError:
                             continue
-                        if (argv[0].endswith(b"spr-sandbox") and len(argv) > 1
-                                and argv[1] == str(proc.pid).encode() and state != "Z"):
+                        if (argv[0].endswith(b"spr-sandbox") and len(argv) > 2
+                                and argv[2] == str(proc.pid).encode() and state != "Z"):
                             return True
                     return False
                 deadline = time.monotonic() + 10

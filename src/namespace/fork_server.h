@@ -1,0 +1,34 @@
+/* The engine's side of spr-sandbox's fork server (sandbox.h): started at
+ * the first run, asked for one monitor per run, told "bye" when the engine
+ * is freed. */
+#ifndef SPR_FORK_SERVER_H
+#define SPR_FORK_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "namespace/sandbox.h"
+
+struct spr_fork_server {
+	pthread_mutex_t lock; /* one request and its reply at a time */
+	pid_t pid;	      /* -1: not started */
+	pid_t owner;	      /* the process that started it (a fork of the caller
+				 must not share it: replies would cross) */
+	int sock;
+};
+
+SPR_HIDDEN void spr_fork_server_init(struct spr_fork_server *s);
+
+/* Starts a run's monitor on fds (slot order, sandbox.h), starting the
+ * server at path first when needed (and once more if it died). *pidfd is
+ * the monitor's, for killing it. */
+SPR_HIDDEN int spr_fork_server_start(struct spr_fork_server *s, const char *path,
+				     const int fds[SPR_SANDBOX_NFDS], int *pidfd, spr_error **err);
+
+/* Says goodbye and waits until the server and its monitors have finished
+ * (their runs' clean-up included). */
+SPR_HIDDEN void spr_fork_server_stop(struct spr_fork_server *s);
+
+#endif

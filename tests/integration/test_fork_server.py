@@ -1,0 +1,181 @@
+"""The LocalEngine's fork server (spr-sandbox --serve, DESIGN.md): one per
+engine and process, started at the first run; every monitor is its fork.
+
+Each case runs a small program against libspr.so through ctypes (as a
+language binding would), in its own process: it uses threads and fork,
+and it reads its own children from /proc.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import unittest
+
+from integration.common import BUILD, ENGINE, SprTestCase
+
+PRELUDE = r'''
+import ctypes, json, os, signal, sys, threading, time
+lib = ctypes.CDLL(sys.argv[1])
+P = ctypes.c_void_p
+lib.spr_run_json.argtypes = [P, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(P),
+                             ctypes.POINTER(P)]
+lib.spr_engine_free.argtypes = [P]
+lib.spr_free.argtypes = [P]
+class LocalOptions(ctypes.Structure):
+    _fields_ = [("python", ctypes.c_char_p), ("libexec_dir", ctypes.c_char_p),
+                ("allow_degraded", ctypes.c_bool), ("cgroup_parent", ctypes.c_char_p)]
+# as spr-run does: a rootless caller's delegated subtree
+parent = os.environ.get("SPR_CGROUP_PARENT")
+opts = LocalOptions(cgroup_parent=parent.encode() if parent else None)
+engine = P()
+assert lib.spr_local_engine_new(ctypes.byref(opts), ctypes.byref(engine), ctypes.byref(P())) == 0
+
+def run(code):
+    req = json.dumps({"code": code}).encode()
+    out = P()
+    assert lib.spr_run_json(engine, req, len(req), ctypes.byref(out), ctypes.byref(P())) == 0
+    text = ctypes.string_at(out).decode()
+    lib.spr_free(out)
+    return json.loads(text)
+
+def outcome(r):
+    return [r["ok"], r["result"], r["error"]]
+
+def servers():
+    """This process's spr-sandbox --serve children (live ones)."""
+    kids = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                kids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass  # a thread that just ended
+    found = []
+    for pid in kids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv[0].endswith(b"spr-sandbox") and argv[1:2] == [b"--serve"] and state != "Z":
+            found.append(pid)
+    return sorted(found)
+'''
+
+
+def sanitizer_env(lib):
+    """A sanitizer build (make asan) of libspr.so loads into an interpreter
+    only behind its runtime; the interpreter's own allocations are not ours
+    to leak-check."""
+    ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
+    runtimes = [line.split("=>")[1].split()[0] for line in ldd.splitlines()
+                if "=>" in line and ("libasan" in line or "libubsan" in line)]
+    if not runtimes:
+        return {}
+    return {"LD_PRELOAD": " ".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+def program(body):
+    """Runs PRELUDE + body in a fresh interpreter; returns what it printed (JSON)."""
+    lib = os.path.join(BUILD, "libspr.so")
+    env = dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr"),
+               **sanitizer_env(lib))
+    proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body), lib],
+                          capture_output=True, text=True, timeout=120, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f"program failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
+@unittest.skipIf(ENGINE != "local", "the fork server is the LocalEngine's")
+class ForkServer(SprTestCase):
+    def test_one_server_serves_every_run(self):
+        out = program('''
+            before = servers()
+            results = [outcome(run(f"result = {i} * 2")) for i in range(5)]
+            during = servers()
+            lib.spr_engine_free(engine)
+            print(json.dumps({"before": before, "results": results,
+                              "servers": len(during), "after": servers()}))
+        ''')
+        self.assertEqual(out["before"], [], "a server before the first run")
+        self.assertEqual(out["results"], [[True, i * 2, None] for i in range(5)])
+        self.assertEqual(out["servers"], 1)
+        self.assertEqual(out["after"], [], "spr_engine_free left the server running")
+
+    def test_runs_outlive_the_thread_that_started_the_server(self):
+        # PDEATHSIG fires when the *thread* that spawned a process ends: a
+        # server tied to it would take every run in flight along.
+        out = program('''
+            slow = {}
+            def first():
+                run("result = 1")               # starts the server from this thread
+                t = threading.Thread(target=lambda: slow.update(r=run(
+                    "import time\\ntime.sleep(1.5)\\nresult = 'slept'")))
+                t.start()
+                time.sleep(0.5)                 # the slow run is under way...
+                slow["t"] = t                   # ...when this thread ends
+            starter = threading.Thread(target=first)
+            starter.start()
+            starter.join()
+            server = servers()
+            slow["t"].join()
+            print(json.dumps({"slow": outcome(slow["r"]), "after": outcome(run("result = 3")),
+                              "server_kept": servers() == server and len(server) == 1}))
+        ''')
+        self.assertEqual(out["slow"], [True, "slept", None])
+        self.assertEqual(out["after"], [True, 3, None])
+        self.assertTrue(out["server_kept"])
+
+    def test_a_killed_server_is_replaced(self):
+        out = program('''
+            first = outcome(run("result = 1"))
+            old = servers()
+            os.kill(old[0], signal.SIGKILL)
+            while old[0] in servers():
+                time.sleep(0.01)
+            second = outcome(run("result = 2"))
+            new = servers()
+            print(json.dumps({"first": first, "second": second, "old": old, "new": new}))
+        ''')
+        self.assertEqual(out["first"], [True, 1, None])
+        self.assertEqual(out["second"], [True, 2, None])
+        self.assertEqual(len(out["new"]), 1)
+        self.assertNotEqual(out["new"], out["old"])
+
+    def test_a_forked_caller_gets_its_own_server(self):
+        # The child inherits the engine and the parent's server socket; it
+        # must neither use that server (replies would cross) nor say
+        # goodbye to it when it frees its copy of the engine.
+        out = program('''
+            parent_first = outcome(run("result = 'parent'"))
+            server = servers()
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                child = outcome(run("result = 'child'"))
+                mine = servers()
+                lib.spr_engine_free(engine)
+                os.write(w, json.dumps({"child": child, "own_server": len(mine) == 1
+                                        and mine != server}).encode())
+                os._exit(0)
+            os.close(w)
+            with os.fdopen(r) as f:
+                child = json.loads(f.read())
+            os.waitpid(pid, 0)
+            parent_again = outcome(run("result = 'parent again'"))
+            print(json.dumps(dict(child, parent=[parent_first, parent_again],
+                                  server_kept=servers() == server)))
+        ''')
+        self.assertEqual(out["child"], [True, "child", None])
+        self.assertTrue(out["own_server"], "the forked child used its parent's server")
+        self.assertEqual(out["parent"], [[True, "parent", None], [True, "parent again", None]])
+        self.assertTrue(out["server_kept"], "the child's spr_engine_free ended the parent's server")
+
+
+if __name__ == "__main__":
+    unittest.main()
