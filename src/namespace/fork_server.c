@@ -8,21 +8,80 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proc.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 /* Forking a monitor takes well under a millisecond; this only bounds a
  * server that is stopped or starved. */
 #define REPLY_TIMEOUT_MS 10000
 
+/* ---- fork() in the caller ------------------------------------------------ */
+
+/* A request holds its server's lock across a round trip. A caller that
+ * forks meanwhile (another thread) would hand its child a lock nobody
+ * there can release: fork waits for every round trip to end instead. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct spr_fork_server *registry;
+static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+
+static void before_fork(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct spr_fork_server *s = registry; s; s = s->next)
+		pthread_mutex_lock(&s->lock);
+}
+
+static void after_fork(void)
+{
+	for (struct spr_fork_server *s = registry; s; s = s->next)
+		pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void install_fork_handlers(void)
+{
+	pthread_atfork(before_fork, after_fork, after_fork);
+}
+
 void spr_fork_server_init(struct spr_fork_server *s)
 {
+	*s = (struct spr_fork_server){.sock = -1, .pidfd = -1, .owner = -1};
 	pthread_mutex_init(&s->lock, NULL);
-	s->pid = -1;
-	s->owner = -1;
-	s->sock = -1;
+	pthread_once(&handlers_once, install_fork_handlers);
+	pthread_mutex_lock(&registry_lock);
+	s->next = registry;
+	registry = s;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void unregister(struct spr_fork_server *s)
+{
+	pthread_mutex_lock(&registry_lock);
+	for (struct spr_fork_server **p = &registry; *p; p = &(*p)->next) {
+		if (*p == s) {
+			*p = s->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---- the server's life --------------------------------------------------- */
+
+static void reap(int pidfd)
+{
+	siginfo_t info;
+	while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 &&
+	       errno == EINTR) {
+	}
 }
 
 static int spawn_server(struct spr_fork_server *s, const char *path, spr_error **err)
@@ -31,13 +90,12 @@ static int spawn_server(struct spr_fork_server *s, const char *path, spr_error *
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "socketpair(SOCK_SEQPACKET)");
 	/* Sources above the target numbers (spr_spawn's rule); the server's
-	 * stdout and stderr lead nowhere. */
+	 * stdout and stderr lead nowhere (it reports on its socket). */
 	int fds[3] = {spr_fd_above(sp[1], 3), open("/dev/null", O_RDWR | O_CLOEXEC), -1};
 	if (fds[1] >= 0)
-		fds[1] = spr_fd_above(fds[1], 3);
-	if (fds[1] >= 0)
-		fds[2] = fds[1];
+		fds[1] = fds[2] = spr_fd_above(fds[1], 3);
 	int rc;
+	pid_t pid = -1;
 	if (fds[0] < 0 || fds[1] < 0) {
 		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX, "preparing spr-sandbox's descriptors");
 	} else {
@@ -45,40 +103,75 @@ static int spawn_server(struct spr_fork_server *s, const char *path, spr_error *
 		snprintf(caller, sizeof(caller), "%d", (int)getpid());
 		char *argv[] = {(char *)path, (char *)"--serve", caller, NULL};
 		char *envp[] = {NULL};
-		rc = spr_spawn(path, argv, envp, fds, 3, &s->pid, err);
+		rc = spr_spawn(path, argv, envp, fds, 3, &pid, err);
 	}
 	if (fds[0] >= 0)
 		close(fds[0]);
 	if (fds[1] >= 0)
 		close(fds[1]);
+	/* Our child, not reaped before we do: the pidfd names it. */
+	if (rc == 0 && (s->pidfd = pidfd_open(pid, 0)) < 0) {
+		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX,
+				    "pidfd_open (spr needs Linux 5.3 or later)");
+		kill(pid, SIGKILL);
+		spr_reap(pid, NULL);
+	}
 	if (rc < 0) {
 		close(sp[0]);
 		return -1;
 	}
 	s->sock = sp[0];
 	s->owner = getpid();
+	s->uid = geteuid();
+	s->gid = getegid();
 	return 0;
 }
 
-/* Our process's server: told goodbye (and waited for) or killed. A copy
- * inherited through fork belongs to the parent process: only forgotten. */
-static void drop_server(struct spr_fork_server *s, bool gently)
+/* Lets the server go: it sees EOF, finishes its monitors and exits. It is
+ * reaped now when wait is set, else later. A copy inherited through fork
+ * is the parent process's: only forgotten. */
+static void let_go(struct spr_fork_server *s, bool wait, bool say_bye)
 {
 	if (s->sock < 0)
 		return;
-	if (s->owner == getpid()) {
-		if (gently)
-			send(s->sock, "bye", 3, MSG_NOSIGNAL);
-		else
-			kill(s->pid, SIGKILL);
-		close(s->sock);
-		spr_reap(s->pid, NULL);
-	} else {
-		close(s->sock);
-	}
+	bool ours = s->owner == getpid();
+	if (ours && say_bye)
+		send(s->sock, "bye", 3, MSG_NOSIGNAL);
+	close(s->sock);
 	s->sock = -1;
-	s->pid = -1;
+	if (ours && wait) {
+		reap(s->pidfd);
+		close(s->pidfd);
+	} else if (ours && s->nretired < SPR_FORK_SERVER_RETIRED) {
+		s->retired[s->nretired++] = s->pidfd;
+	} else if (ours) {
+		reap(s->pidfd); /* many at once: the oldest can wait no longer */
+		close(s->pidfd);
+	} else {
+		close(s->pidfd);
+	}
+	s->pidfd = -1;
 }
+
+static void reap_retired(struct spr_fork_server *s, bool blocking)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < s->nretired; i++) {
+		siginfo_t info = {0};
+		int rc;
+		while ((rc = waitid((idtype_t)P_PIDFD, (id_t)s->retired[i], &info,
+				    WEXITED | (blocking ? 0 : WNOHANG))) < 0 &&
+		       errno == EINTR) {
+		}
+		if (rc == 0 && info.si_pid == 0) /* still finishing its monitors */
+			s->retired[kept++] = s->retired[i];
+		else
+			close(s->retired[i]);
+	}
+	s->nretired = kept;
+}
+
+/* ---- one request ------------------------------------------------------------ */
 
 static int send_run(int sock, const int fds[SPR_SANDBOX_NFDS])
 {
@@ -97,22 +190,28 @@ static int send_run(int sock, const int fds[SPR_SANDBOX_NFDS])
 	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
 }
 
-/* Returns the monitor's pid (> 0), -1 when the server is broken (errno),
- * or -2 when it answered with an error (*server_errno). */
-static int receive_reply(int sock, int *pidfd, int *server_errno)
+enum reply_kind {
+	REPLY_MONITOR, /* a pid and its pidfd */
+	REPLY_ERROR,   /* this request failed; the server goes on */
+	REPLY_FATAL,   /* the server could not start, or gave up */
+	REPLY_BROKEN,  /* no answer (errno) */
+};
+
+static enum reply_kind receive_reply(int sock, int *pidfd, char *text, size_t size)
 {
 	struct pollfd p = {.fd = sock, .events = POLLIN};
 	int64_t deadline = spr_now_ms() + REPLY_TIMEOUT_MS;
 	int ready;
-	while ((ready = poll(&p, 1, (int)(deadline - spr_now_ms()))) < 0 && errno == EINTR) {
-	}
+	do {
+		int64_t left = deadline - spr_now_ms();
+		ready = poll(&p, 1, left > 0 ? (int)left : 0);
+	} while (ready < 0 && errno == EINTR);
 	if (ready <= 0) {
 		if (ready == 0)
 			errno = ETIMEDOUT;
-		return -1;
+		return REPLY_BROKEN;
 	}
-	char text[32];
-	struct iovec iov = {.iov_base = text, .iov_len = sizeof(text) - 1};
+	struct iovec iov = {.iov_base = text, .iov_len = size - 1};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
@@ -123,7 +222,7 @@ static int receive_reply(int sock, int *pidfd, int *server_errno)
 	if (n <= 0) {
 		if (n == 0)
 			errno = EPIPE;
-		return -1;
+		return REPLY_BROKEN;
 	}
 	text[n] = '\0';
 	*pidfd = -1;
@@ -131,24 +230,46 @@ static int receive_reply(int sock, int *pidfd, int *server_errno)
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
 	    c->cmsg_len == CMSG_LEN(sizeof(int)))
 		memcpy(pidfd, CMSG_DATA(c), sizeof(int));
-	int pid = atoi(text);
-	if (pid > 0 && *pidfd >= 0)
-		return pid;
+	if (atoi(text) > 0 && *pidfd >= 0)
+		return REPLY_MONITOR;
 	if (*pidfd >= 0)
 		close(*pidfd);
 	*pidfd = -1;
-	if (sscanf(text, "error %d", server_errno) == 1)
-		return -2;
+	if (atoi(text) > 0 && (msg.msg_flags & MSG_CTRUNC)) {
+		/* The monitor started; we could not take its pidfd. Without the
+		 * control socket (closed by our caller) it ends by itself. */
+		snprintf(text, size, "error %d receiving the run monitor's pidfd (the calling "
+				     "process is out of descriptors: raise RLIMIT_NOFILE)", EMFILE);
+		return REPLY_ERROR;
+	}
+	if (!strncmp(text, "error ", 6))
+		return REPLY_ERROR;
+	if (!strncmp(text, "fatal ", 6))
+		return REPLY_FATAL;
 	errno = EPROTO;
-	return -1;
+	return REPLY_BROKEN;
+}
+
+/* "error <errno> <message>" / "fatal ..." as an spr_error. */
+static int fail_with_reply(const char *text, spr_error **err)
+{
+	int errnum = 0, offset = 0;
+	if (sscanf(text + 6, "%d %n", &errnum, &offset) < 1 || errnum <= 0)
+		errnum = EPROTO;
+	return spr_fail(err, SPR_LAYER_SANDBOX, errnum, "%s", text + 6 + offset);
 }
 
 int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 			  const int fds[SPR_SANDBOX_NFDS], int *pidfd, spr_error **err)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->sock >= 0 && s->owner != getpid())
-		drop_server(s, false);
+	reap_retired(s, false);
+	/* A forked copy of the caller, or one whose credentials changed since
+	 * the server started (its monitors would not match the plans): a new
+	 * server. */
+	if (s->sock >= 0 &&
+	    (s->owner != getpid() || s->uid != geteuid() || s->gid != getegid()))
+		let_go(s, false, true);
 	int rc = -1;
 	/* A server that died since the last run (killed, or its caller's
 	 * resources ran out) is replaced once. */
@@ -156,21 +277,24 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 		bool fresh = s->sock < 0;
 		if (fresh && spawn_server(s, path, err) < 0)
 			break;
-		int server_errno = 0;
-		rc = send_run(s->sock, fds);
-		if (rc == 0)
-			rc = receive_reply(s->sock, pidfd, &server_errno);
-		if (rc > 0) {
+		char text[256];
+		enum reply_kind kind = REPLY_BROKEN;
+		if (send_run(s->sock, fds) == 0)
+			kind = receive_reply(s->sock, pidfd, text, sizeof(text));
+		if (kind == REPLY_MONITOR) {
 			rc = 0;
 			break;
 		}
-		if (rc == -2) {
-			rc = spr_fail(err, SPR_LAYER_SANDBOX, server_errno,
-				      "spr-sandbox could not start a run's monitor (fork)");
+		if (kind == REPLY_ERROR) {
+			rc = fail_with_reply(text, err);
 			break;
 		}
 		int broken = errno;
-		drop_server(s, false);
+		let_go(s, false, false);
+		if (kind == REPLY_FATAL) {
+			rc = fail_with_reply(text, err);
+			break;
+		}
 		if (fresh) {
 			rc = spr_fail(err, SPR_LAYER_SANDBOX, broken,
 				      "spr-sandbox (%s --serve) did not answer", path);
@@ -183,8 +307,10 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 
 void spr_fork_server_stop(struct spr_fork_server *s)
 {
+	unregister(s);
 	pthread_mutex_lock(&s->lock);
-	drop_server(s, true);
+	let_go(s, true, true);
+	reap_retired(s, true);
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_destroy(&s->lock);
 }

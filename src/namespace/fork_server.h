@@ -11,12 +11,21 @@
 #include "error.h"
 #include "namespace/sandbox.h"
 
+#define SPR_FORK_SERVER_RETIRED 8
+
 struct spr_fork_server {
 	pthread_mutex_t lock; /* one request and its reply at a time */
-	pid_t pid;	      /* -1: not started */
+	int sock;	      /* -1: not started */
+	int pidfd;	      /* the server's */
 	pid_t owner;	      /* the process that started it (a fork of the caller
 				 must not share it: replies would cross) */
-	int sock;
+	uid_t uid;	      /* the credentials it runs with */
+	gid_t gid;
+	/* Servers let go (they finish their monitors, then exit), reaped
+	 * later: never killed, so no run in flight dies with them. */
+	int retired[SPR_FORK_SERVER_RETIRED];
+	size_t nretired;
+	struct spr_fork_server *next; /* every live server: fork() holds them still */
 };
 
 SPR_HIDDEN void spr_fork_server_init(struct spr_fork_server *s);

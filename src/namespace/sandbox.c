@@ -1030,13 +1030,3 @@ int spr_sandbox_monitor(pid_t parent)
 	finish_cgroup(&sb);
 	return 0;
 }
-
-int spr_sandbox_main(int argc, char **argv)
-{
-	int caller;
-	if (argc != 3 || strcmp(argv[1], "--serve") || (caller = atoi(argv[2])) <= 1) {
-		fprintf(stderr, "usage: spr-sandbox --serve CALLER_PID (started by libspr only)\n");
-		return 125;
-	}
-	return spr_sandbox_serve((pid_t)caller);
-}

@@ -36,18 +36,17 @@ enum {
 
 #define SPR_SANDBOX_MAX_MSG (1 << 20)
 
-/* The helper's main (src/namespace/sandbox_main.c calls it):
- * `spr-sandbox --serve CALLER_PID`, the engine's fork server. */
-SPR_HIDDEN int spr_sandbox_main(int argc, char **argv);
-
-/* The server (sandbox_server.c): its socket on fd 0 (SOCK_SEQPACKET).
+/* `spr-sandbox --serve CALLER_PID`, the engine's fork server
+ * (sandbox_server.c; src/namespace/sandbox_main.c calls it), its socket on
+ * fd 0 (SOCK_SEQPACKET):
  *   engine -> server:  "run" with the five descriptors above (SCM_RIGHTS,
  *                      in slot order), or "bye"
- *   server -> engine:  "<pid>" with a pidfd of the run's monitor, or
- *                      "error <errno>"
+ *   server -> engine:  "<pid>" with a pidfd of the run's monitor,
+ *                      "error <errno> <message>" (that request failed), or
+ *                      "fatal <errno> <message>" (the server is exiting)
  * Returns the exit status: after "bye" or EOF once its monitors have
  * exited; at once when the caller's process is gone. */
-SPR_HIDDEN int spr_sandbox_serve(pid_t caller);
+SPR_HIDDEN int spr_sandbox_serve(int argc, char **argv);
 
 /* One run's monitor (sandbox.c), forked by the server with the five
  * descriptors in place; parent is the server (PDEATHSIG). Returns the exit

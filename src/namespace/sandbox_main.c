@@ -11,4 +11,4 @@ __attribute__((visibility("default"), used)) const char *__asan_default_options(
 __attribute__((visibility("default"), used)) const char *__ubsan_default_options(void) { return "log_path=/tmp/spr-sanitizer/spr-sandbox"; }
 #endif
 
-int main(int argc, char **argv) { return spr_sandbox_main(argc, argv); }
+int main(int argc, char **argv) { return spr_sandbox_serve(argc, argv); }

@@ -31,9 +31,17 @@ struct server {
 	bool closing;
 };
 
-static int server_fail(const char *what)
+static void reply(int sock, const char *text, int fd);
+
+/* The engine reads why on the socket (fatal: the server is gone). */
+static int server_fail(int sock, const char *what)
 {
-	fprintf(stderr, "spr-sandbox --serve: %s: %s\n", what, strerror(errno));
+	int errnum = errno ? errno : EINVAL;
+	char text[256];
+	snprintf(text, sizeof(text), "fatal %d spr-sandbox --serve: %s: %s", errnum, what,
+		 strerror(errnum));
+	reply(sock, text, -1);
+	fprintf(stderr, "%s\n", text + 6);
 	return 125;
 }
 
@@ -116,6 +124,8 @@ __attribute__((noreturn)) static void become_monitor(const struct server *s, pid
 
 static void reply(int sock, const char *text, int fd)
 {
+	if (sock < 0)
+		return;
 	struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -142,13 +152,14 @@ static void start_monitor(struct server *s, int sock, int fds[SPR_SANDBOX_NFDS])
 	pid_t pid = fork();
 	if (pid == 0)
 		become_monitor(s, server, fds);
-	char text[32];
+	char text[160];
 	int pidfd = -1;
 	/* Not reaped before this: SIGCHLD is only handled by the loop. */
 	if (pid > 0 && (pidfd = pidfd_open(pid, 0)) >= 0) {
 		snprintf(text, sizeof(text), "%d", (int)pid);
 	} else {
-		snprintf(text, sizeof(text), "error %d", errno);
+		snprintf(text, sizeof(text), "error %d spr-sandbox could not start a run's monitor: "
+			 "%s: %s", errno, pid < 0 ? "fork" : "pidfd_open", strerror(errno));
 		if (pid > 0)
 			kill(pid, SIGKILL);
 	}
@@ -169,8 +180,8 @@ static bool handle_request(struct server *s, int sock)
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
 	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN;
+	if (n < 0) /* a shortage passes; the engine times the request out */
+		return errno == EINTR || errno == EAGAIN || errno == ENOMEM || errno == ENOBUFS;
 	text[n] = '\0';
 	int fds[SPR_SANDBOX_NFDS];
 	size_t nfds = 0;
@@ -191,26 +202,39 @@ static bool handle_request(struct server *s, int sock)
 	if (keep_going && !strcmp(text, "run") && nfds == SPR_SANDBOX_NFDS &&
 	    !(msg.msg_flags & MSG_CTRUNC))
 		start_monitor(s, sock, fds);
+	else if (keep_going && (msg.msg_flags & MSG_CTRUNC))
+		reply(sock, "error 24 spr-sandbox could not receive a run's descriptors (its "
+			    "RLIMIT_NOFILE, inherited from the caller, is exhausted)", -1);
 	else if (keep_going)
-		reply(sock, "error 22", -1); /* EINVAL: not a request of ours */
+		reply(sock, "error 22 spr-sandbox --serve: not a run request", -1);
 	for (size_t i = 0; i < nfds; i++)
 		close(fds[i]);
 	return keep_going;
 }
 
-int spr_sandbox_serve(pid_t caller)
+int spr_sandbox_serve(int argc, char **argv)
 {
-	struct server s = {.caller = caller, .caller_fd = -1, .sigfd = -1};
 	const int sock = 0;
 	if (!is_server_socket(sock)) {
 		errno = ENOTSOCK;
-		return server_fail("descriptor 0 is not the engine's socket (started by libspr only)");
+		return server_fail(-1, "descriptor 0 is not the engine's socket (started by libspr "
+				       "only)");
 	}
 	close_range(3, ~0U, 0); /* whatever the caller leaked */
-	if (caller <= 1 || watch_caller(&s) < 0)
-		return server_fail("watching the calling process");
+	int caller;
+	if (argc != 3 || strcmp(argv[1], "--serve") || (caller = atoi(argv[2])) < 1) {
+		errno = EINVAL;
+		return server_fail(sock, "usage: spr-sandbox --serve CALLER_PID");
+	}
+	struct server s = {.caller = (pid_t)caller, .caller_fd = -1, .sigfd = -1};
+	/* Out of the caller's process group: a terminal's ^Z must not stop
+	 * the server, which has to see its caller die to end the runs. */
+	if (setpgid(0, 0) < 0)
+		return server_fail(sock, "setpgid");
+	if (watch_caller(&s) < 0)
+		return server_fail(sock, "watching the calling process (pidfd_open)");
 	if (watch_children(&s) < 0)
-		return server_fail("watching the monitors (signalfd)");
+		return server_fail(sock, "watching the monitors (signalfd)");
 
 	for (;;) {
 		bool monitors_left = reap_monitors();
@@ -225,7 +249,7 @@ int spr_sandbox_serve(pid_t caller)
 		if (poll(p, NP, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			return server_fail("poll");
+			return server_fail(sock, "poll");
 		}
 		/* The caller is gone: so are we, and (PDEATHSIG) every monitor
 		 * with its run, clean-up or not — as if it had run them itself. */

@@ -30,6 +30,7 @@ static const struct spr_seccomp_rule rules[] = {
 	{"clone3", ENOSYS, SPR_CMP_ANY, 0, 0, 0},
 	/* Other processes' memory and the kernel's attack surface. */
 	DENY("ptrace"), DENY("process_vm_readv"), DENY("process_vm_writev"), DENY("kcmp"),
+	DENY("pidfd_getfd"), /* another process's descriptors (ptrace access rules) */
 	DENY("kexec_load"), DENY("kexec_file_load"), DENY("init_module"), DENY("finit_module"),
 	DENY("delete_module"), DENY("bpf"), DENY("perf_event_open"), DENY("userfaultfd"),
 	DENY("io_uring_setup"), DENY("io_uring_enter"), DENY("io_uring_register"),

@@ -42,7 +42,7 @@ NR = {
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
     "fsmount": 432, "fspick": 433, "clone3": 435, "mount_setattr": 442,
-    "quotactl_fd": 443,
+    "quotactl_fd": 443, "pidfd_getfd": 438,
 }
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
@@ -101,6 +101,7 @@ def probe_table(pipe_fd):
         "process_vm_readv": ("process_vm_readv", me, BAD, 1, BAD, 1, 0),
         "process_vm_writev": ("process_vm_writev", me, BAD, 1, BAD, 1, 0),
         "kcmp": ("kcmp", me, me, 99, 0, 0),
+        "pidfd_getfd": ("pidfd_getfd", -1, 0, 0),  # no such pidfd
         # kernel attack surface
         "bpf": ("bpf", 0, BAD, 64),
         "perf_event_open": ("perf_event_open", BAD, 0, -1, -1, 0),

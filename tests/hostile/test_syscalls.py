@@ -52,6 +52,7 @@ PROBES = {
     "process_vm_readv": ({E.EFAULT}, E.EPERM, ANY),
     "process_vm_writev": ({E.EFAULT}, E.EPERM, ANY),
     "kcmp": ({E.EINVAL}, E.EPERM, ANY),
+    "pidfd_getfd": ({E.EBADF}, E.EPERM, ANY),
     "bpf": ({E.EFAULT}, E.EPERM, ANY),
     "perf_event_open": ({E.EFAULT}, E.EPERM, ANY),
     "userfaultfd": ({E.EINVAL}, E.EPERM, ANY),

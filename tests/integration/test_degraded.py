@@ -62,8 +62,8 @@ class RefusedUserNamespace(SprTestCase):
         # What does not need namespaces is still applied.
         # (the host network without Landlock's abstract-socket scope gets
         # the filter that refuses unix sockets)
-        self.assertEqual(iso["seccomp"], "spr-deny-v2" if iso.get("landlock_abi", 0) >= 6
-                         else "spr-deny-v2-no-unix-socket")
+        self.assertEqual(iso["seccomp"], "spr-deny-v3" if iso.get("landlock_abi", 0) >= 6
+                         else "spr-deny-v3-no-unix-socket")
         self.assertTrue(iso["landlock"])
 
     def test_degraded_still_contains_the_code(self):

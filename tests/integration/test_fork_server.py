@@ -7,6 +7,7 @@ and it reads its own children from /proc.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -176,6 +177,79 @@ class ForkServer(SprTestCase):
         self.assertEqual(out["parent"], [[True, "parent", None], [True, "parent again", None]])
         self.assertTrue(out["server_kept"], "the child's spr_engine_free ended the parent's server")
 
+    def test_the_server_is_out_of_the_terminals_reach(self):
+        # ^Z stops the foreground process group; a stopped server could not
+        # see its caller die, and the runs would outlive it.
+        out = program('''
+            run("result = 1")
+            with open(f"/proc/{servers()[0]}/stat") as f:
+                server_pgrp = int(f.read().rsplit(")", 1)[1].split()[2])
+            print(json.dumps({"caller": os.getpgrp(), "server": server_pgrp}))
+        ''')
+        self.assertNotEqual(out["server"], out["caller"])
+
+
+SANDBOX = os.path.join(BUILD, "libexec", "spr", "spr-sandbox")
+
+
+@unittest.skipIf(ENGINE != "local", "the fork server is the LocalEngine's")
+class ServerProtocol(SprTestCase):
+    """spr-sandbox --serve spoken to directly, as the engine does (sandbox.h)."""
+
+    def serve(self, *args):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        proc = subprocess.Popen([SANDBOX, *args], stdin=theirs, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        theirs.close()
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                                 proc.stderr.close(), ours.close()))
+        ours.settimeout(10)
+        return ours, proc
+
+    def test_bad_usage_is_reported_on_the_socket(self):
+        sock, proc = self.serve("--serve", "0")
+        self.assertEqual(sock.recv(512).decode(),
+                         "fatal 22 spr-sandbox --serve: usage: spr-sandbox --serve CALLER_PID: "
+                         "Invalid argument")
+        self.assertEqual(proc.wait(timeout=10), 125)
+
+    def test_a_caller_that_is_not_the_parent_is_refused(self):
+        sock, proc = self.serve("--serve", str(os.getppid()))
+        self.assertRegex(sock.recv(512).decode(),
+                         r"^fatal 3 spr-sandbox --serve: watching the calling process")
+        self.assertEqual(proc.wait(timeout=10), 125)
+
+    def test_a_request_without_descriptors_is_refused_and_serving_goes_on(self):
+        sock, proc = self.serve("--serve", str(os.getpid()))
+        sock.send(b"run")
+        self.assertEqual(sock.recv(512).decode(),
+                         "error 22 spr-sandbox --serve: not a run request")
+        sock.send(b"hello")
+        self.assertEqual(sock.recv(512).decode(),
+                         "error 22 spr-sandbox --serve: not a run request")
+        sock.send(b"bye")
+        self.assertEqual(proc.wait(timeout=10), 0)
+
+    def test_the_server_ends_with_its_caller(self):
+        # The caller is a short-lived shell; its server must exit when it does.
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd = theirs.fileno()
+        script = (f'"{SANDBOX}" --serve $$ 0<&{fd} {fd}<&- & echo $!; '
+                  f'exec sleep 30 {fd}<&-')
+        shell = subprocess.Popen(["/bin/bash", "-c", script], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, text=True, pass_fds=[fd])
+        theirs.close()
+        self.addCleanup(ours.close)
+        self.addCleanup(lambda: (shell.poll() is None and shell.kill(), shell.wait(),
+                                 shell.stdout.close()))
+        shell.stdout.readline()  # the server started
+        ours.settimeout(10)
+        ours.send(b"hello")  # serving: it answers
+        self.assertEqual(ours.recv(512).decode(), "error 22 spr-sandbox --serve: not a run request")
+        shell.kill()
+        shell.wait()
+        # the server holds the only other end until it exits
+        self.assertEqual(ours.recv(512), b"")
 
 if __name__ == "__main__":
     unittest.main()

@@ -28,7 +28,7 @@ START_TEST(required_denials_present)
 		"delete_module", "bpf", "perf_event_open", "userfaultfd", "io_uring_setup",
 		"io_uring_enter", "io_uring_register", "keyctl", "add_key", "request_key", "acct",
 		"swapon", "swapoff", "reboot", "syslog", "quotactl", "settimeofday", "clock_settime",
-		"clock_adjtime", "open_by_handle_at", "name_to_handle_at", "kcmp", "personality",
+		"clock_adjtime", "open_by_handle_at", "name_to_handle_at", "kcmp", "pidfd_getfd", "personality",
 		"ioctl", "socket", "socketpair", "clone"};
 	for (size_t i = 0; i < sizeof(denied) / sizeof(*denied); i++) {
 		const struct spr_seccomp_rule *r = find(denied[i]);
