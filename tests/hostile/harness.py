@@ -30,7 +30,8 @@ import tempfile
 import time
 import unittest
 
-from integration.common import PERMISSIVE, SPR_RUN, ENGINE, Run, spr_run, write_policy
+from integration.common import (PERMISSIVE, SPR_RUN, ENGINE, Run, host_processes,  # noqa: F401
+                                spr_run, write_policy)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "probe.py")) as _f:
@@ -145,27 +146,6 @@ def spr_run_fds(code, *, input_data=None, policy=None, pass_fds=(), timeout=60) 
         proc.stdout = proc.stdout.decode("utf-8", "replace")
         proc.stderr = proc.stderr.decode("utf-8", "replace")
         return Run(proc, True)
-
-
-def host_processes():
-    """{pid: (argv list, state, starttime, ppid)} of every live process on the host
-    (zombies excluded: they run nothing and are the reaper's business)."""
-    procs = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read().decode("utf-8", "replace")
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")[:-1]]
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] in ("Z", "X"):
-            continue
-        procs[int(name)] = (argv, fields[0], int(fields[19]), int(fields[1]))
-    return procs
 
 
 def start_sleeper(tok, seconds=300):

@@ -170,3 +170,24 @@ def host_pids_with_argv0(token: str) -> list:
             except OSError:
                 pass
     return found
+
+
+def host_processes():
+    """{pid: (argv list, state, starttime, ppid)} of every live process on the host
+    (zombies excluded: they run nothing and are the reaper's business)."""
+    procs = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read().decode("utf-8", "replace")
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0")[:-1]]
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] in ("Z", "X"):
+            continue
+        procs[int(name)] = (argv, fields[0], int(fields[19]), int(fields[1]))
+    return procs

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from integration.common import (BUILD, ENGINE, PERMISSIVE, SPR_RUN, SprTestCase,
+from integration.common import (BUILD, ENGINE, PERMISSIVE, SPR_RUN, SprTestCase, host_processes,
                                 host_pids_with_argv0, write_policy)
 
 DENY = os.path.join(BUILD, "tests", "tools", "deny-userns")
@@ -163,20 +163,9 @@ class RefusedUserNamespace(SprTestCase):
                 # The cgroup is stale once its monitor (spr-sandbox --serve <spr-run pid>)
                 # is dead; under load the kernel may take a moment to kill it.
                 def monitor_alive():
-                    for entry in os.listdir("/proc"):
-                        if not entry.isdigit():
-                            continue
-                        try:
-                            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                                argv = f.read().split(b"\0")
-                            with open(f"/proc/{entry}/stat") as f:
-                                state = f.read().rsplit(")", 1)[1].split()[0]
-                        except OSError:
-                            continue
-                        if (argv[0].endswith(b"spr-sandbox") and len(argv) > 2
-                                and argv[2] == str(proc.pid).encode() and state != "Z"):
-                            return True
-                    return False
+                    return any(os.path.basename(argv[0]) == "spr-sandbox"
+                               and argv[2:3] == [str(proc.pid)]
+                               for argv, *_ in host_processes().values() if argv)
                 deadline = time.monotonic() + 10
                 while monitor_alive() and time.monotonic() < deadline:
                     time.sleep(0.02)
