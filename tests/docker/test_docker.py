@@ -60,6 +60,28 @@ def batch(requests, *args, threads=1, timeout=600):
     return proc, results
 
 
+def new_container(before, proc, timeout=60):
+    """The managed container that appeared since `before` (a running
+    batch's pool container), or None when `proc` ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        mine = set(managed_containers()) - before
+        if mine:
+            return mine.pop()
+        time.sleep(0.2)
+    return None
+
+
+def start_batch(requests, *args):
+    """A batch that keeps its engine (and pool) alive while the test acts."""
+    proc = subprocess.Popen([BATCH, "--engine", "docker", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc.stdin.write("".join(json.dumps(r) + "\n" for r in requests))
+    proc.stdin.close()
+    proc.stdin = None  # so that communicate() only reads
+    return proc
+
+
 def hostname_request(extra=""):
     return {"code": "import socket\n" + extra + "\nresult = socket.gethostname()",
             "policy": dict(PERMISSIVE)}
@@ -69,21 +91,28 @@ def hostname_request(extra=""):
 class Hardening(SprTestCase):
     def test_container_is_locked_down(self):
         code = """
-import os, socket
+import errno, os, socket
 def t(f):
     try:
         return f()
     except Exception as e:
         return type(e).__name__
+def errno_of(f):
+    try:
+        return f()
+    except OSError as e:
+        return errno.errorcode.get(e.errno, e.errno)
 st = dict(l.split(':\\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)
+root = [l.split() for l in open('/proc/self/mountinfo') if l.split()[4] == '/']
 result = {
+    'root_mount_options': root[-1][5].split(','),
     'uid': os.getuid(), 'gid': os.getgid(),
     'capeff': st['CapEff'].strip(), 'capbnd': st['CapBnd'].strip(),
     'nnp': st['NoNewPrivs'].strip(), 'seccomp': st['Seccomp'].strip(),
     'ifaces': sorted(os.listdir('/sys/class/net')),
     'connect': t(lambda: socket.create_connection(('1.1.1.1', 53), timeout=2)),
-    'write_etc': t(lambda: open('/etc/spr-probe', 'w')),
-    'write_root': t(lambda: open('/spr-probe', 'w')),
+    'write_etc': errno_of(lambda: open('/etc/spr-probe', 'w')),
+    'write_root': errno_of(lambda: open('/spr-probe', 'w')),
     'write_tmp': t(lambda: open('/tmp/ok', 'w').write('x')),
     'netlink': t(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)),
     'shm': t(lambda: open('/dev/shm/x', 'w').write('x')),
@@ -98,8 +127,12 @@ result = {
         self.assertEqual((r["nnp"], r["seccomp"]), ("1", "2"))
         self.assertEqual(r["ifaces"], ["lo"])
         self.assertEqual(r["connect"], "OSError")  # network unreachable
-        self.assertIn(r["write_etc"], ("OSError", "PermissionError"))
-        self.assertIn(r["write_root"], ("OSError", "PermissionError"))
+        # EROFS, not EACCES: uid 1000 may not write / or /etc anyway, so
+        # only the errno shows that the root itself is read-only. (Creating
+        # a file: the kernel checks the mount before the permissions.)
+        self.assertEqual(r["write_etc"], "EROFS")
+        self.assertEqual(r["write_root"], "EROFS")
+        self.assertIn("ro", r["root_mount_options"])
         self.assertEqual(r["write_tmp"], 1)
         self.assertEqual(r["netlink"], "PermissionError")  # spr's seccomp profile
         self.assertEqual(r["shm"], 1)
@@ -108,6 +141,48 @@ result = {
         self.assertEqual(iso["seccomp"], "spr-deny-v3")
         self.assertEqual(iso["network"], "none")
         self.assertTrue(iso["image"])
+
+    def test_pool_container_flags(self):
+        """What the daemon gave a pool container the engine started, as
+        `docker inspect` shows it: each flag can be checked on its own (the
+        code inside cannot tell e.g. swap or the seccomp profile apart)."""
+        policy = dict(PERMISSIVE, memory_limit_mb=96, max_processes=33, cpu_cores=0.5,
+                      tmp_size_mb=7, timeout_seconds=120)
+        before = set(managed_containers())
+        proc = start_batch([{"code": "import time\ntime.sleep(120)", "policy": policy}])
+        try:
+            cid = new_container(before, proc)
+            self.assertTrue(cid, "the batch never started a container")
+            info = json.loads(docker("inspect", cid).stdout)[0]
+        finally:
+            proc.kill()
+            proc.communicate()
+        hc, config = info["HostConfig"], info["Config"]
+        self.assertIs(hc["ReadonlyRootfs"], True)
+        self.assertEqual(hc["Memory"], 96 << 20)
+        self.assertEqual(hc["MemorySwap"], hc["Memory"], "no swap")
+        self.assertEqual(hc["PidsLimit"], 33)
+        self.assertEqual(hc["NanoCpus"], 500_000_000)
+        self.assertEqual(hc["IpcMode"], "none")
+        self.assertEqual(hc["NetworkMode"], "none")
+        self.assertEqual(hc["CapDrop"], ["ALL"])
+        self.assertFalse(hc["CapAdd"])
+        self.assertFalse(hc["Privileged"])
+        tmp = set(hc["Tmpfs"]["/tmp"].split(","))
+        self.assertLessEqual({"noexec", "nosuid", "nodev", f"size={7 << 20}"}, tmp)
+        opts = hc["SecurityOpt"]
+        self.assertIn("no-new-privileges", opts)
+        seccomp = [o for o in opts if o.startswith("seccomp=")]
+        self.assertEqual(len(seccomp), 1, opts)
+        profile = json.loads(seccomp[0][len("seccomp="):])  # the CLI sends the file's JSON
+        self.assertEqual(profile["defaultAction"], "SCMP_ACT_ALLOW")
+        denied = {n for e in profile["syscalls"] if e["action"] == "SCMP_ACT_ERRNO"
+                  for n in e["names"]}
+        self.assertLessEqual({"unshare", "setns", "ptrace", "bpf", "keyctl", "socket"}, denied)
+        user = config["User"]
+        self.assertTrue(user, "no user: the image's (root)")
+        self.assertNotIn(user.split(":")[0], ("0", "root"))
+        self.assertEqual(config["Labels"].get("io.spr.managed"), "1")
 
     def test_memory_over_the_limit(self):
         code = ("chunks = []\n"
