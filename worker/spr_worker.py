@@ -912,6 +912,10 @@ _CHUNK = 1 << 16
 _ZEROS = bytes(_CHUNK)
 _DRAIN_SECONDS = 1.0  # after the child ended and leftovers were killed
 _SETTLE_SECONDS = 2.0  # killing leftovers: give up (and say so) after this
+# Serve mode looks at pids.events this often during a run (one small read):
+# cgroup v1 never signals a pids-limit hit, and one way for v1 and v2 is
+# enough at this period. A fork bomb ends within it, as with the LocalEngine.
+_PIDS_CHECK_SECONDS = 0.05
 _PR_GET_DUMPABLE = 3
 _PR_SET_DUMPABLE = 4
 _PR_SET_NAME = 15
@@ -1300,6 +1304,14 @@ class _Server:
                 n += 1
         return n
 
+    def end_run(self, pid):
+        """Kills the run's child and everything left; its wait status."""
+        _killpg(pid)  # not reaped yet: its group id is still ours
+        self.kill_all(pid)
+        status = _wait_for(pid)
+        self.settle(pid)
+        return status
+
     def settle(self, sid=0):
         """Kills and reaps leftovers until none is left; True when done."""
         deadline = None
@@ -1440,6 +1452,7 @@ class _Server:
         keep = int(output_cap) + 4
         start = _monotonic()
         deadline = start + float(timeout_ms) / 1000.0
+        pids_check = start + _PIDS_CHECK_SECONDS if pids_before is not None else _INF
 
         poller = select.poll()
         streams = {out_r: [b"O", 0, 0], err_r: [b"E", 0, 0]}  # kind, forwarded, total
@@ -1460,16 +1473,20 @@ class _Server:
         while True:
             now = _monotonic()
             if status is None:
-                if now >= deadline:
-                    timed_out = True
+                # A process-count limit hit ends the run at once (SPEC §7,
+                # like a memory limit hit), not at its timeout.
+                limit_hit = False
+                if now >= pids_check:
+                    hits = self.pids_limit_hits()
+                    limit_hit = hits is not None and hits > pids_before
+                    pids_check = now + _PIDS_CHECK_SECONDS
+                if now >= deadline or limit_hit:
+                    timed_out = not limit_hit
                     end = now
-                    _killpg(pid)  # not reaped yet: its group id is still ours
-                    self.kill_all(pid)
-                    status = _wait_for(pid)
-                    self.settle(pid)
+                    status = self.end_run(pid)
                     drain_until = _monotonic() + _DRAIN_SECONDS
                     continue
-                wait = deadline - now
+                wait = min(deadline, pids_check) - now
             else:
                 if not open_fds or now >= drain_until:
                     break
