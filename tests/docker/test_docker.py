@@ -270,11 +270,16 @@ class Pool(SprTestCase):
                         "while True:\n    pass\n",
                 "policy": dict(PERMISSIVE, timeout_seconds=0.5)}
         proc, results = batch([loop, hostname_request()], "--pool-size", "1")
+        # batch exits 0 when every request got a result (a timeout is one).
+        self.assertEqual(proc.returncode, 0, proc.stderr)
         first = results[0]["result"]
         self.assertTrue(first["timed_out"], first)
         self.assertEqual(first["exit_code"], 124)
         self.assertEqual(first["error"], "Execution timed out after 0.5s")
-        self.assertNotEqual(first["stdout"].strip(), results[1]["result"]["result"])
+        second = results[1]["result"]
+        self.assertTrue(second["ok"], second)
+        self.assertTrue(first["stdout"].strip(), first)
+        self.assertNotEqual(first["stdout"].strip(), second["result"])
 
     def test_background_process_does_not_survive(self):
         start = {"code": "import subprocess, socket\n"
