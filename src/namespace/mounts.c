@@ -175,7 +175,11 @@ static int do_file(const cJSON *o, const char *dst, spr_error **err)
 }
 
 /* Hides a host-revealing /proc entry: a directory gets an empty read-only
- * tmpfs, a file gets /dev/null. Entries this kernel lacks are skipped. */
+ * tmpfs, a file gets /dev/null. Entries this kernel lacks are skipped.
+ * A bind takes none of the flags passed with it (they need a remount), so
+ * the file masks get theirs afterwards; nodev makes the node unopenable
+ * (EACCES), which hides the entry at least as well as an empty read, and
+ * leaves /dev's own nodes the only openable devices in the sandbox. */
 static int do_mask(const char *dst, spr_error **err)
 {
 	struct stat st;
@@ -185,6 +189,11 @@ static int do_mask(const char *dst, spr_error **err)
 			 ? mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 				 "size=0,mode=0555")
 			 : mount(OLD "/dev/null", dst, NULL, MS_BIND, NULL);
+	if (rc == 0 && !S_ISDIR(st.st_mode))
+		rc = add_mount_attrs(dst,
+				     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					     MOUNT_ATTR_NOEXEC,
+				     false);
 	if (rc < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "masking %s", dst + strlen(NEW));
 	return 0;

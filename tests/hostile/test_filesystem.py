@@ -325,6 +325,119 @@ class LandlockWall(HostileCase):
         self.assertEqual(inside["write /dev/null"], ok("written"))
 
 
+MOUNT_TABLE = ATTEMPT + r"""
+import re
+
+def unescape(field):  # mountinfo writes space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+def open_for_writing(p):
+    def f():
+        # O_TRUNC asks the mount first (EROFS), before the file's permission
+        # (EACCES: the code is not root); a sysctl ignores the truncation and
+        # nothing is written, even where it opens
+        os.close(os.open(p, os.O_WRONLY | os.O_TRUNC))
+        return "opened"
+    return f
+
+def read_one(p):
+    def f():
+        with open(p, "rb") as fh:
+            return len(fh.read(1))
+    return f
+
+mounts = []
+with open("/proc/self/mountinfo") as fh:
+    for line in fh:
+        pre, post = line.split(" - ", 1)
+        a, b = pre.split(), post.split()
+        mounts.append({"dev": a[2], "root": unescape(a[3]), "at": unescape(a[4]),
+                       "options": a[5].split(","), "fstype": b[0]})
+result = {
+    "mounts": mounts,
+    "dev": sorted(os.listdir("/dev")),
+    "exists": {p: os.path.lexists(p) for p in ("/sys", "/var")},
+    "proc/sys read-only": bool(os.statvfs("/proc/sys").f_flag & os.ST_RDONLY),
+    "write proc/sys": attempt(open_for_writing("/proc/sys/kernel/hostname")),
+    "read kallsyms": attempt(read_one("/proc/kallsyms")),
+}
+"""
+
+# /dev inside: the device nodes bound from the host (layout.c dev_nodes),
+# /dev/shm, and the /proc/self/fd links.
+DEV_NODES = {"null", "zero", "full", "random", "urandom"}
+DEV_LISTING = sorted(DEV_NODES | {"shm", "fd", "stdin", "stdout", "stderr"})
+
+
+def host_root_mount():
+    """(device, root) of the mount at the caller's "/": what a bind of the
+    host's root would show in mountinfo, under any mount point."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            a = line.split(" - ", 1)[0].split()
+            if a[4] == "/":
+                return a[2], a[3]
+    raise AssertionError("no mount at / in /proc/self/mountinfo")
+
+
+def mount_findings(result):
+    """What the run's mount table breaks of the sandbox's rules (empty when
+    it keeps them all)."""
+    mounts = result["mounts"]
+    root = host_root_mount()
+    dev_binds = {"/dev/" + n for n in DEV_NODES}
+    lacking = {
+        "nosuid": sorted(m["at"] for m in mounts if "nosuid" not in m["options"]),
+        "nodev": sorted(m["at"] for m in mounts
+                        if "nodev" not in m["options"] and m["at"] not in dev_binds),
+        # below /proc only the fresh proc itself may be writable
+        "ro under /proc": sorted(m["at"] for m in mounts if m["at"].startswith("/proc/")
+                                 and "ro" not in m["options"]),
+    }
+    found = {k: v for k, v in lacking.items() if v}
+    host_root = sorted(m["at"] for m in mounts if (m["dev"], m["root"]) == root)
+    if host_root:
+        found["host root mounted at"] = host_root
+    if result["dev"] != DEV_LISTING:
+        found["/dev"] = result["dev"]
+    present = sorted(p for p, there in result["exists"].items() if there)
+    if present:
+        found["present"] = present
+    if not result["proc/sys read-only"]:
+        found["/proc/sys"] = "writable mount"
+    if result["write proc/sys"] != failed("EROFS"):
+        found["write proc/sys"] = result["write proc/sys"]
+    return found
+
+
+class MountTable(HostileCase):
+    """The sandbox's whole mount table, from /proc/self/mountinfo: nosuid on
+    every mount, nodev on every mount but the device nodes in /dev, no bind
+    of the host's root, /proc/sys read-only, a minimal /dev, no /sys or
+    /var, /proc's host-revealing files masked."""
+
+    def test_mount_table(self):
+        ctl = self.control(MOUNT_TABLE)
+        found = mount_findings(ctl)
+        # the host keeps none of these rules (each is checked, not just one)
+        self.assertTrue(found["nosuid"] and found["nodev"], found)
+        self.assertIn("/", found["host root mounted at"], found)
+        self.assertIn("/dev", found)
+        self.assertEqual(found["present"], ["/sys", "/var"])
+        self.assertEqual(found["/proc/sys"], "writable mount")
+        # root may open a sysctl for writing; an unprivileged caller not at all
+        self.assertEqual(ctl["write proc/sys"], ok("opened") if IS_ROOT else failed("EACCES"))
+        self.assertEqual(ctl["read kallsyms"], ok(1))
+
+        inside = self.sandboxed(MOUNT_TABLE)
+        self.assertEqual(mount_findings(inside), {}, inside["mounts"])
+        # the masks are /dev/null binds with nodev: nothing opens them
+        self.assertEqual(inside["read kallsyms"], failed("EACCES"))
+        masks = [m for m in inside["mounts"] if m["at"] == "/proc/kallsyms"]
+        self.assertEqual(len(masks), 1, inside["mounts"])
+        self.assertTrue({"ro", "nosuid", "nodev", "noexec"} <= set(masks[0]["options"]), masks)
+
+
 def _can_list(path):
     try:
         os.listdir(path)
