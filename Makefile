@@ -240,6 +240,8 @@ docker-env-stop:
 # The DockerEngine suites against the test daemon: tests/docker, then the
 # SPEC behaviour suite (tests/integration) with SPR_TEST_ENGINE=docker. A
 # daemon this target started is stopped again; one already running is kept.
+# Last, no container labelled as spr's (SPR_LABEL_MANAGED) may be left: every
+# engine of every suite stopped its pool (within 30 s: --rm removes them).
 WITH_DOCKER_ENV = running=0; scripts/dockerd-for-tests.sh status >/dev/null 2>&1 && running=1; \
 	env=$$($(MAKE) -s --no-print-directory docker-env-start); eval "$$env"; \
 	[ $$running = 1 ] || trap 'scripts/dockerd-for-tests.sh stop' EXIT; \
@@ -247,7 +249,12 @@ WITH_DOCKER_ENV = running=0; scripts/dockerd-for-tests.sh status >/dev/null 2>&1
 docker: all $(TOOL_BINS)
 	@set -e; $(WITH_DOCKER_ENV) export SPR_REQUIRE_DOCKER=1; \
 	$(TEST_PYTHON) tests/run.py docker; \
-	SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py integration
+	SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py integration; \
+	for i in $$(seq 60); do \
+		left=$$(docker ps -aq --filter label=io.spr.managed); [ -z "$$left" ] && break; sleep 0.5; \
+	done; \
+	if [ -n "$$left" ]; then echo "docker: spr containers left after the suites:" >&2; \
+		docker ps -a --filter label=io.spr.managed >&2; exit 1; fi
 
 # The DockerEngine side by side: cold docker run, docker exec, warm pool; and
 # the warm pool again through SSH (a private sshd on 127.0.0.1 in front of the
