@@ -7,7 +7,9 @@ behaviour suite covers both engines.
 import json
 import os
 import subprocess
+import sys
 import tempfile
+import textwrap
 import unittest
 
 BUILD = os.environ.get("SPR_BUILD") or os.path.join(
@@ -83,11 +85,13 @@ class Run:
 
 
 def spr_run(code=None, *, file=None, input_data=None, input_text=None, policy=None,
-            args=(), json_mode=True, timeout=120, stdin=None, engine=None) -> Run:
+            args=(), json_mode=True, timeout=120, stdin=None, engine=None,
+            wrapper=()) -> Run:
     """Runs code (str or bytes) through spr-run. input_data is JSON-encoded;
-    input_text is passed verbatim to --input."""
+    input_text is passed verbatim to --input. wrapper is a command prefix
+    (e.g. a shell that first moves itself into a cgroup)."""
     with tempfile.TemporaryDirectory(prefix="spr-it-") as tmp:
-        cmd = [SPR_RUN, "--engine", engine or ENGINE]
+        cmd = list(wrapper) + [SPR_RUN, "--engine", engine or ENGINE]
         if json_mode:
             cmd.append("--json")
         if policy is not None:
@@ -191,3 +195,51 @@ def host_processes():
             continue
         procs[int(name)] = (argv, fields[0], int(fields[19]), int(fields[1]))
     return procs
+
+
+# ---- libspr.so through ctypes, as a language binding uses it ----
+
+# Loads the library named in argv[1] and makes a LocalEngine `engine`
+# (P = c_void_p); what follows it in a program uses lib and engine.
+LIBSPR_PRELUDE = r"""
+import ctypes, json, os, signal, sys, threading, time
+lib = ctypes.CDLL(sys.argv[1])
+P = ctypes.c_void_p
+lib.spr_run_json.argtypes = [P, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(P),
+                             ctypes.POINTER(P)]
+lib.spr_engine_free.argtypes = [P]
+lib.spr_free.argtypes = [P]
+class LocalOptions(ctypes.Structure):
+    _fields_ = [("python", ctypes.c_char_p), ("libexec_dir", ctypes.c_char_p),
+                ("allow_degraded", ctypes.c_bool), ("cgroup_parent", ctypes.c_char_p)]
+# as spr-run does: a rootless caller's delegated subtree
+parent = os.environ.get("SPR_CGROUP_PARENT")
+opts = LocalOptions(cgroup_parent=parent.encode() if parent else None)
+engine = P()
+assert lib.spr_local_engine_new(ctypes.byref(opts), ctypes.byref(engine), ctypes.byref(P())) == 0
+"""
+
+
+def sanitizer_env(lib):
+    """A sanitizer build (make asan) of libspr.so loads into an interpreter
+    only behind its runtime; the interpreter's own allocations are not ours
+    to leak-check."""
+    ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
+    runtimes = [line.split("=>")[1].split()[0] for line in ldd.splitlines()
+                if "=>" in line and ("libasan" in line or "libubsan" in line)]
+    if not runtimes:
+        return {}
+    return {"LD_PRELOAD": " ".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0"}
+
+
+def libspr_program(prelude, body):
+    """Runs prelude + body (dedented) in a fresh interpreter with libspr.so
+    as argv[1]; returns what it printed (JSON)."""
+    lib = os.path.join(BUILD, "libspr.so")
+    env = dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr"),
+               **sanitizer_env(lib))
+    proc = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body), lib],
+                          capture_output=True, text=True, timeout=120, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(f"program failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)

@@ -5,33 +5,14 @@ Each case runs a small program against libspr.so through ctypes (as a
 language binding would), in its own process: it uses threads and fork,
 and it reads its own children from /proc.
 """
-import json
 import os
 import socket
 import subprocess
-import sys
-import textwrap
 import unittest
 
-from integration.common import BUILD, ENGINE, SprTestCase
+from integration.common import BUILD, ENGINE, LIBSPR_PRELUDE, SprTestCase, libspr_program
 
-PRELUDE = r'''
-import ctypes, json, os, signal, sys, threading, time
-lib = ctypes.CDLL(sys.argv[1])
-P = ctypes.c_void_p
-lib.spr_run_json.argtypes = [P, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(P),
-                             ctypes.POINTER(P)]
-lib.spr_engine_free.argtypes = [P]
-lib.spr_free.argtypes = [P]
-class LocalOptions(ctypes.Structure):
-    _fields_ = [("python", ctypes.c_char_p), ("libexec_dir", ctypes.c_char_p),
-                ("allow_degraded", ctypes.c_bool), ("cgroup_parent", ctypes.c_char_p)]
-# as spr-run does: a rootless caller's delegated subtree
-parent = os.environ.get("SPR_CGROUP_PARENT")
-opts = LocalOptions(cgroup_parent=parent.encode() if parent else None)
-engine = P()
-assert lib.spr_local_engine_new(ctypes.byref(opts), ctypes.byref(engine), ctypes.byref(P())) == 0
-
+PRELUDE = LIBSPR_PRELUDE + r'''
 def run(code):
     req = json.dumps({"code": code}).encode()
     out = P()
@@ -67,28 +48,9 @@ def servers():
 '''
 
 
-def sanitizer_env(lib):
-    """A sanitizer build (make asan) of libspr.so loads into an interpreter
-    only behind its runtime; the interpreter's own allocations are not ours
-    to leak-check."""
-    ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
-    runtimes = [line.split("=>")[1].split()[0] for line in ldd.splitlines()
-                if "=>" in line and ("libasan" in line or "libubsan" in line)]
-    if not runtimes:
-        return {}
-    return {"LD_PRELOAD": " ".join(runtimes), "ASAN_OPTIONS": "detect_leaks=0"}
-
-
 def program(body):
     """Runs PRELUDE + body in a fresh interpreter; returns what it printed (JSON)."""
-    lib = os.path.join(BUILD, "libspr.so")
-    env = dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr"),
-               **sanitizer_env(lib))
-    proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body), lib],
-                          capture_output=True, text=True, timeout=120, env=env)
-    if proc.returncode != 0:
-        raise AssertionError(f"program failed ({proc.returncode}): {proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
+    return libspr_program(PRELUDE, body)
 
 
 @unittest.skipIf(ENGINE != "local", "the fork server is the LocalEngine's")
