@@ -31,6 +31,7 @@ struct spr_cg_controller_info {
 	enum spr_cg_version version; /* where this controller is, NONE if nowhere */
 	char *base;		     /* directory runs go under (…/spr is created in it) */
 	bool usable;		     /* base exists and we may create cgroups there */
+	bool writable;		     /* base (or base/spr) is writable for us */
 	char *problem;		     /* why not usable, with the fix */
 };
 
@@ -39,13 +40,26 @@ struct spr_cg_host {
 	struct spr_cg_controller_info ctl[SPR_CG_NCTRL];
 	char *v2_mount;		     /* cgroup2 mount point, if any */
 	bool delegated;		     /* the base belongs to us, not root (rootless) */
+	char *v2_own;		     /* v2: the caller's own cgroup (spr-caller's parent) */
+	char *v2_caller_leaf;	     /* v2: where prepare moves the caller, if it must */
 };
+
+/* v2: the leaf a caller alone in its cgroup moves into, so that its own
+ * cgroup may hand controllers to run cgroups (no internal processes). */
+#define SPR_CG_CALLER_LEAF "spr-caller"
 
 /* Finds the hierarchies and the bases. `parent` is the cgroup_parent option
  * (relative to the caller's own cgroup, may be NULL). Never fails for a
  * host without usable cgroups: that is reported per controller. */
 SPR_HIDDEN int spr_cgroup_detect(const char *parent, struct spr_cg_host *host, spr_error **err);
 SPR_HIDDEN void spr_cgroup_host_free(struct spr_cg_host *host);
+/* Makes the bases ready for run cgroups, once per engine, in the caller:
+ * on v2 moves the caller into <own>/spr-caller when detection said it
+ * must, and enables memory, pids and cpu from its own cgroup down to the
+ * base. Detection changes nothing; this does. On failure the controllers
+ * are marked unusable with the cause (runs then fail with 125, or run
+ * degraded). */
+SPR_HIDDEN int spr_cgroup_prepare(struct spr_cg_host *host);
 /* True when memory, pids and cpu can all be limited. */
 SPR_HIDDEN bool spr_cgroup_usable(const struct spr_cg_host *host);
 /* One sentence naming what is missing and the fix (for exit-125 errors). */

@@ -1,6 +1,7 @@
 /* Where the caller's process sits in each cgroup hierarchy, and whether
  * spr may create run cgroups there. Reads /proc/self/cgroup and
- * /proc/self/mountinfo; changes nothing. */
+ * /proc/self/mountinfo; changes nothing (spr_cgroup_prepare, called by an
+ * engine, does). */
 #include "cgroup/cgroup.h"
 
 #include <dirent.h>
@@ -153,6 +154,30 @@ static bool parent_ok(const char *parent)
 	return true;
 }
 
+static bool v2_subtree_has_all(const char *dir)
+{
+	char path[PATH_MAX], buf[256] = "";
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	return f && fgets(buf, sizeof(buf), f) && strstr(buf, "memory") && strstr(buf, "pids") &&
+	       strstr(buf, "cpu");
+}
+
+/* The caller's own v2 cgroup. A caller spr moved into <own>/spr-caller
+ * (and its children: a forked spr-run) still counts as in <own>, so a
+ * second engine puts its runs beside the first one's. */
+static char *v2_own_dir(const struct mount_entry *v2, const char *path)
+{
+	char *own = cgroup_dir(v2, path);
+	char *slash = own ? strrchr(own, '/') : NULL;
+	if (slash && !strcmp(slash + 1, SPR_CG_CALLER_LEAF)) {
+		*slash = '\0';
+		if (!v2_subtree_has_all(own))
+			*slash = '/';
+	}
+	return own;
+}
+
 static void set_problem(struct spr_cg_controller_info *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void set_problem(struct spr_cg_controller_info *c, const char *fmt, ...)
@@ -166,37 +191,88 @@ static void set_problem(struct spr_cg_controller_info *c, const char *fmt, ...)
 	c->usable = false;
 }
 
-/* On v2 a cgroup with processes cannot hand controllers to children
- * (except the root); we never move the caller to make room. */
-static bool v2_can_delegate(const char *base, char **why)
+static void read_comm(pid_t pid, char *comm, size_t size)
 {
-	char path[PATH_MAX], buf[256] = "";
-	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", base);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (f && fgets(buf, sizeof(buf), f) && strstr(buf, "memory") && strstr(buf, "pids") &&
-	    strstr(buf, "cpu"))
-		return true;
-	if (access(path, W_OK) < 0) {
-		if (asprintf(why, "cannot enable controllers in %s (not writable)", path) < 0)
-			*why = NULL;
-		return false;
-	}
-	snprintf(path, sizeof(path), "%s/cgroup.procs", base);
-	_cleanup_fclose_ FILE *procs = fopen(path, "re");
-	char pid[32];
-	bool root = !strcmp(base, "/sys/fs/cgroup");
-	if (!root && procs && fgets(pid, sizeof(pid), procs)) {
-		if (asprintf(why,
-			     "%s contains processes, so cgroup v2 cannot give its child cgroups the "
-			     "memory, pids and cpu controllers (no internal processes)",
-			     base) < 0)
-			*why = NULL;
-		return false;
-	}
-	return true;
+	if (f && fgets(comm, (int)size, f))
+		comm[strcspn(comm, "\n")] = '\0';
 }
 
-static void check_usable(struct spr_cg_host *h, struct spr_cg_controller_info *c)
+/* The first process in dir/cgroup.procs that is not the caller: 0 when
+ * there is none. */
+static pid_t v2_other_process(const char *dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	long pid;
+	while (f && fscanf(f, "%ld", &pid) == 1)
+		if (pid != (long)getpid())
+			return (pid_t)pid;
+	return 0;
+}
+
+/* cgroup v2's no-internal-processes rule: a cgroup with processes cannot
+ * hand the memory, pids and cpu controllers to child cgroups (the root is
+ * exempt). The caller sits in its own cgroup, so runs can go below it only
+ * when the caller is alone there and moves itself into a leaf,
+ * <own>/spr-caller — what systemd asks of a Delegate=yes unit. Other
+ * processes in it are not ours to move: that is an error with the fix.
+ * Sets h->v2_caller_leaf when prepare must move the caller. */
+static bool v2_can_delegate(struct spr_cg_host *h, const char *own, const char *base,
+			    char **why)
+{
+	char path[PATH_MAX];
+	if (strcmp(own, base)) {
+		/* cgroup_parent: a cgroup below our own that must itself hold no
+		 * processes (runs go in its child spr/). */
+		pid_t other = v2_other_process(base);
+		if (other && asprintf(why,
+				      "%s (the cgroup_parent) contains processes (pid %d), so cgroup "
+				      "v2 cannot give its child cgroups the memory, pids and cpu "
+				      "controllers (no internal processes rule): pass an empty cgroup",
+				      base, (int)other) < 0)
+			*why = NULL;
+		if (other)
+			return false;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.type", own);
+	bool root = access(path, F_OK) < 0; /* only non-root cgroups have cgroup.type */
+	if (root || v2_subtree_has_all(own))
+		return true;
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", own);
+	if (access(path, W_OK) < 0) {
+		if (asprintf(why,
+			     "cannot enable controllers in %s (not writable for uid %d): run spr in "
+			     "a cgroup delegated to it (systemd: `systemd-run --scope -p Delegate=yes "
+			     "...`, or Delegate=yes in the service's unit)",
+			     path, (int)geteuid()) < 0)
+			*why = NULL;
+		return false;
+	}
+	pid_t other = v2_other_process(own);
+	if (other) {
+		char comm[64] = "?";
+		read_comm(other, comm, sizeof(comm));
+		if (asprintf(why,
+			     "%s also holds other processes (pid %d, %s), so cgroup v2 cannot give "
+			     "run cgroups below it the memory, pids and cpu controllers (no internal "
+			     "processes rule): start spr in a cgroup of its own, e.g. `systemd-run "
+			     "--scope -p Delegate=yes spr-run ...` (rootless: `systemd-run --user "
+			     "--scope -p Delegate=yes ...`) or a unit with Delegate=yes; spr then "
+			     "moves itself into %s/" SPR_CG_CALLER_LEAF,
+			     own, (int)other, comm, own) < 0)
+			*why = NULL;
+		return false;
+	}
+	if (asprintf(&h->v2_caller_leaf, "%s/" SPR_CG_CALLER_LEAF, own) < 0)
+		h->v2_caller_leaf = NULL;
+	return h->v2_caller_leaf != NULL;
+}
+
+static void check_usable(struct spr_cg_host *h, struct spr_cg_controller_info *c, const char *own)
 {
 	struct stat st;
 	if (stat(c->base, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -206,6 +282,7 @@ static void check_usable(struct spr_cg_host *h, struct spr_cg_controller_info *c
 	char spr[PATH_MAX];
 	snprintf(spr, sizeof(spr), "%s/spr", c->base);
 	bool writable = access(spr, W_OK | X_OK) == 0 || access(c->base, W_OK | X_OK) == 0;
+	c->writable = writable;
 	if (!writable) {
 		set_problem(c,
 			    "%s is not writable for uid %d: run as root, or have it delegated (chown "
@@ -216,18 +293,13 @@ static void check_usable(struct spr_cg_host *h, struct spr_cg_controller_info *c
 	}
 	if (c->version == SPR_CG_V2 && c == &h->ctl[SPR_CG_MEMORY]) {
 		char *why = NULL;
-		if (!v2_can_delegate(c->base, &why)) {
-			set_problem(c,
-				    "%s: run spr from a cgroup whose parent delegates them (e.g. "
-				    "`systemd-run --scope -p Delegate=yes ...`), or pass "
-				    "--cgroup-parent NAME for a child cgroup with "
-				    "cgroup.subtree_control \"+memory +pids +cpu\"",
-				    why ? why : "cgroup v2 delegation is missing");
+		if (!v2_can_delegate(h, own, c->base, &why)) {
+			set_problem(c, "%s", why ? why : "cgroup v2 delegation is missing");
 			free(why);
 			return;
 		}
 	}
-	h->delegated = h->delegated || st.st_uid == geteuid();
+	h->delegated = h->delegated || (st.st_uid == geteuid() && geteuid() != 0);
 	c->usable = true;
 }
 
@@ -264,7 +336,7 @@ int spr_cgroup_detect(const char *parent, struct spr_cg_host *h, spr_error **err
 		char *own = NULL;
 		if (v2 && v2_path && c != SPR_CG_CPUACCT && v2_has_controller(v2->point, names[c])) {
 			ci->version = SPR_CG_V2;
-			own = cgroup_dir(v2, v2_path);
+			own = v2_own_dir(v2, v2_path);
 		} else {
 			for (size_t m = 0; m < nm && !own; m++) {
 				if (mounts[m].v2 || !has_word(mounts[m].opts, names[c]))
@@ -283,12 +355,15 @@ int spr_cgroup_detect(const char *parent, struct spr_cg_host *h, spr_error **err
 		if (parent) {
 			if (asprintf(&ci->base, "%s/%s", own, parent) < 0)
 				ci->base = NULL;
-			free(own);
 		} else {
-			ci->base = own;
+			ci->base = xstrdup(own);
 		}
 		if (ci->base)
-			check_usable(h, ci);
+			check_usable(h, ci, own);
+		if (ci->version == SPR_CG_V2 && !h->v2_own)
+			h->v2_own = own;
+		else
+			free(own);
 	}
 	h->version = h->ctl[SPR_CG_MEMORY].version;
 	for (size_t i = 0; i < nm; i++) {
@@ -302,6 +377,67 @@ int spr_cgroup_detect(const char *parent, struct spr_cg_host *h, spr_error **err
 	return 0;
 }
 
+/* Writes "+memory +pids +cpu" to dir's cgroup.subtree_control unless it
+ * has them. */
+static int v2_enable(const char *dir, spr_error **err)
+{
+	if (v2_subtree_has_all(dir))
+		return 0;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	static const char want[] = "+memory +pids +cpu";
+	if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want))
+		return spr_fail_errno(err, SPR_LAYER_CGROUP,
+				      "enabling the memory, pids and cpu controllers in %s%s", path,
+				      errno == EBUSY ? " (it contains processes: cgroup v2's no "
+						       "internal processes rule)"
+						     : "");
+	return 0;
+}
+
+static int v2_move_caller(const char *leaf, spr_error **err)
+{
+	if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "creating %s", leaf);
+	char path[PATH_MAX], pid[32];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", leaf);
+	int len = snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, pid, (size_t)len) != len)
+		return spr_fail_errno(err, SPR_LAYER_CGROUP, "moving the caller into %s", leaf);
+	return 0;
+}
+
+int spr_cgroup_prepare(struct spr_cg_host *h)
+{
+	_cleanup_error_ spr_error *e = NULL;
+	spr_error **err = &e;
+	if (h->version != SPR_CG_V2 || !spr_cgroup_usable(h) || !h->v2_own)
+		return 0;
+	const char *base = h->ctl[SPR_CG_MEMORY].base;
+	int rc = h->v2_caller_leaf ? v2_move_caller(h->v2_caller_leaf, err) : 0;
+	/* own, then each cgroup down to the base (cgroup_parent): a child
+	 * only has the controllers its parent enables. */
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", h->v2_own);
+	for (size_t at = strlen(dir); rc == 0;) {
+		if ((rc = v2_enable(dir, err)) < 0 || !base[at])
+			break;
+		size_t next = at + 1 + strcspn(base + at + 1, "/");
+		snprintf(dir, sizeof(dir), "%.*s", (int)next, base);
+		at = next;
+	}
+	if (rc < 0) {
+		for (int c = SPR_CG_MEMORY; c <= SPR_CG_CPU; c++)
+			set_problem(&h->ctl[c], "%s", e ? e->message : "out of memory");
+		return -1;
+	}
+	free(h->v2_caller_leaf);
+	h->v2_caller_leaf = NULL;
+	return 0;
+}
+
 void spr_cgroup_host_free(struct spr_cg_host *h)
 {
 	for (int i = 0; i < SPR_CG_NCTRL; i++) {
@@ -309,6 +445,8 @@ void spr_cgroup_host_free(struct spr_cg_host *h)
 		free(h->ctl[i].problem);
 	}
 	free(h->v2_mount);
+	free(h->v2_own);
+	free(h->v2_caller_leaf);
 	*h = (struct spr_cg_host){0};
 }
 
@@ -344,6 +482,9 @@ cJSON *spr_cgroup_describe(const struct spr_cg_host *h)
 					      : h->version == SPR_CG_V1 ? "v1"
 									: "none");
 	cJSON_AddBoolToObject(o, "usable", spr_cgroup_usable(h));
+	cJSON_AddBoolToObject(o, "delegated", h->delegated);
+	if (h->v2_caller_leaf)
+		cJSON_AddStringToObject(o, "moves_caller_to", h->v2_caller_leaf);
 	for (int c = 0; c < SPR_CG_NCTRL; c++) {
 		const struct spr_cg_controller_info *ci = &h->ctl[c];
 		cJSON *x = cJSON_AddObjectToObject(o, ci->name);
@@ -353,6 +494,8 @@ cJSON *spr_cgroup_describe(const struct spr_cg_host *h)
 		if (ci->base)
 			cJSON_AddStringToObject(x, "base", ci->base);
 		cJSON_AddBoolToObject(x, "usable", ci->usable);
+		if (ci->version != SPR_CG_NONE)
+			cJSON_AddBoolToObject(x, "writable", ci->writable);
 		if (ci->problem)
 			cJSON_AddStringToObject(x, "problem", ci->problem);
 	}

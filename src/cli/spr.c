@@ -175,12 +175,17 @@ static void print_doctor(const cJSON *r)
 	for (size_t i = 0; i < sizeof(ctls) / sizeof(*ctls); i++) {
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(cg, ctls[i]);
 		const char *base = str(c, "base");
-		printf("  %-9s %-4s %s  %s\n", ctls[i], str(c, "hierarchy"), base ? base : "-",
+		const cJSON *writable = cJSON_GetObjectItemCaseSensitive(c, "writable");
+		printf("  %-9s %-4s %s  %s%s\n", ctls[i], str(c, "hierarchy"), base ? base : "-",
 		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "usable")) ? "usable"
-										 : "unusable");
+										 : "unusable",
+		       cJSON_IsFalse(writable) ? ", not writable" : "");
 		if (str(c, "problem"))
 			printf("            fix: %s\n", str(c, "problem"));
 	}
+	if (str(cg, "moves_caller_to"))
+		printf("  a run moves its caller into %s (cgroup v2: no internal processes)\n",
+		       str(cg, "moves_caller_to"));
 	const cJSON *problems = cJSON_GetObjectItemCaseSensitive(r, "problems");
 	const cJSON *p;
 	if (cJSON_GetArraySize(problems))

@@ -338,6 +338,10 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 		spr_engine_free(&le->base);
 		return -1;
 	}
+	/* Before the fork server exists: on v2 the caller may have to move
+	 * into a leaf, alone. A failure is recorded in the controllers; runs
+	 * report it (125) or run degraded. */
+	spr_cgroup_prepare(&le->cgroups);
 	/* Run cgroups left by a caller that was killed before its helpers
 	 * could remove them. */
 	spr_cgroup_cleanup_stale(&le->cgroups, NULL);
