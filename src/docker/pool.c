@@ -472,6 +472,21 @@ static bool expired(const struct spr_pool *pool, const struct container *c, int6
 	return c->runs >= de->max_runs || now - c->started_ms >= (int64_t)de->ttl_seconds * 1000;
 }
 
+/* An idle container's worker writes nothing until it gets a request, so
+ * anything pending on its stdout (EOF above all), or a docker CLI that has
+ * exited, means the container is gone — stopped or killed from outside
+ * (`spr stop container`, `docker kill`) — or out of step. Handing it out
+ * would fail the run with "stopped answering" instead of starting a fresh
+ * one. (WNOWAIT: container_stop reaps the CLI.) */
+static bool idle_and_alive(const struct container *c)
+{
+	struct pollfd p = {.fd = c->from, .events = POLLIN};
+	if (poll(&p, 1, 0) != 0)
+		return false;
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)c->cli, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+}
+
 static int live_count(const struct spr_pool *pool)
 {
 	int n = pool->starting;
@@ -490,15 +505,15 @@ static void unlink_container(struct spr_pool *pool, struct container *c)
 		}
 }
 
-/* Idle containers that must go (expired, or any when `all`): moved to a
- * list the caller stops after unlocking. */
+/* Idle containers that must go (expired or dead, or any when `all`): moved
+ * to a list the caller stops after unlocking. */
 static struct container *take_retirees(struct spr_pool *pool, bool all, const char *other_than)
 {
 	struct container *out = NULL;
 	int64_t now = spr_now_ms();
 	for (struct container **p = &pool->all; *p;) {
 		struct container *c = *p;
-		bool go = !c->busy && (all || expired(pool, c, now) ||
+		bool go = !c->busy && (all || expired(pool, c, now) || !idle_and_alive(c) ||
 				       (other_than && strcmp(c->key, other_than)));
 		if (go) {
 			*p = c->next;

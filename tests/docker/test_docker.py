@@ -13,7 +13,7 @@ import time
 import unittest
 import zipfile
 
-from integration.common import BUILD, FORK_BOMB, PERMISSIVE, SPR_RUN, SprTestCase, spr_run, write_policy
+from integration.common import BUILD, FORK_BOMB, PERMISSIVE, SPR, SPR_RUN, SprTestCase, spr_run, write_policy
 
 BATCH = os.path.join(BUILD, "tests", "tools", "batch")
 LIBEXEC = os.path.join(BUILD, "libexec", "spr")
@@ -280,6 +280,68 @@ class Pool(SprTestCase):
         self.assertTrue(second["ok"], second)
         self.assertTrue(first["stdout"].strip(), first)
         self.assertNotEqual(first["stdout"].strip(), second["result"])
+
+    def wait_for_runs(self, cid, runs, timeout=60):
+        """Until the admin CLI shows `runs` served by container cid (its
+        worker is then idle in the pool, between requests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = subprocess.run([SPR, "--json", "container", cid], capture_output=True,
+                                 text=True, timeout=60, env=ENV).stdout
+            if out and json.loads(out)["container"].get("runs") == runs:
+                return
+            time.sleep(0.2)
+        self.fail(f"container {cid} never showed {runs} run(s)")
+
+    def test_idle_container_stopped_from_outside_is_replaced(self):
+        """An idle pooled container stopped behind the engine's back is not
+        handed out again: the next run gets a new container (without the
+        liveness check it failed with "stopped answering")."""
+        before = set(managed_containers())
+        proc = start_batch([hostname_request(), {"sleep_ms": 10000}, hostname_request()],
+                           "--pool-size", "1")
+        cid = new_container(before, proc)
+        self.assertTrue(cid, "the batch never started a container")
+        self.wait_for_runs(cid, 1)
+        stop = subprocess.run([SPR, "stop", "container", cid, "--timeout-seconds", "1"],
+                              capture_output=True, text=True, timeout=60, env=ENV)
+        self.assertEqual(stop.returncode, 0, stop.stderr)
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, err)
+        results = [json.loads(line) for line in out.splitlines() if line.strip()]
+        first, second = self.hostnames(results)
+        self.assertTrue(cid.startswith(first), (cid, first))
+        self.assertNotEqual(first, second)
+
+    def test_paused_container_is_timed_out_and_replaced(self):
+        """A worker that stops answering mid-run (its container frozen by
+        `docker pause`): the host's own deadline (timeout + grace) ends the
+        run as a timeout, the container is thrown away (docker kill works
+        on a paused one), and the next run gets a new one."""
+        slow = {"code": "import socket, time\nprint(socket.gethostname(), flush=True)\n"
+                        "time.sleep(60)\n",
+                "policy": dict(PERMISSIVE, timeout_seconds=2)}
+        before = set(managed_containers())
+        proc = start_batch([slow, hostname_request()], "--pool-size", "1")
+        cid = new_container(before, proc)
+        self.assertTrue(cid, "the batch never started a container")
+        time.sleep(1)  # the run is in its sleep (well before its 2 s)
+        docker("pause", cid)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, err)
+        results = [json.loads(line) for line in out.splitlines() if line.strip()]
+        first, second = (r["result"] for r in results)
+        self.assertTrue(first["timed_out"], first)
+        self.assertEqual(first["exit_code"], 124, first)
+        self.assertEqual(first["error"], "Execution timed out after 2s", first)
+        self.assertTrue(second["ok"], second)
+        self.assertFalse(cid.startswith(second["result"]), "the frozen container served again")
+        self.assertLess(time.monotonic() - t0, 60)
+        deadline = time.monotonic() + 30
+        while cid in managed_containers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertNotIn(cid, managed_containers(), "the frozen container was left behind")
 
     def test_background_process_does_not_survive(self):
         start = {"code": "import subprocess, socket\n"
