@@ -48,6 +48,9 @@ NOT_MANAGED = "Container '{}' is not managed by spr and cannot be modified"
 UNREACHABLE = "Docker is installed but the daemon is not running or not accessible."
 CLI_MISSING = "Docker CLI was not found. Install Docker and ensure it is on PATH."
 CONFLICT = "Use either docker_context or docker_host/ssh settings, not both"
+# docs/SPEC.md §7 (not in the shared SPEC §5): ssh_host makes the URL itself.
+HOST_CONFLICT = ("Use either docker_host or ssh_host, not both (ssh_host makes the ssh:// "
+                 "URL itself)")
 
 CONTAINER_COLUMNS = ["CONTAINER ID", "NAME", "IMAGE", "STATE", "STATUS", "RUNS"]
 IMAGE_COLUMNS = ["IMAGE ID", "TAG", "KIND", "SIZE", "CREATED", "CONTAINERS"]
@@ -481,6 +484,28 @@ class A_Usage(AdminCase):
                 self.assertEqual(p.returncode, 2, show(p))
                 self.assertIn(f"{opt[2:].replace('-', '_')} requires ssh_host", p.stderr,
                               show(p))
+
+    def test_docker_host_with_ssh_host_is_refused(self):
+        """Refused before any docker command runs (PATH holds no docker
+        here): exit 2 for spr, 125 for spr-run, with the same message."""
+        with tempfile.TemporaryDirectory() as tmp:
+            env = dict(ENV, PATH=tmp)
+            for args in (["--docker-host", "unix:///x", "--ssh-host", "h", "list", "containers"],
+                         ["stop", "all", "--ssh-host", "h", "--docker-host", "tcp://h:2375"],
+                         ["--json", "--docker-host", "ssh://h", "--ssh-host", "h",
+                          "--ssh-user", "u", "cleanup"]):
+                with self.subTest(args=args):
+                    p = spr(*args, env=env)
+                    self.assertEqual(p.returncode, 2, show(p))
+                    self.assertIn(HOST_CONFLICT, p.stderr, show(p))
+            code = os.path.join(tmp, "c.py")
+            with open(code, "w") as f:
+                f.write("result = 1\n")
+            p = subprocess.run([SPR_RUN, "--engine", "docker", "--json", "--docker-host",
+                                "unix:///x", "--ssh-host", "h", code], capture_output=True,
+                               text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+            self.assertEqual(p.returncode, 125, show(p))
+            self.assertEqual(json.loads(p.stdout)["error"], HOST_CONFLICT, show(p))
 
     @unittest.skipUnless(shutil.which("docker"), "no docker CLI")
     def test_daemon_unreachable_is_125(self):
