@@ -369,21 +369,33 @@ void spr_cg_run_kill(const struct spr_cg_run *run)
 			spr_cg_kill_dir(run->dir[c]);
 }
 
+/* Reads cgroup.events through the descriptor poll watches: kernfs keeps
+ * reporting an event until the file is read again, so reading it by path
+ * would turn the poll below into a busy loop. */
 static bool v2_populated(const struct spr_cg_run *run)
 {
-	return read_key(run->dir[0], "cgroup.events", "populated") == 1;
+	char buf[256];
+	ssize_t n = pread(run->events_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return read_key(run->dir[0], "cgroup.events", "populated") == 1;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "populated ");
+	return p && p[10] == '1';
 }
 
 /* The pid namespace is gone by now, so the cgroup empties at once; the
- * wait covers the kernel finishing the exits (POLLPRI on cgroup.events
- * on v2; v1 has no such event, so a short bounded retry). */
+ * wait covers the kernel finishing the exits: on v2 a poll for POLLPRI on
+ * cgroup.events (no sleeping), bounded at 2 s; v1 has no such event, so a
+ * short bounded retry of rmdir. */
 int spr_cg_run_remove(struct spr_cg_run *run, spr_error **err)
 {
-	if (run->version == SPR_CG_V2 && run->dir[0]) {
-		for (int i = 0; i < 20 && v2_populated(run); i++) {
+	bool v2 = run->version == SPR_CG_V2 && run->dir[0];
+	if (v2) {
+		int64_t deadline = spr_now_ms() + 2000, left;
+		while (v2_populated(run) && (left = deadline - spr_now_ms()) > 0) {
 			spr_cg_run_kill(run);
 			struct pollfd p = {.fd = run->events_fd, .events = POLLPRI};
-			poll(&p, 1, 100);
+			poll(&p, 1, (int)left);
 		}
 	}
 	int rc = 0;
@@ -391,7 +403,7 @@ int spr_cg_run_remove(struct spr_cg_run *run, spr_error **err)
 		if (!run->dir[c])
 			continue;
 		int tries = 0;
-		while (rmdir(run->dir[c]) < 0 && errno == EBUSY && tries++ < 200) {
+		while (rmdir(run->dir[c]) < 0 && errno == EBUSY && !v2 && tries++ < 200) {
 			spr_cg_kill_dir(run->dir[c]);
 			struct timespec ts = {0, 5 * 1000 * 1000};
 			nanosleep(&ts, NULL);

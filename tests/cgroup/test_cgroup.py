@@ -224,6 +224,23 @@ class Housekeeping(SprTestCase):
         run = spr_run("result = 1", args=["--cgroup-parent", "../escape"])
         self.assertEqual(run.returncode, 125, run)
 
+    def test_without_a_cgroup_rlimits_stand_in(self):
+        # allow_degraded on a host (here: a parent) without a usable cgroup:
+        # RLIMIT_AS still ends a memory hog the same way, RLIMIT_NPROC keeps a
+        # fork bomb from taking the host, and the pid namespace ends it.
+        degraded = ["--cgroup-parent", "spr-no-such-parent", "--allow-degraded"]
+        run = spr_run(MEMORY_HOG, policy={"memory_limit_mb": 64, "timeout_seconds": 5},
+                      args=degraded)
+        self.assertFailed(run, 137, "Memory limit exceeded")
+        self.assertTrue(run["resource_exceeded"], run)
+        self.assertEqual(run["isolation"]["memory"], "rlimit", run)
+        t0 = time.monotonic()
+        run = spr_run(FORK_BOMB, policy=dict(PERMISSIVE, timeout_seconds=3), args=degraded)
+        self.assertFailed(run, 124)
+        self.assertTrue(run["timed_out"], run)
+        self.assertLess(time.monotonic() - t0, 10, "the bomb outlived its timeout")
+        self.assertEqual(run["isolation"]["cgroup"], "none", run)
+
     def test_soak_leaves_nothing(self):
         runs = int(os.environ.get("SPR_SOAK_RUNS", "1000"))
         timeouts = ooms = max(1, runs // 10)
@@ -238,6 +255,7 @@ class Housekeeping(SprTestCase):
         self.assertEqual(report["fds_after"], report["fds_before"], report)
         self.assertEqual(report["children_left"], 0, report)
         self.assertEqual(report["run_cgroups_left"], 0, report)
+        self.assertEqual(report["spr_cgroups_left"], 0, "a freed engine keeps its spr/ cgroup")
         # And no spr-sandbox of ours survived anywhere on the host.
         for entry in os.listdir("/proc"):
             if entry.isdigit():

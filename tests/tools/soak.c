@@ -37,10 +37,13 @@ static int count_children(void)
 	return n;
 }
 
-/* run-* directories under <base>/spr for the bases the doctor reports. */
-static int count_run_cgroups(const char *doctor_json)
+/* run-* directories under <base>/spr for the bases the doctor reports;
+ * *spr_dirs: how many <base>/spr are still there (a freed engine removes
+ * its own). */
+static int count_run_cgroups(const char *doctor_json, int *spr_dirs)
 {
 	int n = 0;
+	*spr_dirs = 0;
 	const char *p = doctor_json;
 	while ((p = strstr(p, "\"base\":\""))) {
 		p += 8;
@@ -48,6 +51,7 @@ static int count_run_cgroups(const char *doctor_json)
 		char spr[4096];
 		snprintf(spr, sizeof(spr), "%.*s/spr", (int)(end - p), p);
 		DIR *d = opendir(spr);
+		*spr_dirs += d != NULL;
 		struct dirent *de;
 		while (d && (de = readdir(d)))
 			n += !strncmp(de->d_name, "run-", 4);
@@ -112,13 +116,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int fds_after = count_fds(), children = count_children();
-	int cgroups = count_run_cgroups(doctor);
+	int spr_dirs;
+	int cgroups = count_run_cgroups(doctor, &spr_dirs);
 	printf("{\"runs\": %d, \"failures\": %d, \"fds_before\": %d, \"fds_after\": %d, "
-	       "\"children_left\": %d, \"run_cgroups_left\": %d}\n",
-	       runs, failures, fds_before, fds_after, children, cgroups);
+	       "\"children_left\": %d, \"run_cgroups_left\": %d, \"spr_cgroups_left\": %d}\n",
+	       runs, failures, fds_before, fds_after, children, cgroups, spr_dirs);
 	spr_free(doctor);
 	spr_policy_free(normal);
 	spr_policy_free(quick);
 	spr_policy_free(small);
-	return failures || fds_after != fds_before || children || cgroups ? 1 : 0;
+	return failures || fds_after != fds_before || children || cgroups || spr_dirs ? 1 : 0;
 }
