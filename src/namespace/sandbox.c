@@ -480,7 +480,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
 			      CLONE_NEWUTS | CLONE_NEWCGROUP | (network ? 0 : CLONE_NEWNET);
 	int sync[2], rep[2];
-	if (open_bind_sources(sb, err) < 0)
+	if (spr_userns_drop_groups(err) < 0 || open_bind_sources(sb, err) < 0)
 		return -1;
 	if (pipe2(sync, O_CLOEXEC) < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");

@@ -17,6 +17,9 @@ struct spr_idmap {
 	gid_t gid, outside_gid;
 };
 SPR_HIDDEN int spr_userns_write_maps(pid_t pid, const struct spr_idmap *map, spr_error **err);
+/* Before the clone, in the monitor: root's supplementary groups must not
+ * follow the code into the namespace (see userns.c). */
+SPR_HIDDEN int spr_userns_drop_groups(spr_error **err);
 /* Explains why creating a user namespace failed with errnum, naming the
  * sysctl or setting to change. */
 SPR_HIDDEN int spr_userns_explain(int errnum, spr_error **err);

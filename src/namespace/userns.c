@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <grp.h>
 
 #include "namespace/steps.h"
 
@@ -24,6 +25,23 @@ int spr_userns_write_maps(pid_t pid, const struct spr_idmap *m, spr_error **err)
 		return -1;
 	snprintf(line, sizeof(line), "%u %u 1\n", (unsigned)m->uid, (unsigned)m->outside_uid);
 	return write_file(pid, "uid_map", line, err);
+}
+
+/* A process keeps its supplementary groups across clone(CLONE_NEWUSER),
+ * and with setgroups denied nothing inside can drop them: root's (0, adm,
+ * ...) would stay the code's on every host object, unmapped or not. The
+ * monitor is a fork of its own per run, so it drops them for itself and
+ * init inherits none. An unprivileged caller cannot drop its own (nor gain
+ * any by keeping them: they are the caller's). */
+int spr_userns_drop_groups(spr_error **err)
+{
+	if (geteuid() != 0)
+		return 0;
+	if (setgroups(0, NULL) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+				      "dropping root's supplementary groups (setgroups) failed: "
+				      "spr-sandbox needs CAP_SETGID when run as root");
+	return 0;
 }
 
 static long read_sysctl(const char *path)

@@ -89,12 +89,13 @@ class DirectRun:
 
 
 def run_direct_raw(body, input_data=None, *, userns=False, pass_fds=(), timeout=60,
-                   popen=False):
+                   popen=False, prefix=()):
     """Runs the script body on the host with the sandbox's interpreter.
     userns=True runs it under `unshare --user --map-root-user --mount` (the
     unprivileged caller's own namespaces: no more rights on the host than the
     caller has, but calls that check CAP_SYS_ADMIN over the caller's own mount
-    namespace first now reach their argument checks)."""
+    namespace first now reach their argument checks). prefix: a command the
+    interpreter runs under (e.g. setpriv)."""
     tmp = tempfile.mkdtemp(prefix="spr-hostile-ctl-")
     src = os.path.join(tmp, "case.py")
     inp = os.path.join(tmp, "input.json")
@@ -106,6 +107,7 @@ def run_direct_raw(body, input_data=None, *, userns=False, pass_fds=(), timeout=
     cmd = [HOST_PYTHON, "-I", "-S", src, inp, out]
     if userns:
         cmd = ["unshare", "--user", "--map-root-user", "--mount"] + cmd
+    cmd = list(prefix) + cmd
     if popen:
         return subprocess.Popen(cmd, cwd=tmp, pass_fds=pass_fds, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE), tmp

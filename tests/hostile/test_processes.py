@@ -3,6 +3,7 @@ inherited descriptors, the host name."""
 import fcntl
 import json
 import os
+import pwd
 import secrets
 import signal
 import subprocess
@@ -10,8 +11,8 @@ import tempfile
 import time
 
 from integration.common import PERMISSIVE, SPR_RUN, ENGINE, write_policy
-from hostile.harness import (HOST_HOSTNAME, HostileCase, host_processes, kill_quiet,
-                             run_direct_raw, script, token)
+from hostile.harness import (HOST_HOSTNAME, IS_ROOT, HostileCase, host_processes,
+                             kill_quiet, run_direct_raw, script, token)
 
 HOST_PROCS = r'''
 import errno, os, signal
@@ -261,6 +262,135 @@ class Credentials(HostileCase):
         self.assertGreaterEqual(int(filters), 1)
         ctl.pop("Seccomp_filters")
         self.assertNotEqual(ctl, inside, "the control shows what the sandbox takes away")
+
+
+IDENTITY = r"""
+import errno, os, subprocess
+
+def lines(name):
+    with open("/proc/self/" + name) as f:
+        return [" ".join(line.split()) for line in f.read().splitlines()]
+
+groups = sorted(os.getgroups())
+# a process the host can find by its name and read the credentials of; it
+# sleeps until the host has read them and kills it
+sleeper = subprocess.Popen([input_data["token"], "60"], executable="/bin/sleep")
+try:
+    os.setgroups([])  # on the host: this control's own groups, nothing else
+    drop = "OK"
+except OSError as e:
+    drop = errno.errorcode[e.errno]
+result = {
+    "setgroups": lines("setgroups"),
+    "uid_map": lines("uid_map"),
+    "gid_map": lines("gid_map"),
+    "groups before": groups,
+    "drop groups": drop,
+}
+result["sleeper"] = sleeper.wait()
+"""
+
+# As root the run is started with supplementary groups (root's usually
+# include 0): they must not reach the code.
+ROOT_GROUPS = [0, 4]
+
+
+def _host_credentials(pid):
+    """Uid, Gid (each real, effective, saved, fs) and Groups of a host pid."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Uid", "Gid", "Groups"):
+                out[k] = [int(x) for x in v.split()]
+    return out
+
+
+def _nobody():
+    try:
+        pw = pwd.getpwnam("nobody")
+        return pw.pw_uid, pw.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+class Identity(HostileCase):
+    """Who the code is, inside and on the host: a single mapped id, setgroups
+    denied, nobody on the host when the caller is root (the caller itself
+    rootless), and none of root's supplementary groups."""
+
+    def credentials_of(self, proc, tok, what):
+        """Reads the sleeper's host credentials, then lets the run go on."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            live = _live(tok)
+            if live:
+                pid = next(iter(live))
+                creds = _host_credentials(pid)
+                kill_quiet(pid)
+                return creds
+            if proc.poll() is not None:
+                self.fail(f"{what} ended early: rc={proc.returncode} "
+                          f"{proc.stdout.read()!r} {proc.stderr.read()!r}")
+            time.sleep(0.02)
+        self.fail(f"{what}: no process named {tok}")
+
+    def test_ids_and_groups(self):
+        prefix = ["setpriv", "--groups", ",".join(map(str, ROOT_GROUPS))] if IS_ROOT else []
+        groups = ROOT_GROUPS if IS_ROOT else sorted(os.getgroups())
+        uid, gid = os.geteuid(), os.getegid()
+
+        tok = token("spr-identity")
+        self.addCleanup(lambda: [kill_quiet(p) for p in _live(tok)])
+        proc, tmp = run_direct_raw(IDENTITY, {"token": tok}, popen=True, prefix=prefix)
+        self.addCleanup(_rmtree_quiet, tmp)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                                 proc.stdout.close(), proc.stderr.close()))
+        host = self.credentials_of(proc, tok, "the control")
+        self.assertEqual(proc.wait(timeout=30), 0, proc.stderr.read())
+        with open(os.path.join(tmp, "result.json")) as f:
+            ctl = json.load(f)
+        # the host: every id mapped, groups settable, the caller's ids and groups
+        self.assertEqual(ctl, {"setgroups": ["allow"], "uid_map": ["0 0 4294967295"],
+                               "gid_map": ["0 0 4294967295"], "groups before": groups,
+                               "drop groups": "OK" if IS_ROOT else "EPERM",
+                               "sleeper": -signal.SIGKILL})
+        self.assertEqual(host, {"Uid": [uid] * 4, "Gid": [gid] * 4, "Groups": groups})
+
+        tok = token("spr-identity")
+        self.addCleanup(lambda: [kill_quiet(p) for p in _live(tok)])
+        tmp = tempfile.mkdtemp(prefix="spr-hostile-id-")
+        self.addCleanup(_rmtree_quiet, tmp)
+        code = os.path.join(tmp, "code.py")
+        with open(code, "w") as f:
+            f.write(script(IDENTITY))
+        pol = write_policy(dict(PERMISSIVE, timeout_seconds=60), tmp)
+        proc = subprocess.Popen(prefix + [SPR_RUN, "--engine", ENGINE, "--json", "--policy",
+                                          pol, "--input", json.dumps({"token": tok}), code],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                                 proc.stdout.close(), proc.stderr.close()))
+        host = self.credentials_of(proc, tok, "spr-run")
+        out, err = proc.communicate(timeout=60)
+        run = json.loads(out)
+        self.assertTrue(run["ok"], run)
+        outside_uid, outside_gid = _nobody() if IS_ROOT else (uid, gid)
+        with open("/proc/sys/kernel/overflowgid") as f:
+            overflow = int(f.read())
+        # inside, an unmapped group shows as the overflow gid
+        seen = [] if IS_ROOT else sorted(1000 if g == gid else overflow for g in groups)
+        self.assertEqual(run["result"], {
+            "setgroups": ["deny"],
+            "uid_map": [f"1000 {outside_uid} 1"],
+            "gid_map": [f"1000 {outside_gid} 1"],
+            "groups before": seen,
+            "drop groups": "EPERM",
+            "sleeper": -signal.SIGKILL,
+        })
+        # rootless, the caller's own groups stay: it cannot drop them, and
+        # they give the code nothing the caller lacks
+        self.assertEqual(host, {"Uid": [outside_uid] * 4, "Gid": [outside_gid] * 4,
+                                "Groups": [] if IS_ROOT else groups})
 
 
 FDS = r'''
