@@ -393,6 +393,47 @@ class Identity(HostileCase):
                                 "Groups": [] if IS_ROOT else groups})
 
 
+ENVIRONMENT = r"""
+import os
+def readable(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+secret = input_data["secret"]
+result = {
+    "environ": dict(os.environ),
+    # the variable's value anywhere this process or pid 1 shows an environment
+    "secret seen": any(secret in readable(p) for p in ("/proc/self/environ", "/proc/1/environ")),
+}
+"""
+
+# What the LocalEngine gives every run (local_run.c): a fixed minimal
+# environment, HOME and TMPDIR the run's directory, plus the policy's env.
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "HOME": "/tmp", "TMPDIR": "/tmp"}
+
+
+class Environment(HostileCase):
+    """The caller's environment (tokens, keys) does not reach the code; the
+    policy's env does, but cannot move HOME or TMPDIR."""
+
+    def test_environment_is_scrubbed(self):
+        name, secret = "SPR_HOSTILE_SECRET", token("spr-secret")
+        os.environ[name] = secret  # spr-run and the control inherit it
+        self.addCleanup(os.environ.pop, name, None)
+        inp = {"secret": secret}
+
+        ctl = self.control(ENVIRONMENT, inp)
+        self.assertEqual(ctl["environ"].get(name), secret)
+        self.assertTrue(ctl["secret seen"])
+
+        inside = self.sandboxed(ENVIRONMENT, inp, policy={"env": {"FOO": "bar",
+                                                                  "HOME": "/root"}})
+        self.assertEqual(inside, {"environ": dict(BASE_ENV, FOO="bar"), "secret seen": False})
+
+
 FDS = r'''
 import errno, os
 fds = []
