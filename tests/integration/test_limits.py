@@ -410,3 +410,48 @@ class ExitCodes(SprTestCase):
         r = spr_run("result = 'x' * (65 << 20)", args=["--memory", "1024"])
         self.assertFailed(r, 1, "ResultError: the result is larger than 64 MiB")
         self.assertIsNone(r["result"])
+
+
+RLIMITS = code("""
+    import resource
+    result = {n: list(resource.getrlimit(getattr(resource, "RLIMIT_" + n)))
+              for n in ("NOFILE", "FSIZE", "CORE", "NPROC")}
+""")
+
+# A sparse write at the FSIZE limit: EFBIG at once, no tmpfs space used
+# (Python ignores SIGXFSZ, so the write fails instead of the process).
+PAST_FSIZE = code("""
+    import resource
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    with open("/tmp/big", "wb") as f:
+        f.seek(limit)
+        f.write(b"x")
+""")
+
+
+@unittest.skipIf(ENGINE != "local", "the LocalEngine's rlimits (local_run.c)")
+class Rlimits(SprTestCase):
+    """What local_run.c sets: NOFILE 1024, FSIZE = tmp_size_mb, no core
+    files, NPROC max_processes (a backstop of 2n+16 when a pids cgroup
+    counts the processes, so the cgroup reports the hit)."""
+
+    def test_rlimits_inside(self):
+        for tmp_mb, procs in ((64, 64), (3, 10)):
+            r = spr_run(RLIMITS, policy=dict(PERMISSIVE, tmp_size_mb=tmp_mb,
+                                             max_processes=procs))
+            self.assertOk(r)
+            nproc = procs * 2 + 16 if r["isolation"]["cgroup"] != "none" else procs
+            self.assertEqual(r["result"], {"NOFILE": [1024, 1024],
+                                           "FSIZE": [tmp_mb << 20, tmp_mb << 20],
+                                           "CORE": [0, 0], "NPROC": [nproc, nproc]}, r)
+
+    def test_write_past_fsize_is_a_resource_limit(self):
+        r = spr_run(PAST_FSIZE, policy=dict(PERMISSIVE, tmp_size_mb=2))
+        self.assertFailed(r, 1, "OSError: [Errno 27] File too large")
+        self.assertTrue(r["resource_exceeded"], r)
+        self.assertFalse(r["timed_out"], r)
+        self.assertIn("OSError: [Errno 27] File too large", r["stderr"])
+        # the same write one byte earlier is fine: the limit is exactly tmp_size_mb
+        r = spr_run(PAST_FSIZE.replace("f.seek(limit)", "f.seek(limit - 1)"),
+                    policy=dict(PERMISSIVE, tmp_size_mb=2))
+        self.assertOk(r)
