@@ -224,6 +224,17 @@ result = {"int80_getpid": got, "getpid": os.getpid()}
 '''
 
 
+# An x32 call: the x86_64 entry point with __X32_SYSCALL_BIT set in the
+# number (getpid). The filter must not mistake it for the native call.
+X32 = r'''
+import os
+print("before x32", flush=True)
+r, e = raw_syscall((1 << 30) | NR["getpid"])
+print("after x32", flush=True)
+result = {"x32_getpid": r, "errno": errname(e), "getpid": os.getpid()}
+'''
+
+
 class RealAttacks(HostileCase):
     """The calls used for real (not just probed): on the host each succeeds,
     inside each is refused by the filter."""
@@ -245,12 +256,26 @@ class RealAttacks(HostileCase):
                           "everywhere, so there is no 32-bit syscall to filter")
         self.assertEqual(run.returncode, 0, run)
         self.assertEqual(run.result["int80_getpid"], run.result["getpid"], run)
-        r = self.sandboxed_run(INT80)
+        self.assertKilledBySigsys(self.sandboxed_run(INT80), "before int 0x80\n")
+
+    def test_x32_syscall_kills_the_run(self):
+        ctl = self.control(X32)
+        # the call reaches the kernel: ENOSYS where the x32 ABI is not built
+        # in (CONFIG_X86_X32_ABI, this host), else the pid
+        if ctl["errno"] == "OK":
+            self.assertEqual(ctl["x32_getpid"], ctl["getpid"], ctl)
+        else:
+            self.assertEqual(ctl, dict(ctl, x32_getpid=-1, errno="ENOSYS"))
+        self.assertKilledBySigsys(self.sandboxed_run(X32), "before x32\n")
+
+    def assertKilledBySigsys(self, r, stdout):
+        """The filter's bad-arch action killed the run at the call."""
         self.assertFalse(r["ok"], r)
         self.assertEqual(r["exit_code"], 159, r)  # 128 + SIGSYS
         self.assertEqual(r["error"], "Killed by signal 31 (SIGSYS)", r)
+        self.assertFalse(r["resource_exceeded"], r)
         self.assertIsNone(r["result"], r)
-        self.assertEqual(r["stdout"], "before int 0x80\n", r)
+        self.assertEqual(r["stdout"], stdout, r)  # the code ran up to the call
         self.assertEqual(r.returncode, 159, r)
 
     def control_raw_int80(self):
