@@ -61,7 +61,7 @@ PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
 	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile
 
 .PHONY: FORCE all deps demo check unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench \
-	install clean check-worker check-vm
+	install clean check-worker check-vm check-demo check-install
 all: $(PROGRAMS)
 
 # scripts/deps.sh is idempotent and fast when everything is present; the
@@ -147,6 +147,8 @@ check: all
 	@scripts/deps.sh test
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory check-worker
+	$(MAKE) --no-print-directory check-demo
+	$(MAKE) --no-print-directory check-install
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory hostile
@@ -283,6 +285,30 @@ install: all
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@PKGS@|$(PKGS)|' libspr.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libspr.pc
+
+# README's first command, checked: the RunnerResult and the expected result.
+check-demo: all
+	@$(MAKE) --no-print-directory -s demo | $(TEST_PYTHON) -c 'import json, sys; \
+		out = sys.stdin.read(); r = json.loads(out[out.index("\n{") + 1:]); \
+		want = {"greeting": "Hello, spr!", "sum": 12, "mean": 4, "hypotenuse": 5.0}; \
+		ok = r["ok"] and r["result"] == want and r["stdout"] == "Hello from inside the sandbox, spr!\n"; \
+		print("check-demo:", "ok" if ok else out); sys.exit(0 if ok else 1)'
+
+# What a user gets: `make install` into a staging DESTDIR, then the installed
+# spr-run, and a program built only from the installed header and libspr.pc
+# (shared and static), each running a result through the installed helper.
+check-install: all
+	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	$(MAKE) --no-print-directory -s install DESTDIR=$$d >/dev/null; \
+	export SPR_LIBEXEC_DIR=$$d$(LIBEXECDIR)/spr LD_LIBRARY_PATH=$$d$(LIBDIR); \
+	pc="env PKG_CONFIG_SYSROOT_DIR=$$d PKG_CONFIG_LIBDIR=$$d$(PKGCONFIGDIR):$$(pkg-config --variable pc_path pkg-config) pkg-config"; \
+	$$d$(BINDIR)/spr-run --json --input '{"name": "spr", "numbers": [3, 4, 5]}' examples/hello.py | grep -q '"ok": true'; \
+	$(CC) -o $$d/consumer tests/install/consumer.c $$($$pc --cflags --libs libspr); \
+	$(CC) -o $$d/consumer-static tests/install/consumer.c $$($$pc --cflags libspr) \
+		$$d$(LIBDIR)/libspr.a $$($$pc --libs --static libspr | sed 's/-lspr//'); \
+	for c in consumer consumer-static; do $$d/$$c | grep -q '"ok":true,"result":6,' || \
+		{ echo "check-install: $$c failed" >&2; $$d/$$c; exit 1; }; done; \
+	echo "check-install: installed spr-run and libspr (shared, static via pkg-config) work"
 
 clean:
 	rm -rf build build-asan
