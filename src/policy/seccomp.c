@@ -129,6 +129,13 @@ static int compile(enum spr_seccomp_variant variant, void **insns, size_t *len, 
 	if (!ctx)
 		return spr_fail(err, SPR_LAYER_SECCOMP, ENOMEM, "seccomp_init failed");
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	/* libseccomp asks the running kernel whether it knows KILL_PROCESS:
+	 * one before 4.14 does not (a thread kill still stops the call), nor
+	 * does one without seccomp filters at all, where the program must
+	 * still be built so that loading it fails with the cause and the fix
+	 * (or --allow-degraded runs without it). */
+	if (rc == -EINVAL)
+		rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL);
 	if (rc < 0)
 		return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp: bad-arch action: %s",
 				strerror(-rc));

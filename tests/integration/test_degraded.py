@@ -185,3 +185,65 @@ class RefusedUserNamespace(SprTestCase):
                     proc.wait()
                 for pid in with_token():  # only our own token
                     os.kill(pid, signal.SIGKILL)
+
+
+WITHOUT = os.path.join(BUILD, "tests", "tools", "kernel-without")
+
+
+def run_without(feature, code, *args):
+    """spr-run --json on code, as on a kernel without `feature`
+    (tests/tools/kernel-without)."""
+    with tempfile.TemporaryDirectory(prefix="spr-it-deg-") as tmp:
+        path = os.path.join(tmp, "code.py")
+        with open(path, "w") as f:
+            f.write(code)
+        cmd = [WITHOUT, feature, SPR_RUN, "--json", *args,
+               "--policy", write_policy(PERMISSIVE, tmp), path]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+@unittest.skipUnless(ENGINE == "local", "the LocalEngine loads the filter itself")
+class MissingSeccomp(SprTestCase):
+    """A kernel without seccomp filters: exit 125 naming it and the fix, or,
+    with --allow-degraded, a run that says it had none."""
+
+    def test_exit_125_names_cause_and_fix(self):
+        proc = run_without("seccomp", "result = 1")
+        self.assertEqual(proc.returncode, 125, proc)
+        res = json.loads(proc.stdout)
+        self.assertEqual([res["ok"], res["exit_code"], res["result"]], [False, 125, None])
+        self.assertEqual(res["error"], "sandbox setup failed: loading the seccomp filter "
+                         "failed (the kernel needs "
+                         "CONFIG_SECCOMP_FILTER; pass --allow-degraded to run without it): "
+                         "Invalid argument")
+
+    def test_allow_degraded_runs_and_reports_no_seccomp(self):
+        proc = run_without("seccomp", "result = 6 * 7", "--allow-degraded")
+        self.assertEqual(proc.returncode, 0, proc)
+        res = json.loads(proc.stdout)
+        self.assertEqual(res["result"], 42, res)
+        iso = res["isolation"]
+        self.assertEqual([iso["seccomp"], iso["degraded"]], ["none", True], iso)
+        # only the filter is missing: the namespaces are all there
+        self.assertEqual([iso[k] for k in ("userns", "pidns", "netns", "mountns", "landlock")],
+                         [True] * 5, iso)
+
+
+@unittest.skipUnless(ENGINE == "local", "the LocalEngine clones the sandbox itself")
+class NoClone3(SprTestCase):
+    """Before Linux 5.3 (or under a profile refusing it) clone3 is ENOSYS:
+    the monitor falls back to clone() with the same namespaces."""
+
+    def test_clone_fallback_isolates(self):
+        code = ("import os, socket\n"
+                "result = [os.getpid(), os.getuid(), socket.gethostname(),\n"
+                "          sorted(int(p) for p in os.listdir('/proc') if p.isdigit())]\n")
+        proc = run_without("clone3", code)
+        self.assertEqual(proc.returncode, 0, proc)
+        res = json.loads(proc.stdout)
+        # the worker is pid 2 under the namespace's init, as the sandbox user
+        self.assertEqual(res["result"], [2, 1000, "sandbox", [1, 2]], res)
+        iso = res["isolation"]
+        self.assertEqual([iso[k] for k in ("userns", "pidns", "netns", "mountns", "degraded")],
+                         [True, True, True, True, False], iso)
+        self.assertEqual(iso["seccomp"], "spr-deny-v3", iso)
