@@ -98,6 +98,38 @@ def _live(tok):
     return {pid: info for pid, info in host_processes().items() if info[0][:1] == [tok]}
 
 
+def _start_spr_run(case, body, tok, timeout, prefix=()):
+    """spr-run --json on the script body with {"token": tok}, running on
+    while the test looks at it from the host (ended at cleanup)."""
+    tmp = tempfile.mkdtemp(prefix="spr-hostile-")
+    case.addCleanup(_rmtree_quiet, tmp)
+    code = os.path.join(tmp, "code.py")
+    with open(code, "w") as f:
+        f.write(script(body))
+    pol = write_policy(dict(PERMISSIVE, timeout_seconds=timeout), tmp)
+    proc = subprocess.Popen([*prefix, SPR_RUN, "--engine", ENGINE, "--json", "--policy", pol,
+                             "--input", json.dumps({"token": tok}), code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    case.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
+                             proc.stdout.close(), proc.stderr.close()))
+    return proc
+
+
+def _wait_for(case, tok, count, proc, what):
+    """The host processes named tok once there are count of them (proc, the
+    command that starts them, must not end first)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        live = _live(tok)
+        if len(live) >= count:
+            return live
+        if proc.poll() is not None:
+            case.fail(f"{what} ended early: rc={proc.returncode} "
+                      f"stdout={proc.stdout.read()!r} stderr={proc.stderr.read()!r}")
+        time.sleep(0.02)
+    case.fail(f"{what}: {count} processes named {tok} did not appear: {_live(tok)}")
+
+
 def _descendants(root_pid):
     procs = host_processes()
     found = {root_pid}
@@ -122,16 +154,7 @@ class KillSprRun(HostileCase):
     namespace); on the host the same code's processes outlive its killer."""
 
     def wait_for(self, tok, count, proc, what):
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            live = _live(tok)
-            if len(live) >= count:
-                return live
-            if proc.poll() is not None:
-                self.fail(f"{what} ended early: rc={proc.returncode} "
-                          f"stdout={proc.stdout.read()!r} stderr={proc.stderr.read()!r}")
-            time.sleep(0.02)
-        self.fail(f"{what}: {count} processes named {tok} did not appear: {_live(tok)}")
+        return _wait_for(self, tok, count, proc, what)
 
     def cleanup_token(self, tok):
         for pid in _live(tok):
@@ -156,17 +179,7 @@ class KillSprRun(HostileCase):
         processes run; returns what is left 1.5 s later (and ends it)."""
         tok = token("spr-orphan")
         self.addCleanup(self.cleanup_token, tok)
-        tmp = tempfile.mkdtemp(prefix="spr-hostile-kill-")
-        self.addCleanup(_rmtree_quiet, tmp)
-        code = os.path.join(tmp, "code.py")
-        with open(code, "w") as f:
-            f.write(script(FORK_AND_LOOP))
-        pol = write_policy(dict(PERMISSIVE, timeout_seconds=120), tmp)
-        proc = subprocess.Popen([SPR_RUN, "--engine", ENGINE, "--json", "--policy", pol,
-                                 "--input", json.dumps({"token": tok}), code],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
-                                 proc.stdout.close(), proc.stderr.close()))
+        proc = _start_spr_run(self, FORK_AND_LOOP, tok, 120)
         self.wait_for(tok, 3, proc, "spr-run")
         tree = _descendants(proc.pid)
         del tree[proc.pid]
@@ -321,19 +334,10 @@ class Identity(HostileCase):
 
     def credentials_of(self, proc, tok, what):
         """Reads the sleeper's host credentials, then lets the run go on."""
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            live = _live(tok)
-            if live:
-                pid = next(iter(live))
-                creds = _host_credentials(pid)
-                kill_quiet(pid)
-                return creds
-            if proc.poll() is not None:
-                self.fail(f"{what} ended early: rc={proc.returncode} "
-                          f"{proc.stdout.read()!r} {proc.stderr.read()!r}")
-            time.sleep(0.02)
-        self.fail(f"{what}: no process named {tok}")
+        pid = next(iter(_wait_for(self, tok, 1, proc, what)))
+        creds = _host_credentials(pid)
+        kill_quiet(pid)
+        return creds
 
     def test_ids_and_groups(self):
         prefix = ["setpriv", "--groups", ",".join(map(str, ROOT_GROUPS))] if IS_ROOT else []
@@ -359,17 +363,7 @@ class Identity(HostileCase):
 
         tok = token("spr-identity")
         self.addCleanup(lambda: [kill_quiet(p) for p in _live(tok)])
-        tmp = tempfile.mkdtemp(prefix="spr-hostile-id-")
-        self.addCleanup(_rmtree_quiet, tmp)
-        code = os.path.join(tmp, "code.py")
-        with open(code, "w") as f:
-            f.write(script(IDENTITY))
-        pol = write_policy(dict(PERMISSIVE, timeout_seconds=60), tmp)
-        proc = subprocess.Popen(prefix + [SPR_RUN, "--engine", ENGINE, "--json", "--policy",
-                                          pol, "--input", json.dumps({"token": tok}), code],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
-                                 proc.stdout.close(), proc.stderr.close()))
+        proc = _start_spr_run(self, IDENTITY, tok, 60, prefix)
         host = self.credentials_of(proc, tok, "spr-run")
         out, err = proc.communicate(timeout=60)
         run = json.loads(out)
