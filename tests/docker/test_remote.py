@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,15 @@ def managed_containers(all_states=True):
     out = docker("ps", *(["-a"] if all_states else []), "-q", "--no-trunc",
                  "--filter", "label=io.spr.managed=1").stdout
     return set(out.split())
+
+
+def containers_of(pid):
+    """Managed containers, any state, created by process pid (io.spr.creator
+    is host:boot-id:pid:start-time): a batch's, spares included."""
+    out = docker("ps", "-a", "--no-trunc", "--filter", "label=io.spr.managed=1", "--format",
+                 '{{.ID}} {{.Label "io.spr.creator"}}').stdout
+    return {cid for cid, _, creator in (line.partition(" ") for line in out.splitlines())
+            if creator.split(":")[2:3] == [str(pid)]}
 
 
 def wrappers_for(key):
@@ -499,17 +509,18 @@ class Holder:
     runs a long sleep (the admin commands must find it from afar)."""
 
     def __init__(self):
-        before = managed_containers(all_states=False)
         req = {"code": "import time\ntime.sleep(600)", "policy": {"timeout_seconds": 900}}
         self.proc = subprocess.Popen([BATCH, "--engine", "docker", "--pool-size", "1"],
                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, env=ENV)
         self.proc.stdin.write((json.dumps(req) + "\n").encode())
         self.proc.stdin.close()
+        # By creator, not "new since": a previous holder's spare (started
+        # after its container was stopped or killed) may still be going.
         deadline = time.monotonic() + 120
         mine = set()
         while not mine and time.monotonic() < deadline and self.proc.poll() is None:
-            mine = managed_containers(all_states=False) - before
+            mine = containers_of(self.proc.pid) & managed_containers(all_states=False)
             time.sleep(0.2)
         if len(mine) != 1:
             self.close()
@@ -524,11 +535,61 @@ class Holder:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        # Its containers stop by themselves (their caller is gone): wait, so
+        # that the next test starts with them gone.
+        deadline = time.monotonic() + 30
+        while containers_of(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
-class RemoteAdmin(SprTestCase):
+class RemoteAdminCase(SprTestCase):
+    """The remote forms of the admin commands: --ssh-* (spr's key wrapper),
+    --docker-context, and --docker-host ssh://USER@HOST:PORT, where the key
+    comes from the user's own ssh set-up (here an `ssh` first on PATH that
+    adds it, as a user's ~/.ssh/config would: spr passes no key then)."""
+
     @classmethod
     def setUpClass(cls):
+        cls.user_ssh = tempfile.mkdtemp(prefix="spr-test-user-ssh-")
+        path = os.path.join(cls.user_ssh, "ssh")
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\nexec {shutil.which('ssh')} -i '{SSH['key']}' "
+                    "-o IdentitiesOnly=yes -o BatchMode=yes "
+                    f"-o UserKnownHostsFile='{SSH['known_hosts']}' \"$@\"\n")
+        os.chmod(path, 0o700)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.user_ssh, ignore_errors=True)
+
+    def remotes(self):
+        return {"ssh": ssh_args(), "context": context_args(),
+                "docker-host": ["--docker-host",
+                                f"ssh://{SSH['user']}@{SSH['host']}:{SSH['port']}"]}
+
+    def remote_env(self, remote, tmp):
+        """DOCKER_HOST points nowhere: only the remote options can reach
+        the daemon. Only --docker-host ssh:// gets the user's ssh."""
+        env = nowhere_env(tmp)
+        if remote[:1] == ["--docker-host"]:
+            env["PATH"] = self.user_ssh + ":" + env.get("PATH", "/usr/bin:/bin")
+        return env
+
+    def admin(self, *args, remote=()):
+        with tempfile.TemporaryDirectory() as tmp:
+            return spr_admin(*args, remote=remote,
+                             env=self.remote_env(remote, tmp) if remote else ENV)
+
+    def admin_json(self, *args, remote=()):
+        proc = self.admin(*args, "--json", remote=remote)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return json.loads(proc.stdout)
+
+
+class RemoteAdmin(RemoteAdminCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
         cls.holder = Holder()
         name = f"spr-test-unmanaged-{os.getpid()}"
         cls.unmanaged = docker("run", "-d", "--rm", "--network", "none", "--label", LABEL,
@@ -538,16 +599,7 @@ class RemoteAdmin(SprTestCase):
     def tearDownClass(cls):
         cls.holder.close()
         docker("rm", "-f", cls.unmanaged, check=False)
-
-    def remotes(self):
-        return {"ssh": ssh_args(), "context": context_args()}
-
-    def admin_json(self, *args, remote=()):
-        with tempfile.TemporaryDirectory() as tmp:
-            env = nowhere_env(tmp) if remote else ENV
-            proc = spr_admin(*args, "--json", remote=remote, env=env)
-        self.assertEqual(proc.returncode, 0, proc.stderr)
-        return json.loads(proc.stdout)
+        super().tearDownClass()
 
     def test_list_containers(self):
         def rows(doc):
@@ -563,7 +615,7 @@ class RemoteAdmin(SprTestCase):
                 before = len(accepted_logins())
                 doc = self.admin_json("list", "containers", remote=remote)
                 self.assertEqual(rows(doc), rows(local))
-                self.assertEqual(len(accepted_logins()) > before, how == "ssh")
+                self.assertEqual(len(accepted_logins()) > before, how != "context")
 
     def test_list_images(self):
         local = self.admin_json("list", "images")
@@ -592,9 +644,7 @@ class RemoteAdmin(SprTestCase):
         for how, remote in self.remotes().items():
             for command in (["container"], ["stop", "container"], ["kill", "container"]):
                 with self.subTest(remote=how, command=command):
-                    with tempfile.TemporaryDirectory() as tmp:
-                        proc = spr_admin(*command, self.unmanaged, remote=remote,
-                                         env=nowhere_env(tmp))
+                    proc = self.admin(*command, self.unmanaged, remote=remote)
                     self.assertEqual(proc.returncode, 1, proc.stderr)
                     self.assertIn(f"Container '{self.unmanaged}' is not managed by spr and "
                                   "cannot be modified", proc.stderr)
@@ -607,12 +657,9 @@ class RemoteAdmin(SprTestCase):
                 holder = Holder()
                 try:
                     self.assertTrue(holder.running())
-                    with tempfile.TemporaryDirectory() as tmp:
-                        proc = spr_admin("stop", "container", holder.id[:12], "--json",
-                                         "--timeout-seconds", "2", remote=remote,
-                                         env=nowhere_env(tmp))
-                    self.assertEqual(proc.returncode, 0, proc.stderr)
-                    self.assertEqual(json.loads(proc.stdout), {"stopped": [holder.id]})
+                    doc = self.admin_json("stop", "container", holder.id[:12],
+                                          "--timeout-seconds", "2", remote=remote)
+                    self.assertEqual(doc, {"stopped": [holder.id]})
                     self.assertFalse(holder.running(), "still running after stop")
                     self.assertNotIn(holder.id, [c["id"] for c in self.admin_json(
                         "list", "containers", remote=remote)["containers"]])
@@ -620,6 +667,74 @@ class RemoteAdmin(SprTestCase):
                     holder.close()
         # The other managed container was left alone.
         self.assertTrue(self.holder.running())
+
+    def test_kill_container(self):
+        for how, remote in self.remotes().items():
+            with self.subTest(remote=how):
+                holder = Holder()
+                try:
+                    self.assertTrue(holder.running())
+                    doc = self.admin_json("kill", "container", holder.id[:12], remote=remote)
+                    self.assertEqual(doc, {"killed": [holder.id]})
+                    self.assertFalse(holder.running(), "still running after kill")
+                finally:
+                    holder.close()
+        self.assertTrue(self.holder.running())
+
+
+class RemoteAdminSweep(RemoteAdminCase):
+    """`stop all` and `cleanup` act on every managed container of the
+    daemon: a class of their own, after RemoteAdmin (whose holder they
+    would stop)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        name = f"spr-test-unmanaged-sweep-{os.getpid()}"
+        cls.unmanaged = docker("run", "-d", "--rm", "--network", "none", "--label", LABEL,
+                               "--name", name, "spr-base:bookworm", "sleep", "600").stdout.strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        docker("rm", "-f", cls.unmanaged, check=False)
+        super().tearDownClass()
+
+    def unmanaged_running(self):
+        out = docker("inspect", "--format", "{{.State.Running}}", self.unmanaged).stdout
+        return out.strip() == "true"
+
+    def test_stop_all(self):
+        for how, remote in self.remotes().items():
+            with self.subTest(remote=how):
+                holder = Holder()
+                try:
+                    doc = self.admin_json("stop", "all", "--timeout-seconds", "2",
+                                          remote=remote)
+                    self.assertIn(holder.id, doc["stopped"], doc)
+                    self.assertNotIn(self.unmanaged, doc["stopped"], doc)
+                    self.assertFalse(holder.running(), "still running after stop all")
+                finally:
+                    holder.close()
+                self.assertTrue(self.unmanaged_running(), "stop all stopped an unmanaged one")
+
+    def test_cleanup(self):
+        for how, remote in self.remotes().items():
+            with self.subTest(remote=how):
+                # Managed (by its labels) and exited: stale for cleanup.
+                stale = docker("run", "-d", "--network", "none", "--label", LABEL, "--label",
+                               "io.spr.managed=1", "spr-base:bookworm", "true").stdout.strip()
+                docker("wait", stale)
+                holder = Holder()
+                try:
+                    doc = self.admin_json("cleanup", remote=remote)
+                    self.assertGreaterEqual(doc["removed"]["containers"], 1, doc)
+                    gone = docker("inspect", stale, check=False)
+                    self.assertNotEqual(gone.returncode, 0, "the stale container was kept")
+                    self.assertTrue(holder.running(), "cleanup touched a live caller's container")
+                    self.assertTrue(self.unmanaged_running(), "cleanup touched an unmanaged one")
+                finally:
+                    holder.close()
+                    docker("rm", "-f", stale, check=False)
 
 
 class ZZNothingLeft(unittest.TestCase):
