@@ -651,16 +651,19 @@ class RemoteAdmin(RemoteAdminCase):
         out = docker("inspect", "--format", "{{.State.Running}}", self.unmanaged).stdout
         self.assertEqual(out.strip(), "true", "the unmanaged container was touched")
 
-    def test_stop_container(self):
+    def ends_one_container(self, verb, *extra):
+        """`spr VERB container ID` over each remote ends that container, and
+        only that one."""
+        done = {"stop": "stopped", "kill": "killed"}[verb]
         for how, remote in self.remotes().items():
             with self.subTest(remote=how):
                 holder = Holder()
                 try:
                     self.assertTrue(holder.running())
-                    doc = self.admin_json("stop", "container", holder.id[:12],
-                                          "--timeout-seconds", "2", remote=remote)
-                    self.assertEqual(doc, {"stopped": [holder.id]})
-                    self.assertFalse(holder.running(), "still running after stop")
+                    doc = self.admin_json(verb, "container", holder.id[:12], *extra,
+                                          remote=remote)
+                    self.assertEqual(doc, {done: [holder.id]})
+                    self.assertFalse(holder.running(), f"still running after {verb}")
                     self.assertNotIn(holder.id, [c["id"] for c in self.admin_json(
                         "list", "containers", remote=remote)["containers"]])
                 finally:
@@ -668,18 +671,11 @@ class RemoteAdmin(RemoteAdminCase):
         # The other managed container was left alone.
         self.assertTrue(self.holder.running())
 
+    def test_stop_container(self):
+        self.ends_one_container("stop", "--timeout-seconds", "2")
+
     def test_kill_container(self):
-        for how, remote in self.remotes().items():
-            with self.subTest(remote=how):
-                holder = Holder()
-                try:
-                    self.assertTrue(holder.running())
-                    doc = self.admin_json("kill", "container", holder.id[:12], remote=remote)
-                    self.assertEqual(doc, {"killed": [holder.id]})
-                    self.assertFalse(holder.running(), "still running after kill")
-                finally:
-                    holder.close()
-        self.assertTrue(self.holder.running())
+        self.ends_one_container("kill")
 
 
 class RemoteAdminSweep(RemoteAdminCase):
