@@ -7,7 +7,8 @@ kernel or the container is). The contract is docs/WORKER_PROTOCOL.md:
 
     <python> -I -S -B -u -X utf8 spr_worker.py
     fd 0  the request, one JSON object read to EOF
-          {"code": str, "input_data": any, "policy": {...}, "sys_path": [str]}
+          {"code": str, "input_data": any, "policy": {...}, "sys_path": [str],
+           "prefix": str (a venv's root; optional)}
     fd 1  the code's stdout, fd 2 its stderr (the real descriptors)
     fd 3  the result message, made close-on-exec before the code runs:
           {"ok":true,"exit_code":0,"error":null,"kind":"ok"}\\n<result JSON>
@@ -462,7 +463,7 @@ def _string_list(value, what):
 
 
 def check_request(request):
-    """Validates a parsed request; returns (code, input_data, policy, sys_path)."""
+    """Validates a parsed request; returns (code, input_data, policy, sys_path, prefix)."""
     if type(request) is not dict:
         raise RequestError("request must be a JSON object")
     if "code" not in request:
@@ -472,6 +473,9 @@ def check_request(request):
         raise RequestError("'code' must be a string")
     input_data = request.get("input_data", {})
     sys_path = _string_list(request.get("sys_path", []), "'sys_path'")
+    prefix = request.get("prefix")
+    if prefix is not None and type(prefix) is not str:
+        raise RequestError("'prefix' must be a string")
 
     given = request.get("policy", {})
     if type(given) is not dict:
@@ -484,7 +488,15 @@ def check_request(request):
         _string_list(policy[name], f"policy.{name}")
     if type(policy["extra_globals"]) is not dict:
         raise RequestError("policy.extra_globals must be an object")
-    return code, input_data, policy, sys_path
+    return code, input_data, policy, sys_path, prefix
+
+
+def enter_venv(prefix):
+    """What site.venv() does, which -S skips: the venv's root becomes
+    sys.prefix, so the code sees the environment it runs in (its
+    site-packages come with sys_path)."""
+    if prefix is not None:
+        sys.prefix = sys.exec_prefix = prefix
 
 
 def extend_sys_path(dirs):
@@ -786,11 +798,12 @@ def run_request(request):
     MEMORY_ERROR_HEADER).
     """
     try:
-        code, input_data, policy, sys_path = check_request(request)
+        code, input_data, policy, sys_path, prefix = check_request(request)
     except RequestError as e:
         return worker_error(e)
     if code.startswith("\ufeff"):
         code = code[1:]  # a UTF-8 BOM, as `python3 FILE` accepts it
+    enter_venv(prefix)
     extend_sys_path(sys_path)
     user_builtins = make_builtins(policy)
 

@@ -52,8 +52,8 @@ int spr_engine_plan(spr_engine *engine, const struct spr_policy *policy, spr_pla
 	return 0;
 }
 
-void spr_worker_request(spr_buf *out, const spr_plan *plan, const struct spr_request *req,
-			const char *sys_path_json)
+void spr_worker_request_venv(spr_buf *out, const spr_plan *plan, const struct spr_request *req,
+			     const char *sys_path_json, const char *venv)
 {
 	spr_buf_puts(out, "{\"code\":");
 	spr_json_write_string(out, req->code, req->code_len);
@@ -64,6 +64,10 @@ void spr_worker_request(spr_buf *out, const spr_plan *plan, const struct spr_req
 	if (sys_path_json) {
 		spr_buf_puts(out, ",\"sys_path\":");
 		spr_buf_puts(out, sys_path_json);
+	}
+	if (venv) {
+		spr_buf_puts(out, ",\"prefix\":");
+		spr_json_write_string(out, venv, strlen(venv));
 	}
 	spr_buf_puts(out, "}");
 }

@@ -42,9 +42,17 @@ SPR_HIDDEN int spr_engine_plan(spr_engine *engine, const struct spr_policy *poli
 			       spr_plan **out, spr_error **err);
 
 /* The request the worker reads on stdin (docs/WORKER_PROTOCOL.md);
- * `sys_path_json` is a JSON array of directories (or NULL). */
-SPR_HIDDEN void spr_worker_request(spr_buf *out, const spr_plan *plan,
-				   const struct spr_request *req, const char *sys_path_json);
+ * `sys_path_json` is a JSON array of directories (or NULL); `venv` the
+ * root the worker makes sys.prefix (or NULL: the interpreter's own). */
+SPR_HIDDEN void spr_worker_request_venv(spr_buf *out, const spr_plan *plan,
+					const struct spr_request *req, const char *sys_path_json,
+					const char *venv);
+
+static inline void spr_worker_request(spr_buf *out, const spr_plan *plan,
+				      const struct spr_request *req, const char *sys_path_json)
+{
+	spr_worker_request_venv(out, plan, req, sys_path_json, NULL);
+}
 
 /* A result for a run that never started (exit 125). */
 SPR_HIDDEN int spr_infra_result(const spr_error *cause, const char *isolation_json,

@@ -34,6 +34,8 @@ struct layout {
 	cJSON *host_read; /* the same binds, as host paths, for the degraded mode */
 	char *bound[32]; /* directories bound so far (to skip nested ones) */
 	size_t nbound;
+	char *links[32]; /* links made so far (made twice, the second would fail) */
+	size_t nlinks;
 };
 
 static char *host_path(const struct layout *l, const char *path)
@@ -71,6 +73,34 @@ static bool covered(const struct layout *l, const char *path)
 	return false;
 }
 
+static bool linked(const struct layout *l, const char *path)
+{
+	for (size_t i = 0; i < l->nlinks; i++)
+		if (!strcmp(path, l->links[i]))
+			return true;
+	return false;
+}
+
+static bool read_link(const struct layout *l, const char *path, char target[PATH_MAX])
+{
+	_cleanup_free_ char *p = host_path(l, path);
+	ssize_t n = p ? readlink(p, target, PATH_MAX - 1) : -1;
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	return true;
+}
+
+/* The host's link at the same place; its target must be visible on its own. */
+static void add_link(struct layout *l, const char *path, const char *target)
+{
+	if (covered(l, path) || linked(l, path))
+		return;
+	cJSON_AddStringToObject(op(l, "symlink", path), "target", target);
+	if (l->nlinks < ARRAY_SIZE(l->links))
+		l->links[l->nlinks++] = strdup(path);
+}
+
 /* A read-only bind of a host path at the same place; `required` paths that
  * are missing make the layout fail (the run could not work). */
 static int bind_ro(struct layout *l, const char *path, bool required, spr_error **err)
@@ -86,14 +116,9 @@ static int bind_ro(struct layout *l, const char *path, bool required, spr_error 
 	if (covered(l, path))
 		return 0;
 	if (S_ISLNK(st.st_mode)) {
-		/* Recreate the link; its target must be visible on its own. */
 		char target[PATH_MAX];
-		_cleanup_free_ char *p = host_path(l, path);
-		ssize_t n = readlink(p, target, sizeof(target) - 1);
-		if (n <= 0)
-			return 0;
-		target[n] = '\0';
-		cJSON_AddStringToObject(op(l, "symlink", path), "target", target);
+		if (read_link(l, path, target))
+			add_link(l, path, target);
 		return 0;
 	}
 	cJSON *o = op(l, "bind", path);
@@ -116,30 +141,105 @@ static int add_system(struct layout *l, spr_error **err)
 	return 0;
 }
 
-/* The interpreter may live anywhere (pyenv under a home directory, /opt):
- * its prefixes and its real location are bound where they are. */
+/* Drops the last component of a path ("/a/b" -> "/a", "/a" -> ""). */
+static void drop_last(char *path)
+{
+	char *slash = strrchr(path, '/');
+	if (slash)
+		*slash = '\0';
+}
+
+static int unresolvable(const char *path, int errnum, spr_error **err)
+{
+	return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
+			"cannot resolve the interpreter path %s: %s (is the interpreter or its "
+			"venv still installed? else pass another --python PATH)",
+			path, strerror(errnum));
+}
+
+/* realpath(3) of a host path, as the sandbox sees it (host_root is the
+ * host's /). With make_links, every link met on the way outside the binds
+ * made so far is recreated: the run's argv[0] must resolve inside as on
+ * the host, and a venv's interpreter is a chain of links
+ * (<venv>/bin/python -> python3 -> /usr/bin/python3 -> python3.11) whose
+ * hops may sit where nothing is bound (a venv made by an interpreter
+ * called through a link in a home directory points at that link). Inside
+ * a bind the host's own links are seen. */
+static int resolve(struct layout *l, const char *path, bool make_links, char done[PATH_MAX],
+		   spr_error **err)
+{
+	char todo[PATH_MAX], target[PATH_MAX], next[PATH_MAX];
+	done[0] = '\0';
+	if (snprintf(todo, sizeof(todo), "%s", path) >= (int)sizeof(todo))
+		return unresolvable(path, ENAMETOOLONG, err);
+	for (int hops = 0;;) {
+		char *name = todo + strspn(todo, "/");
+		size_t len = strcspn(name, "/");
+		if (!len)
+			break;
+		const char *rest = name + len;
+		if (len == 2 && !strncmp(name, "..", 2)) {
+			drop_last(done);
+		} else if (!(len == 1 && name[0] == '.')) {
+			size_t at = strlen(done);
+			if (at + 1 + len >= PATH_MAX)
+				return unresolvable(path, ENAMETOOLONG, err);
+			done[at] = '/';
+			memcpy(done + at + 1, name, len);
+			done[at + 1 + len] = '\0';
+			struct stat st;
+			if (!host_lstat(l, done, &st))
+				return unresolvable(path, errno, err);
+			if (S_ISLNK(st.st_mode)) {
+				if (++hops > 40)
+					return unresolvable(path, ELOOP, err);
+				if (!read_link(l, done, target))
+					return unresolvable(path, errno, err);
+				if (make_links)
+					add_link(l, done, target);
+				/* Go on from the target, then what followed the link. */
+				if (snprintf(next, sizeof(next), "%s%s", target, rest) >=
+				    (int)sizeof(next))
+					return unresolvable(path, ENAMETOOLONG, err);
+				memcpy(todo, next, strlen(next) + 1);
+				if (target[0] == '/')
+					done[0] = '\0';
+				else
+					drop_last(done);
+				continue;
+			}
+		}
+		memmove(todo, rest, strlen(rest) + 1);
+	}
+	if (!done[0])
+		strcpy(done, "/");
+	return 0;
+}
+
+/* The interpreter may live anywhere (pyenv under a home directory, /opt,
+ * a venv): its prefixes and its real location are bound where they are,
+ * then the links that lead to it are made. */
 static int add_python(struct layout *l, spr_error **err)
 {
 	const struct spr_layout_input *in = l->in;
 	const char *paths[] = {in->python_base_prefix, in->python_prefix, in->python_executable};
+	char real[PATH_MAX];
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
 		if (!paths[i] || paths[i][0] != '/')
 			continue;
-		char real[PATH_MAX];
-		_cleanup_free_ char *hp = host_path(l, paths[i]);
-		if (!hp || !realpath(hp, real))
-			return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
-					      "cannot resolve the interpreter path %s", paths[i]);
-		const char *inside = real + strlen(in->host_root ? in->host_root : "");
+		if (resolve(l, paths[i], false, real, err) < 0)
+			return -1;
 		if (i == 2) { /* the executable: bind its directory */
 			char *slash = strrchr(real, '/');
 			if (slash && slash != real)
 				*slash = '\0';
 		}
-		if (bind_ro(l, *inside ? inside : "/", true, err) < 0)
+		if (bind_ro(l, real, true, err) < 0)
 			return -1;
 	}
-	return 0;
+	if (!in->python_executable || in->python_executable[0] != '/')
+		return 0;
+	return resolve(l, in->python_executable, true, real, err);
 }
 
 static void add_file(struct layout *l, const char *dst, const char *content)
@@ -310,6 +410,8 @@ cJSON *spr_layout_build(const struct spr_layout_input *in, spr_error **err)
 		rc = add_worker(&l, err);
 	for (size_t i = 0; i < l.nbound; i++)
 		free(l.bound[i]);
+	for (size_t i = 0; i < l.nlinks; i++)
+		free(l.links[i]);
 	if (rc < 0)
 		return NULL;
 

@@ -22,7 +22,8 @@
 #define SPR_SANDBOX_WORKER_DIR "/opt/spr"
 
 struct spr_layout_input {
-	const char *python_executable; /* sys.executable */
+	const char *python_executable; /* the run's argv[0]: the real binary, or a
+					  venv's link to it */
 	const char *python_base_prefix;
 	const char *python_prefix;
 	const char *worker_path;

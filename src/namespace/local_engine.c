@@ -79,9 +79,18 @@ static int find_libexec(struct spr_local_engine *le, const char *dir, spr_error 
 }
 
 /* One line per fact; paths cannot contain newlines in practice, and the
- * probe must not import json (it would be the slowest part). */
+ * probe must not import json (it would be the slowest part). It runs with
+ * -S like the worker, then runs site itself (quietly: a sitecustomize
+ * that prints must not garble the answer), so that it answers what site
+ * does: with a venv's pyvenv.cfg, sys.prefix is the venv and the
+ * site-packages are the venv's (and the system's only if the venv
+ * includes them). The directories, not what .pth files add: installing
+ * into them must not make a cached answer stale. */
 static const char probe_code[] =
 	"import sys, site\n"
+	"out, sys.stdout = sys.stdout, sys.stderr\n"
+	"site.main()\n"
+	"sys.stdout = out\n"
 	"print(sys.base_prefix)\n"
 	"print(sys.prefix)\n"
 	"print('%d.%d.%d' % sys.version_info[:3])\n"
@@ -103,6 +112,46 @@ static char *next_line(char **cursor)
 	return line;
 }
 
+/* realpath(), or an error naming which of the interpreter's paths failed. */
+static char *resolved(const char *path, const char *what, spr_error **err)
+{
+	char real[PATH_MAX];
+	if (!realpath(path, real)) {
+		spr_fail_errno(err, SPR_LAYER_WORKER,
+			       "cannot resolve the interpreter's %s %s (is the interpreter or its "
+			       "venv still installed? else pass another --python PATH)",
+			       what, path);
+		return NULL;
+	}
+	char *copy = strdup(real);
+	if (!copy)
+		spr_fail_oom(err);
+	return copy;
+}
+
+/* A venv's interpreter must be started by the venv's own link, not by
+ * what it points to: the interpreter finds pyvenv.cfg from the path it
+ * was started by. Only its directory is resolved, as the venv is bound
+ * at its real path. */
+static char *venv_executable(const char *executable, spr_error **err)
+{
+	const char *slash = strrchr(executable, '/');
+	if (!slash || slash == executable)
+		return resolved(executable, "sys.executable", err);
+	_cleanup_free_ char *dir = strndup(executable, (size_t)(slash - executable));
+	if (!dir) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	_cleanup_free_ char *real_dir = resolved(dir, "sys.executable directory", err);
+	char *path = NULL;
+	if (real_dir && asprintf(&path, "%s%s", real_dir, slash) < 0) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	return path;
+}
+
 static int parse_probe(struct spr_python_info *py, char *text, spr_error **err)
 {
 	char *cursor = text;
@@ -118,14 +167,17 @@ static int parse_probe(struct spr_python_info *py, char *text, spr_error **err)
 				"%s is Python %s; spr needs Python 3.8 or newer (pass --python "
 				"PATH)",
 				py->path, version);
-	char real[PATH_MAX];
-	if (!realpath(executable, real))
-		return spr_fail_errno(err, SPR_LAYER_WORKER,
-				      "cannot resolve the interpreter's sys.executable %s",
-				      executable);
-	py->executable = strdup(real);
+	py->venv = strcmp(prefix, base) != 0;
+	if (py->venv) {
+		if (!(py->executable = venv_executable(executable, err)) ||
+		    !(py->prefix = resolved(prefix, "sys.prefix", err)))
+			return -1;
+	} else {
+		if (!(py->executable = resolved(executable, "sys.executable", err)))
+			return -1;
+		py->prefix = strdup(prefix);
+	}
 	py->base_prefix = strdup(base);
-	py->prefix = strdup(prefix);
 	py->version = strdup(version);
 	spr_buf paths = SPR_BUF_INIT;
 	spr_buf_putc(&paths, '[');
@@ -133,7 +185,10 @@ static int parse_probe(struct spr_python_info *py, char *text, spr_error **err)
 	for (char *line; (line = next_line(&cursor));) {
 		if (!first)
 			spr_buf_putc(&paths, ',');
-		spr_json_write_string(&paths, line, strlen(line));
+		/* The sandbox shows directories at their real paths. */
+		char real[PATH_MAX];
+		const char *dir = realpath(line, real) ? real : line;
+		spr_json_write_string(&paths, dir, strlen(dir));
 		first = false;
 	}
 	spr_buf_putc(&paths, ']');
@@ -168,16 +223,18 @@ static char *probe_cache_path(const char *path)
 	h = spr_fnv1a(h, path, strlen(path) + 1);
 	h = hash_stat(h, path, false);
 	h = hash_stat(h, path, true);
+	/* Where Python looks for pyvenv.cfg: next to the binary, then in its
+	 * parent (<venv>/bin/python -> <venv>/pyvenv.cfg). */
 	char cfg[PATH_MAX];
 	snprintf(cfg, sizeof(cfg), "%s", path);
-	char *slash = strrchr(cfg, '/'); /* <venv>/bin/python -> <venv>/pyvenv.cfg */
-	if (slash) {
+	for (int up = 0; up < 2; up++) {
+		char *slash = strrchr(cfg, '/');
+		if (!slash)
+			break;
 		*slash = '\0';
-		slash = strrchr(cfg, '/');
-	}
-	if (slash && (size_t)(slash - cfg) + sizeof("/pyvenv.cfg") <= sizeof(cfg)) {
-		strcpy(slash, "/pyvenv.cfg");
-		h = hash_stat(h, cfg, true);
+		char here[PATH_MAX + sizeof("/pyvenv.cfg")];
+		snprintf(here, sizeof(here), "%s/pyvenv.cfg", cfg);
+		h = hash_stat(h, here, true);
 	}
 	_cleanup_free_ char *dir = spr_cache_dir();
 	char *file = NULL;

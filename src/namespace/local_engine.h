@@ -10,13 +10,19 @@
 /* What we learned about the interpreter once, when the engine started
  * (running it per run would cost as much as the run). */
 struct spr_python_info {
-	char *path;	   /* as given: the argv[0] of every run */
+	char *path;	   /* as given (--python, spr_local_options.python) */
 	char *base_prefix; /* sys.base_prefix: where the stdlib lives */
-	char *prefix;	   /* sys.prefix (a venv's root when in one) */
+	char *prefix;	   /* sys.prefix once site has run: a venv's root (resolved)
+			      when in one, else base_prefix */
+	bool venv;	   /* prefix is a venv: the worker is told, as it runs with -S
+			      and site.venv() never sets sys.prefix there */
 	char *version;	   /* "3.11.2" */
-	char *executable;  /* realpath of sys.executable: argv[0] of every run (a
-			      pyenv shim resolves to the real interpreter) */
-	char *sys_path_json; /* JSON array: site-packages the code may import */
+	char *executable;  /* argv[0] of every run: realpath of sys.executable (a
+			      pyenv shim resolves to the real interpreter); in a venv
+			      the venv's own bin/python, by which the interpreter
+			      finds pyvenv.cfg */
+	char *sys_path_json; /* JSON array: the site-packages site would add, which
+				the code may import */
 };
 
 struct spr_local_engine {

@@ -489,7 +489,9 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 		.err = {.fd = -1, .keep = plan->limits.output_cap + 4},
 		.result = {.fd = -1, .keep = SPR_MAX_RESULT_BYTES},
 	};
-	spr_worker_request(&r.request_text, plan, req, r.engine->python.sys_path_json);
+	const struct spr_python_info *py = &r.engine->python;
+	spr_worker_request_venv(&r.request_text, plan, req, py->sys_path_json,
+				py->venv ? py->prefix : NULL);
 	if (r.request_text.oom)
 		return spr_fail_oom(err);
 	r.request.data = r.request_text.data;

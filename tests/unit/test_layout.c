@@ -250,16 +250,60 @@ START_TEST(ids_and_degraded)
 }
 END_TEST
 
-START_TEST(missing_interpreter_is_an_error)
+/* A layout input for another interpreter, on the fake host. */
+static struct spr_layout_input python_at(const char *executable, const char *base_prefix,
+					 const char *prefix)
 {
-	struct spr_layout_input in = {
-		.python_executable = "/nope/bin/python3",
-		.python_base_prefix = "/nope",
-		.python_prefix = "/nope",
+	return (struct spr_layout_input){
+		.python_executable = executable,
+		.python_base_prefix = base_prefix,
+		.python_prefix = prefix,
 		.worker_path = "/tmp/cache/spr_worker-1.pyc",
 		.tmp_bytes = 1 << 20,
 		.host_root = root,
 	};
+}
+
+/* A venv made by an interpreter called through a link in a directory
+ * nothing binds: its bin/python chain goes through that link, which must
+ * be recreated (and nothing twice, nothing inside a bind). */
+START_TEST(venv_links_outside_binds_are_recreated)
+{
+	mk("/tmp/venv/lib/python3.11/site-packages", true);
+	mk("/tmp/venv/pyvenv.cfg", false);
+	mk("/tmp/venv/bin", true);
+	mk("/home/u/bin", true);
+	ln("python3", "/tmp/venv/bin/python");
+	ln("/home/u/bin/python3", "/tmp/venv/bin/python3");
+	ln("/bin/../bin/./python3.11", "/home/u/bin/python3");
+	mk("/usr/bin/python3.11", false);
+	struct spr_layout_input in = python_at("/tmp/venv/bin/python", "/usr", "/tmp/venv");
+	spr_error *err = NULL;
+	cJSON *l = spr_layout_build(&in, &err);
+	ck_assert_msg(l != NULL, "layout: %s", err ? err->message : "?");
+	int venv = find_op(l, "bind", "/tmp/venv");
+	int hop = find_op(l, "symlink", "/home/u/bin/python3");
+	ck_assert_int_gt(venv, find_op(l, "tmpfs", "/tmp"));
+	ck_assert_int_gt(hop, venv);
+	ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(op_at(l, hop), "target")->valuestring,
+			 "/bin/../bin/./python3.11");
+	/* Links inside the venv's bind are the host's own; /bin is made once. */
+	ck_assert_int_lt(find_op(l, "symlink", "/tmp/venv/bin/python3"), 0);
+	int links = 0;
+	const cJSON *o;
+	cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(l, "mounts"))
+	{
+		if (!strcmp(cJSON_GetObjectItemCaseSensitive(o, "dst")->valuestring, "/bin"))
+			links++;
+	}
+	ck_assert_int_eq(links, 1);
+	cJSON_Delete(l);
+}
+END_TEST
+
+START_TEST(missing_interpreter_is_an_error)
+{
+	struct spr_layout_input in = python_at("/nope/bin/python3", "/nope", "/nope");
 	spr_error *err = NULL;
 	ck_assert_ptr_null(spr_layout_build(&in, &err));
 	ck_assert_ptr_nonnull(strstr(err->message, "/nope"));
@@ -278,6 +322,7 @@ Suite *make_suite(void)
 	tcase_add_test(t, proc_dev_tmp);
 	tcase_add_test(t, landlock_lists);
 	tcase_add_test(t, ids_and_degraded);
+	tcase_add_test(t, venv_links_outside_binds_are_recreated);
 	tcase_add_test(t, missing_interpreter_is_an_error);
 	suite_add_tcase(s, t);
 	return s;

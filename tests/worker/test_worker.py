@@ -620,6 +620,14 @@ class GlobalsTest(WorkerTestCase):
             code = f"import sys, spr_test_mod\nresult = [spr_test_mod.VALUE, {d!r} in sys.path, {missing!r} in sys.path]"
             self.assertEqual(self.result_of(code, sys_path=[d, missing]), ["from sys_path", True, False])
 
+    def test_prefix(self):
+        """A venv's root from the host becomes sys.prefix (the worker runs
+        with -S, so site.venv() does not set it)."""
+        code = "import sys\nresult = [sys.prefix, sys.exec_prefix, sys.base_prefix == sys.prefix]"
+        self.assertEqual(self.result_of(code, prefix="/opt/venv"), ["/opt/venv", "/opt/venv", False])
+        code = "import sys\nresult = sys.prefix == sys.base_prefix"
+        self.assertEqual(self.result_of(code), True)
+
     def test_huge_int_input_round_trips(self):
         digits = "1" + "0" * 5000
         request = json.dumps(make_request("result = [n, n // 10 ** 4999]", input_data={"n": 0}))
@@ -1039,6 +1047,9 @@ class MalformedRequestTest(WorkerTestCase):
 
     def test_bad_sys_path(self):
         self.assertWorkerError(b'{"code": "", "sys_path": "/x"}', "WorkerError: 'sys_path' must be a list of strings")
+
+    def test_bad_prefix(self):
+        self.assertWorkerError(b'{"code": "", "prefix": ["/x"]}', "WorkerError: 'prefix' must be a string")
 
 
 # ---- process behaviour ---------------------------------------------------------
