@@ -163,7 +163,10 @@ check: all
 # each suite of VM_SUITES that has tests, inside. VM_TIMEOUT bounds each VM
 # run (software emulation: the cgroup suite takes 7-15 min, mostly its soak);
 # VM_ARGS go to run-vm.sh too (--mem MB, --env NAME=VALUE, e.g. SPR_SOAK_RUNS=200).
+# VM_ROOTLESS_SUITES run again as an unprivileged user inside a delegated v2
+# subtree (scripts/rootless-tests.sh), the way a Delegate=yes unit runs spr.
 VM_SUITES ?= cgroup hostile
+VM_ROOTLESS_SUITES ?= cgroup hostile
 VM_TIMEOUT ?= 1800
 VM_ARGS ?=
 VM_RUN = tests/vm/run-vm.sh --timeout $(VM_TIMEOUT) --env SPR_BUILD=$(abspath $(B)) $(VM_ARGS) --
@@ -172,7 +175,10 @@ check-vm: all $(TOOL_BINS)
 	@rc=0; for s in $(foreach s,$(VM_SUITES),$(if $(wildcard tests/$(s)/test_*.py),$(s))); do \
 		echo "== $$s in the cgroup v2 VM"; \
 		$(VM_RUN) $(TEST_PYTHON) tests/run.py $$s || rc=1; \
-	done; exit $$rc
+	done; \
+	if [ -n "$(VM_ROOTLESS_SUITES)" ]; then echo "== $(VM_ROOTLESS_SUITES) rootless in the cgroup v2 VM"; \
+		$(VM_RUN) sh scripts/rootless-tests.sh $(abspath $(B)) $(VM_ROOTLESS_SUITES) || rc=1; \
+	fi; exit $$rc
 
 # ASAN_EXTRA=docker adds the DockerEngine suites (pool threads, admin).
 ASAN_EXTRA ?=

@@ -22,15 +22,26 @@ fi
 # cgroups: an unprivileged user may not create cgroups unless a subtree is
 # delegated to it, as an admin (or systemd's Delegate=yes) would do. On v1
 # that is a child cgroup per controller owned by the user, under our own
-# cgroup; on v2, a child of our own cgroup with the controllers enabled.
+# cgroup, passed as the cgroup parent. On v2 the user's processes must live
+# inside the delegated subtree (a delegatee may only move processes within
+# it), as in a Delegate=yes unit: the suites run in <deleg>/spr-caller, the
+# leaf spr itself would move a lone caller into, so every spr-run they
+# start puts its runs in <deleg>/spr.
 deleg="spr-deleg-$user"
 uid=$(id -u "$user"); gid=$(id -g "$user")
 delegated=""
+cg_parent="$deleg"
+enter=""
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
   own=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
   d=/sys/fs/cgroup${own%/}/$deleg
-  mkdir -p "$d" && chown -R "$uid:$gid" "$d" && delegated="$d"
-  echo "+memory +pids +cpu" > "$d/cgroup.subtree_control" 2>/dev/null || true
+  # The delegated child only gets the controllers our own cgroup enables
+  # (possible when it is the root, e.g. in the test VM).
+  echo "+memory +pids +cpu" > "/sys/fs/cgroup${own%/}/cgroup.subtree_control" 2>/dev/null || true
+  mkdir -p "$d/spr-caller" && echo "+memory +pids +cpu" > "$d/cgroup.subtree_control" &&
+    chown -R "$uid:$gid" "$d" && delegated="$d/spr-caller $d"
+  cg_parent=""
+  enter="$d/spr-caller/cgroup.procs"
 else
   for ctl in memory pids cpu cpuacct; do
     own=$(awk -F: -v c="$ctl" '{n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3}' /proc/self/cgroup | head -n1)
@@ -56,13 +67,23 @@ cp -a "$build/spr-run" "$build/spr" "$build/libspr.so" "$build/libexec" "$stage/
 cp -a "$src/tests" "$stage/"
 chmod -R a+rX "$stage"
 
+# v2: the command starts inside the delegated subtree.
+in_delegation() {
+  if [ -n "$enter" ]; then
+    sh -c 'echo $$ > "$0" && exec "$@"' "$enter" "$@"
+  else
+    "$@"
+  fi
+}
+
 python=$(command -v /usr/bin/python3 || command -v python3)
 rc=0
 for suite in "$@"; do
   echo "== $suite as $user (uid $(id -u "$user"))"
-  (cd /tmp && runuser -u "$user" -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  (cd /tmp && in_delegation runuser -u "$user" -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
       HOME="$(getent passwd "$user" | cut -d: -f6)" SPR_BUILD="$stage/build" \
-      SPR_CGROUP_PARENT="$deleg" \
+      ${cg_parent:+SPR_CGROUP_PARENT="$cg_parent"} ${delegated:+SPR_TEST_CGROUP_DELEGATED=1} \
+      ${SPR_SOAK_RUNS:+SPR_SOAK_RUNS="$SPR_SOAK_RUNS"} \
       "$python" "$stage/tests/run.py" "$suite") || rc=1
 done
 exit $rc

@@ -53,7 +53,7 @@ PROBES = {
     "process_vm_writev": ({E.EFAULT}, E.EPERM, ANY),
     "kcmp": ({E.EINVAL}, E.EPERM, ANY),
     "pidfd_getfd": ({E.EBADF}, E.EPERM, ANY),
-    "bpf": ({E.EFAULT}, E.EPERM, ANY),
+    "bpf": ({E.EFAULT}, E.EPERM, INITCAP),  # unprivileged_bpf_disabled: EPERM first
     "perf_event_open": ({E.EFAULT}, E.EPERM, ANY),
     "userfaultfd": ({E.EINVAL}, E.EPERM, ANY),
     "io_uring_setup": ({E.EFAULT}, E.EPERM, ANY),
@@ -80,7 +80,7 @@ PROBES = {
     "clock_settime": ({E.EFAULT}, E.EPERM, ANY),
     "clock_adjtime": ({E.EFAULT}, E.EPERM, ANY),
     "adjtimex": ({E.EFAULT}, E.EPERM, ANY),
-    "open_by_handle_at": ({E.EFAULT}, E.EPERM, ANY),
+    "open_by_handle_at": ({E.EFAULT}, E.EPERM, INITCAP),  # CAP_DAC_READ_SEARCH first (6.1)
     "name_to_handle_at": ({E.EFAULT}, E.EPERM, ANY),
     "personality_set": ({0}, E.EPERM, ANY),
     "personality_query": ({0}, 0, ALLOWED),

@@ -139,7 +139,7 @@ class RefusedUserNamespace(SprTestCase):
             path = os.path.join(tmp, "code.py")
             with open(path, "w") as f:
                 f.write(code)
-            if os.geteuid() != 0 and not os.environ.get("SPR_CGROUP_PARENT"):
+            if os.geteuid() != 0 and not os.environ.get("SPR_TEST_CGROUP_DELEGATED"):
                 self.skipTest("rootless without a delegated cgroup: nothing contains what "
                               "a degraded run forked (documented)")
             proc = subprocess.Popen(
