@@ -384,7 +384,8 @@ static int v2_enable(const char *dir, spr_error **err)
 	if (v2_subtree_has_all(dir))
 		return 0;
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir) >= sizeof(path))
+		return spr_fail(err, SPR_LAYER_CGROUP, ENAMETOOLONG, "cgroup path too long: %s", dir);
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	static const char want[] = "+memory +pids +cpu";
 	if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want))
@@ -401,7 +402,8 @@ static int v2_move_caller(const char *leaf, spr_error **err)
 	if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
 		return spr_fail_errno(err, SPR_LAYER_CGROUP, "creating %s", leaf);
 	char path[PATH_MAX], pid[32];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", leaf);
+	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", leaf) >= sizeof(path))
+		return spr_fail(err, SPR_LAYER_CGROUP, ENAMETOOLONG, "cgroup path too long: %s", leaf);
 	int len = snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, pid, (size_t)len) != len)
