@@ -52,6 +52,16 @@ class Detection(SprTestCase):
         self.assertEqual(VERSION, EXPECTED_VERSION, DOCTOR["cgroups"])
 
 
+# 256 MiB, every page touched so the memory is really used.
+MEMORY_HOG = ("chunks = []\n"
+              "for i in range(16):\n"
+              "    b = bytearray(16 << 20)\n"
+              "    for j in range(0, len(b), 4096):\n"
+              "        b[j] = 1\n"
+              "    chunks.append(b)\n"
+              "result = 'survived'\n")
+
+
 @unittest.skipUnless(USABLE, f"no usable cgroup here: {DOCTOR['problems']}")
 class Limits(SprTestCase):
     def assertIsolatedByCgroup(self, run):
@@ -60,16 +70,8 @@ class Limits(SprTestCase):
         self.assertEqual(iso["memory"], "cgroup", iso)
 
     def test_memory_four_times_the_limit(self):
-        # Touch every page so the memory is really used; the OOM kill must
-        # end the run well before the 2 s timeout.
-        code = ("chunks = []\n"
-                "for i in range(16):\n"
-                "    b = bytearray(16 << 20)\n"
-                "    for j in range(0, len(b), 4096):\n"
-                "        b[j] = 1\n"
-                "    chunks.append(b)\n"
-                "result = 'survived'\n")
-        run = spr_run(code, policy={"memory_limit_mb": 64, "timeout_seconds": 2})
+        # 4x the limit: the OOM kill must end the run well before the 2 s timeout.
+        run = spr_run(MEMORY_HOG, policy={"memory_limit_mb": 64, "timeout_seconds": 2})
         self.assertFailed(run, 137, "Memory limit exceeded")
         self.assertTrue(run["resource_exceeded"], run)
         self.assertFalse(run["timed_out"], run)
@@ -277,13 +279,6 @@ def own_v2_cgroup():
 
 
 OWN_V2 = own_v2_cgroup() if EXPECTED_VERSION == "v2" else None
-MEMORY_HOG = ("chunks = []\n"
-              "for i in range(16):\n"
-              "    b = bytearray(16 << 20)\n"
-              "    for j in range(0, len(b), 4096):\n"
-              "        b[j] = 1\n"
-              "    chunks.append(b)\n"
-              "result = 'survived'\n")
 
 
 @unittest.skipUnless(OWN_V2 == "/sys/fs/cgroup" and os.geteuid() == 0,
