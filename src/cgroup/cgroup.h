@@ -106,6 +106,12 @@ struct spr_cg_stats {
 		.tasks_fd = {[0 ... SPR_CG_NCTRL - 1] = -1},                              \
 	}
 
+/* v2: whether dir's cgroup.subtree_control lists memory, pids and cpu. */
+SPR_HIDDEN bool spr_cg_v2_has_controllers(const char *dir);
+/* v2: a cgroup's children get only the controllers listed in its
+ * subtree_control; enables memory, pids and cpu there unless listed. */
+SPR_HIDDEN int spr_cg_v2_enable_controllers(const char *dir, spr_error **err);
+
 /* Creates the run cgroup from the plan section and sets the limits. */
 SPR_HIDDEN int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err);
 /* Moves pid in (v2 without CLONE_INTO_CGROUP). */

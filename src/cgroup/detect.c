@@ -154,15 +154,6 @@ static bool parent_ok(const char *parent)
 	return true;
 }
 
-static bool v2_subtree_has_all(const char *dir)
-{
-	char path[PATH_MAX], buf[256] = "";
-	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	return f && fgets(buf, sizeof(buf), f) && strstr(buf, "memory") && strstr(buf, "pids") &&
-	       strstr(buf, "cpu");
-}
-
 /* The caller's own v2 cgroup. A caller spr moved into <own>/spr-caller
  * (and its children: a forked spr-run) still counts as in <own>, so a
  * second engine puts its runs beside the first one's. */
@@ -172,7 +163,7 @@ static char *v2_own_dir(const struct mount_entry *v2, const char *path)
 	char *slash = own ? strrchr(own, '/') : NULL;
 	if (slash && !strcmp(slash + 1, SPR_CG_CALLER_LEAF)) {
 		*slash = '\0';
-		if (!v2_subtree_has_all(own))
+		if (!spr_cg_v2_has_controllers(own))
 			*slash = '/';
 	}
 	return own;
@@ -240,7 +231,7 @@ static bool v2_can_delegate(struct spr_cg_host *h, const char *own, const char *
 	}
 	snprintf(path, sizeof(path), "%s/cgroup.type", own);
 	bool root = access(path, F_OK) < 0; /* only non-root cgroups have cgroup.type */
-	if (root || v2_subtree_has_all(own))
+	if (root || spr_cg_v2_has_controllers(own))
 		return true;
 	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", own);
 	if (access(path, W_OK) < 0) {
@@ -377,26 +368,6 @@ int spr_cgroup_detect(const char *parent, struct spr_cg_host *h, spr_error **err
 	return 0;
 }
 
-/* Writes "+memory +pids +cpu" to dir's cgroup.subtree_control unless it
- * has them. */
-static int v2_enable(const char *dir, spr_error **err)
-{
-	if (v2_subtree_has_all(dir))
-		return 0;
-	char path[PATH_MAX];
-	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir) >= sizeof(path))
-		return spr_fail(err, SPR_LAYER_CGROUP, ENAMETOOLONG, "cgroup path too long: %s", dir);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	static const char want[] = "+memory +pids +cpu";
-	if (fd < 0 || write(fd, want, strlen(want)) != (ssize_t)strlen(want))
-		return spr_fail_errno(err, SPR_LAYER_CGROUP,
-				      "enabling the memory, pids and cpu controllers in %s%s", path,
-				      errno == EBUSY ? " (it contains processes: cgroup v2's no "
-						       "internal processes rule)"
-						     : "");
-	return 0;
-}
-
 static int v2_move_caller(const char *leaf, spr_error **err)
 {
 	if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
@@ -424,7 +395,7 @@ int spr_cgroup_prepare(struct spr_cg_host *h)
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", h->v2_own);
 	for (size_t at = strlen(dir); rc == 0;) {
-		if ((rc = v2_enable(dir, err)) < 0 || !base[at])
+		if ((rc = spr_cg_v2_enable_controllers(dir, err)) < 0 || !base[at])
 			break;
 		size_t next = at + 1 + strcspn(base + at + 1, "/");
 		snprintf(dir, sizeof(dir), "%.*s", (int)next, base);

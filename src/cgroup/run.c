@@ -13,10 +13,20 @@
 
 static const char *const names[SPR_CG_NCTRL] = {"memory", "pids", "cpu", "cpuacct"};
 
+/* <dir>/<file>; false (errno ENAMETOOLONG) rather than a cut-off path. */
+static bool cg_path(char path[PATH_MAX], const char *dir, const char *file)
+{
+	if ((size_t)snprintf(path, PATH_MAX, "%s/%s", dir, file) < PATH_MAX)
+		return true;
+	errno = ENAMETOOLONG;
+	return false;
+}
+
 static int write_file(const char *dir, const char *file, const char *value)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (!cg_path(path, dir, file))
+		return -1;
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -65,15 +75,19 @@ static void run_name(char *buf, size_t size)
 	snprintf(buf, size, "run-%d-%llu", (int)getpid(), start);
 }
 
-/* v2: a cgroup's children get only the controllers listed in its
- * subtree_control. */
-static int v2_enable_controllers(const char *dir, spr_error **err)
+bool spr_cg_v2_has_controllers(const char *dir)
 {
 	char path[PATH_MAX], buf[256] = "";
-	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	if (!cg_path(path, dir, "cgroup.subtree_control"))
+		return false;
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (f && fgets(buf, sizeof(buf), f) && strstr(buf, "memory") && strstr(buf, "pids") &&
-	    strstr(buf, "cpu"))
+	return f && fgets(buf, sizeof(buf), f) && strstr(buf, "memory") && strstr(buf, "pids") &&
+	       strstr(buf, "cpu");
+}
+
+int spr_cg_v2_enable_controllers(const char *dir, spr_error **err)
+{
+	if (spr_cg_v2_has_controllers(dir))
 		return 0;
 	if (write_file(dir, "cgroup.subtree_control", "+memory +pids +cpu") < 0) {
 		if (errno == EBUSY)
@@ -83,7 +97,10 @@ static int v2_enable_controllers(const char *dir, spr_error **err)
 					      "processes rule): run spr from a delegated cgroup "
 					      "(systemd: Delegate=yes) or pass --cgroup-parent",
 					      dir);
-		return spr_fail_errno(err, SPR_LAYER_CGROUP, "enabling controllers in %s", path);
+		return spr_fail_errno(err, SPR_LAYER_CGROUP,
+				      "enabling the memory, pids and cpu controllers in "
+				      "%s/cgroup.subtree_control",
+				      dir);
 	}
 	return 0;
 }
@@ -99,7 +116,8 @@ static int make_run_dir(const char *base, const char *name, bool v2, char **out,
 			return spr_fail_errno(err, SPR_LAYER_CGROUP,
 					      "creating %s (is %s writable for uid %d?)", spr, base,
 					      (int)geteuid());
-		if (v2 && (v2_enable_controllers(base, err) < 0 || v2_enable_controllers(spr, err) < 0))
+		if (v2 && (spr_cg_v2_enable_controllers(base, err) < 0 ||
+			   spr_cg_v2_enable_controllers(spr, err) < 0))
 			return -1;
 		if (asprintf(out, "%s/%s", spr, name) < 0)
 			return spr_fail_oom(err);
