@@ -88,7 +88,12 @@ typedef struct spr_local_options {
 	const char *cgroup_parent; /* runs go under this cgroup, relative to the
 				      caller's own (a delegated subtree); NULL: the
 				      caller's own cgroup */
+	int pool_size; /* sandboxes kept set up for the next run with the same
+			  policy (warm pool, SPEC §4); 0: 1; up to 8;
+			  SPR_LOCAL_NO_POOL: none (one-shot callers) */
 } spr_local_options;
+
+#define SPR_LOCAL_NO_POOL (-1)
 
 SPR_API int spr_local_engine_new(const spr_local_options *opts, spr_engine **out,
 				 spr_error **err);

@@ -901,6 +901,16 @@ def report(get_request, worker_pid):
 
 def main():
     worker_pid = posix.getpid()
+    # Done now, before the request is read: in a prepared sandbox (the
+    # LocalEngine's warm pool) the worker waits at the read, so this is off
+    # the run's path. The code finds _json loaded either way (parsing the
+    # request loads it); the first compile() of a process sets the parser
+    # up (~1 ms), the code's compile() then costs only its own size.
+    try:
+        __import__("_json")
+    except ImportError:
+        pass  # json_loads falls back to the json package
+    compile("result = None", USER_FILENAME, "exec", dont_inherit=True)
     try:
         posix.set_inheritable(RESULT_FD, False)  # subprocesses must not get it
     except OSError:

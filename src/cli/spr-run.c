@@ -404,6 +404,9 @@ int main(int argc, char **argv)
 		.python = o.python,
 		.libexec_dir = libexec,
 		.allow_degraded = o.allow_degraded,
+		/* one run per process: a sandbox prepared after it would only
+		 * be set up to be killed */
+		.pool_size = SPR_LOCAL_NO_POOL,
 		.cgroup_parent = o.cgroup_parent ? o.cgroup_parent
 				 : env_parent && *env_parent ? env_parent
 							     : NULL,

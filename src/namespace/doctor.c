@@ -17,7 +17,9 @@ static void trial_run(const spr_local_options *opts, cJSON *report, cJSON *probl
 	spr_engine *engine = NULL;
 	spr_error *err = NULL;
 	cJSON *run = cJSON_AddObjectToObject(report, "run");
-	if (spr_local_engine_new(opts, &engine, &err) < 0) {
+	spr_local_options one_run = *opts;
+	one_run.pool_size = SPR_LOCAL_NO_POOL;
+	if (spr_local_engine_new(&one_run, &engine, &err) < 0) {
 		cJSON_AddBoolToObject(run, "ok", false);
 		cJSON_AddStringToObject(run, "error", err->message);
 		add_problem(problems, err->message);

@@ -121,6 +121,7 @@ static int spawn_server(struct spr_fork_server *s, const char *path, spr_error *
 		return -1;
 	}
 	s->sock = sp[0];
+	s->generation++;
 	s->owner = getpid();
 	s->uid = geteuid();
 	s->gid = getegid();
@@ -259,16 +260,23 @@ static int fail_with_reply(const char *text, spr_error **err)
 	return spr_fail(err, SPR_LAYER_SANDBOX, errnum, "%s", text + 6 + offset);
 }
 
+/* Whether the server would have to be replaced before the next run. */
+static bool needs_replacing(const struct spr_fork_server *s)
+{
+	return s->sock >= 0 &&
+	       (s->owner != getpid() || s->uid != geteuid() || s->gid != getegid());
+}
+
 int spr_fork_server_start(struct spr_fork_server *s, const char *path,
-			  const int fds[SPR_SANDBOX_NFDS], int *pidfd, spr_error **err)
+			  const int fds[SPR_SANDBOX_NFDS], int *pidfd, unsigned *generation,
+			  spr_error **err)
 {
 	pthread_mutex_lock(&s->lock);
 	reap_retired(s, false);
 	/* A forked copy of the caller, or one whose credentials changed since
 	 * the server started (its monitors would not match the plans): a new
 	 * server. */
-	if (s->sock >= 0 &&
-	    (s->owner != getpid() || s->uid != geteuid() || s->gid != getegid()))
+	if (needs_replacing(s))
 		let_go(s, false, true);
 	int rc = -1;
 	/* A server that died since the last run (killed, or its caller's
@@ -282,6 +290,7 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 		if (send_run(s->sock, fds) == 0)
 			kind = receive_reply(s->sock, pidfd, text, sizeof(text));
 		if (kind == REPLY_MONITOR) {
+			*generation = s->generation;
 			rc = 0;
 			break;
 		}
@@ -303,6 +312,16 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+unsigned spr_fork_server_current(struct spr_fork_server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct pollfd exited = {.fd = s->pidfd, .events = POLLIN};
+	bool alive = s->sock >= 0 && !needs_replacing(s) && poll(&exited, 1, 0) == 0;
+	unsigned generation = alive ? s->generation : 0;
+	pthread_mutex_unlock(&s->lock);
+	return generation;
 }
 
 void spr_fork_server_stop(struct spr_fork_server *s)

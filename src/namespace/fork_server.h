@@ -19,6 +19,7 @@ struct spr_fork_server {
 	int pidfd;	      /* the server's */
 	pid_t owner;	      /* the process that started it (a fork of the caller
 				 must not share it: replies would cross) */
+	unsigned generation;  /* bumped whenever a new server starts */
 	uid_t uid;	      /* the credentials it runs with */
 	gid_t gid;
 	/* Servers let go (they finish their monitors, then exit), reaped
@@ -32,9 +33,16 @@ SPR_HIDDEN void spr_fork_server_init(struct spr_fork_server *s);
 
 /* Starts a run's monitor on fds (slot order, sandbox.h), starting the
  * server at path first when needed (and once more if it died). *pidfd is
- * the monitor's, for killing it. */
+ * the monitor's, for killing it; *generation the server's that forked it. */
 SPR_HIDDEN int spr_fork_server_start(struct spr_fork_server *s, const char *path,
-				     const int fds[SPR_SANDBOX_NFDS], int *pidfd, spr_error **err);
+				     const int fds[SPR_SANDBOX_NFDS], int *pidfd,
+				     unsigned *generation, spr_error **err);
+
+/* The generation of the server that would fork the next monitor, 0 when a
+ * new one would have to start (it died, the caller forked, credentials
+ * changed). A monitor of another generation is not the current server's:
+ * one forked by a dead server dies with it (PR_SET_PDEATHSIG). */
+SPR_HIDDEN unsigned spr_fork_server_current(struct spr_fork_server *s);
 
 /* Says goodbye and waits until the server and its monitors have finished
  * (their runs' clean-up included). */

@@ -33,7 +33,9 @@ static void python_info_free(struct spr_python_info *p)
 static void local_destroy(spr_engine *engine)
 {
 	struct spr_local_engine *le = (struct spr_local_engine *)engine;
-	/* Monitors first: they remove their run cgroups under spr/. */
+	/* Prepared sandboxes first (their monitors end them), then the
+	 * monitors: they remove their run cgroups under spr/. */
+	spr_local_pool_drain(&le->pool);
 	spr_fork_server_stop(&le->server);
 	spr_cgroup_release(&le->cgroups);
 	spr_cgroup_host_free(&le->cgroups);
@@ -385,11 +387,16 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	static const spr_local_options defaults = {0};
 	if (!opts)
 		opts = &defaults;
+	if (opts->pool_size < SPR_LOCAL_NO_POOL || opts->pool_size > SPR_LOCAL_POOL_MAX)
+		return spr_fail(err, SPR_LAYER_API, EINVAL,
+				"pool_size must be between %d (no prepared sandboxes) and %d, not %d",
+				SPR_LOCAL_NO_POOL, SPR_LOCAL_POOL_MAX, opts->pool_size);
 	struct spr_local_engine *le = calloc(1, sizeof(*le));
 	if (!le)
 		return spr_fail_oom(err);
 	spr_engine_init(&le->base, &local_ops);
 	spr_fork_server_init(&le->server);
+	spr_local_pool_init(&le->pool, opts->pool_size == 0 ? 1 : opts->pool_size);
 	le->allow_degraded = opts->allow_degraded;
 	if (spr_cgroup_detect(opts->cgroup_parent, &le->cgroups, err) < 0) {
 		spr_engine_free(&le->base);

@@ -5,6 +5,7 @@
 #include "cgroup/cgroup.h"
 #include "engine.h"
 #include "namespace/fork_server.h"
+#include "namespace/local_pool.h"
 #include "policy/seccomp.h"
 
 /* What we learned about the interpreter once, when the engine started
@@ -39,6 +40,7 @@ struct spr_local_engine {
 	gid_t outside_gid;
 	struct spr_cg_host cgroups; /* detected once, at engine start */
 	struct spr_fork_server server; /* spr-sandbox --serve: forks the monitors */
+	struct spr_local_pool pool;    /* sandboxes prepared for the next run */
 };
 
 SPR_HIDDEN int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,

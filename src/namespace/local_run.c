@@ -13,6 +13,7 @@
 #include "json.h"
 #include "namespace/layout.h"
 #include "namespace/local_engine.h"
+#include "namespace/local_pool.h"
 #include "namespace/sandbox.h"
 #include "policy/seccomp.h"
 #include "proc.h"
@@ -206,30 +207,30 @@ static char *sandbox_plan(const struct local_run *r, spr_error **err)
 	return spr_json_print(p);
 }
 
-/* ---- starting the helper ------------------------------------------------- */
+/* ---- preparing a sandbox --------------------------------------------------- */
 
-static int make_channels(struct local_run *r, int child[SPR_SANDBOX_NFDS], spr_error **err)
+static int make_channels(struct spr_prepared *p, int child[SPR_SANDBOX_NFDS], spr_error **err)
 {
-	int sp[2], p[2];
+	int sp[2], fds[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair");
-	r->request.fd = sp[0];
+	p->request = sp[0];
 	child[SPR_FD_REQUEST] = sp[1];
 
-	struct spr_capture *caps[] = {&r->out, &r->err, &r->result};
+	int *ours[] = {&p->out, &p->err, &p->result};
 	int slots[] = {SPR_FD_STDOUT, SPR_FD_STDERR, SPR_FD_RESULT};
-	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
-		if (pipe2(p, O_CLOEXEC) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
+		if (pipe2(fds, O_CLOEXEC) < 0)
 			return spr_fail_errno(err, SPR_LAYER_CORE, "pipe2");
-		caps[i]->fd = p[0];
-		child[slots[i]] = p[1];
+		*ours[i] = fds[0];
+		child[slots[i]] = fds[1];
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair(SOCK_SEQPACKET)");
-	r->ctrl = sp[0];
+	p->ctrl = sp[0];
 	child[SPR_FD_CTRL] = sp[1];
-	if (spr_set_nonblock(r->request.fd) < 0 || spr_set_nonblock(r->out.fd) < 0 ||
-	    spr_set_nonblock(r->err.fd) < 0 || spr_set_nonblock(r->result.fd) < 0)
+	if (spr_set_nonblock(p->request) < 0 || spr_set_nonblock(p->out) < 0 ||
+	    spr_set_nonblock(p->err) < 0 || spr_set_nonblock(p->result) < 0)
 		return spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(O_NONBLOCK)");
 	return 0;
 }
@@ -242,9 +243,8 @@ static void close_child_ends(int child[SPR_SANDBOX_NFDS])
 
 /* No cgroup means no real memory/pids/cpu limits: a protection the policy
  * needs, so exit 125 unless the caller allowed degrading. */
-static int check_cgroups(const struct local_run *r, spr_error **err)
+static int check_cgroups(const struct spr_local_engine *le, spr_error **err)
 {
-	const struct spr_local_engine *le = r->engine;
 	if (spr_cgroup_usable(&le->cgroups) || le->allow_degraded)
 		return 0;
 	_cleanup_free_ char *problem = spr_cgroup_problem(&le->cgroups);
@@ -254,25 +254,94 @@ static int check_cgroups(const struct local_run *r, spr_error **err)
 			problem ? problem : "no usable cgroup");
 }
 
-static int start_helper(struct local_run *r, spr_error **err)
+/* Has spr-sandbox's server start a monitor and hands it the plan; the
+ * monitor sets the sandbox up up to the worker reading its request, which
+ * nobody has written yet. Returns NULL (err set) on failure. */
+static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const char *plan,
+					    spr_error **err)
 {
-	if (check_cgroups(r, err) < 0)
-		return -1;
+	if (check_cgroups(le, err) < 0)
+		return NULL;
+	struct spr_prepared *p = calloc(1, sizeof(*p));
+	if (!p) {
+		spr_fail_oom(err);
+		return NULL;
+	}
+	*p = (struct spr_prepared){.ctrl = -1, .helper = -1, .request = -1,
+				   .out = -1, .err = -1, .result = -1};
 	int child[SPR_SANDBOX_NFDS] = {-1, -1, -1, -1, -1};
-	int rc = make_channels(r, child, err);
+	int rc = (p->plan = strdup(plan)) ? make_channels(p, child, err) : spr_fail_oom(err);
 	if (rc == 0)
-		rc = spr_fork_server_start(&r->engine->server, r->engine->sandbox_path, child,
-					   &r->helper, err);
+		rc = spr_fork_server_start(&le->server, le->sandbox_path, child, &p->helper,
+					   &p->server, err);
 	close_child_ends(child);
-	if (rc < 0)
-		return -1;
+	if (rc == 0 && send(p->ctrl, plan, strlen(plan), MSG_NOSIGNAL) < 0)
+		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX, "sending the plan to spr-sandbox");
+	if (rc < 0) {
+		if (p->helper >= 0)
+			pidfd_send_signal(p->helper, SIGKILL, NULL, 0);
+		spr_prepared_free(p);
+		return NULL;
+	}
+	return p;
+}
 
-	_cleanup_free_ char *plan = sandbox_plan(r, err);
-	if (!plan)
-		return err && *err ? -1 : spr_fail_oom(err);
-	if (send(r->ctrl, plan, strlen(plan), MSG_NOSIGNAL) < 0)
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "sending the plan to spr-sandbox");
-	return 0;
+/* Whether a prepared sandbox is still waiting for its request: all it
+ * may have said is "started" (kept for the run). Anything else (an error,
+ * the worker's exit), EOF from a dead monitor, or a monitor whose server
+ * is gone (it is dying with it) means it is no use. */
+static bool prepared_alive(struct spr_prepared *p, unsigned server)
+{
+	if (p->server != server)
+		return false;
+	char msg[4096];
+	for (;;) {
+		ssize_t n = recv(p->ctrl, msg, sizeof(msg), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		if (n <= 0)
+			return false;
+		_cleanup_cjson_ cJSON *m = cJSON_ParseWithLength(msg, (size_t)n);
+		const cJSON *event = cJSON_GetObjectItemCaseSensitive(m, "event");
+		if (!cJSON_IsString(event) || strcmp(event->valuestring, "started"))
+			return false;
+		free(p->started);
+		if (!(p->started = strndup(msg, (size_t)n)))
+			return false;
+	}
+}
+
+/* A sandbox for this run: a prepared one made for the same plan, else
+ * one set up now. */
+static struct spr_prepared *acquire_sandbox(struct spr_local_engine *le, const char *plan,
+					    bool *prepared, spr_error **err)
+{
+	struct spr_prepared *p;
+	*prepared = true;
+	unsigned server = spr_fork_server_current(&le->server);
+	while ((p = spr_local_pool_take(&le->pool, plan))) {
+		if (prepared_alive(p, server))
+			return p;
+		spr_prepared_free(p);
+	}
+	*prepared = false;
+	return prepare_sandbox(le, plan, err);
+}
+
+/* After a run: set the next one up in the background, so that its cost
+ * is not on the next run's path. A failure here costs only speed: the
+ * next run sets up its own sandbox and reports what goes wrong. */
+static void refill_pool(struct spr_local_engine *le, const char *plan)
+{
+	while (spr_local_pool_wants(&le->pool, plan)) {
+		_cleanup_error_ spr_error *ignored = NULL;
+		struct spr_prepared *p = prepare_sandbox(le, plan, &ignored);
+		if (!p)
+			return;
+		spr_local_pool_put(&le->pool, p);
+	}
 }
 
 /* ---- control messages ------------------------------------------------------ */
@@ -473,6 +542,20 @@ static int collect(struct local_run *r, struct spr_result **out, spr_error **err
 	return spr_marshal(f, out, err);
 }
 
+/* The run takes over the sandbox's descriptors and what it said so far. */
+static void adopt_sandbox(struct local_run *r, struct spr_prepared *p)
+{
+	r->ctrl = steal_fd(&p->ctrl);
+	r->helper = steal_fd(&p->helper);
+	r->request.fd = steal_fd(&p->request);
+	r->out.fd = steal_fd(&p->out);
+	r->err.fd = steal_fd(&p->err);
+	r->result.fd = steal_fd(&p->result);
+	if (p->started)
+		on_ctrl_message(r, p->started, strlen(p->started));
+	spr_prepared_free(p);
+}
+
 int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 		  struct spr_result **out, spr_error **err)
 {
@@ -497,9 +580,25 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 	r.request.data = r.request_text.data;
 	r.request.len = r.request_text.len;
 
-	int rc = start_helper(&r, &r.infra);
-	if (rc == 0)
+	int rc = -1;
+	_cleanup_free_ char *sandbox = sandbox_plan(&r, &r.infra);
+	if (!sandbox && !r.infra)
+		spr_fail_oom(&r.infra);
+	bool prepared = false;
+	struct spr_prepared *p =
+		sandbox ? acquire_sandbox(r.engine, sandbox, &prepared, &r.infra) : NULL;
+	if (p) {
+		adopt_sandbox(&r, p);
+		if (prepared) {
+			/* The plan works (a sandbox made with it is waiting): set
+			 * the next one up while this run runs, its request sent
+			 * first so the worker starts at once. */
+			if (spr_feeder_pump(&r.request) < 0)
+				return spr_fail_errno(err, SPR_LAYER_CORE, "writing the request");
+			refill_pool(r.engine, sandbox);
+		}
 		rc = pump(&r, err);
+	}
 	/* After a failure the helper may be waiting on us: stop it. After a
 	 * clean end it may still be removing the run's cgroup: the server
 	 * reaps it whenever it is done. */
@@ -507,5 +606,10 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 		kill_helper(&r);
 	if (rc < 0 && !r.infra)
 		return -1;
-	return collect(&r, out, err);
+	rc = collect(&r, out, err);
+	/* A sandbox set up for this run: only after it worked, so a failing
+	 * setup is not repeated in the background. */
+	if (rc == 0 && !prepared && !r.infra)
+		refill_pool(r.engine, sandbox);
+	return rc;
 }

@@ -1,7 +1,8 @@
 /* batch: runs many requests through ONE engine, as a long-lived caller
  * does (the pool only shows its behaviour across runs of one engine).
  *
- *   batch [--engine local|docker] [--threads N] [--pool-size N]
+ *   batch [--engine local|docker] [--threads N] [--pool-size N (both engines;
+ *         local: -1 for none)]
  *         [--max-runs N] [--ttl S] [--image IMAGE] [remote options as
  *         spr-run's: --docker-context, --docker-host, --ssh-*] < requests.jsonl
  *
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
 	const char *engine = "local";
 	int threads = 1;
 	spr_docker_options d = {0};
+	spr_local_options lo = {0};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--engine") && v)
@@ -75,7 +77,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--threads") && v)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(a, "--pool-size") && v)
-			d.pool_size = atoi(argv[++i]);
+			d.pool_size = lo.pool_size = atoi(argv[++i]);
 		else if (!strcmp(a, "--max-runs") && v)
 			d.max_runs = atoi(argv[++i]);
 		else if (!strcmp(a, "--ttl") && v)
@@ -123,7 +125,7 @@ int main(int argc, char **argv)
 	free(line);
 	spr_error *err = NULL;
 	int rc = !strcmp(engine, "docker") ? spr_docker_engine_new(&d, &b.engine, &err)
-					   : spr_local_engine_new(NULL, &b.engine, &err);
+					   : spr_local_engine_new(&lo, &b.engine, &err);
 	if (rc < 0) {
 		fprintf(stderr, "batch: engine: %s\n", err->message);
 		return 125;

@@ -1,0 +1,60 @@
+/* The LocalEngine's warm pool: sandboxes set up ahead of time, up to the
+ * worker waiting for its request (namespaces, root, cgroup, interpreter
+ * started, worker imported), each used by exactly one run.
+ *
+ * A prepared sandbox is its host-side descriptors: nothing of a run has
+ * reached it yet, so handing it over is writing the request. It is kept
+ * for the sandbox plan it was made with (the helper's JSON, compared as
+ * text: every limit, mount and filter the run gets is in it), and only a
+ * run with the identical plan may take it. Closing its control socket
+ * makes its monitor kill it and remove its cgroup (sandbox.c). */
+#ifndef SPR_LOCAL_POOL_H
+#define SPR_LOCAL_POOL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+#define SPR_LOCAL_POOL_MAX 8
+
+struct spr_prepared {
+	int ctrl;	    /* the monitor's control socket */
+	int helper;	    /* the monitor's pidfd */
+	int request;	    /* the worker's stdin (nothing written yet) */
+	int out, err, result; /* read ends of the worker's fds 1, 2, 3 */
+	char *plan;	    /* the helper plan it was made with */
+	unsigned server;    /* the generation of the fork server of its monitor */
+	char *started;	    /* the "started" event, once read */
+};
+
+struct spr_local_pool {
+	pthread_mutex_t lock;
+	pid_t owner; /* a fork of the caller shares the descriptors: it must
+			neither use nor discard the parent's sandboxes */
+	int size;    /* how many to keep prepared; 0: none */
+	struct spr_prepared *ready[SPR_LOCAL_POOL_MAX];
+	size_t count;
+};
+
+SPR_HIDDEN void spr_local_pool_init(struct spr_local_pool *pool, int size);
+
+/* Closes the descriptors: the monitor sees EOF and ends the sandbox. */
+SPR_HIDDEN void spr_prepared_free(struct spr_prepared *p);
+
+/* A prepared sandbox made for `plan`, or NULL. Sandboxes made for another
+ * plan are discarded: the pool follows the policy of the latest run. */
+SPR_HIDDEN struct spr_prepared *spr_local_pool_take(struct spr_local_pool *pool,
+						    const char *plan);
+
+/* Whether the pool is short of sandboxes for `plan` right now. */
+SPR_HIDDEN bool spr_local_pool_wants(struct spr_local_pool *pool, const char *plan);
+
+/* Adds p (or frees it when the pool is full or was disabled meanwhile). */
+SPR_HIDDEN void spr_local_pool_put(struct spr_local_pool *pool, struct spr_prepared *p);
+
+/* Discards every prepared sandbox (engine free). */
+SPR_HIDDEN void spr_local_pool_drain(struct spr_local_pool *pool);
+
+#endif
