@@ -1,6 +1,7 @@
 /* The LocalEngine's warm pool (local_pool.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "namespace/local_pool.h"
@@ -17,6 +18,10 @@ void spr_prepared_free(struct spr_prepared *p)
 {
 	if (!p)
 		return;
+	/* Told, not only closed: a fork of the caller may hold a copy of the
+	 * socket, and the monitor would wait for that copy's EOF. */
+	if (p->ctrl >= 0)
+		send(p->ctrl, "kill", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
 	spr_closep(&p->ctrl);
 	spr_closep(&p->helper);
 	spr_closep(&p->request);

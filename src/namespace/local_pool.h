@@ -6,8 +6,7 @@
  * reached it yet, so handing it over is writing the request. It is kept
  * for the sandbox plan it was made with (the helper's JSON, compared as
  * text: every limit, mount and filter the run gets is in it), and only a
- * run with the identical plan may take it. Closing its control socket
- * makes its monitor kill it and remove its cgroup (sandbox.c). */
+ * run with the identical plan may take it. */
 #ifndef SPR_LOCAL_POOL_H
 #define SPR_LOCAL_POOL_H
 
@@ -40,7 +39,8 @@ struct spr_local_pool {
 
 SPR_HIDDEN void spr_local_pool_init(struct spr_local_pool *pool, int size);
 
-/* Closes the descriptors: the monitor sees EOF and ends the sandbox. */
+/* Asks the monitor to end the sandbox (it kills the run and removes its
+ * cgroup) and closes the descriptors. */
 SPR_HIDDEN void spr_prepared_free(struct spr_prepared *p);
 
 /* A prepared sandbox made for `plan`, or NULL. Sandboxes made for another

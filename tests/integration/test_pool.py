@@ -287,6 +287,44 @@ result = {'age': worker_age, 'interfaces': interfaces}
         self.assertLess(out["child_age"], 1.0, out)    # the child set its own up
         self.assertGreater(out["parent_age"], 1.0, out)  # the parent's was kept for it
 
+    def test_a_fork_holding_the_sockets_does_not_keep_the_sandboxes(self):
+        # The child inherits copies of the prepared sandbox's sockets and
+        # holds them until it is killed; freeing the engine in the parent
+        # must end the sandbox anyway (were it waiting for EOF, the free
+        # would wait for the child, which waits for the parent: a hang).
+        from .common import LIBSPR_PRELUDE, libspr_program
+        out = libspr_program(LIBSPR_PRELUDE, r'''
+            out, err = P(), P()
+            req = b'{"code": "result = 1"}'
+            assert lib.spr_run_json(engine, req, len(req), ctypes.byref(out),
+                                    ctypes.byref(err)) == 0
+            time.sleep(1)
+            def workers():
+                found = []
+                for p in filter(str.isdigit, os.listdir("/proc")):
+                    try:
+                        with open(f"/proc/{p}/cmdline", "rb") as f:
+                            last = f.read().split(b"\0")[-2]
+                    except (OSError, IndexError):
+                        continue
+                    if b"spr_worker" in last and last.endswith((b".pyc", b".py")):
+                        found.append(int(p))
+                return found
+            before = workers()
+            pid = os.fork()
+            if pid == 0:
+                ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan
+                signal.pause()
+                os._exit(0)
+            lib.spr_engine_free(engine)
+            after = [w for w in workers() if w in before]
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            print(json.dumps({"before": len(before), "after": after}))
+        ''')
+        self.assertGreaterEqual(out["before"], 1, out)  # a prepared sandbox existed
+        self.assertEqual(out["after"], [], out)
+
     def test_concurrent_runs_share_the_pool(self):
         proc, results = batch([request(f"result = {i}") for i in range(24)], "--threads", "3",
                               "--pool-size", "2")
