@@ -299,17 +299,24 @@ result = {'age': worker_age, 'interfaces': interfaces}
             assert lib.spr_run_json(engine, req, len(req), ctypes.byref(out),
                                     ctypes.byref(err)) == 0
             time.sleep(1)
-            def workers():
-                found = []
+            def workers():  # this process's descendants that are workers
+                parent, last = {}, {}
                 for p in filter(str.isdigit, os.listdir("/proc")):
                     try:
+                        with open(f"/proc/{p}/stat") as f:
+                            parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
                         with open(f"/proc/{p}/cmdline", "rb") as f:
-                            last = f.read().split(b"\0")[-2]
-                    except (OSError, IndexError):
+                            last[int(p)] = f.read().split(b"\0")[-2]
+                    except (OSError, IndexError, ValueError):
                         continue
-                    if b"spr_worker" in last and last.endswith((b".pyc", b".py")):
-                        found.append(int(p))
-                return found
+                def mine(p):
+                    while p > 1:
+                        p = parent.get(p, 0)
+                        if p == os.getpid():
+                            return True
+                    return False
+                return [p for p, arg in last.items() if mine(p) and b"spr_worker" in arg
+                        and arg.endswith((b".pyc", b".py"))]
             before = workers()
             pid = os.fork()
             if pid == 0:
