@@ -78,7 +78,10 @@ SPR_API void spr_policy_free(spr_policy *policy);
 typedef struct spr_engine spr_engine;
 
 /* Options for the LocalEngine. Zero-initialise and set what you need;
- * fields are only ever appended. */
+ * fields are only ever appended. The library reads the whole struct, so a
+ * program built against an older header (a shorter struct) must not load
+ * a newer library: appending a field bumps the soname (libspr.so.1 since
+ * pool_size). */
 typedef struct spr_local_options {
 	const char *python;      /* interpreter; NULL: /usr/bin/python3 */
 	const char *libexec_dir; /* spr-sandbox + spr_worker.py; NULL: $SPR_LIBEXEC_DIR,

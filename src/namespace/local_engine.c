@@ -396,7 +396,8 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 		return spr_fail_oom(err);
 	spr_engine_init(&le->base, &local_ops);
 	spr_fork_server_init(&le->server);
-	spr_local_pool_init(&le->pool, opts->pool_size == 0 ? 1 : opts->pool_size);
+	spr_local_pool_init(&le->pool, opts->pool_size == 0 ? 1 : opts->pool_size,
+			    spr_local_prepare, le);
 	le->allow_degraded = opts->allow_degraded;
 	if (spr_cgroup_detect(opts->cgroup_parent, &le->cgroups, err) < 0) {
 		spr_engine_free(&le->base);

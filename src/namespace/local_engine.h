@@ -43,6 +43,9 @@ struct spr_local_engine {
 	struct spr_local_pool pool;    /* sandboxes prepared for the next run */
 };
 
+/* Sets a sandbox up for the pool (spr_prepare_fn; engine: the local engine). */
+SPR_HIDDEN struct spr_prepared *spr_local_prepare(void *engine, const char *plan);
+
 SPR_HIDDEN int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 			     struct spr_result **out, spr_error **err);
 

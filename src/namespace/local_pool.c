@@ -1,4 +1,5 @@
 /* The LocalEngine's warm pool (local_pool.h). */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -6,12 +7,17 @@
 
 #include "namespace/local_pool.h"
 
-void spr_local_pool_init(struct spr_local_pool *pool, int size)
+void spr_local_pool_init(struct spr_local_pool *pool, int size, spr_prepare_fn prepare,
+			 void *ctx)
 {
+	*pool = (struct spr_local_pool){
+		.owner = getpid(),
+		.size = size < 0 ? 0 : size > SPR_LOCAL_POOL_MAX ? SPR_LOCAL_POOL_MAX : size,
+		.prepare = prepare,
+		.ctx = ctx,
+	};
 	pthread_mutex_init(&pool->lock, NULL);
-	pool->owner = getpid();
-	pool->size = size < 0 ? 0 : size > SPR_LOCAL_POOL_MAX ? SPR_LOCAL_POOL_MAX : size;
-	pool->count = 0;
+	pthread_cond_init(&pool->wake, NULL);
 }
 
 void spr_prepared_free(struct spr_prepared *p)
@@ -30,6 +36,7 @@ void spr_prepared_free(struct spr_prepared *p)
 	spr_closep(&p->result);
 	free(p->plan);
 	free(p->started);
+	free(p->expect);
 	free(p);
 }
 
@@ -38,6 +45,14 @@ void spr_prepared_free(struct spr_prepared *p)
 static bool usable(const struct spr_local_pool *pool)
 {
 	return pool->size > 0 && pool->owner == getpid();
+}
+
+static size_t matching(const struct spr_local_pool *pool, const char *plan)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < pool->count; i++)
+		n += !strcmp(pool->ready[i]->plan, plan);
+	return n;
 }
 
 struct spr_prepared *spr_local_pool_take(struct spr_local_pool *pool, const char *plan)
@@ -62,31 +77,112 @@ struct spr_prepared *spr_local_pool_take(struct spr_local_pool *pool, const char
 	return found;
 }
 
-bool spr_local_pool_wants(struct spr_local_pool *pool, const char *plan)
+/* With the lock held; *evicted is the sandbox p replaced, for the caller
+ * to free outside the lock. */
+static bool put_locked(struct spr_local_pool *pool, struct spr_prepared *p,
+		       struct spr_prepared **evicted)
 {
-	if (!usable(pool))
+	*evicted = NULL;
+	if (pool->stopping || !pool->size)
 		return false;
-	pthread_mutex_lock(&pool->lock);
-	size_t matching = 0;
-	for (size_t i = 0; i < pool->count; i++)
-		matching += !strcmp(pool->ready[i]->plan, plan);
-	bool wants = matching < (size_t)pool->size;
-	pthread_mutex_unlock(&pool->lock);
-	return wants;
+	if (pool->count < (size_t)pool->size) {
+		pool->ready[pool->count++] = p;
+		return true;
+	}
+	for (size_t i = 0; i < pool->count; i++) {
+		if (strcmp(pool->ready[i]->plan, p->plan)) {
+			*evicted = pool->ready[i];
+			pool->ready[i] = p;
+			return true;
+		}
+	}
+	return false;
 }
 
-void spr_local_pool_put(struct spr_local_pool *pool, struct spr_prepared *p)
+bool spr_local_pool_put(struct spr_local_pool *pool, struct spr_prepared *p)
 {
+	struct spr_prepared *evicted = NULL;
+	bool kept = false;
 	if (usable(pool)) {
 		pthread_mutex_lock(&pool->lock);
-		bool room = pool->count < (size_t)pool->size;
-		if (room)
-			pool->ready[pool->count++] = p;
+		kept = put_locked(pool, p, &evicted);
 		pthread_mutex_unlock(&pool->lock);
-		if (room)
-			return;
 	}
-	spr_prepared_free(p);
+	spr_prepared_free(evicted);
+	if (!kept)
+		spr_prepared_free(p);
+	return kept;
+}
+
+static void clear_want(struct spr_local_pool *pool)
+{
+	free(pool->want_plan);
+	free(pool->want_isolation);
+	pool->want_plan = pool->want_isolation = NULL;
+}
+
+/* One step of the thread, lock held: sets one sandbox up (the lock
+ * released meanwhile). Returns false when there is nothing to do. */
+static bool refill_step(struct spr_local_pool *pool)
+{
+	if (!pool->want_plan || matching(pool, pool->want_plan) >= (size_t)pool->size)
+		return false;
+	char *plan = strdup(pool->want_plan);
+	char *isolation = pool->want_isolation ? strdup(pool->want_isolation) : NULL;
+	pthread_mutex_unlock(&pool->lock);
+	struct spr_prepared *p = plan ? pool->prepare(pool->ctx, plan) : NULL;
+	if (p) {
+		p->expect = steal_pointer(&isolation);
+	}
+	pthread_mutex_lock(&pool->lock);
+	struct spr_prepared *evicted = NULL;
+	bool kept = p && put_locked(pool, p, &evicted);
+	/* A failure ends this refill (a plan that cannot be set up is not
+	 * retried in a loop); the next run asks again. */
+	if (!kept && plan && pool->want_plan && !strcmp(pool->want_plan, plan))
+		clear_want(pool);
+	pthread_mutex_unlock(&pool->lock);
+	spr_prepared_free(evicted);
+	if (!kept)
+		spr_prepared_free(p);
+	free(plan);
+	free(isolation);
+	pthread_mutex_lock(&pool->lock);
+	return true;
+}
+
+static void *refill_thread(void *arg)
+{
+	struct spr_local_pool *pool = arg;
+	pthread_mutex_lock(&pool->lock);
+	while (!pool->stopping)
+		if (!refill_step(pool) && !pool->stopping)
+			pthread_cond_wait(&pool->wake, &pool->lock);
+	pthread_mutex_unlock(&pool->lock);
+	return NULL;
+}
+
+void spr_local_pool_refill(struct spr_local_pool *pool, const char *plan, const char *isolation)
+{
+	if (!usable(pool))
+		return;
+	pthread_mutex_lock(&pool->lock);
+	if (!pool->stopping) {
+		clear_want(pool);
+		pool->want_plan = strdup(plan);
+		pool->want_isolation = isolation ? strdup(isolation) : NULL;
+		if (!pool->thread_running) {
+			/* The caller's signals are the caller's: the thread takes none. */
+			sigset_t all, saved;
+			sigfillset(&all);
+			pthread_sigmask(SIG_BLOCK, &all, &saved);
+			pool->thread_running =
+				pthread_create(&pool->thread, NULL, refill_thread, pool) == 0;
+			pthread_sigmask(SIG_SETMASK, &saved, NULL);
+		}
+		pthread_cond_signal(&pool->wake);
+	}
+	pthread_mutex_unlock(&pool->lock);
 }
 
 void spr_local_pool_drain(struct spr_local_pool *pool)
@@ -96,11 +192,20 @@ void spr_local_pool_drain(struct spr_local_pool *pool)
 	if (pool->owner != getpid())
 		return;
 	pthread_mutex_lock(&pool->lock);
+	pool->stopping = true;
+	pthread_cond_signal(&pool->wake);
+	bool running = pool->thread_running;
+	pool->thread_running = false;
+	pthread_mutex_unlock(&pool->lock);
+	if (running)
+		pthread_join(pool->thread, NULL);
+	pthread_mutex_lock(&pool->lock);
 	size_t n = pool->count;
 	struct spr_prepared *all[SPR_LOCAL_POOL_MAX];
 	memcpy(all, pool->ready, n * sizeof(*all));
 	pool->count = 0;
 	pool->size = 0;
+	clear_want(pool);
 	pthread_mutex_unlock(&pool->lock);
 	for (size_t i = 0; i < n; i++)
 		spr_prepared_free(all[i]);

@@ -6,7 +6,13 @@
  * reached it yet, so handing it over is writing the request. It is kept
  * for the sandbox plan it was made with (the helper's JSON, compared as
  * text: every limit, mount and filter the run gets is in it), and only a
- * run with the identical plan may take it. */
+ * run with the identical plan may take it.
+ *
+ * Sandboxes are set up by the pool's own thread, started at the first
+ * refill: a run only says what it wants and goes on watching its own
+ * deadline. The thread adds at most one sandbox per step and stops at
+ * the first failure, so a plan that cannot be set up is not retried until
+ * a run asks again. */
 #ifndef SPR_LOCAL_POOL_H
 #define SPR_LOCAL_POOL_H
 
@@ -26,18 +32,32 @@ struct spr_prepared {
 	char *plan;	    /* the helper plan it was made with */
 	unsigned server;    /* the generation of the fork server of its monitor */
 	char *started;	    /* the "started" event, once read */
+	char *expect;	    /* the isolation of the run that asked for it (NULL:
+			       unknown): a sandbox that got less is not used */
 };
+
+/* Sets a sandbox up for plan (NULL on failure). */
+typedef struct spr_prepared *(*spr_prepare_fn)(void *ctx, const char *plan);
 
 struct spr_local_pool {
 	pthread_mutex_t lock;
+	pthread_cond_t wake;
 	pid_t owner; /* a fork of the caller shares the descriptors: it must
 			neither use nor discard the parent's sandboxes */
 	int size;    /* how many to keep prepared; 0: none */
 	struct spr_prepared *ready[SPR_LOCAL_POOL_MAX];
 	size_t count;
+
+	spr_prepare_fn prepare;
+	void *ctx;
+	char *want_plan;      /* what the thread prepares for (NULL: nothing) */
+	char *want_isolation; /* and the isolation expected of it */
+	bool thread_running, stopping;
+	pthread_t thread;
 };
 
-SPR_HIDDEN void spr_local_pool_init(struct spr_local_pool *pool, int size);
+SPR_HIDDEN void spr_local_pool_init(struct spr_local_pool *pool, int size,
+				    spr_prepare_fn prepare, void *ctx);
 
 /* Asks the monitor to end the sandbox (it kills the run and removes its
  * cgroup) and closes the descriptors. */
@@ -48,13 +68,16 @@ SPR_HIDDEN void spr_prepared_free(struct spr_prepared *p);
 SPR_HIDDEN struct spr_prepared *spr_local_pool_take(struct spr_local_pool *pool,
 						    const char *plan);
 
-/* Whether the pool is short of sandboxes for `plan` right now. */
-SPR_HIDDEN bool spr_local_pool_wants(struct spr_local_pool *pool, const char *plan);
+/* Has the pool's thread fill the pool with sandboxes for `plan` (whose
+ * run got `isolation`, or NULL when not known yet). Returns at once. */
+SPR_HIDDEN void spr_local_pool_refill(struct spr_local_pool *pool, const char *plan,
+				      const char *isolation);
 
-/* Adds p (or frees it when the pool is full or was disabled meanwhile). */
-SPR_HIDDEN void spr_local_pool_put(struct spr_local_pool *pool, struct spr_prepared *p);
+/* Adds p, in place of a sandbox for another plan when the pool is full.
+ * Returns false (p freed) when there is no room for it. */
+SPR_HIDDEN bool spr_local_pool_put(struct spr_local_pool *pool, struct spr_prepared *p);
 
-/* Discards every prepared sandbox (engine free). */
+/* Stops the thread and discards every prepared sandbox (engine free). */
 SPR_HIDDEN void spr_local_pool_drain(struct spr_local_pool *pool);
 
 #endif

@@ -307,6 +307,12 @@ static bool prepared_alive(struct spr_prepared *p, unsigned server)
 		const cJSON *event = cJSON_GetObjectItemCaseSensitive(m, "event");
 		if (!cJSON_IsString(event) || strcmp(event->valuestring, "started"))
 			return false;
+		/* Under allow_degraded a setup that failed (memory or pids
+		 * pressure while another run ran) gives a weaker sandbox: not one
+		 * to hand to a run whose predecessor got the full one. */
+		_cleanup_free_ char *isolation = isolation_json(m);
+		if (p->expect && (!isolation || strcmp(isolation, p->expect)))
+			return false;
 		free(p->started);
 		if (!(p->started = strndup(msg, (size_t)n)))
 			return false;
@@ -330,18 +336,10 @@ static struct spr_prepared *acquire_sandbox(struct spr_local_engine *le, const c
 	return prepare_sandbox(le, plan, err);
 }
 
-/* After a run: set the next one up in the background, so that its cost
- * is not on the next run's path. A failure here costs only speed: the
- * next run sets up its own sandbox and reports what goes wrong. */
-static void refill_pool(struct spr_local_engine *le, const char *plan)
+struct spr_prepared *spr_local_prepare(void *engine, const char *plan)
 {
-	while (spr_local_pool_wants(&le->pool, plan)) {
-		_cleanup_error_ spr_error *ignored = NULL;
-		struct spr_prepared *p = prepare_sandbox(le, plan, &ignored);
-		if (!p)
-			return;
-		spr_local_pool_put(&le->pool, p);
-	}
+	_cleanup_error_ spr_error *ignored = NULL; /* the run that asks again reports it */
+	return prepare_sandbox(engine, plan, &ignored);
 }
 
 /* ---- control messages ------------------------------------------------------ */
@@ -589,14 +587,10 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 		sandbox ? acquire_sandbox(r.engine, sandbox, &prepared, &r.infra) : NULL;
 	if (p) {
 		adopt_sandbox(&r, p);
-		if (prepared) {
-			/* The plan works (a sandbox made with it is waiting): set
-			 * the next one up while this run runs, its request sent
-			 * first so the worker starts at once. */
-			if (spr_feeder_pump(&r.request) < 0)
-				return spr_fail_errno(err, SPR_LAYER_CORE, "writing the request");
-			refill_pool(r.engine, sandbox);
-		}
+		/* The plan works (a sandbox made with it was waiting): the next
+		 * one is set up while this run runs. */
+		if (prepared)
+			spr_local_pool_refill(&r.engine->pool, sandbox, r.isolation);
 		rc = pump(&r, err);
 	}
 	/* After a failure the helper may be waiting on us: stop it. After a
@@ -610,6 +604,6 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 	/* A sandbox set up for this run: only after it worked, so a failing
 	 * setup is not repeated in the background. */
 	if (rc == 0 && !prepared && !r.infra)
-		refill_pool(r.engine, sandbox);
+		spr_local_pool_refill(&r.engine->pool, sandbox, r.isolation);
 	return rc;
 }

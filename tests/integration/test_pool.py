@@ -103,7 +103,7 @@ class WarmPool(SprTestCase):
 
     def test_nothing_crosses_from_one_run_to_the_next(self):
         first = r"""
-import os, subprocess, sys
+import os, subprocess, sys, time
 open('/tmp/left-behind', 'w').write('secret')
 sys.spr_left_behind = True
 sleeper = subprocess.Popen(['/bin/sleep', '60'], start_new_session=True)
@@ -111,7 +111,9 @@ result = {
     'own_file_seen': os.path.exists('/tmp/left-behind'),
     'own_sleeper_seen': os.path.exists(f'/proc/{sleeper.pid}'),
     'ns': [os.readlink(f'/proc/self/ns/{n}') for n in ('mnt', 'pid', 'net', 'ipc', 'uts')],
+    'age': worker_age,
 }
+time.sleep(0.5)  # B's sandbox is set up meanwhile, next to this one
 """
         second = r"""
 import os, sys
@@ -124,9 +126,14 @@ result = {
     'age': worker_age,
 }
 """
-        proc, results = batch([request(first), pause(), request(second)])
+        # A warm-up run first: A then runs on a prepared sandbox, and B's is
+        # set up while A runs (both alive at once, so their namespaces
+        # cannot share an inode number by reuse either).
+        proc, results = batch([request("result = 0"), pause(), request(first), pause(),
+                               request(second)])
         self.assertAllOk(proc, results)
-        a, b = results[0]["result"], results[1]["result"]
+        a, b = results[1]["result"], results[2]["result"]
+        self.assertGreater(a["age"], PREPARED_AGE, a)
         # What run A left is real inside A ...
         self.assertTrue(a["own_file_seen"] and a["own_sleeper_seen"], a)
         # ... and run B, in a sandbox prepared while A ran, sees none of it.
@@ -152,8 +159,10 @@ except ProcessLookupError:
     signalled = 'none'
 result = {'seen': seen, 'me': os.getpid(), 'signalled': signalled}
 """
-        proc, results = batch([request(attack), pause(), request("result = worker_age")])
+        proc, results = batch([request("result = 0"), pause(), request(attack), pause(),
+                               request("result = worker_age")])
         self.assertEqual(proc.returncode, 0, proc.stderr)
+        results = results[1:]  # after the warm-up, A runs while B's sandbox is set up
         self.assertTrue(results[0]["ok"], results[0])  # A itself survives kill(-1)
         a = results[0]["result"]
         self.assertEqual(a["seen"], [1, a["me"]])  # its init and itself, nothing else
@@ -337,6 +346,22 @@ result = {'age': worker_age, 'interfaces': interfaces}
                               "--pool-size", "2")
         self.assertAllOk(proc, results)
         self.assertEqual(sorted(r["result"] for r in results), list(range(24)))
+
+    def test_concurrent_runs_of_different_policies(self):
+        # Two threads, two policies, one pool slot. The short run's thread
+        # ends first and leaves a sandbox for its policy in the slot; the
+        # long run's refill then finds the slot taken by the other policy
+        # and must take it over (a refill that cannot place its sandbox and
+        # tries again would never end, and the engine's free would wait
+        # for it forever).
+        long_run = request("import time\ntime.sleep(2)\nresult = 'long'", network=True)
+        short_run = request("import time\ntime.sleep(0.5)\nresult = 'short'")
+        for _ in range(2):
+            proc, results = batch([long_run, short_run], "--threads", "2", "--pool-size", "1",
+                                  timeout=30)
+            self.assertAllOk(proc, results)
+            self.assertEqual([r["result"] for r in results], ["long", "short"])
+            self.assertEqual([r["isolation"]["network"] for r in results], ["host", "loopback"])
 
     def test_pool_size_out_of_range_is_refused(self):
         for size in ("9", "-2"):

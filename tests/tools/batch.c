@@ -69,7 +69,8 @@ int main(int argc, char **argv)
 	const char *engine = "local";
 	int threads = 1;
 	spr_docker_options d = {0};
-	spr_local_options lo = {0};
+	/* as spr-run does: a rootless caller's delegated subtree */
+	spr_local_options lo = {.cgroup_parent = getenv("SPR_CGROUP_PARENT")};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--engine") && v)

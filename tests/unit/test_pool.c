@@ -1,6 +1,7 @@
 /* The warm pool's bookkeeping (local_pool.c), on entries without
  * descriptors: which sandbox a plan gets, what is discarded, the size
  * bound, and that a fork of the caller never touches the parent's pool. */
+#include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@ static struct spr_prepared *entry(const char *plan)
 START_TEST(take_gives_only_an_identical_plan)
 {
 	struct spr_local_pool pool;
-	spr_local_pool_init(&pool, 2);
+	spr_local_pool_init(&pool, 2, NULL, NULL);
 	struct spr_prepared *a = entry("{\"plan\":1}");
 	spr_local_pool_put(&pool, a);
 	/* Not a prefix, not a superset: the whole text. */
@@ -39,7 +40,7 @@ END_TEST
 START_TEST(take_keeps_other_sandboxes_of_the_same_plan)
 {
 	struct spr_local_pool pool;
-	spr_local_pool_init(&pool, 3);
+	spr_local_pool_init(&pool, 3, NULL, NULL);
 	struct spr_prepared *a = entry("p"), *b = entry("p"), *c = entry("q");
 	spr_local_pool_put(&pool, a);
 	spr_local_pool_put(&pool, c);
@@ -57,29 +58,110 @@ END_TEST
 START_TEST(the_size_bounds_the_pool)
 {
 	struct spr_local_pool pool;
-	spr_local_pool_init(&pool, 1);
-	ck_assert(spr_local_pool_wants(&pool, "p"));
-	spr_local_pool_put(&pool, entry("p"));
-	ck_assert(!spr_local_pool_wants(&pool, "p"));
-	ck_assert(spr_local_pool_wants(&pool, "q")); /* none for q yet */
-	spr_local_pool_put(&pool, entry("p")); /* full: freed, not kept */
+	spr_local_pool_init(&pool, 1, NULL, NULL);
+	ck_assert(spr_local_pool_put(&pool, entry("p")));
+	ck_assert(!spr_local_pool_put(&pool, entry("p"))); /* full: freed, not kept */
 	ck_assert_uint_eq(pool.count, 1);
+	/* Full of another plan: the newer plan takes the place. */
+	ck_assert(spr_local_pool_put(&pool, entry("q")));
+	ck_assert_uint_eq(pool.count, 1);
+	ck_assert_str_eq(pool.ready[0]->plan, "q");
 	spr_local_pool_drain(&pool);
-	ck_assert(!spr_local_pool_wants(&pool, "p")); /* drained for good */
+	ck_assert(!spr_local_pool_put(&pool, entry("p"))); /* drained for good */
 
-	spr_local_pool_init(&pool, 0);
-	ck_assert(!spr_local_pool_wants(&pool, "p"));
-	spr_local_pool_put(&pool, entry("p"));
+	spr_local_pool_init(&pool, 0, NULL, NULL);
+	ck_assert(!spr_local_pool_put(&pool, entry("p")));
 	ck_assert_uint_eq(pool.count, 0);
-	spr_local_pool_init(&pool, 100);
+	spr_local_pool_init(&pool, 100, NULL, NULL);
 	ck_assert_int_eq(pool.size, SPR_LOCAL_POOL_MAX);
+}
+END_TEST
+
+/* ---- the refill thread, with a fake setup ---- */
+
+struct fake {
+	pthread_mutex_t lock;
+	int calls;
+	bool fail;
+};
+
+static struct spr_prepared *fake_prepare(void *ctx, const char *plan)
+{
+	struct fake *f = ctx;
+	pthread_mutex_lock(&f->lock);
+	f->calls++;
+	bool fail = f->fail;
+	pthread_mutex_unlock(&f->lock);
+	return fail ? NULL : entry(plan);
+}
+
+/* Waits (bounded, not timed: 10 s is only a hang guard) until the thread
+ * has nothing left to do for this refill: the pool holds `want` sandboxes,
+ * or it gave up (the wanted plan cleared). */
+static void settle(struct spr_local_pool *pool, size_t want)
+{
+	for (int i = 0; i < 10000; i++) {
+		pthread_mutex_lock(&pool->lock);
+		bool done = pool->count == want || !pool->want_plan;
+		pthread_mutex_unlock(&pool->lock);
+		if (done)
+			break;
+		usleep(1000);
+	}
+	usleep(20000); /* a thread that would go on has time to show it */
+}
+
+START_TEST(refill_fills_up_to_the_size_and_stops)
+{
+	struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct spr_local_pool pool;
+	spr_local_pool_init(&pool, 2, fake_prepare, &f);
+	spr_local_pool_refill(&pool, "p", NULL);
+	settle(&pool, 2);
+	ck_assert_uint_eq(pool.count, 2);
+	ck_assert_int_eq(f.calls, 2);
+	spr_local_pool_drain(&pool);
+}
+END_TEST
+
+START_TEST(a_failing_setup_is_not_retried)
+{
+	struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER, .fail = true};
+	struct spr_local_pool pool;
+	spr_local_pool_init(&pool, 2, fake_prepare, &f);
+	spr_local_pool_refill(&pool, "p", NULL);
+	settle(&pool, 2);
+	ck_assert_uint_eq(pool.count, 0);
+	ck_assert_int_eq(f.calls, 1);
+	spr_local_pool_drain(&pool);
+}
+END_TEST
+
+/* Another thread's run left a sandbox for its plan in a full pool: the
+ * refill for this plan replaces it rather than setting sandboxes up and
+ * throwing them away forever. */
+START_TEST(a_full_pool_of_another_plan_does_not_loop_the_refill)
+{
+	struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct spr_local_pool pool;
+	spr_local_pool_init(&pool, 1, fake_prepare, &f);
+	ck_assert(spr_local_pool_put(&pool, entry("y")));
+	spr_local_pool_refill(&pool, "x", "{\"isolation\":1}");
+	settle(&pool, 1);
+	pthread_mutex_lock(&pool.lock);
+	ck_assert_str_eq(pool.ready[0]->plan, "x");
+	ck_assert_str_eq(pool.ready[0]->expect, "{\"isolation\":1}");
+	pthread_mutex_unlock(&pool.lock);
+	ck_assert_int_eq(f.calls, 1);
+	spr_local_pool_drain(&pool);
+	ck_assert_uint_eq(pool.count, 0);
 }
 END_TEST
 
 START_TEST(a_fork_leaves_the_parents_pool_alone)
 {
 	struct spr_local_pool pool;
-	spr_local_pool_init(&pool, 1);
+	spr_local_pool_init(&pool, 1, NULL, NULL);
 	struct spr_prepared *a = entry("p");
 	spr_local_pool_put(&pool, a);
 	pid_t pid = fork();
@@ -87,8 +169,10 @@ START_TEST(a_fork_leaves_the_parents_pool_alone)
 	if (pid == 0) {
 		/* The lock may be held by a thread that does not exist here:
 		 * none of these may take it or hand out the parent's sandbox. */
-		bool ok = !spr_local_pool_wants(&pool, "q") && !spr_local_pool_take(&pool, "p");
+		bool ok = !spr_local_pool_take(&pool, "p");
+		spr_local_pool_refill(&pool, "q", NULL); /* no thread here */
 		spr_local_pool_drain(&pool);
+		ok = ok && !pool.thread_running;
 		_exit(ok && pool.count == 1 ? 0 : 1);
 	}
 	int status;
@@ -107,6 +191,9 @@ Suite *make_suite(void)
 	tcase_add_test(t, take_gives_only_an_identical_plan);
 	tcase_add_test(t, take_keeps_other_sandboxes_of_the_same_plan);
 	tcase_add_test(t, the_size_bounds_the_pool);
+	tcase_add_test(t, refill_fills_up_to_the_size_and_stops);
+	tcase_add_test(t, a_failing_setup_is_not_retried);
+	tcase_add_test(t, a_full_pool_of_another_plan_does_not_loop_the_refill);
 	tcase_add_test(t, a_fork_leaves_the_parents_pool_alone);
 	suite_add_tcase(s, t);
 	return s;
