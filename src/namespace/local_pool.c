@@ -129,17 +129,24 @@ static bool refill_step(struct spr_local_pool *pool)
 		return false;
 	char *plan = strdup(pool->want_plan);
 	char *isolation = pool->want_isolation ? strdup(pool->want_isolation) : NULL;
-	pthread_mutex_unlock(&pool->lock);
-	struct spr_prepared *p = plan ? pool->prepare(pool->ctx, plan) : NULL;
-	if (p) {
-		p->expect = steal_pointer(&isolation);
+	if (!plan || (pool->want_isolation && !isolation)) {
+		/* Out of memory: give this refill up (an expectation lost would
+		 * switch the isolation check off). */
+		clear_want(pool);
+		free(plan);
+		free(isolation);
+		return true;
 	}
+	pthread_mutex_unlock(&pool->lock);
+	struct spr_prepared *p = pool->prepare(pool->ctx, plan);
+	if (p)
+		p->expect = steal_pointer(&isolation);
 	pthread_mutex_lock(&pool->lock);
 	struct spr_prepared *evicted = NULL;
 	bool kept = p && put_locked(pool, p, &evicted);
 	/* A failure ends this refill (a plan that cannot be set up is not
 	 * retried in a loop); the next run asks again. */
-	if (!kept && plan && pool->want_plan && !strcmp(pool->want_plan, plan))
+	if (!kept && pool->want_plan && !strcmp(pool->want_plan, plan))
 		clear_want(pool);
 	pthread_mutex_unlock(&pool->lock);
 	spr_prepared_free(evicted);

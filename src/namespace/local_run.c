@@ -286,21 +286,33 @@ static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const c
 	return p;
 }
 
-/* Whether a prepared sandbox is still waiting for its request: all it
- * may have said is "started" (kept for the run). Anything else (an error,
- * the worker's exit), EOF from a dead monitor, or a monitor whose server
- * is gone (it is dying with it) means it is no use. */
+/* Whether a prepared sandbox is ready for its request: it has said
+ * "started" (waited for when its setup is still going on, so that no
+ * request is written before its isolation is known), with the isolation
+ * the run that asked for it got, and nothing else. An error, the worker's
+ * exit, EOF from a dead monitor, a monitor whose server is gone (dying
+ * with it) or a setup past SETUP_TIMEOUT_MS mean it is no use. */
 static bool prepared_alive(struct spr_prepared *p, unsigned server)
 {
 	if (p->server != server)
 		return false;
+	int64_t deadline = spr_now_ms() + SETUP_TIMEOUT_MS;
 	char msg[4096];
 	for (;;) {
 		ssize_t n = recv(p->ctrl, msg, sizeof(msg), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return true;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (p->started)
+				return true;
+			struct pollfd ready = {.fd = p->ctrl, .events = POLLIN};
+			int64_t left = deadline - spr_now_ms();
+			if (left <= 0)
+				return false;
+			if (poll(&ready, 1, (int)left) < 0 && errno != EINTR)
+				return false;
+			continue;
+		}
 		if (n <= 0)
 			return false;
 		_cleanup_cjson_ cJSON *m = cJSON_ParseWithLength(msg, (size_t)n);
@@ -311,7 +323,7 @@ static bool prepared_alive(struct spr_prepared *p, unsigned server)
 		 * pressure while another run ran) gives a weaker sandbox: not one
 		 * to hand to a run whose predecessor got the full one. */
 		_cleanup_free_ char *isolation = isolation_json(m);
-		if (p->expect && (!isolation || strcmp(isolation, p->expect)))
+		if (!isolation || (p->expect && strcmp(isolation, p->expect)))
 			return false;
 		free(p->started);
 		if (!(p->started = strndup(msg, (size_t)n)))

@@ -8,6 +8,7 @@ the read), which a sandbox set up for the run cannot be. Every property
 is also checked against an engine without a pool, so a pool that silently
 stopped preparing would fail here, not pass.
 """
+import contextlib
 import json
 import os
 import signal
@@ -52,6 +53,25 @@ def batch(requests, *args, timeout=300):
                           timeout=timeout, env=ENV)
     outputs = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return proc, [o.get("result") or o for o in outputs]
+
+
+@contextlib.contextmanager
+def running_batch(requests, *args):
+    """A batch whose first run is over and whose pool is being filled, for
+    the test to act on meanwhile; killed if the test fails first."""
+    argv, lines = batch_args(requests, *args)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    proc.stdin.write(lines)
+    proc.stdin.close()
+    proc.stdin = None
+    try:
+        time.sleep(1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def descendants(root):
@@ -221,46 +241,24 @@ result = {'age': worker_age, 'interfaces': interfaces}
         self.assertGreaterEqual(results[2]["duration_ms"], 900, results[2])
 
     def test_a_prepared_sandbox_that_died_is_not_used(self):
-        argv, lines = batch_args([request("result = 1"), pause(3000),
-                                  request("result = worker_age")])
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=ENV)
-        proc.stdin.write(lines)
-        proc.stdin.close()
-        proc.stdin = None
-        try:
-            time.sleep(1)  # the first run is over, the next sandbox waits
+        with running_batch([request("result = 1"), pause(3000),
+                            request("result = worker_age")]) as proc:
             workers = wait_for(lambda: waiting_workers(proc.pid))
             self.assertEqual(len(workers), 1, descendants(proc.pid))
             os.kill(workers[0], signal.SIGKILL)
             out, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         self.assertEqual(proc.returncode, 0, err)
         second = json.loads(out.splitlines()[1])["result"]
         self.assertTrue(second["ok"], second)
         self.assertLess(second["result"], PREPARED_AGE, second)  # set up anew
 
     def test_freeing_the_engine_ends_the_prepared_sandboxes(self):
-        argv, lines = batch_args([request("result = 1"), pause(3000), request("result = 2")],
-                                 "--pool-size", "2")
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=ENV)
-        proc.stdin.write(lines)
-        proc.stdin.close()
-        proc.stdin = None
-        try:
-            time.sleep(1)  # the first run is over, the next sandboxes are set up
+        with running_batch([request("result = 1"), pause(3000), request("result = 2")],
+                           "--pool-size", "2") as proc:
             self.assertEqual(len(wait_for(lambda: len(waiting_workers(proc.pid)) == 2
                                           and waiting_workers(proc.pid)) or []), 2)
             below = descendants(proc.pid)  # server, monitors, inits, workers
             out, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         self.assertEqual(proc.returncode, 0, err)
         now = host_processes()
         alive = {pid: argv for pid, (argv, start) in below.items()

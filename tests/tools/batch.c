@@ -129,6 +129,10 @@ int main(int argc, char **argv)
 					   : spr_local_engine_new(&lo, &b.engine, &err);
 	if (rc < 0) {
 		fprintf(stderr, "batch: engine: %s\n", err->message);
+		spr_error_free(err);
+		for (size_t i = 0; i < b.njobs; i++)
+			free(b.jobs[i].request);
+		free(b.jobs);
 		return 125;
 	}
 	/* Segments between sleeps run with all threads; sleeps are barriers. */

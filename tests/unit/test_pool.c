@@ -111,29 +111,32 @@ static void settle(struct spr_local_pool *pool, size_t want)
 	usleep(20000); /* a thread that would go on has time to show it */
 }
 
+/* One refill for "p" into an empty pool of `size`; returns the setups. */
+static int refill_once(int size, bool fail, size_t *count)
+{
+	struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER, .fail = fail};
+	struct spr_local_pool pool;
+	spr_local_pool_init(&pool, size, fake_prepare, &f);
+	spr_local_pool_refill(&pool, "p", NULL);
+	settle(&pool, (size_t)size);
+	*count = pool.count;
+	spr_local_pool_drain(&pool);
+	return f.calls;
+}
+
 START_TEST(refill_fills_up_to_the_size_and_stops)
 {
-	struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	struct spr_local_pool pool;
-	spr_local_pool_init(&pool, 2, fake_prepare, &f);
-	spr_local_pool_refill(&pool, "p", NULL);
-	settle(&pool, 2);
-	ck_assert_uint_eq(pool.count, 2);
-	ck_assert_int_eq(f.calls, 2);
-	spr_local_pool_drain(&pool);
+	size_t count;
+	ck_assert_int_eq(refill_once(2, false, &count), 2);
+	ck_assert_uint_eq(count, 2);
 }
 END_TEST
 
 START_TEST(a_failing_setup_is_not_retried)
 {
-	struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER, .fail = true};
-	struct spr_local_pool pool;
-	spr_local_pool_init(&pool, 2, fake_prepare, &f);
-	spr_local_pool_refill(&pool, "p", NULL);
-	settle(&pool, 2);
-	ck_assert_uint_eq(pool.count, 0);
-	ck_assert_int_eq(f.calls, 1);
-	spr_local_pool_drain(&pool);
+	size_t count;
+	ck_assert_int_eq(refill_once(2, true, &count), 1);
+	ck_assert_uint_eq(count, 0);
 }
 END_TEST
 
@@ -147,7 +150,15 @@ START_TEST(a_full_pool_of_another_plan_does_not_loop_the_refill)
 	spr_local_pool_init(&pool, 1, fake_prepare, &f);
 	ck_assert(spr_local_pool_put(&pool, entry("y")));
 	spr_local_pool_refill(&pool, "x", "{\"isolation\":1}");
-	settle(&pool, 1);
+	for (int i = 0; i < 10000; i++) { /* a hang guard, not a timing */
+		pthread_mutex_lock(&pool.lock);
+		bool replaced = !strcmp(pool.ready[0]->plan, "x");
+		pthread_mutex_unlock(&pool.lock);
+		if (replaced)
+			break;
+		usleep(1000);
+	}
+	usleep(20000); /* a thread that would go on has time to show it */
 	pthread_mutex_lock(&pool.lock);
 	ck_assert_str_eq(pool.ready[0]->plan, "x");
 	ck_assert_str_eq(pool.ready[0]->expect, "{\"isolation\":1}");
@@ -160,24 +171,29 @@ END_TEST
 
 START_TEST(a_fork_leaves_the_parents_pool_alone)
 {
+	struct fake f = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct spr_local_pool pool;
-	spr_local_pool_init(&pool, 1, NULL, NULL);
-	struct spr_prepared *a = entry("p");
-	spr_local_pool_put(&pool, a);
+	spr_local_pool_init(&pool, 1, fake_prepare, &f);
+	spr_local_pool_refill(&pool, "p", NULL); /* the thread runs, fills the slot */
+	settle(&pool, 1);
+	struct spr_prepared *a = pool.ready[0];
+	/* Forked while the lock is held (as when another thread holds it):
+	 * the child would wait forever for a lock nobody releases. */
+	pthread_mutex_lock(&pool.lock);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		/* The lock may be held by a thread that does not exist here:
-		 * none of these may take it or hand out the parent's sandbox. */
+		alarm(2); /* a child stuck on the lock dies of SIGALRM */
 		bool ok = !spr_local_pool_take(&pool, "p");
-		spr_local_pool_refill(&pool, "q", NULL); /* no thread here */
-		spr_local_pool_drain(&pool);
-		ok = ok && !pool.thread_running;
+		spr_local_pool_refill(&pool, "q", NULL);
+		ok = ok && !spr_local_pool_put(&pool, entry("p"));
+		spr_local_pool_drain(&pool); /* no thread to join here, nothing freed */
 		_exit(ok && pool.count == 1 ? 0 : 1);
 	}
+	pthread_mutex_unlock(&pool.lock);
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
 	ck_assert_ptr_eq(spr_local_pool_take(&pool, "p"), a);
 	spr_prepared_free(a);
 	spr_local_pool_drain(&pool);
