@@ -46,10 +46,21 @@ CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(SANITIZE) -fPIC -fvisibility=
 	-D_GNU_SOURCE -I$(B)/gen -Iinclude -Isrc -Isrc/core $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SANITIZE) -Wl,-z,relro,-z,now $(LDFLAGS)
 
-# Library sources: everything under src/ except the programs' mains.
-PROGRAM_SRCS := src/cli/spr-run.c src/cli/spr.c src/namespace/sandbox_main.c
-LIB_SRCS := $(filter-out $(PROGRAM_SRCS),$(sort $(wildcard src/*/*.c)))
+# Which process each source runs in (DESIGN.md "Where things live"):
+#   shared   src/core, src/protocol, src/cgroup/common.c  (both sides)
+#   library  src/policy, src/engine, src/local, src/docker, src/cgroup/detect.c
+#   helper   src/namespace, src/cgroup/run.c               (spr-sandbox only)
+# libspr links the library and shared parts only: it never needs libnl or
+# libcap-ng, which only the helper uses.
+SHARED_SRCS := $(sort $(wildcard src/core/*.c src/protocol/*.c)) src/cgroup/common.c
+HELPER_SRCS := $(filter-out src/namespace/main.c,$(sort $(wildcard src/namespace/*.c))) \
+	src/cgroup/run.c
+LIB_SRCS := $(SHARED_SRCS) $(sort $(wildcard src/policy/*.c src/engine/*.c src/local/*.c \
+	src/docker/*.c)) src/cgroup/detect.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+HELPER_OBJS := $(HELPER_SRCS:%.c=$(B)/obj/%.o) $(SHARED_SRCS:%.c=$(B)/obj/%.o)
+LIB_PKGS := libseccomp libcjson
+LIB_LIBS = $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null) -lm -pthread
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -89,15 +100,21 @@ $(B)/libspr.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(B)/libspr.so: $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libspr.so.1 -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) -shared -Wl,-soname,libspr.so.1 -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(B)/spr-run: $(B)/obj/src/cli/spr-run.o $(B)/libspr.a
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(B)/spr: $(B)/obj/src/cli/spr.o $(B)/libspr.a
-	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
-$(LIBEXEC_OUT)/spr-sandbox: $(B)/obj/src/namespace/sandbox_main.o $(B)/libspr.a
+# spr-sandbox's own objects (and the shared ones), for the helper and for
+# unit tests of its code.
+$(B)/libspr-sandbox.a: $(HELPER_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBEXEC_OUT)/spr-sandbox: $(B)/obj/src/namespace/main.o $(B)/libspr-sandbox.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(SANDBOX_LIBS)
 
@@ -112,10 +129,10 @@ $(LIBEXEC_OUT)/runtime.Dockerfile: docker/runtime/Dockerfile
 
 # ---- tests ---------------------------------------------------------------
 
-$(B)/tests/%: tests/unit/%.c $(B)/libspr.a tests/unit/unit.h | $(DEPS_STAMP)
+$(B)/tests/%: tests/unit/%.c $(B)/libspr.a $(B)/libspr-sandbox.a tests/unit/unit.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(CHECK_CFLAGS) -Itests/unit -o $@ $< $(B)/libspr.a \
-		$(LDFLAGS_ALL) $(PKG_LIBS) $(CHECK_LIBS)
+		$(B)/libspr-sandbox.a $(LDFLAGS_ALL) $(PKG_LIBS) $(CHECK_LIBS)
 
 # Test tools (run by the integration suites, never installed).
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
@@ -290,7 +307,7 @@ install: all
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-		-e 's|@PKGS@|$(PKGS)|' libspr.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libspr.pc
+		-e 's|@PKGS@|$(LIB_PKGS)|' libspr.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libspr.pc
 
 # README's first command, checked: the RunnerResult and the expected result.
 check-demo: all

@@ -16,6 +16,7 @@
 #define SPR_CGROUP_H
 
 #include <cJSON.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -77,6 +78,22 @@ SPR_HIDDEN void spr_cgroup_release(const struct spr_cg_host *host);
  * empty spr/ directories; returns how many runs were removed. */
 SPR_HIDDEN int spr_cgroup_cleanup_stale(const struct spr_cg_host *host, spr_error **err);
 
+/* ---- shared by both sides (common.c) ------------------------------------ */
+
+/* <dir>/<file> into path; false (errno ENAMETOOLONG) rather than a
+ * cut-off path. */
+SPR_HIDDEN bool spr_cg_path(char path[PATH_MAX], const char *dir, const char *file);
+/* Writes value to <dir>/<file>; -1 with errno. */
+SPR_HIDDEN int spr_cg_write_file(const char *dir, const char *file, const char *value);
+/* v2: whether dir's cgroup.subtree_control lists memory, pids and cpu. */
+SPR_HIDDEN bool spr_cg_v2_has_controllers(const char *dir);
+/* v2: a cgroup's children get only the controllers listed in its
+ * subtree_control; enables memory, pids and cpu there unless listed. */
+SPR_HIDDEN int spr_cg_v2_enable_controllers(const char *dir, spr_error **err);
+/* Kills every process in one cgroup directory (cgroup.kill where the
+ * kernel has it, else each pid in cgroup.procs). */
+SPR_HIDDEN void spr_cg_kill_dir(const char *dir);
+
 /* ---- one run (in spr-sandbox's monitor) ---------------------------------------- */
 
 struct spr_cg_run {
@@ -106,11 +123,6 @@ struct spr_cg_stats {
 		.tasks_fd = {[0 ... SPR_CG_NCTRL - 1] = -1},                              \
 	}
 
-/* v2: whether dir's cgroup.subtree_control lists memory, pids and cpu. */
-SPR_HIDDEN bool spr_cg_v2_has_controllers(const char *dir);
-/* v2: a cgroup's children get only the controllers listed in its
- * subtree_control; enables memory, pids and cpu there unless listed. */
-SPR_HIDDEN int spr_cg_v2_enable_controllers(const char *dir, spr_error **err);
 
 /* Creates the run cgroup from the plan section and sets the limits. */
 SPR_HIDDEN int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err);
@@ -134,9 +146,6 @@ SPR_HIDDEN void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_sta
 /* True once the run hit a limit the monitor must end it for (OOM kill,
  * pids limit). Cheap: reads two small files. */
 SPR_HIDDEN bool spr_cg_run_limit_hit(const struct spr_cg_run *run, struct spr_cg_stats *stats);
-/* Kills every process in one cgroup directory (cgroup.kill where the
- * kernel has it, else each pid in cgroup.procs). */
-SPR_HIDDEN void spr_cg_kill_dir(const char *dir);
 /* Kills every process in the run cgroup (v2 cgroup.kill; v1 cgroup.procs). */
 SPR_HIDDEN void spr_cg_run_kill(const struct spr_cg_run *run);
 /* Waits (poll, bounded) until the cgroup is empty and removes it. */

@@ -13,27 +13,6 @@
 
 static const char *const names[SPR_CG_NCTRL] = {"memory", "pids", "cpu", "cpuacct"};
 
-/* <dir>/<file>; false (errno ENAMETOOLONG) rather than a cut-off path. */
-static bool cg_path(char path[PATH_MAX], const char *dir, const char *file)
-{
-	if ((size_t)snprintf(path, PATH_MAX, "%s/%s", dir, file) < PATH_MAX)
-		return true;
-	errno = ENAMETOOLONG;
-	return false;
-}
-
-static int write_file(const char *dir, const char *file, const char *value)
-{
-	char path[PATH_MAX];
-	if (!cg_path(path, dir, file))
-		return -1;
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t len = strlen(value);
-	return write(fd, value, len) == (ssize_t)len ? 0 : -1;
-}
-
 static bool exists(const char *dir, const char *file)
 {
 	char path[PATH_MAX];
@@ -75,36 +54,6 @@ static void run_name(char *buf, size_t size)
 	snprintf(buf, size, "run-%d-%llu", (int)getpid(), start);
 }
 
-bool spr_cg_v2_has_controllers(const char *dir)
-{
-	char path[PATH_MAX], buf[256] = "";
-	if (!cg_path(path, dir, "cgroup.subtree_control"))
-		return false;
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	return f && fgets(buf, sizeof(buf), f) && strstr(buf, "memory") && strstr(buf, "pids") &&
-	       strstr(buf, "cpu");
-}
-
-int spr_cg_v2_enable_controllers(const char *dir, spr_error **err)
-{
-	if (spr_cg_v2_has_controllers(dir))
-		return 0;
-	if (write_file(dir, "cgroup.subtree_control", "+memory +pids +cpu") < 0) {
-		if (errno == EBUSY)
-			return spr_fail_errno(err, SPR_LAYER_CGROUP,
-					      "%s contains processes, so its children cannot get the "
-					      "memory, pids and cpu controllers (cgroup v2's no internal "
-					      "processes rule): run spr from a delegated cgroup "
-					      "(systemd: Delegate=yes) or pass --cgroup-parent",
-					      dir);
-		return spr_fail_errno(err, SPR_LAYER_CGROUP,
-				      "enabling the memory, pids and cpu controllers in "
-				      "%s/cgroup.subtree_control",
-				      dir);
-	}
-	return 0;
-}
-
 /* mkdir <base>/spr and <base>/spr/<name>. A concurrent run may remove an
  * empty spr/ between the two steps: retry. */
 static int make_run_dir(const char *base, const char *name, bool v2, char **out, spr_error **err)
@@ -144,7 +93,7 @@ static double num(const cJSON *o, const char *key)
 
 static int set_limit(const char *dir, const char *file, const char *value, spr_error **err)
 {
-	if (write_file(dir, file, value) < 0)
+	if (spr_cg_write_file(dir, file, value) < 0)
 		return spr_fail_errno(err, SPR_LAYER_CGROUP, "writing %s to %s/%s", value, dir, file);
 	return 0;
 }
@@ -195,7 +144,7 @@ static int v1_oom_eventfd(const char *dir, spr_error **err)
 		return spr_fail_errno(err, SPR_LAYER_CGROUP, "opening %s", path);
 	}
 	snprintf(line, sizeof(line), "%d %d", efd, ctl);
-	if (write_file(dir, "cgroup.event_control", line) < 0) {
+	if (spr_cg_write_file(dir, "cgroup.event_control", line) < 0) {
 		close(efd);
 		return spr_fail_errno(err, SPR_LAYER_CGROUP, "registering an OOM eventfd for %s",
 				      dir);
@@ -292,7 +241,7 @@ int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **err)
 	char v[32];
 	snprintf(v, sizeof(v), "%d", (int)pid);
 	for (int c = 0; c < SPR_CG_NCTRL; c++)
-		if (run->dir[c] && write_file(run->dir[c], "cgroup.procs", v) < 0)
+		if (run->dir[c] && spr_cg_write_file(run->dir[c], "cgroup.procs", v) < 0)
 			return spr_fail_errno(err, SPR_LAYER_CGROUP, "moving the run into %s",
 					      run->dir[c]);
 	return 0;
@@ -363,21 +312,6 @@ void spr_cg_run_stats(const struct spr_cg_run *run, struct spr_cg_stats *s)
 		usage = ns >= 0 ? ns / 1000 : -1;
 	}
 	s->cpu_usage_us = usage;
-}
-
-void spr_cg_kill_dir(const char *dir)
-{
-	/* cgroup.kill (v2, Linux 5.14+) kills atomically, forks included. */
-	char path[PATH_MAX + 16];
-	snprintf(path, sizeof(path), "%s/cgroup.kill", dir);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0 && write(fd, "1", 1) == 1)
-		return;
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	long pid;
-	while (f && fscanf(f, "%ld", &pid) == 1)
-		kill((pid_t)pid, SIGKILL);
 }
 
 void spr_cg_run_kill(const struct spr_cg_run *run)

@@ -3,7 +3,7 @@
 #ifndef SPR_DOCKER_ADMIN_H
 #define SPR_DOCKER_ADMIN_H
 
-#include "docker/cli.h"
+#include "docker/client.h"
 
 /* The io.spr.creator label for this process: host:boot-id:pid:start-time. */
 SPR_HIDDEN char *spr_docker_creator_label(void);

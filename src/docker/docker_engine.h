@@ -6,8 +6,8 @@
 
 #include <pthread.h>
 
-#include "docker/cli.h"
-#include "engine.h"
+#include "docker/client.h"
+#include "engine/engine.h"
 
 /* Labels on everything spr creates: what `spr list/stop/cleanup` may touch. */
 #define SPR_LABEL_MANAGED "io.spr.managed"

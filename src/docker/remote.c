@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "docker/cli.h"
+#include "docker/client.h"
 
 static char *real_ssh(void)
 {

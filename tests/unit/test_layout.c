@@ -3,7 +3,7 @@
 #include <sys/stat.h>
 
 #include "json.h"
-#include "namespace/layout.h"
+#include "local/layout.h"
 #include "unit.h"
 
 static char root[] = "/tmp/spr-test-layout-XXXXXX";

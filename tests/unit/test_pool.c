@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "namespace/local_pool.h"
+#include "local/pool.h"
 #include "unit.h"
 
 static struct spr_prepared *entry(const char *plan)

@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 
 #include "namespace/mounts.h"
-#include "namespace/sandbox_internal.h"
+#include "namespace/internal.h"
 
 static void send_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void send_line(int fd, const char *fmt, ...)

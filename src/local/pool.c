@@ -5,7 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "namespace/local_pool.h"
+#include "local/pool.h"
 
 void spr_local_pool_init(struct spr_local_pool *pool, int size, spr_prepare_fn prepare,
 			 void *ctx)

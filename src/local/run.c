@@ -11,10 +11,10 @@
 #include <sys/socket.h>
 
 #include "json.h"
-#include "namespace/layout.h"
-#include "namespace/local_engine.h"
-#include "namespace/local_pool.h"
-#include "namespace/sandbox.h"
+#include "local/layout.h"
+#include "local/engine.h"
+#include "local/pool.h"
+#include "protocol/sandbox.h"
 #include "policy/seccomp.h"
 #include "proc.h"
 

@@ -1,6 +1,6 @@
 /* spr_run / spr_run_json: validate the request, find the plan, hand the
  * run to the engine. */
-#include "engine.h"
+#include "engine/engine.h"
 
 #include "json.h"
 #include "utf8.h"

@@ -9,7 +9,7 @@
 #include <sys/types.h>
 
 #include "error.h"
-#include "namespace/sandbox.h"
+#include "protocol/sandbox.h"
 
 #define SPR_FORK_SERVER_RETIRED 8
 

@@ -1,5 +1,5 @@
-/* spr-sandbox: see src/namespace/sandbox.h. */
-#include "namespace/sandbox.h"
+/* spr-sandbox: see src/protocol/sandbox.h. */
+#include "protocol/sandbox.h"
 
 #ifdef __SANITIZE_ADDRESS__
 /* Sanitizer builds (make asan): this process's stderr is the code's

@@ -1,6 +1,6 @@
 /* The engine's side of the fork server: see fork_server.h and, for why it
  * exists, sandbox_server.c. */
-#include "namespace/fork_server.h"
+#include "local/fork_client.h"
 
 #include <fcntl.h>
 #include <poll.h>

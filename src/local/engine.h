@@ -3,9 +3,9 @@
 #define SPR_LOCAL_ENGINE_H
 
 #include "cgroup/cgroup.h"
-#include "engine.h"
-#include "namespace/fork_server.h"
-#include "namespace/local_pool.h"
+#include "engine/engine.h"
+#include "local/fork_client.h"
+#include "local/pool.h"
 #include "policy/seccomp.h"
 
 /* What we learned about the interpreter once, when the engine started

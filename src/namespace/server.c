@@ -11,7 +11,7 @@
  * and the monitors, whose PDEATHSIG names the server, die with it — so
  * killing the caller still kills every run. On "bye" (the engine is being
  * freed) it waits for its monitors to finish their clean-up first. */
-#include "namespace/sandbox.h"
+#include "protocol/sandbox.h"
 
 #include <fcntl.h>
 #include <poll.h>

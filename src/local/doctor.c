@@ -3,7 +3,7 @@
 
 #include "cgroup/cgroup.h"
 #include "json.h"
-#include "namespace/local_engine.h"
+#include "local/engine.h"
 
 static void add_problem(cJSON *problems, const char *text)
 {

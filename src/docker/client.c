@@ -1,4 +1,4 @@
-#include "docker/cli.h"
+#include "docker/client.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>

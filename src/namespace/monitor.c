@@ -3,7 +3,7 @@
  * was applied, kills the run on request, and reports how it ended. The
  * checklist is spr_sandbox_monitor() at the bottom; each monitor is a
  * fork of the engine's server (sandbox_server.c). */
-#include "namespace/sandbox.h"
+#include "protocol/sandbox.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 #include "base64.h"
 #include "cgroup/cgroup.h"
 #include "json.h"
-#include "namespace/sandbox_internal.h"
+#include "namespace/internal.h"
 
 struct applied {
 	bool namespaces, network_shared;

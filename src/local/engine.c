@@ -1,6 +1,6 @@
 /* LocalEngine construction: find the helper and the worker, ask the
  * interpreter about itself once. */
-#include "namespace/local_engine.h"
+#include "local/engine.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -11,7 +11,7 @@
 #include "base64.h"
 #include "cache.h"
 #include "json.h"
-#include "namespace/layout.h"
+#include "local/layout.h"
 #include "policy/seccomp.h"
 #include "proc.h"
 

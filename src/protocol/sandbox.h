@@ -37,7 +37,7 @@ enum {
 #define SPR_SANDBOX_MAX_MSG (1 << 20)
 
 /* `spr-sandbox --serve CALLER_PID`, the engine's fork server
- * (sandbox_server.c; src/namespace/sandbox_main.c calls it), its socket on
+ * (src/namespace/server.c; src/namespace/main.c calls it), its socket on
  * fd 0 (SOCK_SEQPACKET):
  *   engine -> server:  "run" with the five descriptors above (SCM_RIGHTS,
  *                      in slot order), or "bye"
@@ -48,7 +48,7 @@ enum {
  * exited; at once when the caller's process is gone. */
 SPR_HIDDEN int spr_sandbox_serve(int argc, char **argv);
 
-/* One run's monitor (sandbox.c), forked by the server with the five
+/* One run's monitor (src/namespace/monitor.c), forked by the server with the five
  * descriptors in place; parent is the server (PDEATHSIG). Returns the exit
  * status. */
 SPR_HIDDEN int spr_sandbox_monitor(pid_t parent);

@@ -1,4 +1,4 @@
-#include "namespace/layout.h"
+#include "local/layout.h"
 
 #include <limits.h>
 #include <pwd.h>
