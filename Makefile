@@ -137,9 +137,9 @@ $(B)/tests/%: tests/unit/%.c $(B)/libspr.a $(B)/libspr-sandbox.a tests/unit/unit
 # Test tools (run by the integration suites, never installed).
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/tools/%)
-$(B)/tests/tools/%: tests/tools/%.c $(B)/libspr.a | $(DEPS_STAMP)
+$(B)/tests/tools/%: tests/tools/%.c $(B)/libspr.a $(B)/libspr-sandbox.a | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libspr.a $(LDFLAGS_ALL) $(PKG_LIBS)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libspr.a $(B)/libspr-sandbox.a $(LDFLAGS_ALL) $(PKG_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_VERBOSITY=normal $$t; done

@@ -22,10 +22,13 @@
 #include <sys/types.h>
 
 #include "error.h"
+#include "protocol/plan.h"
 
 enum spr_cg_version { SPR_CG_NONE = 0, SPR_CG_V1 = 1, SPR_CG_V2 = 2 };
 
 enum spr_cg_controller { SPR_CG_MEMORY, SPR_CG_PIDS, SPR_CG_CPU, SPR_CG_CPUACCT, SPR_CG_NCTRL };
+_Static_assert(SPR_CG_NCTRL == ARRAY_SIZE(((struct spr_cgroup_plan *)0)->base),
+	       "a plan names one base per controller");
 
 struct spr_cg_controller_info {
 	const char *name;
@@ -68,9 +71,10 @@ SPR_HIDDEN char *spr_cgroup_problem(const struct spr_cg_host *host);
 /* {"version":..,"memory":{"hierarchy":..,"base":..,"usable":..,"problem":..},..}
  * for `spr doctor`. */
 SPR_HIDDEN cJSON *spr_cgroup_describe(const struct spr_cg_host *host);
-/* The plan's "cgroup" section for a run. */
-SPR_HIDDEN cJSON *spr_cgroup_plan(const struct spr_cg_host *host, uint64_t memory_bytes,
-				  int64_t pids_max, double cpu_cores, double cpu_seconds);
+/* The sandbox plan's cgroup part for a run. */
+SPR_HIDDEN void spr_cgroup_plan(const struct spr_cg_host *host, uint64_t memory_bytes,
+				int64_t pids_max, double cpu_cores, double cpu_seconds,
+				struct spr_cgroup_plan *out);
 /* Removes the spr/ directories runs go in, when no run is in them (the
  * engine keeps them between runs). */
 SPR_HIDDEN void spr_cgroup_release(const struct spr_cg_host *host);
@@ -124,8 +128,9 @@ struct spr_cg_stats {
 	}
 
 
-/* Creates the run cgroup from the plan section and sets the limits. */
-SPR_HIDDEN int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err);
+/* Creates the run cgroup from the plan's part and sets the limits. */
+SPR_HIDDEN int spr_cg_run_create(struct spr_cg_run *run, const struct spr_cgroup_plan *plan,
+				 spr_error **err);
 /* Moves pid in (v2 without CLONE_INTO_CGROUP). */
 SPR_HIDDEN int spr_cg_run_attach(struct spr_cg_run *run, pid_t pid, spr_error **err);
 /* v1: the calling process (single-threaded: the run's init, or the

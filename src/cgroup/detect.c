@@ -475,22 +475,19 @@ cJSON *spr_cgroup_describe(const struct spr_cg_host *h)
 	return o;
 }
 
-cJSON *spr_cgroup_plan(const struct spr_cg_host *h, uint64_t memory_bytes, int64_t pids_max,
-		       double cpu_cores, double cpu_seconds)
+void spr_cgroup_plan(const struct spr_cg_host *h, uint64_t memory_bytes, int64_t pids_max,
+		     double cpu_cores, double cpu_seconds, struct spr_cgroup_plan *out)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "version", h->version);
-	cJSON *dirs = cJSON_AddObjectToObject(o, "bases");
+	*out = (struct spr_cgroup_plan){.version = h->version};
 	for (int c = 0; c < SPR_CG_NCTRL; c++)
 		if (h->ctl[c].usable && h->ctl[c].version == h->version)
-			cJSON_AddStringToObject(dirs, names[c], h->ctl[c].base);
-	cJSON_AddNumberToObject(o, "memory_bytes", (double)memory_bytes);
-	cJSON_AddNumberToObject(o, "pids_max", (double)pids_max);
-	cJSON_AddNumberToObject(o, "cpu_period_us", 100000);
-	cJSON_AddNumberToObject(o, "cpu_quota_us", cpu_cores * 100000.0);
-	cJSON_AddNumberToObject(o, "cpu_cores", cpu_cores);
-	cJSON_AddNumberToObject(o, "cpu_seconds", cpu_seconds);
-	return o;
+			out->base[c] = h->ctl[c].base;
+	out->memory_bytes = memory_bytes;
+	out->pids_max = pids_max;
+	out->cpu_period_us = 100000;
+	out->cpu_quota_us = (uint64_t)(cpu_cores * 100000.0 + 0.5);
+	out->cpu_cores = cpu_cores;
+	out->cpu_seconds = cpu_seconds;
 }
 
 /* ---- stale run cgroups ------------------------------------------------------------ */

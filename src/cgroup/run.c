@@ -11,8 +11,6 @@
 #include "cgroup/cgroup.h"
 #include "proc.h"
 
-static const char *const names[SPR_CG_NCTRL] = {"memory", "pids", "cpu", "cpuacct"};
-
 static bool exists(const char *dir, const char *file)
 {
 	char path[PATH_MAX];
@@ -85,12 +83,6 @@ static int make_run_dir(const char *base, const char *name, bool v2, char **out,
 			spr);
 }
 
-static double num(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
 static int set_limit(const char *dir, const char *file, const char *value, spr_error **err)
 {
 	if (spr_cg_write_file(dir, file, value) < 0)
@@ -98,23 +90,24 @@ static int set_limit(const char *dir, const char *file, const char *value, spr_e
 	return 0;
 }
 
-static int create_v2(struct spr_cg_run *run, const cJSON *plan, const char *base,
-		     const char *name, spr_error **err)
+static int create_v2(struct spr_cg_run *run, const struct spr_cgroup_plan *plan,
+		     const char *base, const char *name, spr_error **err)
 {
 	if (make_run_dir(base, name, true, &run->dir[0], err) < 0)
 		return -1;
 	const char *dir = run->dir[0];
 	char v[64];
-	snprintf(v, sizeof(v), "%.0f", num(plan, "memory_bytes"));
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)plan->memory_bytes);
 	if (set_limit(dir, "memory.max", v, err) < 0)
 		return -1;
 	/* No swap: a memory limit that swaps is no limit. */
 	if (exists(dir, "memory.swap.max") && set_limit(dir, "memory.swap.max", "0", err) < 0)
 		return -1;
-	snprintf(v, sizeof(v), "%.0f", num(plan, "pids_max"));
+	snprintf(v, sizeof(v), "%lld", (long long)plan->pids_max);
 	if (set_limit(dir, "pids.max", v, err) < 0)
 		return -1;
-	snprintf(v, sizeof(v), "%.0f %.0f", num(plan, "cpu_quota_us"), num(plan, "cpu_period_us"));
+	snprintf(v, sizeof(v), "%llu %llu", (unsigned long long)plan->cpu_quota_us,
+		 (unsigned long long)plan->cpu_period_us);
 	if (set_limit(dir, "cpu.max", v, err) < 0)
 		return -1;
 	char path[PATH_MAX];
@@ -152,22 +145,21 @@ static int v1_oom_eventfd(const char *dir, spr_error **err)
 	return efd;
 }
 
-static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bases,
+static int create_v1(struct spr_cg_run *run, const struct spr_cgroup_plan *plan,
 		     const char *name, spr_error **err)
 {
 	for (int c = 0; c < SPR_CG_NCTRL; c++) {
-		const cJSON *b = cJSON_GetObjectItemCaseSensitive(bases, names[c]);
-		if (!cJSON_IsString(b))
+		const char *b = plan->base[c];
+		if (!b)
 			continue;
 		/* Co-mounted controllers (cpu,cpuacct) share one hierarchy, so
 		 * one directory. */
 		for (int e = 0; e < c && !run->dir[c]; e++) {
-			const cJSON *eb = cJSON_GetObjectItemCaseSensitive(bases, names[e]);
-			if (run->dir[e] && cJSON_IsString(eb) && !strcmp(eb->valuestring, b->valuestring) &&
+			if (run->dir[e] && plan->base[e] && !strcmp(plan->base[e], b) &&
 			    !(run->dir[c] = strdup(run->dir[e])))
 				return spr_fail_oom(err);
 		}
-		if (!run->dir[c] && make_run_dir(b->valuestring, name, false, &run->dir[c], err) < 0)
+		if (!run->dir[c] && make_run_dir(b, name, false, &run->dir[c], err) < 0)
 			return -1;
 	}
 	const char *mem = run->dir[SPR_CG_MEMORY], *pids = run->dir[SPR_CG_PIDS],
@@ -175,7 +167,7 @@ static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bas
 	if (!mem || !pids || !cpu)
 		return spr_fail(err, SPR_LAYER_CGROUP, ENOENT, "plan lacks a v1 base");
 	char v[64];
-	snprintf(v, sizeof(v), "%.0f", num(plan, "memory_bytes"));
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)plan->memory_bytes);
 	/* limit first: memsw must never be below it. */
 	if (set_limit(mem, "memory.limit_in_bytes", v, err) < 0)
 		return -1;
@@ -185,13 +177,13 @@ static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bas
 	} else if (set_limit(mem, "memory.swappiness", "0", err) < 0) {
 		return -1;
 	}
-	snprintf(v, sizeof(v), "%.0f", num(plan, "pids_max"));
+	snprintf(v, sizeof(v), "%lld", (long long)plan->pids_max);
 	if (set_limit(pids, "pids.max", v, err) < 0)
 		return -1;
-	snprintf(v, sizeof(v), "%.0f", num(plan, "cpu_period_us"));
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)plan->cpu_period_us);
 	if (set_limit(cpu, "cpu.cfs_period_us", v, err) < 0)
 		return -1;
-	snprintf(v, sizeof(v), "%.0f", num(plan, "cpu_quota_us"));
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)plan->cpu_quota_us);
 	if (set_limit(cpu, "cpu.cfs_quota_us", v, err) < 0)
 		return -1;
 	run->oom_fd = v1_oom_eventfd(mem, err);
@@ -216,23 +208,22 @@ static int create_v1(struct spr_cg_run *run, const cJSON *plan, const cJSON *bas
 	return 0;
 }
 
-int spr_cg_run_create(struct spr_cg_run *run, const cJSON *plan, spr_error **err)
+int spr_cg_run_create(struct spr_cg_run *run, const struct spr_cgroup_plan *plan,
+		      spr_error **err)
 {
 	*run = (struct spr_cg_run)SPR_CG_RUN_INIT;
-	run->version = (enum spr_cg_version)num(plan, "version");
-	run->cpu_seconds = num(plan, "cpu_seconds");
-	run->cpu_cores = num(plan, "cpu_cores");
-	const cJSON *bases = cJSON_GetObjectItemCaseSensitive(plan, "bases");
+	run->version = (enum spr_cg_version)plan->version;
+	run->cpu_seconds = plan->cpu_seconds;
+	run->cpu_cores = plan->cpu_cores;
 	char name[64];
 	run_name(name, sizeof(name));
 	if (run->version == SPR_CG_V2) {
-		const cJSON *b = cJSON_GetObjectItemCaseSensitive(bases, "memory");
-		if (!cJSON_IsString(b))
+		if (!plan->base[SPR_CG_MEMORY])
 			return spr_fail(err, SPR_LAYER_CGROUP, EINVAL, "plan lacks the v2 base");
-		return create_v2(run, plan, b->valuestring, name, err);
+		return create_v2(run, plan, plan->base[SPR_CG_MEMORY], name, err);
 	}
 	if (run->version == SPR_CG_V1)
-		return create_v1(run, plan, bases, name, err);
+		return create_v1(run, plan, name, err);
 	return spr_fail(err, SPR_LAYER_CGROUP, EINVAL, "plan: unknown cgroup version");
 }
 

@@ -13,6 +13,9 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static inline void spr_freep(void *p) { free(*(void **)p); }
+/* Closes *fd and resets it to -1 (crun's close_and_reset): a second call,
+ * a cleanup attribute after an explicit close, closes nothing — never a
+ * descriptor number some other open reused meanwhile. */
 static inline void spr_closep(int *fd)
 {
 	if (*fd >= 0) {
@@ -20,6 +23,7 @@ static inline void spr_closep(int *fd)
 		close(*fd);
 		errno = saved;
 	}
+	*fd = -1;
 }
 static inline void spr_fclosep(FILE **f)
 {

@@ -46,21 +46,19 @@ SPR_HIDDEN int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_
 SPR_HIDDEN int spr_check_packages(const char *const *packages, spr_error **err);
 
 /* pool.c */
-struct spr_pool_limits {
-	uint64_t memory_bytes;
-	int64_t max_processes;
-	double cpu_cores;
-	uint64_t tmp_bytes;
-	bool network;
-	char **env; /* policy env ("NAME=value"), borrowed from the plan */
-};
 SPR_HIDDEN struct spr_pool *spr_pool_new(struct spr_docker_engine *de);
 SPR_HIDDEN void spr_pool_free(struct spr_pool *pool);
-/* One request through a warm container for these limits: fills the run's
- * facts. Returns -1 only for errors of the caller's process (memory). */
-SPR_HIDDEN int spr_pool_run(struct spr_pool *pool, const struct spr_pool_limits *limits,
-			    const char *request, size_t request_len, int64_t timeout_ms,
-			    size_t output_cap, struct spr_run_facts *facts, spr_buf *out,
-			    spr_buf *errout, spr_buf *result, spr_error **infra, spr_error **err);
+
+/* What one request through the pool produced. */
+struct spr_pool_outcome {
+	struct spr_run_facts facts; /* how the run ended, as the container saw it */
+	spr_buf out, err, result;   /* the streams (capped) and the result message */
+	spr_error *infra;	    /* the container could not run it (exit 125) */
+};
+/* One request (the serve-mode request text) through a warm container for
+ * the plan. Returns -1 only for errors of the caller's process (memory). */
+SPR_HIDDEN int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
+			    struct spr_pool_outcome *outcome, spr_error **err);
+SPR_HIDDEN void spr_pool_outcome_free(struct spr_pool_outcome *outcome);
 
 #endif

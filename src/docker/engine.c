@@ -37,66 +37,43 @@ static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *
 	cJSON_AddStringToObject(o, "image_id", de->image_id);
 	cJSON_AddStringToObject(o, "seccomp", SPR_SECCOMP_PROFILE);
 	cJSON_AddStringToObject(o, "network", plan->network ? "bridge" : "none");
-	cJSON_AddStringToObject(o, "user", "1000:1000");
+	cJSON_AddStringToObject(o, "user", SPR_DOCKER_USER);
 	cJSON_AddBoolToObject(o, "read_only_root", true);
 	cJSON_AddBoolToObject(o, "capabilities", false);
 	cJSON_AddStringToObject(o, "memory", "cgroup");
 	return cJSON_PrintUnformatted(o);
 }
 
-/* The worker request plus the limits serve mode needs. */
-static int serve_request(spr_buf *out, const spr_plan *plan, const struct spr_request *req,
-			 const char *sys_path_json)
-{
-	spr_worker_request(out, plan, req, sys_path_json);
-	if (out->oom || !out->len)
-		return -1;
-	out->data[--out->len] = '\0'; /* reopen the object */
-	spr_buf_printf(out, ",\"limits\":{\"timeout_ms\":%lld,\"output_cap\":%zu",
-		       (long long)plan->limits.timeout_ms, plan->limits.output_cap);
-	if (plan->limits.cpu_seconds > 0)
-		spr_buf_printf(out, ",\"cpu_seconds\":%.17g", plan->limits.cpu_seconds);
-	spr_buf_puts(out, "}}");
-	return out->oom ? -1 : 0;
-}
-
 static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 		      struct spr_result **out, spr_error **err)
 {
 	struct spr_docker_engine *de = (struct spr_docker_engine *)engine;
-	_cleanup_buf_ spr_buf request = SPR_BUF_INIT, so = SPR_BUF_INIT, se = SPR_BUF_INIT,
-			       result = SPR_BUF_INIT;
-	if (serve_request(&request, plan, req, de->sys_path_json) < 0)
+	_cleanup_buf_ spr_buf request = SPR_BUF_INIT;
+	spr_worker_request(&request, plan, req,
+			   &(struct spr_worker_request_opts){.sys_path_json = de->sys_path_json,
+							     .serve_limits = true});
+	if (request.oom)
 		return spr_fail_oom(err);
-	const struct spr_limits *l = &plan->limits;
-	struct spr_pool_limits limits = {
-		.memory_bytes = l->memory_bytes,
-		.max_processes = l->max_processes,
-		.cpu_cores = l->cpu_cores,
-		.tmp_bytes = l->tmp_bytes,
-		.network = plan->network,
-		.env = plan->env,
-	};
-	struct spr_run_facts facts = {.memory_peak_kb = -1,
-				      .timeout_seconds = l->timeout_seconds,
-				      .output_cap = l->output_cap};
-	_cleanup_error_ spr_error *infra = NULL;
+	__attribute__((cleanup(spr_pool_outcome_free))) struct spr_pool_outcome o = {
+		.facts = {.memory_peak_kb = -1}};
 	int64_t t0 = spr_now_ms();
-	if (spr_pool_run(de->pool, &limits, request.data, request.len, l->timeout_ms, l->output_cap,
-			 &facts, &so, &se, &result, &infra, err) < 0)
+	if (spr_pool_run(de->pool, plan, &request, &o, err) < 0)
 		return -1;
 	_cleanup_free_ char *isolation = isolation_json(de, plan);
-	facts.infra_error = infra;
-	facts.isolation_json = isolation;
-	facts.out = so.data;
-	facts.out_len = so.len;
-	facts.err = se.data;
-	facts.err_len = se.len;
-	facts.worker_msg = result.len ? result.data : NULL;
-	facts.worker_msg_len = result.len;
-	if (!facts.duration_ms)
-		facts.duration_ms = spr_now_ms() - t0;
-	return spr_marshal(&facts, out, err);
+	struct spr_run_facts *f = &o.facts;
+	f->infra_error = o.infra;
+	f->isolation_json = isolation;
+	f->timeout_seconds = plan->limits.timeout_seconds;
+	f->output_cap = plan->limits.output_cap;
+	f->out = o.out.data;
+	f->out_len = o.out.len;
+	f->err = o.err.data;
+	f->err_len = o.err.len;
+	f->worker_msg = o.result.len ? o.result.data : NULL;
+	f->worker_msg_len = o.result.len;
+	if (!f->duration_ms)
+		f->duration_ms = spr_now_ms() - t0;
+	return spr_marshal(f, out, err);
 }
 
 static const struct spr_engine_ops docker_ops = {

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "argv.h"
 #include "cache.h"
 #include "docker/docker_engine.h"
 #include "docker/profile.h"
@@ -36,7 +37,7 @@
 struct container {
 	struct container *next;
 	char *key;
-	struct spr_pool_limits limits; /* env owned: what a replacement needs */
+	spr_plan *plan; /* a reference: what a replacement needs */
 	char name[40];
 	pid_t cli;
 	int to, from, diag; /* container stdin (socket), stdout, CLI stderr */
@@ -49,7 +50,7 @@ struct container {
 /* A container to start in the background (a rotated one's replacement). */
 struct spare {
 	char *key;
-	struct spr_pool_limits limits; /* env owned */
+	spr_plan *plan; /* a reference */
 };
 
 struct spr_pool {
@@ -154,27 +155,6 @@ static void drain_diag(struct container *c)
 			spr_buf_append(&c->diag_buf, chunk, (size_t)n);
 }
 
-static void free_env(char **env)
-{
-	for (char **e = env; e && *e; e++)
-		free(*e);
-	free(env);
-}
-
-static char **copy_env(char *const *env)
-{
-	size_t n = 0;
-	while (env && env[n])
-		n++;
-	char **copy = calloc(n + 1, sizeof(*copy));
-	for (size_t i = 0; copy && i < n; i++)
-		if (!(copy[i] = strdup(env[i]))) {
-			free_env(copy);
-			return NULL;
-		}
-	return copy;
-}
-
 /* Stops a container: EOF on its stdin ends the worker and the container;
  * a stuck one is killed. Runs without the pool lock. */
 static void container_stop(struct spr_pool *pool, struct container *c)
@@ -195,7 +175,7 @@ static void container_stop(struct spr_pool *pool, struct container *c)
 	spr_closep(&c->from);
 	spr_closep(&c->diag);
 	spr_buf_free(&c->diag_buf);
-	free_env(c->limits.env);
+	spr_plan_unref(c->plan);
 	free(c->key);
 	free(c);
 }
@@ -219,119 +199,21 @@ static char *bootstrap_source(void)
 		      "exec(compile(bytes(b), '/opt/spr/spr_worker.py', 'exec'), g)\n");
 }
 
-/* A NULL-terminated argv that grows as it is filled; one failed
- * allocation poisons it so the caller checks once at the end. */
-struct argv_builder {
-	char **v;
-	size_t len, cap;
-	bool failed;
-};
-
-static void argv_take(struct argv_builder *b, char *s)
-{
-	if (!s || b->failed) {
-		free(s);
-		b->failed = true;
-		return;
-	}
-	if (b->len + 2 > b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 64;
-		char **v = realloc(b->v, cap * sizeof(*v));
-		if (!v) {
-			free(s);
-			b->failed = true;
-			return;
-		}
-		b->v = v;
-		b->cap = cap;
-	}
-	b->v[b->len++] = s;
-	b->v[b->len] = NULL;
-}
-
-static void argv_add(struct argv_builder *b, const char *s)
-{
-	argv_take(b, strdup(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void argv_addf(struct argv_builder *b,
-							     const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	argv_take(b, s);
-}
-
-static char **argv_finish(struct argv_builder *b)
-{
-	if (!b->failed)
-		return b->v;
-	for (size_t i = 0; i < b->len; i++)
-		free(b->v[i]);
-	free(b->v);
-	return NULL;
-}
-
-/* docker run arguments for one container with these limits (SPEC §5). */
-static char **run_args(struct spr_pool *pool, const struct spr_pool_limits *l, const char *name,
+/* docker run arguments for one container of this plan (SPEC §5): the
+ * flags that render the plan (profile.c), then what makes it the pool's. */
+static char **run_args(struct spr_pool *pool, const spr_plan *plan, const char *name,
 		       const char *key, const char *boot, size_t worker_len)
 {
 	struct spr_docker_engine *de = pool->de;
-	struct argv_builder b = {0};
-#define ARG(s) argv_add(&b, (s))
-#define ARGF(...) argv_addf(&b, __VA_ARGS__)
+	struct spr_argv b = {0};
+#define ARG(s) spr_argv_add(&b, (s))
+#define ARGF(...) spr_argv_addf(&b, __VA_ARGS__)
 	ARG("run");
 	ARG("--interactive");
 	ARG("--rm");
 	ARG("--name");
 	ARG(name);
-	ARG("--network");
-	ARG(l->network ? "bridge" : "none");
-	ARG("--read-only");
-	ARG("--cap-drop");
-	ARG("ALL");
-	ARG("--security-opt");
-	ARG("no-new-privileges");
-	ARG("--security-opt");
-	ARGF("seccomp=%s", de->seccomp_file);
-	ARG("--user");
-	ARG("1000:1000");
-	ARG("--pids-limit");
-	ARGF("%lld", (long long)l->max_processes);
-	ARG("--memory");
-	ARGF("%llub", (unsigned long long)l->memory_bytes);
-	ARG("--memory-swap"); /* equal to --memory: no swap */
-	ARGF("%llub", (unsigned long long)l->memory_bytes);
-	ARG("--cpus");
-	ARGF("%g", l->cpu_cores);
-	ARG("--tmpfs");
-	ARGF("/tmp:rw,noexec,nosuid,nodev,size=%llu", (unsigned long long)l->tmp_bytes);
-	ARG("--ipc");
-	ARG("none");
-	/* No IPC namespace sharing, but POSIX semaphores (multiprocessing)
-	 * need a /dev/shm: a private one, counted toward the memory limit. */
-	ARG("--tmpfs");
-	ARGF("/dev/shm:rw,noexec,nosuid,nodev,size=%llu", (unsigned long long)l->tmp_bytes);
-	ARG("--log-driver");
-	ARG("none");
-	ARG("--workdir");
-	ARG("/tmp");
-	/* The same fixed environment as the LocalEngine's; the policy's env
-	 * comes after and wins. */
-	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
-					       "LC_ALL=C.UTF-8", "HOME=/tmp", "TMPDIR=/tmp"};
-	for (size_t i = 0; i < ARRAY_SIZE(base_env); i++) {
-		ARG("--env");
-		ARG(base_env[i]);
-	}
-	for (char **e = l->env; e && *e; e++) {
-		ARG("--env");
-		ARG(*e);
-	}
+	spr_docker_run_flags(&b, plan, de->seccomp_file);
 	ARG("--label");
 	ARG(SPR_LABEL_MANAGED "=1");
 	ARG("--label");
@@ -344,25 +226,14 @@ static char **run_args(struct spr_pool *pool, const struct spr_pool_limits *l, c
 	ARGF(SPR_LABEL_CREATOR "=%s", de->creator);
 	ARG(de->image);
 	ARG("python3");
-	ARG("-I");
-	ARG("-S");
-	ARG("-B");
-	ARG("-u");
-	ARG("-X");
-	ARG("utf8");
+	for (const char *const *f = plan->python_flags; *f; f++)
+		ARG(*f);
 	ARG("-c");
 	ARG(boot);
 	ARGF("%zu", worker_len);
 #undef ARG
 #undef ARGF
-	return argv_finish(&b);
-}
-
-static void free_args(char **a)
-{
-	for (char **p = a; p && *p; p++)
-		free(*p);
-	free(a);
+	return spr_argv_finish(&b);
 }
 
 static int start_failed(struct spr_pool *pool, struct container *c, const char *what,
@@ -382,7 +253,7 @@ static int start_failed(struct spr_pool *pool, struct container *c, const char *
 }
 
 /* Starts one container and waits for the worker's hello. No lock held. */
-static struct container *container_start(struct spr_pool *pool, const struct spr_pool_limits *l,
+static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
 					 const char *key, spr_error **err)
 {
 	struct spr_docker_engine *de = pool->de;
@@ -393,14 +264,7 @@ static struct container *container_start(struct spr_pool *pool, const struct spr
 		return NULL;
 	}
 	c->to = c->from = c->diag = -1;
-	c->limits = *l;
-	c->limits.env = copy_env(l->env);
-	if (!c->limits.env) {
-		free(c->key);
-		free(c);
-		spr_fail_oom(err);
-		return NULL;
-	}
+	c->plan = spr_plan_ref(plan);
 	unsigned char rnd[8];
 	if (getentropy(rnd, sizeof(rnd)) < 0)
 		memset(rnd, 0, sizeof(rnd));
@@ -410,13 +274,13 @@ static struct container *container_start(struct spr_pool *pool, const struct spr
 	_cleanup_buf_ spr_buf worker = SPR_BUF_INIT;
 	if (!spr_read_file(de->worker_path, &worker)) {
 		spr_fail_errno(err, SPR_LAYER_DOCKER, "reading %s", de->worker_path);
-		free_env(c->limits.env);
+		spr_plan_unref(c->plan);
 		free(c->key);
 		free(c);
 		return NULL;
 	}
 	_cleanup_free_ char *boot = bootstrap_source();
-	char **args = boot ? run_args(pool, l, c->name, key, boot, worker.len) : NULL;
+	char **args = boot ? run_args(pool, plan, c->name, key, boot, worker.len) : NULL;
 	_cleanup_free_ char **argv = args ? spr_docker_argv(&de->target, args) : NULL;
 	int sp[2] = {-1, -1}, out[2] = {-1, -1}, diag[2] = {-1, -1};
 	int rc = argv ? 0 : spr_fail_oom(err);
@@ -431,7 +295,7 @@ static struct container *container_start(struct spr_pool *pool, const struct spr
 			close(fds[i]);
 		sp[1] = out[1] = diag[1] = -1;
 	}
-	free_args(args);
+	spr_argv_free_vector(args);
 	c->to = sp[0];
 	c->from = out[0];
 	c->diag = diag[0];
@@ -442,7 +306,7 @@ static struct container *container_start(struct spr_pool *pool, const struct spr
 		spr_closep(&c->to);
 		spr_closep(&c->from);
 		spr_closep(&c->diag);
-		free_env(c->limits.env);
+		spr_plan_unref(c->plan);
 		free(c->key);
 		free(c);
 		return NULL;
@@ -539,8 +403,8 @@ static void stop_list(struct spr_pool *pool, struct container *list)
 
 /* ---- acquire / release ------------------------------------------------------------- */
 
-static struct container *acquire(struct spr_pool *pool, const struct spr_pool_limits *l,
-				 const char *key, spr_error **err)
+static struct container *acquire(struct spr_pool *pool, spr_plan *plan, const char *key,
+				 spr_error **err)
 {
 	struct spr_docker_engine *de = pool->de;
 	int64_t deadline = spr_now_ms() + (int64_t)de->acquire_timeout_seconds * 1000;
@@ -567,7 +431,7 @@ static struct container *acquire(struct spr_pool *pool, const struct spr_pool_li
 		if (live_count(pool) < de->pool_size) {
 			pool->starting++;
 			pthread_mutex_unlock(&pool->lock);
-			struct container *c = container_start(pool, l, key, err);
+			struct container *c = container_start(pool, plan, key, err);
 			pthread_mutex_lock(&pool->lock);
 			pool->starting--;
 			if (c) {
@@ -623,14 +487,11 @@ static void release(struct spr_pool *pool, struct container *c, bool retire)
 	if (go && !pool->closing && pool->nspares < ARRAY_SIZE(pool->spares)) {
 		struct spare *sp = &pool->spares[pool->nspares];
 		sp->key = strdup(c->key);
-		sp->limits = c->limits;
-		sp->limits.env = copy_env(c->limits.env);
-		if (sp->key && sp->limits.env)
+		sp->plan = spr_plan_ref(c->plan);
+		if (sp->key)
 			pool->nspares++;
-		else {
-			free(sp->key);
-			free_env(sp->limits.env);
-		}
+		else
+			spr_plan_unref(sp->plan);
 	}
 	pthread_cond_broadcast(&pool->changed);
 	pthread_mutex_unlock(&pool->lock);
@@ -659,9 +520,9 @@ static void *maintain(void *arg)
 			pool->starting++;
 			pthread_mutex_unlock(&pool->lock);
 			_cleanup_error_ spr_error *err = NULL;
-			struct container *c = container_start(pool, &sp.limits, sp.key, &err);
+			struct container *c = container_start(pool, sp.plan, sp.key, &err);
 			free(sp.key);
-			free_env(sp.limits.env);
+			spr_plan_unref(sp.plan);
 			pthread_mutex_lock(&pool->lock);
 			pool->starting--;
 			if (c && pool->closing) {
@@ -752,7 +613,7 @@ void spr_pool_free(struct spr_pool *pool)
 	stop_list(pool, all);
 	for (size_t i = 0; i < pool->nspares; i++) {
 		free(pool->spares[i].key);
-		free_env(pool->spares[i].limits.env);
+		spr_plan_unref(pool->spares[i].plan);
 	}
 	pthread_cond_destroy(&pool->changed);
 	pthread_mutex_destroy(&pool->lock);
@@ -761,15 +622,19 @@ void spr_pool_free(struct spr_pool *pool)
 
 /* ---- one request ---------------------------------------------------------------------- */
 
-static char *pool_key(const struct spr_pool_limits *l)
+/* Containers serve runs whose plans agree on what a container is made
+ * with (limits, network, environment); the Python policy, the timeout and
+ * the output cap travel with each request. */
+static char *pool_key(const spr_plan *plan)
 {
+	const struct spr_limits *l = &plan->limits;
 	uint64_t h = SPR_FNV_OFFSET;
-	for (char **e = l->env; e && *e; e++)
+	for (char **e = plan->env; *e; e++)
 		h = spr_fnv1a(h, *e, strlen(*e) + 1);
 	char *key = NULL;
 	if (asprintf(&key, "m%llu-p%lld-c%g-t%llu-n%d-e%08llx", (unsigned long long)l->memory_bytes,
 		     (long long)l->max_processes, l->cpu_cores, (unsigned long long)l->tmp_bytes,
-		     l->network ? 1 : 0, (unsigned long long)(h & 0xffffffffULL)) < 0)
+		     plan->network ? 1 : 0, (unsigned long long)(h & 0xffffffffULL)) < 0)
 		return NULL;
 	return key;
 }
@@ -809,43 +674,50 @@ static void apply_done(struct spr_run_facts *f, const char *json, size_t len)
 		f->err_total = (uint64_t)err_total->valuedouble;
 }
 
-int spr_pool_run(struct spr_pool *pool, const struct spr_pool_limits *l, const char *request,
-		 size_t request_len, int64_t timeout_ms, size_t output_cap,
-		 struct spr_run_facts *f, spr_buf *out, spr_buf *errout, spr_buf *result,
-		 spr_error **infra, spr_error **err)
+void spr_pool_outcome_free(struct spr_pool_outcome *o)
 {
-	(void)err;
-	_cleanup_free_ char *key = pool_key(l);
+	spr_buf_free(&o->out);
+	spr_buf_free(&o->err);
+	spr_buf_free(&o->result);
+	spr_error_free(o->infra);
+	o->infra = NULL;
+}
+
+int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
+		 struct spr_pool_outcome *o, spr_error **err)
+{
+	struct spr_run_facts *f = &o->facts;
+	_cleanup_free_ char *key = pool_key(plan);
 	if (!key)
 		return spr_fail_oom(err);
-	struct container *c = acquire(pool, l, key, infra);
+	struct container *c = acquire(pool, plan, key, &o->infra);
 	if (!c)
 		return 0;
 	int64_t t0 = spr_now_ms();
 	/* The worker kills the run at the timeout; the grace is for a worker
 	 * that cannot answer any more. */
-	int64_t deadline = t0 + timeout_ms + RESULT_GRACE_MS;
+	int64_t deadline = t0 + plan->limits.timeout_ms + RESULT_GRACE_MS;
 	bool retire = false, done = false;
 	_cleanup_buf_ spr_buf frame = SPR_BUF_INIT;
 	uint64_t out_total = 0, err_total = 0;
-	size_t keep = output_cap + 4;
-	int rc = send_frame(c->to, 'Q', request, request_len, deadline);
+	size_t keep = plan->limits.output_cap + 4;
+	int rc = send_frame(c->to, 'Q', request->data, request->len, deadline);
 	while (rc == 0 && !done) {
 		char type = 0;
 		rc = read_frame(c->from, &type, &frame, deadline);
 		if (rc)
 			break;
 		switch (type) {
-		case 'O': capture(out, &out_total, &frame, keep); break;
-		case 'E': capture(errout, &err_total, &frame, keep); break;
+		case 'O': capture(&o->out, &out_total, &frame, keep); break;
+		case 'E': capture(&o->err, &err_total, &frame, keep); break;
 		case 'R':
 			/* The worker cuts a result message at the frame limit. */
 			if (frame.len > SPR_MAX_RESULT_BYTES) {
 				f->worker_msg_too_big = true;
 				break;
 			}
-			spr_buf_reset(result);
-			spr_buf_append(result, frame.data, frame.len);
+			spr_buf_reset(&o->result);
+			spr_buf_append(&o->result, frame.data, frame.len);
 			break;
 		case 'D':
 			f->out_total = out_total;
@@ -864,7 +736,7 @@ int spr_pool_run(struct spr_pool *pool, const struct spr_pool_limits *l, const c
 		retire = true;
 	} else if (rc) {
 		drain_diag(c);
-		spr_fail(infra, SPR_LAYER_DOCKER, -rc,
+		spr_fail(&o->infra, SPR_LAYER_DOCKER, -rc,
 			 "the container %s stopped answering (%s)%s%s", c->name,
 			 rc == -EPROTO ? "protocol error" : strerror(-rc),
 			 c->diag_buf.len ? ": " : "", c->diag_buf.len ? spr_docker_last_line(&c->diag_buf) : "");

@@ -6,6 +6,7 @@
 
 #include "json.h"
 #include "policy/seccomp.h"
+#include "argv.h"
 
 static const char *op_name(enum spr_seccomp_cmp cmp)
 {
@@ -72,4 +73,52 @@ const char *spr_docker_seccomp_profile(spr_error **err)
 	if (!profile)
 		spr_fail_oom(err);
 	return profile;
+}
+
+void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *seccomp_file)
+{
+	const struct spr_limits *l = &plan->limits;
+	spr_argv_add(b, "--network");
+	spr_argv_add(b, plan->network ? "bridge" : "none");
+	spr_argv_add(b, "--read-only");
+	spr_argv_add(b, "--cap-drop");
+	spr_argv_add(b, "ALL");
+	spr_argv_add(b, "--security-opt");
+	spr_argv_add(b, "no-new-privileges");
+	spr_argv_add(b, "--security-opt");
+	spr_argv_addf(b, "seccomp=%s", seccomp_file);
+	spr_argv_add(b, "--user");
+	spr_argv_add(b, SPR_DOCKER_USER);
+	spr_argv_add(b, "--pids-limit");
+	spr_argv_addf(b, "%lld", (long long)l->max_processes);
+	spr_argv_add(b, "--memory");
+	spr_argv_addf(b, "%llub", (unsigned long long)l->memory_bytes);
+	spr_argv_add(b, "--memory-swap"); /* equal to --memory: no swap */
+	spr_argv_addf(b, "%llub", (unsigned long long)l->memory_bytes);
+	spr_argv_add(b, "--cpus");
+	spr_argv_addf(b, "%g", l->cpu_cores);
+	/* No IPC namespace sharing; POSIX semaphores (multiprocessing) still
+	 * get a /dev/shm: the plan's, private, counted toward the memory
+	 * limit like /tmp. */
+	spr_argv_add(b, "--ipc");
+	spr_argv_add(b, "none");
+	for (size_t i = 0; i < SPR_PLAN_NSCRATCH; i++) {
+		const struct spr_scratch *s = &plan->scratch[i];
+		spr_argv_add(b, "--tmpfs");
+		spr_argv_addf(b, "%s:rw,noexec,nosuid,nodev,size=%llu,mode=%o", s->path,
+			      (unsigned long long)s->bytes, (unsigned)s->mode);
+	}
+	spr_argv_add(b, "--log-driver");
+	spr_argv_add(b, "none");
+	spr_argv_add(b, "--workdir");
+	spr_argv_add(b, plan->workdir);
+	for (char **e = plan->env; *e; e++) {
+		spr_argv_add(b, "--env");
+		spr_argv_add(b, *e);
+	}
+	static const char *const workdir_variables[] = {"HOME", "TMPDIR"};
+	for (size_t i = 0; i < ARRAY_SIZE(workdir_variables); i++) {
+		spr_argv_add(b, "--env");
+		spr_argv_addf(b, "%s=%s", workdir_variables[i], plan->workdir);
+	}
 }

@@ -52,8 +52,8 @@ int spr_engine_plan(spr_engine *engine, const struct spr_policy *policy, spr_pla
 	return 0;
 }
 
-void spr_worker_request_venv(spr_buf *out, const spr_plan *plan, const struct spr_request *req,
-			     const char *sys_path_json, const char *venv)
+void spr_worker_request(spr_buf *out, const spr_plan *plan, const struct spr_request *req,
+			const struct spr_worker_request_opts *opts)
 {
 	spr_buf_puts(out, "{\"code\":");
 	spr_json_write_string(out, req->code, req->code_len);
@@ -61,15 +61,23 @@ void spr_worker_request_venv(spr_buf *out, const spr_plan *plan, const struct sp
 	spr_buf_append(out, req->input_json, req->input_len);
 	spr_buf_puts(out, ",\"policy\":");
 	spr_buf_puts(out, plan->worker_policy_json);
-	if (sys_path_json) {
+	if (opts->sys_path_json) {
 		spr_buf_puts(out, ",\"sys_path\":");
-		spr_buf_puts(out, sys_path_json);
+		spr_buf_puts(out, opts->sys_path_json);
 	}
-	if (venv) {
+	if (opts->venv) {
 		spr_buf_puts(out, ",\"prefix\":");
-		spr_json_write_string(out, venv, strlen(venv));
+		spr_json_write_string(out, opts->venv, strlen(opts->venv));
 	}
-	spr_buf_puts(out, "}");
+	if (opts->serve_limits) {
+		const struct spr_limits *l = &plan->limits;
+		spr_buf_printf(out, ",\"limits\":{\"timeout_ms\":%lld,\"output_cap\":%zu",
+			       (long long)l->timeout_ms, l->output_cap);
+		if (l->cpu_seconds > 0)
+			spr_buf_printf(out, ",\"cpu_seconds\":%.17g", l->cpu_seconds);
+		spr_buf_putc(out, '}');
+	}
+	spr_buf_putc(out, '}');
 }
 
 int spr_infra_result(const spr_error *cause, const char *isolation_json, int64_t duration_ms,

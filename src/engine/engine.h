@@ -41,18 +41,20 @@ SPR_HIDDEN void spr_engine_init(spr_engine *engine, const struct spr_engine_ops 
 SPR_HIDDEN int spr_engine_plan(spr_engine *engine, const struct spr_policy *policy,
 			       spr_plan **out, spr_error **err);
 
-/* The request the worker reads on stdin (docs/WORKER_PROTOCOL.md);
- * `sys_path_json` is a JSON array of directories (or NULL); `venv` the
- * root the worker makes sys.prefix (or NULL: the interpreter's own). */
-SPR_HIDDEN void spr_worker_request_venv(spr_buf *out, const spr_plan *plan,
-					const struct spr_request *req, const char *sys_path_json,
-					const char *venv);
+/* What an engine adds to the worker's request (docs/WORKER_PROTOCOL.md
+ * "Request"). */
+struct spr_worker_request_opts {
+	const char *sys_path_json; /* JSON array of directories, or NULL */
+	const char *venv;	   /* the root the worker makes sys.prefix, or NULL */
+	bool serve_limits;	   /* serve mode: the plan's timeout, output cap and
+				      CPU budget as "limits" */
+};
 
-static inline void spr_worker_request(spr_buf *out, const spr_plan *plan,
-				      const struct spr_request *req, const char *sys_path_json)
-{
-	spr_worker_request_venv(out, plan, req, sys_path_json, NULL);
-}
+/* The request the worker reads: the code, the input, the plan's Python
+ * policy, and what opts adds. */
+SPR_HIDDEN void spr_worker_request(spr_buf *out, const spr_plan *plan,
+				   const struct spr_request *req,
+				   const struct spr_worker_request_opts *opts);
 
 /* A result for a run that never started (exit 125). */
 SPR_HIDDEN int spr_infra_result(const spr_error *cause, const char *isolation_json,

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <limits.h>
 
-#include "base64.h"
 #include "cache.h"
 #include "json.h"
 #include "local/layout.h"
@@ -43,8 +42,6 @@ static void local_destroy(spr_engine *engine)
 	free(le->sandbox_path);
 	free(le->worker_path);
 	free(le->worker_run_path);
-	for (size_t i = 0; i < SPR_SECCOMP_NVARIANTS; i++)
-		free(le->seccomp_b64[i]);
 	free(le);
 }
 
@@ -363,20 +360,11 @@ static char *compiled_worker(const struct spr_local_engine *le)
 	return pyc;
 }
 
-/* Compiled once per process, encoded once per engine: a run only copies
- * the text into its plan. */
 static int load_seccomp(struct spr_local_engine *le, spr_error **err)
 {
-	for (int v = 0; v < SPR_SECCOMP_NVARIANTS; v++) {
-		struct spr_bpf bpf;
-		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &bpf, err) < 0)
+	for (int v = 0; v < SPR_SECCOMP_NVARIANTS; v++)
+		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &le->filters[v], err) < 0)
 			return -1;
-		spr_buf b = SPR_BUF_INIT;
-		spr_base64_encode(&b, bpf.insns, bpf.len);
-		le->seccomp_b64[v] = spr_buf_steal(&b, NULL);
-		if (!le->seccomp_b64[v])
-			return spr_fail_oom(err);
-	}
 	return 0;
 }
 

@@ -34,8 +34,9 @@ struct spr_local_engine {
 	char *worker_run_path; /* what the interpreter runs: a cached .pyc for this
 				  interpreter when it could be made, else worker_path */
 	bool allow_degraded;
-	/* The compiled filters (per spr_seccomp_variant), ready for the plan. */
-	char *seccomp_b64[SPR_SECCOMP_NVARIANTS];
+	/* The compiled filters (per spr_seccomp_variant; compiled once per
+	 * process, shared read-only). */
+	struct spr_bpf filters[SPR_SECCOMP_NVARIANTS];
 	uid_t outside_uid; /* what the sandbox user is outside */
 	gid_t outside_gid;
 	struct spr_cg_host cgroups; /* detected once, at engine start */
@@ -44,7 +45,7 @@ struct spr_local_engine {
 };
 
 /* Sets a sandbox up for the pool (spr_prepare_fn; engine: the local engine). */
-SPR_HIDDEN struct spr_prepared *spr_local_prepare(void *engine, const char *plan);
+SPR_HIDDEN struct spr_prepared *spr_local_prepare(void *engine, const spr_buf *plan);
 
 SPR_HIDDEN int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 			     struct spr_result **out, spr_error **err);

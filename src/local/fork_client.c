@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "protocol/message.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -137,9 +138,8 @@ static void let_go(struct spr_fork_server *s, bool wait, bool say_bye)
 		return;
 	bool ours = s->owner == getpid();
 	if (ours && say_bye)
-		send(s->sock, "bye", 3, MSG_NOSIGNAL);
-	close(s->sock);
-	s->sock = -1;
+		spr_msg_send(s->sock, &(struct spr_msg){.type = SPR_MSG_BYE}, NULL, 0);
+	spr_closep(&s->sock);
 	if (ours && wait) {
 		reap(s->pidfd);
 		close(s->pidfd);
@@ -176,19 +176,7 @@ static void reap_retired(struct spr_fork_server *s, bool blocking)
 
 static int send_run(int sock, const int fds[SPR_SANDBOX_NFDS])
 {
-	struct iovec iov = {.iov_base = (void *)"run", .iov_len = 3};
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * SPR_SANDBOX_NFDS)];
-		struct cmsghdr align;
-	} u = {0};
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int) * SPR_SANDBOX_NFDS);
-	memcpy(CMSG_DATA(c), fds, sizeof(int) * SPR_SANDBOX_NFDS);
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+	return spr_msg_send(sock, &(struct spr_msg){.type = SPR_MSG_RUN}, fds, SPR_SANDBOX_NFDS);
 }
 
 enum reply_kind {
@@ -198,7 +186,7 @@ enum reply_kind {
 	REPLY_BROKEN,  /* no answer (errno) */
 };
 
-static enum reply_kind receive_reply(int sock, int *pidfd, char *text, size_t size)
+static enum reply_kind receive_reply(int sock, int *pidfd, struct spr_msg *m)
 {
 	struct pollfd p = {.fd = sock, .events = POLLIN};
 	int64_t deadline = spr_now_ms() + REPLY_TIMEOUT_MS;
@@ -212,52 +200,35 @@ static enum reply_kind receive_reply(int sock, int *pidfd, char *text, size_t si
 			errno = ETIMEDOUT;
 		return REPLY_BROKEN;
 	}
-	struct iovec iov = {.iov_base = text, .iov_len = size - 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	if (n <= 0) {
-		if (n == 0)
+	size_t nfds = 1;
+	*pidfd = -1;
+	int rc = spr_msg_recv(sock, m, 0, pidfd, &nfds);
+	if (rc < 0 && errno == EMSGSIZE) {
+		/* The monitor started; we could not take its pidfd. Without the
+		 * control socket (closed by our caller) it ends by itself. */
+		*m = (struct spr_msg){.type = SPR_MSG_ERROR};
+		m->error.layer = SPR_LAYER_SANDBOX;
+		m->error.errnum = EMFILE;
+		snprintf(m->error.message, sizeof(m->error.message),
+			 "receiving the run monitor's pidfd (the calling process is out of "
+			 "descriptors: raise RLIMIT_NOFILE)");
+		return REPLY_ERROR;
+	}
+	if (rc <= 0) {
+		if (rc == 0)
 			errno = EPIPE;
 		return REPLY_BROKEN;
 	}
-	text[n] = '\0';
-	*pidfd = -1;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-	    c->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(pidfd, CMSG_DATA(c), sizeof(int));
-	if (atoi(text) > 0 && *pidfd >= 0)
+	if (m->type == SPR_MSG_MONITOR && nfds == 1)
 		return REPLY_MONITOR;
-	if (*pidfd >= 0)
-		close(*pidfd);
-	*pidfd = -1;
-	if (atoi(text) > 0 && (msg.msg_flags & MSG_CTRUNC)) {
-		/* The monitor started; we could not take its pidfd. Without the
-		 * control socket (closed by our caller) it ends by itself. */
-		snprintf(text, size, "error %d receiving the run monitor's pidfd (the calling "
-				     "process is out of descriptors: raise RLIMIT_NOFILE)", EMFILE);
+	if (nfds)
+		spr_closep(pidfd);
+	if (m->type == SPR_MSG_ERROR)
 		return REPLY_ERROR;
-	}
-	if (!strncmp(text, "error ", 6))
-		return REPLY_ERROR;
-	if (!strncmp(text, "fatal ", 6))
+	if (m->type == SPR_MSG_FATAL)
 		return REPLY_FATAL;
 	errno = EPROTO;
 	return REPLY_BROKEN;
-}
-
-/* "error <errno> <message>" / "fatal ..." as an spr_error. */
-static int fail_with_reply(const char *text, spr_error **err)
-{
-	int errnum = 0, offset = 0;
-	if (sscanf(text + 6, "%d %n", &errnum, &offset) < 1 || errnum <= 0)
-		errnum = EPROTO;
-	return spr_fail(err, SPR_LAYER_SANDBOX, errnum, "%s", text + 6 + offset);
 }
 
 /* Whether the server would have to be replaced before the next run. */
@@ -285,23 +256,23 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 		bool fresh = s->sock < 0;
 		if (fresh && spawn_server(s, path, err) < 0)
 			break;
-		char text[256];
+		struct spr_msg reply;
 		enum reply_kind kind = REPLY_BROKEN;
 		if (send_run(s->sock, fds) == 0)
-			kind = receive_reply(s->sock, pidfd, text, sizeof(text));
+			kind = receive_reply(s->sock, pidfd, &reply);
 		if (kind == REPLY_MONITOR) {
 			*generation = s->generation;
 			rc = 0;
 			break;
 		}
 		if (kind == REPLY_ERROR) {
-			rc = fail_with_reply(text, err);
+			rc = spr_msg_to_error(&reply, NULL, err);
 			break;
 		}
 		int broken = errno;
 		let_go(s, false, false);
 		if (kind == REPLY_FATAL) {
-			rc = fail_with_reply(text, err);
+			rc = spr_msg_to_error(&reply, NULL, err);
 			break;
 		}
 		if (fresh) {

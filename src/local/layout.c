@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 
 #include "buf.h"
-#include "json.h"
 
 /* The only files of the host /etc the code sees, read-only, when present. */
 static const char *const etc_binds[] = {
@@ -29,9 +28,10 @@ static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urand
 
 struct layout {
 	const struct spr_layout_input *in;
-	cJSON *mounts;
-	cJSON *read, *write;
-	cJSON *host_read; /* the same binds, as host paths, for the degraded mode */
+	struct spr_layout *out;
+	struct spr_paths *host_read; /* the same binds, as host paths, for the degraded mode */
+	struct spr_arena *arena;
+	bool overflow;	 /* more operations or paths than a plan holds */
 	char *bound[32]; /* directories bound so far (to skip nested ones) */
 	size_t nbound;
 	char *links[32]; /* links made so far (made twice, the second would fail) */
@@ -52,16 +52,29 @@ static bool host_lstat(const struct layout *l, const char *path, struct stat *st
 	return p && lstat(p, st) == 0;
 }
 
-static cJSON *op(struct layout *l, const char *name, const char *dst)
+static const char *keep(struct layout *l, const char *s)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "op", name);
-	cJSON_AddStringToObject(o, "dst", dst);
-	cJSON_AddItemToArray(l->mounts, o);
+	return spr_arena_strdup(l->arena, s);
+}
+
+/* The next operation; on overflow a scratch one, reported at the end. */
+static struct spr_mount_op *op(struct layout *l, enum spr_mount_kind kind, const char *dst)
+{
+	static __thread struct spr_mount_op discard;
+	struct spr_mount_op *o = &discard;
+	if (l->out->nmounts < SPR_PLAN_MAX_MOUNTS)
+		o = &l->out->mounts[l->out->nmounts++];
+	else
+		l->overflow = true;
+	*o = (struct spr_mount_op){.kind = kind, .dst = keep(l, dst)};
 	return o;
 }
 
-static void landlock(cJSON *list, const char *path) { cJSON_AddItemToArray(list, cJSON_CreateString(path)); }
+static void landlock(struct layout *l, struct spr_paths *list, const char *path)
+{
+	if (!spr_paths_add(list, keep(l, path)))
+		l->overflow = true;
+}
 
 static bool covered(const struct layout *l, const char *path)
 {
@@ -96,7 +109,7 @@ static void add_link(struct layout *l, const char *path, const char *target)
 {
 	if (covered(l, path) || linked(l, path))
 		return;
-	cJSON_AddStringToObject(op(l, "symlink", path), "target", target);
+	op(l, SPR_MOUNT_SYMLINK, path)->text = keep(l, target);
 	if (l->nlinks < ARRAY_SIZE(l->links))
 		l->links[l->nlinks++] = strdup(path);
 }
@@ -121,11 +134,9 @@ static int bind_ro(struct layout *l, const char *path, bool required, spr_error 
 			add_link(l, path, target);
 		return 0;
 	}
-	cJSON *o = op(l, "bind", path);
-	cJSON_AddStringToObject(o, "src", path);
-	cJSON_AddStringToObject(o, "flags", "ro");
-	landlock(l->read, path);
-	landlock(l->host_read, path);
+	op(l, SPR_MOUNT_BIND_RO, path)->src = keep(l, path);
+	landlock(l, &l->out->landlock_read, path);
+	landlock(l, l->host_read, path);
 	if (S_ISDIR(st.st_mode) && l->nbound < ARRAY_SIZE(l->bound))
 		l->bound[l->nbound++] = strdup(path);
 	return 0;
@@ -244,20 +255,20 @@ static int add_python(struct layout *l, spr_error **err)
 
 static void add_file(struct layout *l, const char *dst, const char *content)
 {
-	cJSON *o = op(l, "file", dst);
-	cJSON_AddStringToObject(o, "content", content);
-	cJSON_AddNumberToObject(o, "mode", 0644);
+	struct spr_mount_op *o = op(l, SPR_MOUNT_FILE, dst);
+	o->text = keep(l, content);
+	o->mode = 0644;
 }
 
 static int add_etc(struct layout *l, spr_error **err)
 {
-	cJSON_AddNumberToObject(op(l, "dir", "/etc"), "mode", 0755);
-	char passwd[512], group[256];
+	op(l, SPR_MOUNT_DIR, "/etc")->mode = 0755;
+	char passwd[PATH_MAX + 256], group[256];
 	snprintf(passwd, sizeof(passwd),
 		 "root:x:0:0:root:/root:/usr/sbin/nologin\n"
 		 "sandbox:x:%d:%d:spr sandbox:%s:/usr/sbin/nologin\n"
 		 "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-		 SPR_SANDBOX_UID, SPR_SANDBOX_GID, SPR_SANDBOX_TMP);
+		 SPR_SANDBOX_UID, SPR_SANDBOX_GID, l->in->workdir);
 	snprintf(group, sizeof(group), "root:x:0:\nsandbox:x:%d:\nnogroup:x:65534:\n",
 		 SPR_SANDBOX_GID);
 	add_file(l, "/etc/passwd", passwd);
@@ -282,11 +293,10 @@ static int add_etc(struct layout *l, spr_error **err)
 	char real[PATH_MAX];
 	_cleanup_free_ char *hp = host_path(l, "/etc/resolv.conf");
 	if (hp && realpath(hp, real)) {
-		cJSON *o = op(l, "bind", "/etc/resolv.conf");
-		cJSON_AddStringToObject(o, "src", real + strlen(l->in->host_root ? l->in->host_root : ""));
-		cJSON_AddStringToObject(o, "flags", "ro");
-		landlock(l->read, "/etc/resolv.conf");
-		landlock(l->host_read, "/etc/resolv.conf");
+		op(l, SPR_MOUNT_BIND_RO, "/etc/resolv.conf")->src =
+			keep(l, real + strlen(l->in->host_root ? l->in->host_root : ""));
+		landlock(l, &l->out->landlock_read, "/etc/resolv.conf");
+		landlock(l, l->host_read, "/etc/resolv.conf");
 	} else {
 		add_file(l, "/etc/resolv.conf", "");
 	}
@@ -307,30 +317,42 @@ static int add_worker(struct layout *l, spr_error **err)
 	_cleanup_free_ char *inside = spr_layout_worker_inside(l->in->worker_path);
 	if (!inside)
 		return spr_fail_oom(err);
-	cJSON *o = op(l, "bind", inside);
-	cJSON_AddStringToObject(o, "src", l->in->worker_path);
-	cJSON_AddStringToObject(o, "flags", "ro");
-	landlock(l->read, inside);
-	landlock(l->host_read, l->in->worker_path);
+	op(l, SPR_MOUNT_BIND_RO, inside)->src = keep(l, l->in->worker_path);
+	landlock(l, &l->out->landlock_read, inside);
+	landlock(l, l->host_read, l->in->worker_path);
 	return 0;
 }
 
 static void add_proc(struct layout *l)
 {
-	op(l, "proc", "/proc");
+	op(l, SPR_MOUNT_PROC, "/proc");
 	for (size_t i = 0; i < ARRAY_SIZE(proc_masked); i++)
-		op(l, "mask", proc_masked[i]);
+		op(l, SPR_MOUNT_MASK, proc_masked[i]);
 	for (size_t i = 0; i < ARRAY_SIZE(proc_readonly); i++)
-		op(l, "ro", proc_readonly[i]);
-	landlock(l->read, "/proc");
+		op(l, SPR_MOUNT_READONLY, proc_readonly[i]);
+	landlock(l, &l->out->landlock_read, "/proc");
 }
 
-static void add_tmpfs(struct layout *l, const char *dst, uint64_t size, int mode, bool noexec)
+static void add_tmpfs(struct layout *l, const char *dst, uint64_t size, uint32_t mode, bool noexec)
 {
-	cJSON *o = op(l, "tmpfs", dst);
-	cJSON_AddNumberToObject(o, "size", (double)size);
-	cJSON_AddNumberToObject(o, "mode", mode);
-	cJSON_AddBoolToObject(o, "noexec", noexec);
+	struct spr_mount_op *o = op(l, SPR_MOUNT_TMPFS, dst);
+	o->size = size;
+	o->mode = mode;
+	o->noexec = noexec;
+}
+
+/* The plan's writable places (below /dev or not, as asked): tmpfs,
+ * noexec, readable and writable by the code. */
+static void add_scratch(struct layout *l, bool under_dev)
+{
+	for (size_t i = 0; i < l->in->nscratch; i++) {
+		const struct spr_scratch *s = &l->in->scratch[i];
+		if (!strncmp(s->path, "/dev/", 5) != under_dev)
+			continue;
+		add_tmpfs(l, s->path, s->bytes, s->mode, true);
+		landlock(l, &l->out->landlock_read, s->path);
+		landlock(l, &l->out->landlock_write, s->path);
+	}
 }
 
 static void add_dev(struct layout *l)
@@ -339,71 +361,60 @@ static void add_dev(struct layout *l)
 	char path[64];
 	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
 		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
-		cJSON *o = op(l, "bind", path);
-		cJSON_AddStringToObject(o, "src", path);
-		cJSON_AddStringToObject(o, "flags", "dev");
-		landlock(l->write, path);
+		op(l, SPR_MOUNT_BIND_DEV, path)->src = keep(l, path);
+		landlock(l, &l->out->landlock_write, path);
 	}
 	static const char *const links[][2] = {{"/proc/self/fd", "/dev/fd"},
 					       {"/proc/self/fd/0", "/dev/stdin"},
 					       {"/proc/self/fd/1", "/dev/stdout"},
 					       {"/proc/self/fd/2", "/dev/stderr"}};
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
-		cJSON_AddStringToObject(op(l, "symlink", links[i][1]), "target", links[i][0]);
+		op(l, SPR_MOUNT_SYMLINK, links[i][1])->text = links[i][0];
 	/* POSIX semaphores (multiprocessing) live in /dev/shm. */
-	add_tmpfs(l, "/dev/shm", l->in->tmp_bytes, 01777, true);
-	op(l, "seal", "/dev");
-	landlock(l->read, "/dev");
-	landlock(l->write, "/dev/shm");
+	add_scratch(l, true);
+	op(l, SPR_MOUNT_SEAL, "/dev");
+	landlock(l, &l->out->landlock_read, "/dev");
 }
 
 /* Without namespaces the host tree is all there is: Landlock then allows
  * reading only what the sandbox would have shown, writing only the device
  * nodes (the helper adds the run directory). */
-static void add_degraded(struct layout *l, cJSON *root)
+static void add_degraded(struct layout *l, struct spr_degraded_plan *d)
 {
-	cJSON *d = cJSON_AddObjectToObject(root, "degraded");
-	cJSON *ll = cJSON_AddObjectToObject(d, "landlock");
-	landlock(l->host_read, "/proc");
-	landlock(l->host_read, "/dev");
-	cJSON_AddItemToObject(ll, "read", steal_pointer(&l->host_read));
-	cJSON *write = cJSON_AddArrayToObject(ll, "write");
+	landlock(l, l->host_read, "/proc");
+	landlock(l, l->host_read, "/dev");
 	char path[64];
 	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
 		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
-		landlock(write, path);
+		landlock(l, &d->landlock_write, path);
 	}
-	if (l->in->caller_is_root) {
-		cJSON *run_as = cJSON_AddObjectToObject(d, "run_as");
-		cJSON_AddNumberToObject(run_as, "uid", l->in->outside_uid);
-		cJSON_AddNumberToObject(run_as, "gid", l->in->outside_gid);
+	d->run_as = l->in->caller_is_root;
+	if (d->run_as) {
+		d->uid = l->in->outside_uid;
+		d->gid = l->in->outside_gid;
 	}
 }
 
-cJSON *spr_layout_build(const struct spr_layout_input *in, spr_error **err)
+int spr_layout_build(const struct spr_layout_input *in, struct spr_layout *layout,
+		     struct spr_degraded_plan *degraded, struct spr_arena *arena, spr_error **err)
 {
-	struct layout l = {.in = in, .host_read = cJSON_CreateArray()};
-	_cleanup_cjson_ cJSON *host_read_owner = l.host_read;
-	_cleanup_cjson_ cJSON *root = cJSON_CreateObject();
-	cJSON *ll = cJSON_CreateObject();
-	l.mounts = cJSON_AddArrayToObject(root, "mounts");
-	cJSON_AddItemToObject(root, "landlock", ll);
-	l.read = cJSON_AddArrayToObject(ll, "read");
-	l.write = cJSON_AddArrayToObject(ll, "write");
+	*layout = (struct spr_layout){0};
+	degraded->landlock_read = (struct spr_paths){0};
+	degraded->landlock_write = (struct spr_paths){0};
+	struct layout l = {.in = in, .out = layout, .host_read = &degraded->landlock_read,
+			   .arena = arena};
 	/* Order matters: a later mount hides what an earlier one put below
 	 * it. The interpreter and the worker come last, so they stay visible
 	 * even when they live under /tmp. */
 	int rc = add_system(&l, err);
 	if (rc == 0) {
 		rc = add_etc(&l, err);
-		landlock(l.read, "/etc");
+		landlock(&l, &layout->landlock_read, "/etc");
 	}
 	if (rc == 0) {
 		add_proc(&l);
 		add_dev(&l);
-		add_tmpfs(&l, SPR_SANDBOX_TMP, in->tmp_bytes, 01777, true);
-		landlock(l.read, SPR_SANDBOX_TMP);
-		landlock(l.write, SPR_SANDBOX_TMP);
+		add_scratch(&l, false);
 		rc = add_python(&l, err);
 	}
 	if (rc == 0)
@@ -413,23 +424,23 @@ cJSON *spr_layout_build(const struct spr_layout_input *in, spr_error **err)
 	for (size_t i = 0; i < l.nlinks; i++)
 		free(l.links[i]);
 	if (rc < 0)
-		return NULL;
-
-	cJSON *ids = cJSON_AddObjectToObject(root, "ids");
-	cJSON_AddNumberToObject(ids, "uid", SPR_SANDBOX_UID);
-	cJSON_AddNumberToObject(ids, "gid", SPR_SANDBOX_GID);
-	cJSON_AddNumberToObject(ids, "outside_uid", in->outside_uid);
-	cJSON_AddNumberToObject(ids, "outside_gid", in->outside_gid);
-	cJSON_AddStringToObject(root, "hostname", SPR_SANDBOX_HOSTNAME);
-	cJSON_AddBoolToObject(root, "network", in->network);
-	cJSON_AddStringToObject(root, "workdir", SPR_SANDBOX_TMP);
-	host_read_owner = NULL; /* moves into "degraded" */
-	add_degraded(&l, root);
-	if (!cJSON_IsObject(root) || !l.mounts || !l.read || !l.write) {
-		spr_fail_oom(err);
-		return NULL;
-	}
-	return steal_pointer(&root);
+		return -1;
+	layout->uid = SPR_SANDBOX_UID;
+	layout->gid = SPR_SANDBOX_GID;
+	layout->outside_uid = in->outside_uid;
+	layout->outside_gid = in->outside_gid;
+	layout->hostname = SPR_SANDBOX_HOSTNAME;
+	layout->network = in->network;
+	layout->workdir = keep(&l, in->workdir);
+	add_degraded(&l, degraded);
+	if (arena->oom)
+		return spr_fail_oom(err);
+	if (l.overflow)
+		return spr_fail(err, SPR_LAYER_NAMESPACE, E2BIG,
+				"the sandbox layout needs more than %d mounts or %d Landlock paths "
+				"(an interpreter reached through that many links?)",
+				SPR_PLAN_MAX_MOUNTS, SPR_PLAN_MAX_PATHS);
+	return 0;
 }
 
 void spr_layout_outside_ids(uid_t *uid, gid_t *gid)

@@ -2,21 +2,23 @@
  * which host paths appear read-only, what /etc holds, which paths Landlock
  * lets the code read or write, how ids are mapped. spr-sandbox executes
  * the resulting operations in order without interpreting them, so the
- * policy lives here, in testable code. */
+ * policy lives here, in testable code. The result is the plan's `layout`
+ * and `degraded` parts (protocol/plan.h). */
 #ifndef SPR_LAYOUT_H
 #define SPR_LAYOUT_H
 
-#include <cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "arena.h"
 #include "error.h"
+#include "policy/compile.h"
+#include "protocol/plan.h"
 
 #define SPR_SANDBOX_UID 1000
 #define SPR_SANDBOX_GID 1000
 #define SPR_SANDBOX_HOSTNAME "sandbox"
-#define SPR_SANDBOX_TMP "/tmp"
 /* Where the worker appears inside (its host path may be anywhere,
  * including under /tmp, which the sandbox's own /tmp would hide). */
 #define SPR_SANDBOX_WORKER_DIR "/opt/spr"
@@ -28,7 +30,11 @@ struct spr_layout_input {
 	const char *python_prefix;
 	const char *worker_path;
 	bool network;
-	uint64_t tmp_bytes;
+	/* The plan's writable places (policy/compile.h): tmpfs mounts, and
+	 * the code's working directory among them. */
+	const struct spr_scratch *scratch;
+	size_t nscratch;
+	const char *workdir;
 	/* Outside ids the sandbox user maps to (nobody when root, the caller
 	 * otherwise). */
 	uid_t outside_uid;
@@ -40,12 +46,11 @@ struct spr_layout_input {
 	const char *host_root;
 };
 
-/* {"mounts": [...], "landlock": {"read": [...], "write": [...]},
- *  "ids": {...}, "hostname": ..., "network": bool, "workdir": "/tmp",
- *  "degraded": {"landlock": {...host paths...}, "run_as": {uid, gid}}}
- * "degraded" is what applies when namespaces are refused and the caller
- * allowed running without them. */
-SPR_HIDDEN cJSON *spr_layout_build(const struct spr_layout_input *in, spr_error **err);
+/* Fills layout and degraded (but degraded->worker and workdir_parent,
+ * which are the engine's); strings go into arena. */
+SPR_HIDDEN int spr_layout_build(const struct spr_layout_input *in, struct spr_layout *layout,
+				struct spr_degraded_plan *degraded, struct spr_arena *arena,
+				spr_error **err);
 
 /* The worker's path inside the sandbox: SPR_SANDBOX_WORKER_DIR plus the
  * host file's name (the extension tells Python .py from .pyc). */

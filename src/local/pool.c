@@ -27,16 +27,14 @@ void spr_prepared_free(struct spr_prepared *p)
 	/* Told, not only closed: a fork of the caller may hold a copy of the
 	 * socket, and the monitor would wait for that copy's EOF. */
 	if (p->ctrl >= 0)
-		send(p->ctrl, "kill", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+		spr_msg_send(p->ctrl, &(struct spr_msg){.type = SPR_MSG_KILL}, NULL, 0);
 	spr_closep(&p->ctrl);
 	spr_closep(&p->helper);
 	spr_closep(&p->request);
 	spr_closep(&p->out);
 	spr_closep(&p->err);
 	spr_closep(&p->result);
-	free(p->plan);
-	free(p->started);
-	free(p->expect);
+	spr_buf_free(&p->plan);
 	free(p);
 }
 
@@ -47,15 +45,20 @@ static bool usable(const struct spr_local_pool *pool)
 	return pool->size > 0 && pool->owner == getpid();
 }
 
-static size_t matching(const struct spr_local_pool *pool, const char *plan)
+bool spr_plan_same(const spr_buf *a, const spr_buf *b)
+{
+	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
+}
+
+static size_t matching(const struct spr_local_pool *pool, const spr_buf *plan)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < pool->count; i++)
-		n += !strcmp(pool->ready[i]->plan, plan);
+		n += spr_plan_same(&pool->ready[i]->plan, plan);
 	return n;
 }
 
-struct spr_prepared *spr_local_pool_take(struct spr_local_pool *pool, const char *plan)
+struct spr_prepared *spr_local_pool_take(struct spr_local_pool *pool, const spr_buf *plan)
 {
 	if (!usable(pool))
 		return NULL;
@@ -63,9 +66,10 @@ struct spr_prepared *spr_local_pool_take(struct spr_local_pool *pool, const char
 	size_t nstale = 0;
 	pthread_mutex_lock(&pool->lock);
 	for (size_t i = 0; i < pool->count; i++) {
-		if (!found && !strcmp(pool->ready[i]->plan, plan))
+		bool same = spr_plan_same(&pool->ready[i]->plan, plan);
+		if (!found && same)
 			found = pool->ready[i];
-		else if (strcmp(pool->ready[i]->plan, plan))
+		else if (!same)
 			stale[nstale++] = pool->ready[i];
 		else
 			continue;
@@ -90,7 +94,7 @@ static bool put_locked(struct spr_local_pool *pool, struct spr_prepared *p,
 		return true;
 	}
 	for (size_t i = 0; i < pool->count; i++) {
-		if (strcmp(pool->ready[i]->plan, p->plan)) {
+		if (!spr_plan_same(&pool->ready[i]->plan, &p->plan)) {
 			*evicted = pool->ready[i];
 			pool->ready[i] = p;
 			return true;
@@ -116,44 +120,44 @@ bool spr_local_pool_put(struct spr_local_pool *pool, struct spr_prepared *p)
 
 static void clear_want(struct spr_local_pool *pool)
 {
-	free(pool->want_plan);
-	free(pool->want_isolation);
-	pool->want_plan = pool->want_isolation = NULL;
+	spr_buf_free(&pool->want_plan);
+	pool->want_known = false;
 }
 
 /* One step of the thread, lock held: sets one sandbox up (the lock
  * released meanwhile). Returns false when there is nothing to do. */
 static bool refill_step(struct spr_local_pool *pool)
 {
-	if (!pool->want_plan || matching(pool, pool->want_plan) >= (size_t)pool->size)
+	if (!pool->want_plan.len || matching(pool, &pool->want_plan) >= (size_t)pool->size)
 		return false;
-	char *plan = strdup(pool->want_plan);
-	char *isolation = pool->want_isolation ? strdup(pool->want_isolation) : NULL;
-	if (!plan || (pool->want_isolation && !isolation)) {
-		/* Out of memory: give this refill up (an expectation lost would
-		 * switch the isolation check off). */
+	spr_buf plan = SPR_BUF_INIT;
+	spr_buf_append(&plan, pool->want_plan.data, pool->want_plan.len);
+	bool known = pool->want_known;
+	struct spr_applied isolation = pool->want_isolation;
+	if (plan.oom) {
+		/* Out of memory: give this refill up. */
 		clear_want(pool);
-		free(plan);
-		free(isolation);
+		spr_buf_free(&plan);
 		return true;
 	}
 	pthread_mutex_unlock(&pool->lock);
-	struct spr_prepared *p = pool->prepare(pool->ctx, plan);
-	if (p)
-		p->expect = steal_pointer(&isolation);
+	struct spr_prepared *p = pool->prepare(pool->ctx, &plan);
+	if (p) {
+		p->expect_known = known;
+		p->expect = isolation;
+	}
 	pthread_mutex_lock(&pool->lock);
 	struct spr_prepared *evicted = NULL;
 	bool kept = p && put_locked(pool, p, &evicted);
 	/* A failure ends this refill (a plan that cannot be set up is not
 	 * retried in a loop); the next run asks again. */
-	if (!kept && pool->want_plan && !strcmp(pool->want_plan, plan))
+	if (!kept && spr_plan_same(&pool->want_plan, &plan))
 		clear_want(pool);
 	pthread_mutex_unlock(&pool->lock);
 	spr_prepared_free(evicted);
 	if (!kept)
 		spr_prepared_free(p);
-	free(plan);
-	free(isolation);
+	spr_buf_free(&plan);
 	pthread_mutex_lock(&pool->lock);
 	return true;
 }
@@ -169,15 +173,20 @@ static void *refill_thread(void *arg)
 	return NULL;
 }
 
-void spr_local_pool_refill(struct spr_local_pool *pool, const char *plan, const char *isolation)
+void spr_local_pool_refill(struct spr_local_pool *pool, const spr_buf *plan,
+			   const struct spr_applied *isolation)
 {
 	if (!usable(pool))
 		return;
 	pthread_mutex_lock(&pool->lock);
 	if (!pool->stopping) {
 		clear_want(pool);
-		pool->want_plan = strdup(plan);
-		pool->want_isolation = isolation ? strdup(isolation) : NULL;
+		spr_buf_append(&pool->want_plan, plan->data, plan->len);
+		if (pool->want_plan.oom)
+			clear_want(pool);
+		pool->want_known = isolation != NULL;
+		if (isolation)
+			pool->want_isolation = *isolation;
 		if (!pool->thread_running) {
 			/* The caller's signals are the caller's: the thread takes none. */
 			sigset_t all, saved;

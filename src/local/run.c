@@ -12,6 +12,8 @@
 
 #include "json.h"
 #include "local/layout.h"
+#include "protocol/message.h"
+#include "protocol/plan.h"
 #include "local/engine.h"
 #include "local/pool.h"
 #include "protocol/sandbox.h"
@@ -24,10 +26,6 @@
 #define SETUP_TIMEOUT_MS 30000
 #define KILL_GRACE_MS 3000
 #define DRAIN_GRACE_MS 2000
-
-/* Descriptor ceiling for the code; high enough for multiprocessing, low
- * enough that a leak is found quickly. */
-#define RUN_NOFILE 1024
 
 struct local_run {
 	struct spr_local_engine *engine;
@@ -45,7 +43,8 @@ struct local_run {
 
 	struct spr_run_facts facts;
 	spr_error *infra;
-	char *isolation; /* from the helper's "started" event */
+	struct spr_applied applied; /* from the monitor's STARTED */
+	char *isolation;
 };
 
 static void local_run_free(struct local_run *r)
@@ -71,17 +70,9 @@ static const char isolation_none[] =
 	"\"cgroup\":\"none\",\"memory\":\"rlimit\",\"degraded\":true}";
 
 /* isolation (SPEC §3) says exactly what the helper applied. */
-static char *isolation_json(const cJSON *started)
+static char *isolation_json(const struct spr_applied *a)
 {
-	const cJSON *cg = cJSON_GetObjectItemCaseSensitive(started, "cgroup");
-	int cgroup = cJSON_IsNumber(cg) ? cg->valueint : 0;
-	bool ns = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "namespaces"));
-	bool shared = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(started, "network_shared"));
-	const cJSON *filter = cJSON_GetObjectItemCaseSensitive(started, "seccomp");
-	/* 0: none, 1: the default filter, 2: SPR_SECCOMP_NO_UNIX */
-	int seccomp = cJSON_IsNumber(filter) ? filter->valueint : 0;
-	const cJSON *abi = cJSON_GetObjectItemCaseSensitive(started, "landlock_abi");
-	int landlock = cJSON_IsNumber(abi) ? abi->valueint : 0;
+	bool ns = a->namespaces, shared = a->network_shared;
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "engine", "local");
 	cJSON_AddBoolToObject(o, "userns", ns);
@@ -89,122 +80,124 @@ static char *isolation_json(const cJSON *started)
 	cJSON_AddBoolToObject(o, "netns", ns && !shared);
 	cJSON_AddBoolToObject(o, "mountns", ns);
 	cJSON_AddStringToObject(o, "network", shared ? "host" : "loopback");
-	cJSON_AddStringToObject(o, "seccomp", seccomp == 2   ? SPR_SECCOMP_PROFILE_NO_UNIX
-					      : seccomp == 1 ? SPR_SECCOMP_PROFILE
-							     : "none");
-	cJSON_AddBoolToObject(o, "landlock", landlock > 0);
-	if (landlock > 0)
-		cJSON_AddNumberToObject(o, "landlock_abi", landlock);
-	cJSON_AddStringToObject(o, "cgroup", cgroup == 2 ? "v2" : cgroup == 1 ? "v1" : "none");
-	cJSON_AddStringToObject(o, "memory", cgroup ? "cgroup" : "rlimit");
-	cJSON_AddBoolToObject(o, "degraded", !ns || !seccomp || !cgroup);
+	cJSON_AddStringToObject(o, "seccomp",
+				a->seccomp == SPR_SECCOMP_NO_UNIX_LOADED ? SPR_SECCOMP_PROFILE_NO_UNIX
+				: a->seccomp == SPR_SECCOMP_DEFAULT_LOADED ? SPR_SECCOMP_PROFILE
+									   : "none");
+	cJSON_AddBoolToObject(o, "landlock", a->landlock_abi > 0);
+	if (a->landlock_abi > 0)
+		cJSON_AddNumberToObject(o, "landlock_abi", a->landlock_abi);
+	cJSON_AddStringToObject(o, "cgroup", a->cgroup == SPR_CG_V2   ? "v2"
+					     : a->cgroup == SPR_CG_V1 ? "v1"
+								      : "none");
+	cJSON_AddStringToObject(o, "memory", a->cgroup ? "cgroup" : "rlimit");
+	cJSON_AddBoolToObject(o, "degraded", !ns || !a->seccomp || !a->cgroup);
 	return cJSON_PrintUnformatted(o);
 }
 
-/* ---- the helper's plan --------------------------------------------------- */
-
-static void add_rlimit(cJSON *limits, const char *name, double soft, double hard)
+static bool same_isolation(const struct spr_applied *a, const struct spr_applied *b)
 {
-	cJSON *pair = cJSON_CreateArray();
-	cJSON_AddItemToArray(pair, cJSON_CreateNumber(soft));
-	cJSON_AddItemToArray(pair, cJSON_CreateNumber(hard));
-	cJSON_AddItemToObject(limits, name, pair);
+	return a->namespaces == b->namespaces && a->network_shared == b->network_shared &&
+	       a->landlock_abi == b->landlock_abi && a->seccomp == b->seccomp &&
+	       a->cgroup == b->cgroup;
 }
 
-static char *sandbox_plan(const struct local_run *r, spr_error **err)
+/* ---- the sandbox plan ------------------------------------------------------ */
+
+_Static_assert((int)SPR_SECCOMP_DEFAULT == (int)SPR_FILTER_DEFAULT &&
+		       (int)SPR_SECCOMP_NO_UNIX == (int)SPR_FILTER_NO_UNIX &&
+		       (int)SPR_SECCOMP_NVARIANTS == (int)SPR_NFILTERS,
+	       "filter indices");
+
+/* The worker's process: argv, environment, limits, filters. */
+static int plan_process(const struct local_run *r, struct spr_sandbox_plan *sp,
+			struct spr_arena *arena, spr_error **err)
 {
 	const struct spr_local_engine *le = r->engine;
-	const struct spr_limits *l = &r->plan->limits;
-	_cleanup_cjson_ cJSON *p = cJSON_CreateObject();
-	if (!p)
-		return NULL;
-	/* The worker's path differs inside the namespaces; the degraded mode
-	 * runs the host path. */
+	const spr_plan *plan = r->plan;
 	_cleanup_free_ char *inside = spr_layout_worker_inside(le->worker_run_path);
-	if (!inside) {
-		spr_fail_oom(err);
-		return NULL;
-	}
-	const char *argv[] = {le->python.executable, "-I", "-S", "-B", "-u", "-X", "utf8", inside};
-	cJSON *a = cJSON_AddArrayToObject(p, "argv");
-	for (size_t i = 0; a && i < ARRAY_SIZE(argv); i++)
-		cJSON_AddItemToArray(a, cJSON_CreateString(argv[i]));
+	size_t nflags = 0;
+	while (plan->python_flags[nflags])
+		nflags++;
+	size_t nenv = 0;
+	while (plan->env[nenv])
+		nenv++;
+	const char **argv = spr_arena_alloc(arena, (nflags + 3) * sizeof(*argv));
+	const char **env = spr_arena_alloc(arena, (nenv + 1) * sizeof(*env));
+	if (!inside || !argv || !env)
+		return spr_fail_oom(err);
+	argv[0] = le->python.executable;
+	memcpy(argv + 1, plan->python_flags, nflags * sizeof(*argv));
+	/* The worker's path differs inside the namespaces; the degraded mode
+	 * runs the host path (degraded.worker). */
+	argv[nflags + 1] = spr_arena_strdup(arena, inside);
+	sp->argv = (struct spr_strv){argv, nflags + 2};
+	memcpy(env, plan->env, nenv * sizeof(*env));
+	sp->env = (struct spr_strv){env, nenv};
 
-	/* A fixed minimal environment plus the policy's env (which may
-	 * override it); HOME and TMPDIR are the run directory (the helper
-	 * adds them). */
-	cJSON *env = cJSON_AddArrayToObject(p, "env");
-	static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
-					       "LANG=C.UTF-8", "LC_ALL=C.UTF-8"};
-	for (size_t i = 0; env && i < ARRAY_SIZE(base_env); i++) {
-		size_t name_len = strcspn(base_env[i], "=");
-		bool overridden = false;
-		for (char **e = r->plan->env; *e; e++)
-			if (!strncmp(*e, base_env[i], name_len + 1))
-				overridden = true;
-		if (!overridden)
-			cJSON_AddItemToArray(env, cJSON_CreateString(base_env[i]));
-	}
-	for (char **e = r->plan->env; env && *e; e++)
-		if (strncmp(*e, "HOME=", 5) && strncmp(*e, "TMPDIR=", 7))
-			cJSON_AddItemToArray(env, cJSON_CreateString(*e));
-
-	cJSON *lim = cJSON_AddObjectToObject(p, "rlimits");
-	double mem = (double)l->memory_bytes, tmp = (double)l->tmp_bytes;
-	if (spr_cgroup_usable(&le->cgroups)) {
-		/* The cgroup limits memory; RLIMIT_AS would only break programs
-		 * that reserve address space (threads, mmap). */
-		cJSON_AddItemToObject(p, "cgroup",
-				      spr_cgroup_plan(&le->cgroups, l->memory_bytes, l->max_processes,
-						      l->cpu_cores, l->cpu_seconds));
-	} else {
-		add_rlimit(lim, "as", mem, mem);
-	}
-	add_rlimit(lim, "fsize", tmp, tmp);
-	add_rlimit(lim, "core", 0, 0);
-	add_rlimit(lim, "nofile", RUN_NOFILE, RUN_NOFILE);
+	memcpy(sp->rlimits, plan->rlimits, sizeof(sp->rlimits));
+	bool cgroup = spr_cgroup_usable(&le->cgroups);
+	const struct spr_limits *l = &plan->limits;
+	/* The cgroup limits memory; RLIMIT_AS would only break programs that
+	 * reserve address space (threads, mmap). */
+	if (!cgroup)
+		sp->rlimits[SPR_RLIM_AS] = (struct spr_rlimit_plan){true, l->memory_bytes,
+								    l->memory_bytes};
 	/* With a pids cgroup, RLIMIT_NPROC is only a backstop: were it equal,
 	 * it would refuse the fork first and the cgroup would never record
 	 * the hit that reports "Process limit exceeded". */
-	double nproc = (double)l->max_processes;
-	if (spr_cgroup_usable(&le->cgroups))
+	uint64_t nproc = (uint64_t)l->max_processes;
+	if (cgroup)
 		nproc = nproc * 2 + 16;
-	add_rlimit(lim, "nproc", nproc, nproc);
-	if (l->cpu_seconds > 0) {
-		/* SIGXCPU at the limit, SIGKILL one second later if ignored. */
-		double secs = ceil(l->cpu_seconds);
-		add_rlimit(lim, "cpu", secs, secs + 1);
-	}
-	const char *tmpdir = getenv("TMPDIR");
-	cJSON_AddStringToObject(p, "workdir_parent", tmpdir && *tmpdir == '/' ? tmpdir : "/tmp");
-	cJSON_AddBoolToObject(p, "allow_degraded", le->allow_degraded);
-	cJSON_AddStringToObject(p, "seccomp_bpf", le->seccomp_b64[SPR_SECCOMP_DEFAULT]);
+	sp->rlimits[SPR_RLIM_NPROC] = (struct spr_rlimit_plan){true, nproc, nproc};
+
+	sp->filters[SPR_FILTER_DEFAULT].insns = le->filters[SPR_SECCOMP_DEFAULT].insns;
+	sp->filters[SPR_FILTER_DEFAULT].len = le->filters[SPR_SECCOMP_DEFAULT].len;
 	/* Whenever the run may share the host network (policy, or the
 	 * degraded mode), the helper picks this one if Landlock cannot scope
 	 * abstract unix sockets (seccomp.h). */
-	if (r->plan->network || le->allow_degraded)
-		cJSON_AddStringToObject(p, "seccomp_bpf_no_unix",
-					le->seccomp_b64[SPR_SECCOMP_NO_UNIX]);
+	if (plan->network || le->allow_degraded) {
+		sp->filters[SPR_FILTER_NO_UNIX].insns = le->filters[SPR_SECCOMP_NO_UNIX].insns;
+		sp->filters[SPR_FILTER_NO_UNIX].len = le->filters[SPR_SECCOMP_NO_UNIX].len;
+	}
+	sp->allow_degraded = le->allow_degraded;
+	if (cgroup)
+		spr_cgroup_plan(&le->cgroups, l->memory_bytes, l->max_processes, l->cpu_cores,
+				l->cpu_seconds, &sp->cgroup);
+	return 0;
+}
 
+/* The encoded plan for this run's sandbox: the monitor's only input, and
+ * the warm pool's key. */
+static int sandbox_plan(const struct local_run *r, spr_buf *out, spr_error **err)
+{
+	const struct spr_local_engine *le = r->engine;
+	const spr_plan *plan = r->plan;
+	_cleanup_arena_ struct spr_arena arena = SPR_ARENA_INIT;
+	_cleanup_free_ struct spr_sandbox_plan *sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return spr_fail_oom(err);
+	if (plan_process(r, sp, &arena, err) < 0)
+		return -1;
 	struct spr_layout_input in = {
 		.python_executable = le->python.executable,
 		.python_base_prefix = le->python.base_prefix,
 		.python_prefix = le->python.prefix,
 		.worker_path = le->worker_run_path,
-		.network = r->plan->network,
-		.tmp_bytes = l->tmp_bytes,
+		.network = plan->network,
+		.scratch = plan->scratch,
+		.nscratch = SPR_PLAN_NSCRATCH,
+		.workdir = plan->workdir,
 		.outside_uid = le->outside_uid,
 		.outside_gid = le->outside_gid,
 		.caller_is_root = geteuid() == 0,
 	};
-	cJSON *layout = spr_layout_build(&in, err);
-	if (!layout)
-		return NULL;
-	cJSON *degraded = cJSON_DetachItemFromObjectCaseSensitive(layout, "degraded");
-	cJSON_AddStringToObject(degraded, "worker", le->worker_run_path);
-	cJSON_AddItemToObject(p, "degraded", degraded);
-	cJSON_AddItemToObject(p, "sandbox", layout);
-	return spr_json_print(p);
+	if (spr_layout_build(&in, &sp->layout, &sp->degraded, &arena, err) < 0)
+		return -1;
+	sp->degraded.worker = le->worker_run_path;
+	const char *tmpdir = getenv("TMPDIR");
+	sp->degraded.workdir_parent = tmpdir && *tmpdir == '/' ? tmpdir : "/tmp";
+	return spr_plan_encode(sp, out, err);
 }
 
 /* ---- preparing a sandbox --------------------------------------------------- */
@@ -257,7 +250,7 @@ static int check_cgroups(const struct spr_local_engine *le, spr_error **err)
 /* Has spr-sandbox's server start a monitor and hands it the plan; the
  * monitor sets the sandbox up up to the worker reading its request, which
  * nobody has written yet. Returns NULL (err set) on failure. */
-static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const char *plan,
+static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const spr_buf *plan,
 					    spr_error **err)
 {
 	if (check_cgroups(le, err) < 0)
@@ -270,12 +263,13 @@ static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const c
 	*p = (struct spr_prepared){.ctrl = -1, .helper = -1, .request = -1,
 				   .out = -1, .err = -1, .result = -1};
 	int child[SPR_SANDBOX_NFDS] = {-1, -1, -1, -1, -1};
-	int rc = (p->plan = strdup(plan)) ? make_channels(p, child, err) : spr_fail_oom(err);
+	spr_buf_append(&p->plan, plan->data, plan->len);
+	int rc = p->plan.oom ? spr_fail_oom(err) : make_channels(p, child, err);
 	if (rc == 0)
 		rc = spr_fork_server_start(&le->server, le->sandbox_path, child, &p->helper,
 					   &p->server, err);
 	close_child_ends(child);
-	if (rc == 0 && send(p->ctrl, plan, strlen(plan), MSG_NOSIGNAL) < 0)
+	if (rc == 0 && send(p->ctrl, plan->data, plan->len, MSG_NOSIGNAL) < 0)
 		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX, "sending the plan to spr-sandbox");
 	if (rc < 0) {
 		if (p->helper >= 0)
@@ -287,7 +281,7 @@ static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const c
 }
 
 /* Whether a prepared sandbox is ready for its request: it has said
- * "started" (waited for when its setup is still going on, so that no
+ * STARTED (waited for when its setup is still going on, so that no
  * request is written before its isolation is known), with the isolation
  * the run that asked for it got, and nothing else. An error, the worker's
  * exit, EOF from a dead monitor, a monitor whose server is gone (dying
@@ -297,12 +291,10 @@ static bool prepared_alive(struct spr_prepared *p, unsigned server)
 	if (p->server != server)
 		return false;
 	int64_t deadline = spr_now_ms() + SETUP_TIMEOUT_MS;
-	char msg[4096];
 	for (;;) {
-		ssize_t n = recv(p->ctrl, msg, sizeof(msg), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		struct spr_msg m;
+		int rc = spr_msg_recv(p->ctrl, &m, MSG_DONTWAIT, NULL, NULL);
+		if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (p->started)
 				return true;
 			struct pollfd ready = {.fd = p->ctrl, .events = POLLIN};
@@ -313,27 +305,21 @@ static bool prepared_alive(struct spr_prepared *p, unsigned server)
 				return false;
 			continue;
 		}
-		if (n <= 0)
-			return false;
-		_cleanup_cjson_ cJSON *m = cJSON_ParseWithLength(msg, (size_t)n);
-		const cJSON *event = cJSON_GetObjectItemCaseSensitive(m, "event");
-		if (!cJSON_IsString(event) || strcmp(event->valuestring, "started"))
+		if (rc <= 0 || m.type != SPR_MSG_STARTED)
 			return false;
 		/* Under allow_degraded a setup that failed (memory or pids
 		 * pressure while another run ran) gives a weaker sandbox: not one
 		 * to hand to a run whose predecessor got the full one. */
-		_cleanup_free_ char *isolation = isolation_json(m);
-		if (!isolation || (p->expect && strcmp(isolation, p->expect)))
+		if (p->expect_known && !same_isolation(&m.applied, &p->expect))
 			return false;
-		free(p->started);
-		if (!(p->started = strndup(msg, (size_t)n)))
-			return false;
+		p->started = true;
+		p->started_msg = m;
 	}
 }
 
 /* A sandbox for this run: a prepared one made for the same plan, else
  * one set up now. */
-static struct spr_prepared *acquire_sandbox(struct spr_local_engine *le, const char *plan,
+static struct spr_prepared *acquire_sandbox(struct spr_local_engine *le, const spr_buf *plan,
 					    bool *prepared, spr_error **err)
 {
 	struct spr_prepared *p;
@@ -348,7 +334,7 @@ static struct spr_prepared *acquire_sandbox(struct spr_local_engine *le, const c
 	return prepare_sandbox(le, plan, err);
 }
 
-struct spr_prepared *spr_local_prepare(void *engine, const char *plan)
+struct spr_prepared *spr_local_prepare(void *engine, const spr_buf *plan)
 {
 	_cleanup_error_ spr_error *ignored = NULL; /* the run that asks again reports it */
 	return prepare_sandbox(engine, plan, &ignored);
@@ -356,19 +342,9 @@ struct spr_prepared *spr_local_prepare(void *engine, const char *plan)
 
 /* ---- control messages ------------------------------------------------------ */
 
-static spr_layer layer_from_name(const char *name)
+static void on_exit_message(struct local_run *r, const struct spr_msg *m)
 {
-	for (int l = SPR_LAYER_API; l <= SPR_LAYER_WORKER; l++)
-		if (!strcmp(spr_layer_name((spr_layer)l), name))
-			return (spr_layer)l;
-	return SPR_LAYER_SANDBOX;
-}
-
-static void on_exit_event(struct local_run *r, const cJSON *m)
-{
-	const cJSON *status = cJSON_GetObjectItemCaseSensitive(m, "status");
-	const cJSON *maxrss = cJSON_GetObjectItemCaseSensitive(m, "maxrss_kb");
-	int st = cJSON_IsNumber(status) ? status->valueint : -1;
+	int st = m->exit.status;
 	struct spr_run_facts *f = &r->facts;
 	if (st >= 0) {
 		f->have_status = true;
@@ -377,56 +353,52 @@ static void on_exit_event(struct local_run *r, const cJSON *m)
 		f->signaled = WIFSIGNALED(st);
 		f->term_signal = f->signaled ? WTERMSIG(st) : 0;
 	}
-	f->memory_peak_kb = cJSON_IsNumber(maxrss) ? (int64_t)maxrss->valuedouble : -1;
-	f->oom_killed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "oom_killed"));
-	f->pids_limit_hit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "pids_limit_hit"));
-	f->cpu_limit_hit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "cpu_limit_hit"));
+	f->memory_peak_kb = m->exit.maxrss_kb;
+	f->oom_killed = m->exit.oom_killed;
+	f->pids_limit_hit = m->exit.pids_limit_hit;
+	f->cpu_limit_hit = m->exit.cpu_limit_hit;
 	f->duration_ms = spr_now_ms() - r->t0;
 	r->exited = true;
 	r->drain_deadline = spr_now_ms() + DRAIN_GRACE_MS;
 }
 
-static void on_ctrl_message(struct local_run *r, const char *msg, size_t len)
+static void on_ctrl_message(struct local_run *r, const struct spr_msg *m)
 {
-	_cleanup_cjson_ cJSON *m = cJSON_ParseWithLength(msg, len);
-	const cJSON *event = cJSON_GetObjectItemCaseSensitive(m, "event");
-	if (!cJSON_IsString(event))
-		return;
-	if (!strcmp(event->valuestring, "started")) {
+	switch (m->type) {
+	case SPR_MSG_STARTED:
 		r->started = true;
+		r->applied = m->applied;
 		free(r->isolation);
-		r->isolation = isolation_json(m);
+		r->isolation = isolation_json(&m->applied);
 		r->run_deadline = spr_now_ms() + r->plan->limits.timeout_ms;
-	} else if (!strcmp(event->valuestring, "exit")) {
-		on_exit_event(r, m);
-	} else if (!strcmp(event->valuestring, "error")) {
-		const cJSON *layer = cJSON_GetObjectItemCaseSensitive(m, "layer");
-		const cJSON *errnum = cJSON_GetObjectItemCaseSensitive(m, "errno");
-		const cJSON *message = cJSON_GetObjectItemCaseSensitive(m, "message");
-		spr_fail(&r->infra,
-			 cJSON_IsString(layer) ? layer_from_name(layer->valuestring)
-					       : SPR_LAYER_SANDBOX,
-			 cJSON_IsNumber(errnum) ? errnum->valueint : 0, "sandbox setup failed: %s",
-			 cJSON_IsString(message) ? message->valuestring : "(no message)");
+		break;
+	case SPR_MSG_EXIT:
+		on_exit_message(r, m);
+		break;
+	case SPR_MSG_ERROR:
+		spr_msg_to_error(m, "sandbox setup failed: ", &r->infra);
 		r->exited = true;
 		r->drain_deadline = spr_now_ms() + DRAIN_GRACE_MS;
+		break;
+	default: /* nothing else is the monitor's to say */
+		break;
 	}
 }
 
 static void read_ctrl(struct local_run *r)
 {
-	char msg[4096];
 	for (;;) {
-		ssize_t n = recv(r->ctrl, msg, sizeof(msg), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		struct spr_msg m;
+		int rc = spr_msg_recv(r->ctrl, &m, MSG_DONTWAIT, NULL, NULL);
+		if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (n <= 0) {
+		if (rc < 0 && errno == EPROTO)
+			continue; /* not a message of ours: ignored, as any noise */
+		if (rc <= 0) {
 			r->ctrl_closed = true;
 			return;
 		}
-		on_ctrl_message(r, msg, (size_t)n);
+		on_ctrl_message(r, &m);
 	}
 }
 
@@ -444,7 +416,7 @@ static void request_kill(struct local_run *r)
 	if (r->kill_sent)
 		return;
 	r->kill_sent = true;
-	send(r->ctrl, "kill", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+	spr_msg_send(r->ctrl, &(struct spr_msg){.type = SPR_MSG_KILL}, NULL, 0);
 	r->kill_deadline = spr_now_ms() + KILL_GRACE_MS;
 }
 
@@ -562,7 +534,7 @@ static void adopt_sandbox(struct local_run *r, struct spr_prepared *p)
 	r->err.fd = steal_fd(&p->err);
 	r->result.fd = steal_fd(&p->result);
 	if (p->started)
-		on_ctrl_message(r, p->started, strlen(p->started));
+		on_ctrl_message(r, &p->started_msg);
 	spr_prepared_free(p);
 }
 
@@ -583,26 +555,29 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 		.result = {.fd = -1, .keep = SPR_MAX_RESULT_BYTES},
 	};
 	const struct spr_python_info *py = &r.engine->python;
-	spr_worker_request_venv(&r.request_text, plan, req, py->sys_path_json,
-				py->venv ? py->prefix : NULL);
+	spr_worker_request(&r.request_text, plan, req,
+			   &(struct spr_worker_request_opts){
+				   .sys_path_json = py->sys_path_json,
+				   .venv = py->venv ? py->prefix : NULL,
+			   });
 	if (r.request_text.oom)
 		return spr_fail_oom(err);
 	r.request.data = r.request_text.data;
 	r.request.len = r.request_text.len;
 
 	int rc = -1;
-	_cleanup_free_ char *sandbox = sandbox_plan(&r, &r.infra);
-	if (!sandbox && !r.infra)
-		spr_fail_oom(&r.infra);
+	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
+	bool planned = sandbox_plan(&r, &sandbox, &r.infra) == 0;
 	bool prepared = false;
 	struct spr_prepared *p =
-		sandbox ? acquire_sandbox(r.engine, sandbox, &prepared, &r.infra) : NULL;
+		planned ? acquire_sandbox(r.engine, &sandbox, &prepared, &r.infra) : NULL;
 	if (p) {
 		adopt_sandbox(&r, p);
 		/* The plan works (a sandbox made with it was waiting): the next
 		 * one is set up while this run runs. */
 		if (prepared)
-			spr_local_pool_refill(&r.engine->pool, sandbox, r.isolation);
+			spr_local_pool_refill(&r.engine->pool, &sandbox,
+					      r.started ? &r.applied : NULL);
 		rc = pump(&r, err);
 	}
 	/* After a failure the helper may be waiting on us: stop it. After a
@@ -616,6 +591,6 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 	/* A sandbox set up for this run: only after it worked, so a failing
 	 * setup is not repeated in the background. */
 	if (rc == 0 && !prepared && !r.infra)
-		spr_local_pool_refill(&r.engine->pool, sandbox, r.isolation);
+		spr_local_pool_refill(&r.engine->pool, &sandbox, r.started ? &r.applied : NULL);
 	return rc;
 }

@@ -6,29 +6,19 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 
 #include "namespace/internal.h"
 
-static void report(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(int fd, const char *fmt, ...)
-{
-	char line[64];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n > 0 && write(fd, line, (size_t)n) < 0) {
-		/* The reader is gone: the run is being torn down. */
-	}
-}
-
+/* The setup failed: the worker's ERROR, then out. */
 __attribute__((noreturn)) static void fail(int fd, spr_error *err)
 {
-	char msg[1024];
-	int n = snprintf(msg, sizeof(msg), "E%s", err ? err->message : "worker setup failed");
-	if (n > 0 && write(fd, msg, (size_t)n) < 0) {
-	}
+	struct spr_msg m;
+	spr_msg_from_error(&m, SPR_MSG_ERROR, err);
+	if (!err)
+		snprintf(m.error.message, sizeof(m.error.message), "worker setup failed");
+	spr_msg_write(fd, &m); /* the reader may be gone: the run is being torn down */
 	_exit(127);
 }
 
@@ -48,15 +38,25 @@ static int load_seccomp(const void *bpf, size_t len, const struct spr_worker_spe
 			      "CONFIG_SECCOMP_FILTER; pass --allow-degraded to run without it)");
 }
 
+static const struct {
+	int resource;
+	const char *name;
+} rlimit_names[SPR_NRLIMITS] = {
+	[SPR_RLIM_AS] = {RLIMIT_AS, "RLIMIT_AS"},	    [SPR_RLIM_NOFILE] = {RLIMIT_NOFILE, "RLIMIT_NOFILE"},
+	[SPR_RLIM_FSIZE] = {RLIMIT_FSIZE, "RLIMIT_FSIZE"}, [SPR_RLIM_CORE] = {RLIMIT_CORE, "RLIMIT_CORE"},
+	[SPR_RLIM_NPROC] = {RLIMIT_NPROC, "RLIMIT_NPROC"}, [SPR_RLIM_CPU] = {RLIMIT_CPU, "RLIMIT_CPU"},
+};
+
 static int set_limits(const struct spr_worker_spec *w, spr_error **err)
 {
-	for (size_t i = 0; i < SPR_NLIMITS; i++) {
-		const struct spr_rlimit_setting *s = &w->limits[i];
-		if (s->set && setrlimit(s->resource, &s->value) < 0)
+	for (size_t i = 0; i < SPR_NRLIMITS; i++) {
+		const struct spr_rlimit_plan *l = &w->rlimits[i];
+		struct rlimit value = {.rlim_cur = (rlim_t)l->soft, .rlim_max = (rlim_t)l->hard};
+		if (l->set && setrlimit(rlimit_names[i].resource, &value) < 0)
 			return spr_fail_errno(err, SPR_LAYER_SANDBOX,
 					      "setrlimit(%s, %llu) failed (the caller's hard limit "
 					      "is lower? check `ulimit -a`)",
-					      s->name, (unsigned long long)s->value.rlim_max);
+					      rlimit_names[i].name, (unsigned long long)l->hard);
 	}
 	return 0;
 }
@@ -94,12 +94,12 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 		fail(status_fd, err);
 	if (spr_no_new_privs(&err) < 0)
 		fail(status_fd, err);
-	int landlock_abi = 0;
+	struct spr_msg setup = {.type = SPR_MSG_SETUP};
 	if (w->landlock_read) {
-		landlock_abi = spr_landlock_apply(w->landlock_read, w->landlock_write, &err);
-		if (landlock_abi < 0)
+		int abi = spr_landlock_apply(w->landlock_read, w->landlock_write, &err);
+		if (abi < 0)
 			fail(status_fd, err);
-		report(status_fd, "L%d\n", landlock_abi);
+		setup.applied.landlock_abi = abi;
 	}
 	/* Late: RLIMIT_AS could starve the allocations above. */
 	if (set_limits(w, &err) < 0)
@@ -110,13 +110,16 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 	if (w->bpf) {
 		/* Host network without Landlock's abstract-socket scope (ABI 6):
 		 * the filter that refuses unix sockets (seccomp.h). */
-		bool no_unix = w->network_shared && landlock_abi < 6 && w->bpf_no_unix;
+		bool no_unix = w->network_shared && setup.applied.landlock_abi < 6 && w->bpf_no_unix;
 		int applied = no_unix ? load_seccomp(w->bpf_no_unix, w->bpf_no_unix_len, w, &err)
 				      : load_seccomp(w->bpf, w->bpf_len, w, &err);
 		if (applied < 0)
 			fail(status_fd, err);
-		report(status_fd, "S%d\n", applied ? (no_unix ? 2 : 1) : 0);
+		setup.applied.seccomp = !applied	? SPR_SECCOMP_NONE
+					: no_unix ? SPR_SECCOMP_NO_UNIX_LOADED
+						  : SPR_SECCOMP_DEFAULT_LOADED;
 	}
+	spr_msg_write(status_fd, &setup);
 	sigprocmask(SIG_SETMASK, &w->saved_mask, NULL);
 	execve(w->argv[0], w->argv, w->envp);
 	spr_fail_errno(&err, SPR_LAYER_SANDBOX,
@@ -126,28 +129,22 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 	fail(status_fd, err);
 }
 
-int spr_worker_status(int fd, struct spr_worker_setup *setup, spr_error **err)
+int spr_worker_status(int fd, struct spr_applied *setup, spr_error **err)
 {
-	_cleanup_buf_ spr_buf b = SPR_BUF_INIT;
-	char chunk[512];
+	__attribute__((cleanup(spr_msg_stream_free))) struct spr_msg_stream s = {.fd = fd};
+	*setup = (struct spr_applied){0};
 	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		spr_buf_append(&b, chunk, (size_t)n);
+		struct spr_msg m;
+		int rc = spr_msg_next(&s, &m);
+		/* EOF: the worker executed Python, or died on the way, which
+		 * its exit status reports. */
+		if (rc == 0)
+			return 0;
+		if (rc < 0)
+			return spr_fail_errno(err, SPR_LAYER_SANDBOX, "reading the worker's setup");
+		if (m.type == SPR_MSG_ERROR)
+			return spr_msg_to_error(&m, NULL, err);
+		if (m.type == SPR_MSG_SETUP)
+			*setup = m.applied;
 	}
-	*setup = (struct spr_worker_setup){0};
-	for (const char *p = b.data; p && *p;) {
-		if (*p == 'E')
-			return spr_fail(err, SPR_LAYER_SANDBOX, 0, "%s", p + 1);
-		if (*p == 'L')
-			setup->landlock_abi = atoi(p + 1);
-		else if (*p == 'S')
-			setup->seccomp = atoi(p + 1);
-		const char *nl = strchr(p, '\n');
-		p = nl ? nl + 1 : p + strlen(p);
-	}
-	return 0;
 }

@@ -4,7 +4,6 @@
  * exits, the kernel kills everything left in the pid namespace. */
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -14,57 +13,35 @@
 #include "namespace/mounts.h"
 #include "namespace/internal.h"
 
-static void send_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void send_line(int fd, const char *fmt, ...)
+/* To the monitor; if it is gone, PDEATHSIG is about to end us anyway. */
+static void report(int fd, const struct spr_msg *m)
 {
-	char line[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n >= (int)sizeof(line)) {
-		n = sizeof(line) - 1;
-		line[n - 1] = '\n';
-	}
-	if (n > 0 && write(fd, line, (size_t)n) < 0) {
-		/* The monitor is gone; PDEATHSIG is about to end us. */
-	}
+	spr_msg_write(fd, m);
 }
 
 __attribute__((noreturn)) static void init_fail(const struct spr_init_spec *s, spr_error *err)
 {
-	char msg[1800];
-	snprintf(msg, sizeof(msg), "%s", err ? err->message : "setup failed");
-	for (char *p = msg; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-	send_line(s->report_fd, "error %s %d %s\n", spr_layer_name(err ? err->layer : SPR_LAYER_SANDBOX),
-		  err ? err->errnum : 0, msg);
+	struct spr_msg m;
+	spr_msg_from_error(&m, SPR_MSG_ERROR, err);
+	report(s->report_fd, &m);
 	_exit(125);
-}
-
-static long num(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
 }
 
 /* The sandbox user, keeping this process's capabilities in its own user
  * namespace (uid 0 is not mapped, so the kernel does not clear them). */
-static int become_sandbox_user(const cJSON *ids, spr_error **err)
+static int become_sandbox_user(const struct spr_layout *layout, spr_error **err)
 {
-	gid_t gid = (gid_t)num(ids, "gid");
-	uid_t uid = (uid_t)num(ids, "uid");
+	gid_t gid = (gid_t)layout->gid;
+	uid_t uid = (uid_t)layout->uid;
 	if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "switching to the sandbox user %d",
 				      (int)uid);
 	return 0;
 }
 
-static int set_hostname(const cJSON *layout, spr_error **err)
+static int set_hostname(const struct spr_layout *layout, spr_error **err)
 {
-	const cJSON *h = cJSON_GetObjectItemCaseSensitive(layout, "hostname");
-	const char *name = cJSON_IsString(h) ? h->valuestring : "sandbox";
+	const char *name = layout->hostname ? layout->hostname : "sandbox";
 	if (sethostname(name, strlen(name)) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "sethostname");
 	return 0;
@@ -169,12 +146,10 @@ void spr_init_main(const struct spr_init_spec *s)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || wait_for_go(s->sync_fd) < 0)
 		_exit(125);
 	close(s->sync_fd);
-	const cJSON *layout = s->layout;
-	const cJSON *network = cJSON_GetObjectItemCaseSensitive(layout, "network");
-	if (become_sandbox_user(cJSON_GetObjectItemCaseSensitive(layout, "ids"), &err) < 0 ||
-	    rearm_parent_death(s->report_fd, &err) < 0 || set_hostname(layout, &err) < 0 ||
-	    (!cJSON_IsTrue(network) && spr_net_loopback_up(&err) < 0) ||
-	    spr_mounts_setup(cJSON_GetObjectItemCaseSensitive(layout, "mounts"), &err) < 0)
+	const struct spr_layout *layout = s->layout;
+	if (become_sandbox_user(layout, &err) < 0 || rearm_parent_death(s->report_fd, &err) < 0 ||
+	    set_hostname(layout, &err) < 0 || (!layout->network && spr_net_loopback_up(&err) < 0) ||
+	    spr_mounts_setup(layout, s->bind_fds, &err) < 0)
 		init_fail(s, err);
 
 	int status_pipe[2];
@@ -188,8 +163,8 @@ void spr_init_main(const struct spr_init_spec *s)
 		init_fail(s, err);
 	}
 	close(status_pipe[1]);
-	struct spr_worker_setup setup;
-	if (spr_worker_status(status_pipe[0], &setup, &err) < 0)
+	struct spr_msg started = {.type = SPR_MSG_STARTED};
+	if (spr_worker_status(status_pipe[0], &started.applied, &err) < 0)
 		init_fail(s, err);
 	close(status_pipe[0]);
 	/* init needs none of the run's streams (the host sees EOF as soon as
@@ -199,7 +174,7 @@ void spr_init_main(const struct spr_init_spec *s)
 	if (s->report_fd > 0)
 		close_range(0, (unsigned)s->report_fd - 1, 0);
 	close_range((unsigned)s->report_fd + 1, ~0U, 0);
-	send_line(s->report_fd, "started %d %d\n", setup.landlock_abi, setup.seccomp);
+	report(s->report_fd, &started);
 
 	/* Reap everything; the worker's end is the run's end. */
 	for (;;) {
@@ -208,11 +183,13 @@ void spr_init_main(const struct spr_init_spec *s)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == worker || r < 0) {
-			bool alone = r == worker && nothing_else_left();
+			struct spr_msg end = {.type = SPR_MSG_EXIT};
+			end.exit.alone = r == worker && nothing_else_left();
 			struct rusage ru = {0};
 			getrusage(RUSAGE_CHILDREN, &ru);
-			send_line(s->report_fd, "exit %d %ld %d\n", r == worker ? st : -1,
-				  (long)ru.ru_maxrss, alone ? 1 : 0);
+			end.exit.status = r == worker ? st : -1;
+			end.exit.maxrss_kb = ru.ru_maxrss;
+			report(s->report_fd, &end);
 			_exit(0);
 		}
 	}

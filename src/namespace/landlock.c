@@ -47,21 +47,17 @@ static uint64_t handled_for_abi(int abi)
 	return fs;
 }
 
-static int add_rules(int ruleset, const cJSON *paths, uint64_t allowed, uint64_t handled,
-		     spr_error **err)
+static int add_rules(int ruleset, const struct spr_paths *paths, uint64_t allowed,
+		     uint64_t handled, spr_error **err)
 {
-	const cJSON *p;
-	cJSON_ArrayForEach(p, paths)
-	{
-		if (!cJSON_IsString(p))
-			continue;
-		_cleanup_close_ int fd = open(p->valuestring, O_PATH | O_CLOEXEC);
+	for (size_t i = 0; i < paths->n; i++) {
+		const char *path = paths->v[i];
+		_cleanup_close_ int fd = open(path, O_PATH | O_CLOEXEC);
 		if (fd < 0)
 			continue; /* not in this sandbox (optional path) */
 		struct stat st;
 		if (fstat(fd, &st) < 0)
-			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "landlock: stat %s",
-					      p->valuestring);
+			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "landlock: stat %s", path);
 		struct landlock_path_beneath_attr rule = {
 			.allowed_access = allowed & handled,
 			.parent_fd = fd,
@@ -70,13 +66,13 @@ static int add_rules(int ruleset, const cJSON *paths, uint64_t allowed, uint64_t
 		if (!S_ISDIR(st.st_mode))
 			rule.allowed_access &= FS_FILE_RIGHTS;
 		if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) < 0)
-			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "landlock rule for %s",
-					      p->valuestring);
+			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "landlock rule for %s", path);
 	}
 	return 0;
 }
 
-int spr_landlock_apply(const cJSON *read, const cJSON *write, spr_error **err)
+int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *write,
+		       spr_error **err)
 {
 	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
 			       LANDLOCK_CREATE_RULESET_VERSION);

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,82 +20,59 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 
-#include "base64.h"
 #include "cgroup/cgroup.h"
-#include "json.h"
 #include "namespace/internal.h"
-
-struct applied {
-	bool namespaces, network_shared;
-	int landlock_abi;
-	int seccomp; /* as struct spr_worker_setup */
-	enum spr_cg_version cgroup;
-};
+#include "protocol/message.h"
+#include "protocol/plan.h"
 
 struct sandbox {
 	pid_t parent;
-	cJSON *plan;
-	const cJSON *layout; /* plan.sandbox: NULL means "no namespaces wanted" */
-	bool allow_degraded;
-	char **argv, **envp;
-	size_t env_count; /* plan entries; HOME and TMPDIR follow them */
-	struct spr_rlimit_setting limits[SPR_NLIMITS];
-	spr_buf bpf, bpf_no_unix;
-	cJSON *degraded_write; /* Landlock write list incl. the run directory */
+	struct spr_arena arena;	     /* the decoded plan's strings and arrays */
+	struct spr_sandbox_plan *plan;
+	char **envp;		     /* the plan's, with HOME and TMPDIR after it */
+	size_t env_count;	     /* plan entries; HOME and TMPDIR follow them */
+	struct spr_rlimit_plan rlimits[SPR_NRLIMITS]; /* the plan's, RLIMIT_AS added
+							 when no cgroup can limit memory */
+	struct spr_paths degraded_write; /* Landlock write list incl. the run directory */
 	char workdir[PATH_MAX];
 	char env_home[PATH_MAX + 8], env_tmpdir[PATH_MAX + 8];
 	int sigfd;
 	sigset_t saved_mask;
 	pid_t child;	/* init (namespaces) or the worker (degraded) */
-	int report_fd;	/* init's reports, -1 in degraded mode */
-	spr_buf report;
+	struct spr_msg_stream report; /* init's messages (fd -1 in degraded mode) */
 	bool have_status;
 	int status;
 	long maxrss_kb;
-	struct applied applied;
-	const cJSON *cg_plan;	   /* plan.cgroup: NULL when no cgroup is used */
+	struct spr_applied applied;
+	bool use_cgroup;	   /* the plan asks for a cgroup */
 	struct spr_cg_run cg;
 	struct spr_cg_stats cg_stats;
 	bool cpu_limit_hit;
 	int cpu_timer;		   /* fires when the CPU-time budget may be spent */
 	int pids_timer;		   /* v1: pids.events has no notification; look often */
 	int ns_hold[2];		   /* the run's mount and network namespaces */
+	int bind_fds[SPR_PLAN_MAX_MOUNTS]; /* root: detached bind sources, per mount */
 	bool run_over;		   /* init saw the worker end with nothing else left */
 };
 
 /* ---- talking to the host ------------------------------------------------- */
 
-static void send_json(cJSON *msg)
+static void tell_host(const struct spr_msg *m)
 {
-	char *text = msg ? cJSON_PrintUnformatted(msg) : NULL;
-	if (text)
-		send(SPR_FD_CTRL, text, strlen(text), MSG_NOSIGNAL);
-	free(text);
-	cJSON_Delete(msg);
+	spr_msg_send(SPR_FD_CTRL, m, NULL, 0); /* the host may be gone: nothing to do */
 }
 
 static void report_error(const spr_error *err)
 {
-	cJSON *m = cJSON_CreateObject();
-	cJSON_AddStringToObject(m, "event", "error");
-	cJSON_AddStringToObject(m, "layer", spr_layer_name(err->layer));
-	cJSON_AddNumberToObject(m, "errno", err->errnum);
-	cJSON_AddStringToObject(m, "message", err->message);
-	send_json(m);
+	struct spr_msg m;
+	spr_msg_from_error(&m, SPR_MSG_ERROR, err);
+	tell_host(&m);
 }
 
 static void report_started(const struct sandbox *sb)
 {
-	const struct applied *a = &sb->applied;
-	cJSON *m = cJSON_CreateObject();
-	cJSON_AddStringToObject(m, "event", "started");
-	cJSON_AddNumberToObject(m, "pid", sb->child);
-	cJSON_AddBoolToObject(m, "namespaces", a->namespaces);
-	cJSON_AddBoolToObject(m, "network_shared", a->network_shared);
-	cJSON_AddNumberToObject(m, "landlock_abi", a->landlock_abi);
-	cJSON_AddNumberToObject(m, "seccomp", a->seccomp);
-	cJSON_AddNumberToObject(m, "cgroup", a->cgroup);
-	send_json(m);
+	struct spr_msg m = {.type = SPR_MSG_STARTED, .pid = sb->child, .applied = sb->applied};
+	tell_host(&m);
 }
 
 static void report_exit(const struct sandbox *sb)
@@ -106,69 +84,18 @@ static void report_exit(const struct sandbox *sb)
 		maxrss = ru.ru_maxrss;
 	}
 	const struct spr_cg_stats *cg = &sb->cg_stats;
-	cJSON *m = cJSON_CreateObject();
-	cJSON_AddStringToObject(m, "event", "exit");
-	cJSON_AddNumberToObject(m, "status", sb->have_status ? sb->status : -1);
+	struct spr_msg m = {.type = SPR_MSG_EXIT};
+	m.exit.status = sb->have_status ? sb->status : -1;
 	/* The cgroup's peak counts every process of the run; rusage only the
 	 * largest one. */
-	cJSON_AddNumberToObject(m, "maxrss_kb",
-				(double)(cg->memory_peak_kb >= 0 && sb->applied.cgroup ? cg->memory_peak_kb
-										: maxrss));
-	cJSON_AddBoolToObject(m, "oom_killed", cg->oom_killed);
-	cJSON_AddBoolToObject(m, "pids_limit_hit", cg->pids_limit_hit);
-	cJSON_AddBoolToObject(m, "cpu_limit_hit", sb->cpu_limit_hit);
-	if (cg->cpu_usage_us >= 0 && sb->applied.cgroup)
-		cJSON_AddNumberToObject(m, "cpu_usage_us", (double)cg->cpu_usage_us);
-	send_json(m);
+	m.exit.maxrss_kb = cg->memory_peak_kb >= 0 && sb->applied.cgroup ? cg->memory_peak_kb : maxrss;
+	m.exit.oom_killed = cg->oom_killed;
+	m.exit.pids_limit_hit = cg->pids_limit_hit;
+	m.exit.cpu_limit_hit = sb->cpu_limit_hit;
+	tell_host(&m);
 }
 
 /* ---- the plan --------------------------------------------------------------- */
-
-static char **string_vector(const cJSON *array, size_t spare)
-{
-	if (!cJSON_IsArray(array))
-		return NULL;
-	int n = cJSON_GetArraySize(array);
-	char **v = calloc((size_t)n + spare + 1, sizeof(*v));
-	int i = 0;
-	const cJSON *item;
-	cJSON_ArrayForEach(item, array)
-	{
-		if (!v || !cJSON_IsString(item)) {
-			free(v);
-			return NULL;
-		}
-		v[i++] = item->valuestring;
-	}
-	return v;
-}
-
-static int read_rlimits(struct sandbox *sb, const cJSON *limits, spr_error **err)
-{
-	static const struct {
-		int resource;
-		const char *name;
-	} known[SPR_NLIMITS] = {
-		{RLIMIT_AS, "as"},     {RLIMIT_NOFILE, "nofile"}, {RLIMIT_FSIZE, "fsize"},
-		{RLIMIT_CORE, "core"}, {RLIMIT_NPROC, "nproc"},   {RLIMIT_CPU, "cpu"},
-	};
-	for (size_t i = 0; i < SPR_NLIMITS; i++) {
-		struct spr_rlimit_setting *s = &sb->limits[i];
-		s->resource = known[i].resource;
-		s->name = known[i].name;
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(limits, known[i].name);
-		if (!v)
-			continue;
-		const cJSON *soft = cJSON_GetArrayItem(v, 0), *hard = cJSON_GetArrayItem(v, 1);
-		if (!cJSON_IsNumber(soft) || !cJSON_IsNumber(hard))
-			return spr_fail(err, SPR_LAYER_SANDBOX, EINVAL,
-					"plan: rlimit '%s' must be [soft, hard]", known[i].name);
-		s->set = true;
-		s->value.rlim_cur = (rlim_t)soft->valuedouble;
-		s->value.rlim_max = (rlim_t)hard->valuedouble;
-	}
-	return 0;
-}
 
 static int read_plan(struct sandbox *sb, spr_error **err)
 {
@@ -186,31 +113,20 @@ static int read_plan(struct sandbox *sb, spr_error **err)
 	if (n > SPR_SANDBOX_MAX_MSG)
 		return spr_fail(err, SPR_LAYER_SANDBOX, EMSGSIZE, "plan larger than %d bytes",
 				SPR_SANDBOX_MAX_MSG);
-	sb->plan = cJSON_ParseWithLength(msg, (size_t)n);
-	if (!cJSON_IsObject(sb->plan))
-		return spr_fail(err, SPR_LAYER_SANDBOX, EINVAL, "plan is not a JSON object");
-	sb->argv = string_vector(cJSON_GetObjectItemCaseSensitive(sb->plan, "argv"), 0);
-	sb->envp = string_vector(cJSON_GetObjectItemCaseSensitive(sb->plan, "env"), 2);
-	if (!sb->argv || !sb->argv[0] || !sb->envp)
-		return spr_fail(err, SPR_LAYER_SANDBOX, EINVAL,
-				"plan: 'argv' and 'env' must be arrays of strings");
-	while (sb->envp[sb->env_count])
-		sb->env_count++;
-	const cJSON *cg = cJSON_GetObjectItemCaseSensitive(sb->plan, "cgroup");
-	sb->cg_plan = cJSON_IsObject(cg) ? cg : NULL;
-	const cJSON *layout = cJSON_GetObjectItemCaseSensitive(sb->plan, "sandbox");
-	sb->layout = cJSON_IsObject(layout) ? layout : NULL;
-	sb->allow_degraded =
-		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb->plan, "allow_degraded"));
-	const cJSON *bpf = cJSON_GetObjectItemCaseSensitive(sb->plan, "seccomp_bpf");
-	const cJSON *no_unix = cJSON_GetObjectItemCaseSensitive(sb->plan, "seccomp_bpf_no_unix");
-	if ((cJSON_IsString(bpf) &&
-	     spr_base64_decode(&sb->bpf, bpf->valuestring, strlen(bpf->valuestring)) < 0) ||
-	    (cJSON_IsString(no_unix) &&
-	     spr_base64_decode(&sb->bpf_no_unix, no_unix->valuestring,
-			       strlen(no_unix->valuestring)) < 0))
-		return spr_fail(err, SPR_LAYER_SECCOMP, EINVAL, "plan: malformed seccomp program");
-	return read_rlimits(sb, cJSON_GetObjectItemCaseSensitive(sb->plan, "rlimits"), err);
+	sb->plan = spr_arena_alloc(&sb->arena, sizeof(*sb->plan));
+	if (!sb->plan)
+		return spr_fail_oom(err);
+	if (spr_plan_decode(msg, (size_t)n, sb->plan, &sb->arena, err) < 0)
+		return -1;
+	/* Two spare slots: HOME and TMPDIR, the run's directory. */
+	sb->env_count = sb->plan->env.n;
+	sb->envp = spr_arena_alloc(&sb->arena, (sb->env_count + 3) * sizeof(*sb->envp));
+	if (!sb->envp)
+		return spr_fail_oom(err);
+	memcpy(sb->envp, sb->plan->env.v, sb->env_count * sizeof(*sb->envp));
+	memcpy(sb->rlimits, sb->plan->rlimits, sizeof(sb->rlimits));
+	sb->use_cgroup = sb->plan->cgroup.version != SPR_CG_NONE;
+	return 0;
 }
 
 static void set_env_dirs(struct sandbox *sb, const char *dir)
@@ -302,26 +218,22 @@ static int watch_signals(struct sandbox *sb, spr_error **err)
 
 static struct spr_worker_spec worker_spec(struct sandbox *sb, const char *workdir)
 {
+	const struct spr_sandbox_plan *p = sb->plan;
 	struct spr_worker_spec w = {
 		.gate_fd = -1,
-		.argv = sb->argv,
+		.argv = (char **)p->argv.v,
 		.envp = sb->envp,
 		.workdir = workdir,
-		.limits = sb->limits,
-		.bpf = sb->bpf.len ? sb->bpf.data : NULL,
-		.bpf_len = sb->bpf.len,
-		.bpf_no_unix = sb->bpf_no_unix.len ? sb->bpf_no_unix.data : NULL,
-		.bpf_no_unix_len = sb->bpf_no_unix.len,
-		.allow_degraded = sb->allow_degraded,
+		.rlimits = sb->rlimits,
+		.bpf = p->filters[SPR_FILTER_DEFAULT].len ? p->filters[SPR_FILTER_DEFAULT].insns : NULL,
+		.bpf_len = p->filters[SPR_FILTER_DEFAULT].len,
+		.bpf_no_unix = p->filters[SPR_FILTER_NO_UNIX].len ? p->filters[SPR_FILTER_NO_UNIX].insns
+								  : NULL,
+		.bpf_no_unix_len = p->filters[SPR_FILTER_NO_UNIX].len,
+		.allow_degraded = p->allow_degraded,
 		.saved_mask = sb->saved_mask,
 	};
 	return w;
-}
-
-static const cJSON *plan_landlock(const cJSON *from, const char *which)
-{
-	const cJSON *ll = cJSON_GetObjectItemCaseSensitive(from, "landlock");
-	return cJSON_GetObjectItemCaseSensitive(ll, which);
 }
 
 /* ---- with namespaces --------------------------------------------------------- */
@@ -370,42 +282,6 @@ static pid_t clone_namespaces(unsigned long flags, int cgroup_fd, bool *placed)
 	return pid;
 }
 
-static int read_report_line(struct sandbox *sb, char **line)
-{
-	for (;;) {
-		char *nl = sb->report.data ? memchr(sb->report.data, '\n', sb->report.len) : NULL;
-		if (nl) {
-			*nl = '\0';
-			*line = strdup(sb->report.data);
-			size_t rest = sb->report.len - (size_t)(nl + 1 - sb->report.data);
-			memmove(sb->report.data, nl + 1, rest);
-			sb->report.len = rest;
-			sb->report.data[rest] = '\0';
-			return *line ? 1 : -1;
-		}
-		char chunk[1024];
-		ssize_t n = read(sb->report_fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return 0;
-		spr_buf_append(&sb->report, chunk, (size_t)n);
-	}
-}
-
-static int parse_init_error(const char *line, spr_error **err)
-{
-	char layer[32] = "";
-	int errnum = 0, consumed = 0;
-	if (sscanf(line, "error %31s %d %n", layer, &errnum, &consumed) < 2)
-		return spr_fail(err, SPR_LAYER_SANDBOX, EPROTO, "sandbox init: %s", line);
-	spr_layer l = SPR_LAYER_NAMESPACE;
-	for (int i = SPR_LAYER_API; i <= SPR_LAYER_WORKER; i++)
-		if (!strcmp(spr_layer_name((spr_layer)i), layer))
-			l = (spr_layer)i;
-	return spr_fail(err, l, errnum, "%s", line + consumed);
-}
-
 static void kill_and_reap(pid_t pid)
 {
 	kill(pid, SIGKILL);
@@ -423,85 +299,86 @@ static int open_bind_sources(struct sandbox *sb, spr_error **err)
 {
 	if (geteuid() != 0)
 		return 0;
-	cJSON *op;
-	cJSON_ArrayForEach(op, cJSON_GetObjectItemCaseSensitive(sb->layout, "mounts"))
-	{
-		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(op, "op");
-		const cJSON *src = cJSON_GetObjectItemCaseSensitive(op, "src");
-		const cJSON *flags = cJSON_GetObjectItemCaseSensitive(op, "flags");
-		if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "bind") || !cJSON_IsString(src))
+	const struct spr_layout *layout = &sb->plan->layout;
+	for (size_t i = 0; i < layout->nmounts; i++) {
+		const struct spr_mount_op *op = &layout->mounts[i];
+		if (op->kind != SPR_MOUNT_BIND_RO && op->kind != SPR_MOUNT_BIND_DEV)
 			continue;
-		int fd = open_tree(AT_FDCWD, src->valuestring,
+		int fd = open_tree(AT_FDCWD, op->src,
 				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (fd < 0 && errno == ENOSYS)
 			return 0; /* before Linux 5.2: init binds by path */
 		if (fd < 0)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
-					      "cannot open %s to show it in the sandbox",
-					      src->valuestring);
-		bool dev = cJSON_IsString(flags) && !strcmp(flags->valuestring, "dev");
+					      "cannot open %s to show it in the sandbox", op->src);
+		sb->bind_fds[i] = fd;
 		struct mount_attr attr = {
-			.attr_set = dev ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
-					: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+			.attr_set = op->kind == SPR_MOUNT_BIND_DEV
+					    ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
+					    : MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
 		};
-		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
-			close(fd);
+		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "setting flags on %s",
-					      src->valuestring);
-		}
-		cJSON_AddNumberToObject(op, "fd", fd);
+					      op->src);
 	}
 	return 0;
 }
 
 static void close_bind_sources(struct sandbox *sb)
 {
-	cJSON *op;
-	cJSON_ArrayForEach(op, cJSON_GetObjectItemCaseSensitive(sb->layout, "mounts"))
-	{
-		const cJSON *fd = cJSON_GetObjectItemCaseSensitive(op, "fd");
-		if (cJSON_IsNumber(fd))
-			close(fd->valueint);
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(sb->bind_fds); i++)
+		spr_closep(&sb->bind_fds[i]);
+}
+
+/* init's next message (blocking until setup is over). */
+static int next_report(struct sandbox *sb, struct spr_msg *m)
+{
+	return spr_msg_next(&sb->report, m);
 }
 
 /* Returns 1 when the namespaces could not be created at all (the caller
  * may degrade), 0 on success, -1 on any other failure. */
 static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 {
-	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(sb->layout, "ids");
+	const struct spr_layout *layout = &sb->plan->layout;
 	struct spr_idmap map = {
-		.uid = (uid_t)cJSON_GetObjectItemCaseSensitive(ids, "uid")->valuedouble,
-		.gid = (gid_t)cJSON_GetObjectItemCaseSensitive(ids, "gid")->valuedouble,
-		.outside_uid = (uid_t)cJSON_GetObjectItemCaseSensitive(ids, "outside_uid")->valuedouble,
-		.outside_gid = (gid_t)cJSON_GetObjectItemCaseSensitive(ids, "outside_gid")->valuedouble,
+		.uid = layout->uid,
+		.gid = layout->gid,
+		.outside_uid = layout->outside_uid,
+		.outside_gid = layout->outside_gid,
 	};
-	bool network = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sb->layout, "network"));
+	bool network = layout->network;
 	unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
 			      CLONE_NEWUTS | CLONE_NEWCGROUP | (network ? 0 : CLONE_NEWNET);
 	int sync[2], rep[2];
-	if (spr_userns_drop_groups(err) < 0 || open_bind_sources(sb, err) < 0)
+	if (spr_userns_drop_groups(err) < 0 || open_bind_sources(sb, err) < 0) {
+		close_bind_sources(sb);
 		return -1;
-	if (pipe2(sync, O_CLOEXEC) < 0)
+	}
+	if (pipe2(sync, O_CLOEXEC) < 0) {
+		close_bind_sources(sb);
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
+	}
 	if (pipe2(rep, O_CLOEXEC) < 0) {
 		close(sync[0]);
 		close(sync[1]);
+		close_bind_sources(sb);
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
 	}
-	set_env_dirs(sb, "/tmp");
-	struct spr_worker_spec w = worker_spec(sb, "/tmp");
+	set_env_dirs(sb, layout->workdir);
+	struct spr_worker_spec w = worker_spec(sb, layout->workdir);
 	w.drop_caps = true;
 	w.network_shared = network;
-	w.landlock_read = plan_landlock(sb->layout, "read");
-	w.landlock_write = plan_landlock(sb->layout, "write");
+	w.landlock_read = &layout->landlock_read;
+	w.landlock_write = &layout->landlock_write;
 
 	bool placed = false;
 	pid_t pid = clone_namespaces(flags, sb->applied.cgroup ? sb->cg.v2_fd : -1, &placed);
 	if (pid == 0) {
 		close(sync[1]);
 		close(rep[0]);
-		struct spr_init_spec spec = {.worker = &w, .layout = sb->layout,
+		struct spr_init_spec spec = {.worker = &w, .layout = layout,
+					     .bind_fds = sb->bind_fds,
 					     .sync_fd = sync[0], .report_fd = rep[1],
 					     .cg = sb->applied.cgroup ? &sb->cg : NULL};
 		spr_init_main(&spec);
@@ -517,7 +394,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		return 1;
 	}
 	sb->child = pid;
-	sb->report_fd = rep[0];
+	sb->report.fd = rep[0];
 	hold_namespaces(sb, pid);
 	/* v1: init moves itself in (spr_cg_run_enter), first thing. */
 	if ((sb->applied.cgroup && !placed && !spr_cg_run_self_enter(&sb->cg) &&
@@ -527,35 +404,33 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		sb->child = 0;
 		return -1;
 	}
+	struct spr_msg m;
 	if (write(go, "G", 1) != 1) {
 		/* init already gave up: its report says why. */
 		int saved = errno;
-		_cleanup_free_ char *why = NULL;
-		bool told = read_report_line(sb, &why) > 0 && !strncmp(why, "error ", 6);
+		bool told = next_report(sb, &m) > 0 && m.type == SPR_MSG_ERROR;
 		kill_and_reap(pid);
 		sb->child = 0;
 		if (told)
-			return parse_init_error(why, err);
+			return spr_msg_to_error(&m, NULL, err);
 		errno = saved;
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "starting the sandbox init");
 	}
-	_cleanup_free_ char *line = NULL;
-	int rc = read_report_line(sb, &line);
-	int landlock = 0, seccomp = 0;
-	if (rc > 0 && sscanf(line, "started %d %d", &landlock, &seccomp) == 2) {
+	int rc = next_report(sb, &m);
+	if (rc > 0 && m.type == SPR_MSG_STARTED) {
 		sb->applied.namespaces = true;
 		sb->applied.network_shared = network;
-		sb->applied.landlock_abi = landlock;
-		sb->applied.seccomp = seccomp;
+		sb->applied.landlock_abi = m.applied.landlock_abi;
+		sb->applied.seccomp = m.applied.seccomp;
 		spr_cg_run_close_tasks(&sb->cg); /* init is in: not needed anymore */
 		/* From now on reports are read when poll says so (supervise). */
-		fcntl(sb->report_fd, F_SETFL, fcntl(sb->report_fd, F_GETFL) | O_NONBLOCK);
+		fcntl(sb->report.fd, F_SETFL, fcntl(sb->report.fd, F_GETFL) | O_NONBLOCK);
 		return 0;
 	}
 	kill_and_reap(pid);
 	sb->child = 0;
-	if (rc > 0)
-		return parse_init_error(line, err);
+	if (rc > 0 && m.type == SPR_MSG_ERROR)
+		return spr_msg_to_error(&m, NULL, err);
 	return spr_fail(err, SPR_LAYER_SANDBOX, EPIPE, "the sandbox init exited during setup");
 }
 
@@ -563,8 +438,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 
 static int make_workdir(struct sandbox *sb, spr_error **err)
 {
-	const cJSON *parent = cJSON_GetObjectItemCaseSensitive(sb->plan, "workdir_parent");
-	const char *dir = cJSON_IsString(parent) ? parent->valuestring : "/tmp";
+	const char *dir = sb->plan->degraded.workdir_parent;
 	int n = snprintf(sb->workdir, sizeof(sb->workdir), "%s/spr-run-XXXXXX", dir);
 	if (n < 0 || (size_t)n >= sizeof(sb->workdir))
 		return spr_fail(err, SPR_LAYER_SANDBOX, ENAMETOOLONG, "workdir path too long");
@@ -583,39 +457,30 @@ static int make_workdir(struct sandbox *sb, spr_error **err)
 
 static int start_degraded(struct sandbox *sb, spr_error **err)
 {
-	const cJSON *degraded = cJSON_GetObjectItemCaseSensitive(sb->plan, "degraded");
+	const struct spr_degraded_plan *degraded = &sb->plan->degraded;
 	if (make_workdir(sb, err) < 0)
 		return -1;
 	/* The worker by its host path (argv ends with the in-sandbox one). */
-	const cJSON *worker = cJSON_GetObjectItemCaseSensitive(degraded, "worker");
-	if (cJSON_IsString(worker)) {
-		char **last = sb->argv;
-		while (last[1])
-			last++;
-		*last = worker->valuestring;
-	}
+	struct spr_strv *argv = &sb->plan->argv;
+	if (degraded->worker)
+		argv->v[argv->n - 1] = degraded->worker;
 	struct spr_worker_spec w = worker_spec(sb, sb->workdir);
 	w.parent = getpid();
 	w.network_shared = true; /* no network namespace */
 	w.cg = sb->applied.cgroup ? &sb->cg : NULL;
-	if (degraded) {
-		const cJSON *run_as = cJSON_GetObjectItemCaseSensitive(degraded, "run_as");
-		if (cJSON_IsObject(run_as)) {
-			/* Root without namespaces: run the code as nobody. */
-			w.become = true;
-			w.uid = (uid_t)cJSON_GetObjectItemCaseSensitive(run_as, "uid")->valuedouble;
-			w.gid = (gid_t)cJSON_GetObjectItemCaseSensitive(run_as, "gid")->valuedouble;
-			if (chown(sb->workdir, w.uid, w.gid) < 0)
-				return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chown %s",
-						      sb->workdir);
-		}
-		sb->degraded_write = cJSON_Duplicate(plan_landlock(degraded, "write"), true);
-		if (!sb->degraded_write)
-			sb->degraded_write = cJSON_CreateArray();
-		cJSON_AddItemToArray(sb->degraded_write, cJSON_CreateString(sb->workdir));
-		w.landlock_read = plan_landlock(degraded, "read");
-		w.landlock_write = sb->degraded_write;
+	if (degraded->run_as) {
+		/* Root without namespaces: run the code as nobody. */
+		w.become = true;
+		w.uid = degraded->uid;
+		w.gid = degraded->gid;
+		if (chown(sb->workdir, w.uid, w.gid) < 0)
+			return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chown %s", sb->workdir);
 	}
+	sb->degraded_write = degraded->landlock_write;
+	if (!spr_paths_add(&sb->degraded_write, sb->workdir))
+		return spr_fail(err, SPR_LAYER_SANDBOX, E2BIG, "too many Landlock paths");
+	w.landlock_read = &degraded->landlock_read;
+	w.landlock_write = &sb->degraded_write;
 	/* The worker waits at a gate until it is in the run cgroup. */
 	int status_pipe[2], gate[2];
 	if (pipe2(status_pipe, O_CLOEXEC) < 0)
@@ -649,7 +514,7 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	if (rc == 0 && write(gate[1], "G", 1) != 1)
 		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX, "starting the worker");
 	close(gate[1]);
-	struct spr_worker_setup setup;
+	struct spr_applied setup;
 	if (rc == 0)
 		rc = spr_worker_status(status_pipe[0], &setup, err);
 	close(status_pipe[0]);
@@ -668,17 +533,14 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 
 static void on_report(struct sandbox *sb)
 {
-	_cleanup_free_ char *line = NULL;
-	while (sb->report_fd >= 0 && read_report_line(sb, &line) > 0) {
-		int st = -1, alone = 0;
-		long rss = 0;
-		if (sscanf(line, "exit %d %ld %d", &st, &rss, &alone) >= 2 && st >= 0) {
-			sb->status = st;
+	struct spr_msg m;
+	while (sb->report.fd >= 0 && next_report(sb, &m) > 0) {
+		if (m.type == SPR_MSG_EXIT && m.exit.status >= 0) {
+			sb->status = m.exit.status;
 			sb->have_status = true;
-			sb->maxrss_kb = rss;
-			sb->run_over = alone == 1;
+			sb->maxrss_kb = (long)m.exit.maxrss_kb;
+			sb->run_over = m.exit.alone;
 		}
-		free(steal_pointer(&line));
 	}
 }
 
@@ -691,7 +553,7 @@ static bool reap_child(struct sandbox *sb)
 	while (r < 0 && errno == EINTR);
 	if (r != sb->child)
 		return false;
-	if (sb->report_fd >= 0)
+	if (sb->report.fd >= 0)
 		on_report(sb); /* init's last words: the worker's status */
 	else if (!sb->have_status) {
 		sb->status = st;
@@ -765,7 +627,7 @@ static void supervise(struct sandbox *sb)
 			{.fd = cg && !killing ? sb->cg.pids_fd : -1, .events = POLLPRI},
 			{.fd = killing ? -1 : sb->cpu_timer, .events = POLLIN},
 			{.fd = killing ? -1 : sb->pids_timer, .events = POLLIN},
-			{.fd = killing ? -1 : sb->report_fd, .events = POLLIN},
+			{.fd = killing ? -1 : sb->report.fd, .events = POLLIN},
 		};
 		if (poll(fds, 7, -1) < 0 && errno != EINTR)
 			break;
@@ -802,7 +664,7 @@ static void supervise(struct sandbox *sb)
 			/* SIGKILL to init takes the whole pid namespace with it. */
 			killing = true;
 			kill(sb->child, SIGKILL);
-			if (sb->report_fd < 0)
+			if (sb->report.fd < 0)
 				kill(-sb->child, SIGKILL);
 			if (cg)
 				spr_cg_run_kill(&sb->cg);
@@ -922,15 +784,11 @@ static void sandbox_free(struct sandbox *sb)
 	spr_closep(&sb->cpu_timer);
 	spr_closep(&sb->pids_timer);
 	release_namespaces(sb);
+	close_bind_sources(sb);
 	spr_closep(&sb->sigfd);
-	spr_closep(&sb->report_fd);
-	spr_buf_free(&sb->report);
-	spr_buf_free(&sb->bpf);
-	spr_buf_free(&sb->bpf_no_unix);
-	cJSON_Delete(sb->degraded_write);
-	free(sb->argv);
-	free(sb->envp);
-	cJSON_Delete(sb->plan);
+	spr_closep(&sb->report.fd);
+	spr_msg_stream_free(&sb->report);
+	spr_arena_free(&sb->arena);
 }
 
 /* ---- the checklist -------------------------------------------------------------------- */
@@ -940,22 +798,19 @@ static void sandbox_free(struct sandbox *sb)
  * memory limit (and isolation says cgroup "none"). */
 static int make_cgroup(struct sandbox *sb, spr_error **err)
 {
-	if (!sb->cg_plan)
+	if (!sb->use_cgroup)
 		return 0;
 	_cleanup_error_ spr_error *cg_err = NULL;
-	if (spr_cg_run_create(&sb->cg, sb->cg_plan, &cg_err) < 0) {
+	const struct spr_cgroup_plan *plan = &sb->plan->cgroup;
+	if (spr_cg_run_create(&sb->cg, plan, &cg_err) < 0) {
 		spr_cg_run_remove(&sb->cg, NULL);
 		spr_cg_run_free(&sb->cg);
-		if (!sb->allow_degraded) {
+		if (!sb->plan->allow_degraded) {
 			*err = steal_pointer(&cg_err);
 			return -1;
 		}
-		const cJSON *mem = cJSON_GetObjectItemCaseSensitive(sb->cg_plan, "memory_bytes");
-		struct spr_rlimit_setting *as = &sb->limits[0]; /* RLIMIT_AS, see read_rlimits */
-		if (cJSON_IsNumber(mem) && as->resource == RLIMIT_AS) {
-			as->set = true;
-			as->value.rlim_cur = as->value.rlim_max = (rlim_t)mem->valuedouble;
-		}
+		sb->rlimits[SPR_RLIM_AS] = (struct spr_rlimit_plan){true, plan->memory_bytes,
+								    plan->memory_bytes};
 		return 0;
 	}
 	sb->applied.cgroup = sb->cg.version;
@@ -986,16 +841,14 @@ static void finish_cgroup(struct sandbox *sb)
 
 static int start_run(struct sandbox *sb, spr_error **err)
 {
-	if (sb->layout) {
-		_cleanup_error_ spr_error *ns_err = NULL;
-		int rc = start_in_namespaces(sb, &ns_err);
-		if (rc == 0)
-			return 0;
-		/* Only a refused namespace may degrade, and only when asked. */
-		if (rc < 0 || !sb->allow_degraded) {
-			*err = steal_pointer(&ns_err);
-			return -1;
-		}
+	_cleanup_error_ spr_error *ns_err = NULL;
+	int rc = start_in_namespaces(sb, &ns_err);
+	if (rc == 0)
+		return 0;
+	/* Only a refused namespace may degrade, and only when asked. */
+	if (rc < 0 || !sb->plan->allow_degraded) {
+		*err = steal_pointer(&ns_err);
+		return -1;
 	}
 	return start_degraded(sb, err);
 }
@@ -1003,8 +856,9 @@ static int start_run(struct sandbox *sb, spr_error **err)
 int spr_sandbox_monitor(pid_t parent)
 {
 	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {
-		.parent = parent, .sigfd = -1, .report_fd = -1, .cpu_timer = -1, .pids_timer = -1,
-		.ns_hold = {-1, -1}, .cg = SPR_CG_RUN_INIT};
+		.parent = parent, .sigfd = -1, .report = {.fd = -1}, .cpu_timer = -1,
+		.pids_timer = -1, .ns_hold = {-1, -1}, .cg = SPR_CG_RUN_INIT,
+		.bind_fds = {[0 ... SPR_PLAN_MAX_MOUNTS - 1] = -1}};
 	_cleanup_error_ spr_error *err = NULL;
 
 	if (check_descriptors() < 0)

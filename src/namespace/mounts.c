@@ -79,18 +79,6 @@ static int add_mount_attrs(const char *path, uint64_t attrs, bool recursive)
 	return mount(NULL, path, NULL, flags, NULL);
 }
 
-static const char *str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double num(const cJSON *o, const char *key, double fallback)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? v->valuedouble : fallback;
-}
-
 static int make_placeholder(const char *dst, const struct stat *st, spr_error **err)
 {
 	if (make_parent(dst) < 0)
@@ -108,23 +96,22 @@ static int make_placeholder(const char *dst, const struct stat *st, spr_error **
 }
 
 /* A detached mount the monitor prepared (flags already set): attach it. */
-static int attach_tree(int fd, const char *src_rel, const char *dst, spr_error **err)
+static int attach_tree(int *fd, const char *src_rel, const char *dst, spr_error **err)
 {
 	struct stat st;
-	if (fstat(fd, &st) < 0)
+	if (fstat(*fd, &st) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "bind source %s", src_rel);
 	if (make_placeholder(dst, &st, err) < 0)
 		return -1;
-	if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+	if (move_mount(*fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "attaching %s", src_rel);
-	close(fd);
+	spr_closep(fd);
 	return 0;
 }
 
-static int do_bind(const char *src_rel, int fd, const char *dst, const char *flags,
-		   spr_error **err)
+static int do_bind(const char *src_rel, int *fd, const char *dst, bool dev, spr_error **err)
 {
-	if (fd >= 0)
+	if (*fd >= 0)
 		return attach_tree(fd, src_rel, dst, err);
 	char src[PATH_MAX];
 	snprintf(src, sizeof(src), OLD "%s", src_rel);
@@ -135,21 +122,19 @@ static int do_bind(const char *src_rel, int fd, const char *dst, const char *fla
 		return -1;
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "bind mount %s", src_rel);
-	uint64_t attrs = flags && !strcmp(flags, "dev")
-				 ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
-				 : MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+	uint64_t attrs = dev ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
+			     : MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 	if (add_mount_attrs(dst, attrs, true) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "making %s read-only", src_rel);
 	return 0;
 }
 
-static int do_tmpfs(const cJSON *o, const char *dst, spr_error **err)
+static int do_tmpfs(const struct spr_mount_op *o, const char *dst, spr_error **err)
 {
 	char opts[96];
-	snprintf(opts, sizeof(opts), "size=%.0f,mode=%04o", num(o, "size", 1 << 20),
-		 (unsigned)num(o, "mode", 0755));
-	const cJSON *noexec = cJSON_GetObjectItemCaseSensitive(o, "noexec");
-	unsigned long flags = MS_NOSUID | MS_NODEV | (cJSON_IsTrue(noexec) ? MS_NOEXEC : 0);
+	snprintf(opts, sizeof(opts), "size=%llu,mode=%04o", (unsigned long long)o->size,
+		 (unsigned)o->mode);
+	unsigned long flags = MS_NOSUID | MS_NODEV | (o->noexec ? MS_NOEXEC : 0);
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s", dst);
 	if (mkdir_p(path, 0755) < 0)
@@ -159,13 +144,13 @@ static int do_tmpfs(const cJSON *o, const char *dst, spr_error **err)
 	return 0;
 }
 
-static int do_file(const cJSON *o, const char *dst, spr_error **err)
+static int do_file(const struct spr_mount_op *o, const char *dst, spr_error **err)
 {
-	const char *content = str(o, "content");
+	const char *content = o->text;
 	if (make_parent(dst) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "creating the parent of %s", dst);
 	_cleanup_close_ int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-				      (mode_t)num(o, "mode", 0644));
+				      (mode_t)o->mode);
 	if (fd < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "creating %s", dst);
 	size_t len = content ? strlen(content) : 0;
@@ -211,48 +196,45 @@ static int do_readonly(const char *dst, spr_error **err)
 	return 0;
 }
 
-static int apply_op(const cJSON *o, spr_error **err)
+static int apply_op(const struct spr_mount_op *o, int *bind_fd, spr_error **err)
 {
-	const char *kind = str(o, "op"), *dst_rel = str(o, "dst");
-	if (!kind || !dst_rel || dst_rel[0] != '/')
-		return spr_fail(err, SPR_LAYER_NAMESPACE, EINVAL, "bad mount operation in the plan");
+	const char *dst_rel = o->dst;
 	char dst[PATH_MAX];
 	snprintf(dst, sizeof(dst), NEW "%s", strcmp(dst_rel, "/") ? dst_rel : "");
-	if (!strcmp(kind, "bind"))
-		return do_bind(str(o, "src") ? str(o, "src") : dst_rel, (int)num(o, "fd", -1), dst,
-			       str(o, "flags"), err);
-	if (!strcmp(kind, "tmpfs"))
+	switch ((enum spr_mount_kind)o->kind) {
+	case SPR_MOUNT_BIND_RO:
+	case SPR_MOUNT_BIND_DEV:
+		return do_bind(o->src, bind_fd, dst, o->kind == SPR_MOUNT_BIND_DEV, err);
+	case SPR_MOUNT_TMPFS:
 		return do_tmpfs(o, dst, err);
-	if (!strcmp(kind, "file"))
+	case SPR_MOUNT_FILE:
 		return do_file(o, dst, err);
-	if (!strcmp(kind, "mask"))
+	case SPR_MOUNT_MASK:
 		return do_mask(dst, err);
-	if (!strcmp(kind, "ro"))
+	case SPR_MOUNT_READONLY:
 		return do_readonly(dst, err);
-	if (!strcmp(kind, "dir")) {
-		if (mkdir_p(dst, (mode_t)num(o, "mode", 0755)) < 0)
+	case SPR_MOUNT_DIR:
+		if (mkdir_p(dst, (mode_t)o->mode) < 0)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "mkdir %s", dst_rel);
 		return 0;
-	}
-	if (!strcmp(kind, "symlink")) {
-		const char *target = str(o, "target");
-		if (!target || make_parent(dst) < 0 || symlink(target, dst) < 0)
+	case SPR_MOUNT_SYMLINK:
+		if (make_parent(dst) < 0 || symlink(o->text, dst) < 0)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "symlink %s", dst_rel);
 		return 0;
-	}
-	if (!strcmp(kind, "proc")) {
+	case SPR_MOUNT_PROC:
 		if (mkdir_p(dst, 0555) < 0 ||
 		    mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
 					      "mounting a fresh /proc for the new pid namespace");
 		return 0;
-	}
-	if (!strcmp(kind, "seal")) {
+	case SPR_MOUNT_SEAL:
 		if (add_mount_attrs(dst, MOUNT_ATTR_RDONLY, false) < 0)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "sealing %s", dst_rel);
 		return 0;
+	case SPR_MOUNT_NKINDS:
+		break;
 	}
-	return spr_fail(err, SPR_LAYER_NAMESPACE, EINVAL, "unknown mount operation '%s'", kind);
+	return spr_fail(err, SPR_LAYER_NAMESPACE, EINVAL, "unknown mount operation %d", o->kind);
 }
 
 /* A scratch tmpfs to pivot into; any existing directory serves, since the
@@ -294,18 +276,15 @@ static int leave_host(spr_error **err)
 	return 0;
 }
 
-int spr_mounts_setup(const cJSON *mounts, spr_error **err)
+int spr_mounts_setup(const struct spr_layout *layout, int *bind_fds, spr_error **err)
 {
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "making mounts private");
 	if (enter_scratch_root(err) < 0)
 		return -1;
-	const cJSON *o;
-	cJSON_ArrayForEach(o, mounts)
-	{
-		if (apply_op(o, err) < 0)
+	for (size_t i = 0; i < layout->nmounts; i++)
+		if (apply_op(&layout->mounts[i], &bind_fds[i], err) < 0)
 			return -1;
-	}
 	return leave_host(err);
 }

@@ -1,13 +1,15 @@
-/* Executes the layout's mount list (src/namespace/layout.c) inside fresh
- * user + mount namespaces; on return "/" is the sandbox root (read-only
- * tmpfs) and the host tree is gone. Runs in spr-sandbox's init. */
+/* Executes the layout's mount list (computed by src/local/layout.c)
+ * inside fresh user + mount namespaces; on return "/" is the sandbox root
+ * (read-only tmpfs) and the host tree is gone. Runs in spr-sandbox's init. */
 #ifndef SPR_MOUNTS_H
 #define SPR_MOUNTS_H
 
-#include <cJSON.h>
-
 #include "error.h"
+#include "protocol/plan.h"
 
-SPR_HIDDEN int spr_mounts_setup(const cJSON *mounts, spr_error **err);
+/* bind_fds[i]: mount i's source as a detached tree the monitor opened, or
+ * -1 (bound by path). Each used descriptor is closed. */
+SPR_HIDDEN int spr_mounts_setup(const struct spr_layout *layout, int *bind_fds,
+				spr_error **err);
 
 #endif

@@ -11,10 +11,12 @@
  * and the monitors, whose PDEATHSIG names the server, die with it — so
  * killing the caller still kills every run. On "bye" (the engine is being
  * freed) it waits for its monitors to finish their clean-up first. */
+#include "protocol/message.h"
 #include "protocol/sandbox.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -31,17 +33,30 @@ struct server {
 	bool closing;
 };
 
-static void reply(int sock, const char *text, int fd);
+/* An ERROR (this request failed) or FATAL (the server is exiting). */
+static void reply_error(int sock, int type, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void reply_error(int sock, int type, int errnum, const char *fmt, ...)
+{
+	struct spr_msg m = {.type = type};
+	m.error.layer = SPR_LAYER_SANDBOX;
+	m.error.errnum = errnum;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m.error.message, sizeof(m.error.message), fmt, ap);
+	va_end(ap);
+	if (sock >= 0)
+		spr_msg_send(sock, &m, NULL, 0);
+	if (type == SPR_MSG_FATAL)
+		fprintf(stderr, "%s\n", m.error.message);
+}
 
 /* The engine reads why on the socket (fatal: the server is gone). */
 static int server_fail(int sock, const char *what)
 {
 	int errnum = errno ? errno : EINVAL;
-	char text[256];
-	snprintf(text, sizeof(text), "fatal %d spr-sandbox --serve: %s: %s", errnum, what,
-		 strerror(errnum));
-	reply(sock, text, -1);
-	fprintf(stderr, "%s\n", text + 6);
+	reply_error(sock, SPR_MSG_FATAL, errnum, "spr-sandbox --serve: %s: %s", what,
+		    strerror(errnum));
 	return 125;
 }
 
@@ -122,94 +137,58 @@ __attribute__((noreturn)) static void become_monitor(const struct server *s, pid
 	_exit(spr_sandbox_monitor(server));
 }
 
-static void reply(int sock, const char *text, int fd)
-{
-	if (sock < 0)
-		return;
-	struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u = {0};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	sendmsg(sock, &msg, MSG_NOSIGNAL);
-}
-
-/* A "run" request carries the run's descriptors in slot order; the reply
- * is "<pid>" with a pidfd of its monitor, or "error <errno>". */
+/* A RUN message carries the run's descriptors in slot order; the reply
+ * is MONITOR with a pidfd of its monitor, or ERROR. */
 static void start_monitor(struct server *s, int sock, int fds[SPR_SANDBOX_NFDS])
 {
 	pid_t server = getpid();
 	pid_t pid = fork();
 	if (pid == 0)
 		become_monitor(s, server, fds);
-	char text[160];
 	int pidfd = -1;
 	/* Not reaped before this: SIGCHLD is only handled by the loop. */
 	if (pid > 0 && (pidfd = pidfd_open(pid, 0)) >= 0) {
-		snprintf(text, sizeof(text), "%d", (int)pid);
-	} else {
-		snprintf(text, sizeof(text), "error %d spr-sandbox could not start a run's monitor: "
-			 "%s: %s", errno, pid < 0 ? "fork" : "pidfd_open", strerror(errno));
-		if (pid > 0)
-			kill(pid, SIGKILL);
-	}
-	reply(sock, text, pidfd);
-	if (pidfd >= 0)
+		struct spr_msg m = {.type = SPR_MSG_MONITOR, .pid = pid};
+		spr_msg_send(sock, &m, &pidfd, 1);
 		close(pidfd);
+		return;
+	}
+	int errnum = errno;
+	reply_error(sock, SPR_MSG_ERROR, errnum,
+		    "spr-sandbox could not start a run's monitor: %s: %s",
+		    pid < 0 ? "fork" : "pidfd_open", strerror(errnum));
+	if (pid > 0)
+		kill(pid, SIGKILL);
 }
 
 /* Reads one request. Returns false when the engine said goodbye or left. */
 static bool handle_request(struct server *s, int sock)
 {
-	char text[16];
-	struct iovec iov = {.iov_base = text, .iov_len = sizeof(text) - 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * SPR_SANDBOX_NFDS)];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	if (n < 0) /* a shortage passes; the engine times the request out */
-		return errno == EINTR || errno == EAGAIN || errno == ENOMEM || errno == ENOBUFS;
-	text[n] = '\0';
+	struct spr_msg m;
 	int fds[SPR_SANDBOX_NFDS];
-	size_t nfds = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < count; i++) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (nfds < SPR_SANDBOX_NFDS)
-				fds[nfds++] = fd;
-			else
-				close(fd);
-		}
+	size_t nfds = SPR_SANDBOX_NFDS;
+	int rc = spr_msg_recv(sock, &m, 0, fds, &nfds);
+	if (rc < 0 && errno == EMSGSIZE) {
+		reply_error(sock, SPR_MSG_ERROR, EMFILE,
+			    "spr-sandbox could not receive a run's descriptors (its "
+			    "RLIMIT_NOFILE, inherited from the caller, is exhausted)");
+		return true;
 	}
-	bool keep_going = n > 0 && strcmp(text, "bye") != 0;
-	if (keep_going && !strcmp(text, "run") && nfds == SPR_SANDBOX_NFDS &&
-	    !(msg.msg_flags & MSG_CTRUNC))
+	if (rc < 0 && errno == EPROTO) {
+		reply_error(sock, SPR_MSG_ERROR, EINVAL, "spr-sandbox --serve: not a run request");
+		return true;
+	}
+	if (rc < 0) /* a shortage passes; the engine times the request out */
+		return errno == EINTR || errno == EAGAIN || errno == ENOMEM || errno == ENOBUFS;
+	if (rc == 0 || m.type == SPR_MSG_BYE)
+		return false;
+	if (m.type == SPR_MSG_RUN && nfds == SPR_SANDBOX_NFDS)
 		start_monitor(s, sock, fds);
-	else if (keep_going && (msg.msg_flags & MSG_CTRUNC))
-		reply(sock, "error 24 spr-sandbox could not receive a run's descriptors (its "
-			    "RLIMIT_NOFILE, inherited from the caller, is exhausted)", -1);
-	else if (keep_going)
-		reply(sock, "error 22 spr-sandbox --serve: not a run request", -1);
+	else
+		reply_error(sock, SPR_MSG_ERROR, EINVAL, "spr-sandbox --serve: not a run request");
 	for (size_t i = 0; i < nfds; i++)
 		close(fds[i]);
-	return keep_going;
+	return true;
 }
 
 int spr_sandbox_serve(int argc, char **argv)

@@ -5,11 +5,11 @@
 #ifndef SPR_STEPS_H
 #define SPR_STEPS_H
 
-#include <cJSON.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
 #include "error.h"
+#include "protocol/plan.h"
 
 /* userns.c */
 struct spr_idmap {
@@ -35,9 +35,10 @@ SPR_HIDDEN int spr_caps_drop_all(spr_error **err);
 SPR_HIDDEN int spr_caps_become(uid_t uid, gid_t gid, spr_error **err);
 SPR_HIDDEN int spr_no_new_privs(spr_error **err);
 
-/* landlock.c: read+execute under `read`, read+write under `write` (JSON
- * arrays of paths; missing paths are skipped). Returns the ABI version
- * applied, 0 when the kernel has no Landlock. */
-SPR_HIDDEN int spr_landlock_apply(const cJSON *read, const cJSON *write, spr_error **err);
+/* landlock.c: read+execute under `read`, read+write under `write`
+ * (missing paths are skipped). Returns the ABI version applied, 0 when
+ * the kernel has no Landlock. */
+SPR_HIDDEN int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *write,
+				  spr_error **err);
 
 #endif

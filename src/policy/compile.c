@@ -37,25 +37,68 @@ static char *worker_policy_json(const struct spr_policy *p)
 	return spr_json_print(o);
 }
 
-static char **env_list(const cJSON *env)
+static void free_env(char **env)
 {
-	size_t n = (size_t)cJSON_GetArraySize(env);
+	for (char **e = env; e && *e; e++)
+		free(*e);
+	free(env);
+}
+
+/* The fixed minimal environment; the policy's env may override any of it. */
+static const char *const base_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
+				       "LC_ALL=C.UTF-8"};
+
+/* Those are the run's working directory on every engine. */
+static bool workdir_variable(const char *name)
+{
+	return !strcmp(name, "HOME") || !strcmp(name, "TMPDIR");
+}
+
+static char **env_list(const cJSON *policy_env)
+{
+	size_t n = (size_t)cJSON_GetArraySize(policy_env) + ARRAY_SIZE(base_env);
 	char **list = calloc(n + 1, sizeof(*list));
 	if (!list)
 		return NULL;
 	size_t i = 0;
+	for (size_t b = 0; b < ARRAY_SIZE(base_env); b++) {
+		size_t name_len = strcspn(base_env[b], "=");
+		if (cJSON_GetObjectItemCaseSensitive(policy_env,
+						     strndupa(base_env[b], name_len)))
+			continue;
+		if (!(list[i++] = strdup(base_env[b]))) {
+			free_env(list);
+			return NULL;
+		}
+	}
 	const cJSON *item;
-	cJSON_ArrayForEach(item, env)
+	cJSON_ArrayForEach(item, policy_env)
 	{
+		if (workdir_variable(item->string))
+			continue;
 		if (asprintf(&list[i], "%s=%s", item->string, item->valuestring) < 0) {
-			for (size_t j = 0; j < i; j++)
-				free(list[j]);
-			free(list);
+			list[i] = NULL;
+			free_env(list);
 			return NULL;
 		}
 		i++;
 	}
 	return list;
+}
+
+/* The interpreter's flags: isolated (no PYTHON* variables, no user site,
+ * no script directory on sys.path), no site (the worker gets the site
+ * directories in its request), no .pyc writes, unbuffered (what the code
+ * wrote before a kill is not lost in a buffer), UTF-8 whatever the locale. */
+static const char *const python_flags[] = {"-I", "-S", "-B", "-u", "-X", "utf8", NULL};
+
+/* Descriptor ceiling for the code: high enough for multiprocessing, low
+ * enough that a leak is found quickly. */
+#define RUN_NOFILE 1024
+
+static void set_rlimit(spr_plan *plan, enum spr_rlimit_index which, uint64_t soft, uint64_t hard)
+{
+	plan->rlimits[which] = (struct spr_rlimit_plan){.set = true, .soft = soft, .hard = hard};
 }
 
 int spr_plan_compile(const struct spr_policy *p, spr_plan **out, spr_error **err)
@@ -84,6 +127,18 @@ int spr_plan_compile(const struct spr_policy *p, spr_plan **out, spr_error **err
 	l->tmp_bytes = (uint64_t)p->tmp_size_mb << 20;
 	l->output_cap = (size_t)p->max_output_kb * 1024;
 	plan->network = p->network;
+	plan->python_flags = python_flags;
+	plan->workdir = SPR_RUN_WORKDIR;
+	plan->scratch[0] = (struct spr_scratch){SPR_RUN_WORKDIR, l->tmp_bytes, 01777};
+	plan->scratch[1] = (struct spr_scratch){"/dev/shm", l->tmp_bytes, 01777};
+	set_rlimit(plan, SPR_RLIM_FSIZE, l->tmp_bytes, l->tmp_bytes);
+	set_rlimit(plan, SPR_RLIM_CORE, 0, 0);
+	set_rlimit(plan, SPR_RLIM_NOFILE, RUN_NOFILE, RUN_NOFILE);
+	if (l->cpu_seconds > 0) {
+		/* SIGXCPU at the limit, SIGKILL one second later if ignored. */
+		uint64_t secs = (uint64_t)ceil(l->cpu_seconds);
+		set_rlimit(plan, SPR_RLIM_CPU, secs, secs + 1);
+	}
 	*out = plan;
 	return 0;
 }
@@ -100,9 +155,6 @@ void spr_plan_unref(spr_plan *plan)
 		return;
 	free(plan->key);
 	free(plan->worker_policy_json);
-	if (plan->env)
-		for (char **e = plan->env; *e; e++)
-			free(*e);
-	free(plan->env);
+	free_env(plan->env);
 	free(plan);
 }

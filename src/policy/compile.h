@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "policy/policy.h"
+#include "protocol/plan.h"
 
 struct spr_limits {
 	int64_t timeout_ms;
@@ -20,6 +21,23 @@ struct spr_limits {
 	size_t output_cap;	 /* per stream, bytes */
 };
 
+/* A writable place every engine gives the code: a tmpfs of `bytes`,
+ * noexec, nosuid, nodev, counted toward the memory limit. */
+struct spr_scratch {
+	const char *path;
+	uint64_t bytes;
+	uint32_t mode;
+};
+
+#define SPR_PLAN_NSCRATCH 2
+
+/* The code's working directory, HOME and TMPDIR, on every engine. */
+#define SPR_RUN_WORKDIR "/tmp"
+
+/* What a plan decides once for every engine (DESIGN.md "The plan"); each
+ * engine renders it: the LocalEngine into the sandbox plan
+ * (src/local/run.c, layout.c), the DockerEngine into `docker run` flags
+ * (src/docker/profile.c) and the serve request. */
 typedef struct spr_plan {
 	int refs; /* atomic */
 	char *key; /* canonical policy JSON: the cache key */
@@ -27,8 +45,20 @@ typedef struct spr_plan {
 	char *worker_policy_json;
 	struct spr_limits limits;
 	bool network;
-	/* Policy env as "NAME=value" strings (NULL-terminated). */
+	/* The interpreter's flags, between its path and the worker's
+	 * (docs/WORKER_PROTOCOL.md "Invocation"); NULL-terminated, static. */
+	const char *const *python_flags;
+	/* The code's environment, NULL-terminated "NAME=value": a fixed
+	 * minimal one (PATH, LANG, LC_ALL) overridden by the policy's env.
+	 * HOME and TMPDIR are not in it: every engine sets both to the run's
+	 * working directory, whatever the policy says. */
 	char **env;
+	const char *workdir; /* SPR_RUN_WORKDIR */
+	struct spr_scratch scratch[SPR_PLAN_NSCRATCH]; /* /tmp, /dev/shm */
+	/* Per-process limits every engine applies (FSIZE, CORE, NOFILE, CPU);
+	 * AS and NPROC depend on whether a cgroup backs the run, which only
+	 * the engine knows. */
+	struct spr_rlimit_plan rlimits[SPR_NRLIMITS];
 } spr_plan;
 
 SPR_HIDDEN int spr_plan_compile(const struct spr_policy *p, spr_plan **out, spr_error **err);

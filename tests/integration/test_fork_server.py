@@ -7,10 +7,14 @@ and it reads its own children from /proc.
 """
 import os
 import socket
+import json
+import struct
 import subprocess
+import tempfile
 import unittest
 
-from integration.common import BUILD, ENGINE, LIBSPR_PRELUDE, SprTestCase, libspr_program
+from integration.common import (BUILD, ENGINE, LIBSPR_PRELUDE, SPR_RUN, SprTestCase,
+                                libspr_program)
 
 PRELUDE = LIBSPR_PRELUDE + r'''
 def run(code):
@@ -153,6 +157,31 @@ class ForkServer(SprTestCase):
 
 SANDBOX = os.path.join(BUILD, "libexec", "spr", "spr-sandbox")
 
+# The messages of src/protocol/message.h, as docs/WORKER_PROTOCOL.md
+# "Messages" writes them: a 4-byte length (host order), the type byte,
+# then the type's fields. An independent reading of the document: the
+# helper must answer what the document says.
+MSG = {"RUN": 1, "BYE": 2, "MONITOR": 3, "KILL": 4, "SETUP": 5, "STARTED": 6, "EXIT": 7,
+       "ERROR": 8, "FATAL": 9}
+LAYER_SANDBOX = 4
+
+
+def message(kind):
+    body = bytes([MSG[kind]])
+    return struct.pack("=I", len(body)) + body
+
+
+def read_error(sock):
+    """(type name, layer, errno, text) of an ERROR or FATAL packet."""
+    data = sock.recv(4096)
+    (length,) = struct.unpack_from("=I", data)
+    assert length == len(data) - 4, data
+    kind = {v: k for k, v in MSG.items()}[data[4]]
+    layer, errnum, text_len = struct.unpack_from("=BiI", data, 5)
+    text = data[14:14 + text_len].decode()
+    assert 14 + text_len == len(data), data
+    return kind, layer, errnum, text
+
 
 @unittest.skipIf(ENGINE != "local", "the fork server is the LocalEngine's")
 class ServerProtocol(SprTestCase):
@@ -170,26 +199,28 @@ class ServerProtocol(SprTestCase):
 
     def test_bad_usage_is_reported_on_the_socket(self):
         sock, proc = self.serve("--serve", "0")
-        self.assertEqual(sock.recv(512).decode(),
-                         "fatal 22 spr-sandbox --serve: usage: spr-sandbox --serve CALLER_PID: "
-                         "Invalid argument")
+        self.assertEqual(read_error(sock),
+                         ("FATAL", LAYER_SANDBOX, 22, "spr-sandbox --serve: usage: spr-sandbox "
+                          "--serve CALLER_PID: Invalid argument"))
         self.assertEqual(proc.wait(timeout=10), 125)
 
     def test_a_caller_that_is_not_the_parent_is_refused(self):
         sock, proc = self.serve("--serve", str(os.getppid()))
-        self.assertRegex(sock.recv(512).decode(),
-                         r"^fatal 3 spr-sandbox --serve: watching the calling process")
+        kind, _, errnum, text = read_error(sock)
+        self.assertEqual((kind, errnum), ("FATAL", 3))
+        self.assertRegex(text, r"^spr-sandbox --serve: watching the calling process")
         self.assertEqual(proc.wait(timeout=10), 125)
 
     def test_a_request_without_descriptors_is_refused_and_serving_goes_on(self):
         sock, proc = self.serve("--serve", str(os.getpid()))
-        sock.send(b"run")
-        self.assertEqual(sock.recv(512).decode(),
-                         "error 22 spr-sandbox --serve: not a run request")
-        sock.send(b"hello")
-        self.assertEqual(sock.recv(512).decode(),
-                         "error 22 spr-sandbox --serve: not a run request")
-        sock.send(b"bye")
+        refused = ("ERROR", LAYER_SANDBOX, 22, "spr-sandbox --serve: not a run request")
+        sock.send(message("RUN"))  # without its five descriptors
+        self.assertEqual(read_error(sock), refused)
+        sock.send(b"hello")  # not a message at all
+        self.assertEqual(read_error(sock), refused)
+        sock.send(message("KILL"))  # a message, not one for the server
+        self.assertEqual(read_error(sock), refused)
+        sock.send(message("BYE"))
         self.assertEqual(proc.wait(timeout=10), 0)
 
     def test_the_server_ends_with_its_caller(self):
@@ -207,11 +238,35 @@ class ServerProtocol(SprTestCase):
         shell.stdout.readline()  # the server started
         ours.settimeout(10)
         ours.send(b"hello")  # serving: it answers
-        self.assertEqual(ours.recv(512).decode(), "error 22 spr-sandbox --serve: not a run request")
+        self.assertEqual(read_error(ours)[3], "spr-sandbox --serve: not a run request")
         shell.kill()
         shell.wait()
         # the server holds the only other end until it exits
         self.assertEqual(ours.recv(512), b"")
+
+@unittest.skipIf(ENGINE != "local", "spr-sandbox is the LocalEngine's")
+class Descriptors(SprTestCase):
+    """Close helpers reset the descriptor (crun's close_and_reset): nothing
+    in a run closes a number twice, which could close a descriptor another
+    open reused meanwhile. Seen with strace, as the kernel sees it."""
+
+    def test_no_close_of_a_closed_descriptor(self):
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "trace")
+            code = os.path.join(d, "one.py")
+            with open(code, "w") as f:
+                f.write("import sys\nprint('x', file=sys.stderr)\nresult = 1\n")
+            proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=close,close_range",
+                                   "-o", trace, SPR_RUN, "--json", code],
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertTrue(json.loads(proc.stdout)["ok"], proc.stdout)
+            with open(trace) as f:
+                lines = f.read().splitlines()
+        closes = [l for l in lines if " close(" in l or " close_range(" in l]
+        self.assertGreater(len(closes), 20)  # the trace saw the sandbox's processes
+        self.assertEqual([l for l in closes if "EBADF" in l], [])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "cgroup/cgroup.h"
-#include "json.h"
 
 int main(void)
 {
@@ -22,12 +21,11 @@ int main(void)
 		printf("{\"skip\": \"not a usable cgroup v1 host\"}\n");
 		return 0;
 	}
-	cJSON *plan = spr_cgroup_plan(&host, 64 << 20, 32, 1.0, 0);
-	cJSON *bases = cJSON_GetObjectItemCaseSensitive(plan, "bases");
-	const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(bases, "cpu");
-	cJSON_ReplaceItemInObject(bases, "cpuacct", cJSON_CreateString(cpu->valuestring));
+	struct spr_cgroup_plan plan;
+	spr_cgroup_plan(&host, 64 << 20, 32, 1.0, 0, &plan);
+	plan.base[SPR_CG_CPUACCT] = plan.base[SPR_CG_CPU];
 	struct spr_cg_run run;
-	if (spr_cg_run_create(&run, plan, &err) < 0) {
+	if (spr_cg_run_create(&run, &plan, &err) < 0) {
 		printf("{\"create\": \"%s\"}\n", err->message);
 		return 1;
 	}
@@ -59,7 +57,6 @@ int main(void)
 	       WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "true" : "false",
 	       in_cpu ? "true" : "false", removed == 0 && gone ? "true" : "false");
 	spr_cg_run_free(&run);
-	cJSON_Delete(plan);
 	spr_cgroup_release(&host);
 	spr_cgroup_host_free(&host);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 && in_cpu && removed == 0 && gone ? 0 : 1;

@@ -280,6 +280,29 @@ START_TEST(to_json_round_trips)
 }
 END_TEST
 
+/* The policy's env overrides the fixed variables by name; HOME and
+ * TMPDIR are the run's directory on every engine, whatever it says. */
+START_TEST(plan_environment)
+{
+	spr_policy *p = load_ok("[policy]\n[policy.env]\nLANG = 'de_DE.UTF-8'\nHOME = '/root'\n"
+				"TMPDIR = '/var/tmp'\nZ = ''\n");
+	spr_plan *plan = NULL;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_plan_compile(p, &plan, &err), err);
+	const char *want[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C.UTF-8",
+			      "LANG=de_DE.UTF-8", "Z=", NULL};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		if (!want[i])
+			ck_assert_ptr_null(plan->env[i]);
+		else
+			ck_assert_str_eq(plan->env[i], want[i]);
+	}
+	ck_assert(!plan->rlimits[SPR_RLIM_CPU].set); /* no cpu_seconds */
+	spr_plan_unref(plan);
+	spr_policy_free(p);
+}
+END_TEST
+
 START_TEST(plan_compilation)
 {
 	spr_policy *p = load_ok("[policy]\ntimeout_seconds = 0.0001\nmemory_limit_mb = 64\n"
@@ -298,8 +321,27 @@ START_TEST(plan_compilation)
 	ck_assert(plan->limits.cpu_cores == 0.5);
 	ck_assert_int_eq(plan->limits.max_processes, 10);
 	ck_assert(plan->network);
-	ck_assert_str_eq(plan->env[0], "A=b");
-	ck_assert_ptr_null(plan->env[1]);
+	/* One environment for every engine: the fixed one, then the policy's. */
+	ck_assert_str_eq(plan->env[0], "PATH=/usr/local/bin:/usr/bin:/bin");
+	ck_assert_str_eq(plan->env[1], "LANG=C.UTF-8");
+	ck_assert_str_eq(plan->env[2], "LC_ALL=C.UTF-8");
+	ck_assert_str_eq(plan->env[3], "A=b");
+	ck_assert_ptr_null(plan->env[4]);
+	/* ...and the rest every engine renders the same way. */
+	ck_assert_str_eq(plan->workdir, "/tmp");
+	ck_assert_str_eq(plan->scratch[0].path, "/tmp");
+	ck_assert_str_eq(plan->scratch[1].path, "/dev/shm");
+	ck_assert_uint_eq(plan->scratch[0].bytes, 8u << 20);
+	ck_assert_uint_eq(plan->scratch[1].bytes, 8u << 20);
+	ck_assert_str_eq(plan->python_flags[0], "-I");
+	const struct spr_rlimit_plan *fsize = &plan->rlimits[SPR_RLIM_FSIZE];
+	ck_assert(fsize->set && fsize->soft == 8u << 20 && fsize->hard == 8u << 20);
+	ck_assert(plan->rlimits[SPR_RLIM_CORE].set && !plan->rlimits[SPR_RLIM_CORE].hard);
+	ck_assert_uint_eq(plan->rlimits[SPR_RLIM_NOFILE].hard, 1024);
+	const struct spr_rlimit_plan *cpu = &plan->rlimits[SPR_RLIM_CPU];
+	ck_assert(cpu->set && cpu->soft == 2 && cpu->hard == 3); /* ceil(1.5), +1 */
+	/* Left to the engine: they depend on a cgroup. */
+	ck_assert(!plan->rlimits[SPR_RLIM_AS].set && !plan->rlimits[SPR_RLIM_NPROC].set);
 	/* The worker part carries only what Python enforces. */
 	ck_assert_str_eq(plan->worker_policy_json,
 			 "{\"mode\":\"restrict\",\"blocked_imports\":[\"os\",\"subprocess\","
@@ -338,6 +380,7 @@ Suite *make_suite(void)
 	tcase_add_test(t, json_policy_and_update);
 	tcase_add_test(t, to_json_round_trips);
 	tcase_add_test(t, plan_compilation);
+	tcase_add_test(t, plan_environment);
 	suite_add_tcase(s, t);
 	return s;
 }

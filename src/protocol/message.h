@@ -1,0 +1,110 @@
+/* The messages between libspr and spr-sandbox, and between spr-sandbox's
+ * own processes (docs/WORKER_PROTOCOL.md "Messages"): one small typed set
+ * with one codec, whichever channel carries it:
+ *
+ *   engine  -> server   RUN (with the run's five descriptors), BYE
+ *   server  -> engine   MONITOR (pid, with its pidfd), ERROR, FATAL
+ *   engine  -> monitor  the plan (plan.h), then KILL
+ *   monitor -> engine   STARTED, ERROR, EXIT
+ *   init    -> monitor  STARTED, ERROR, EXIT       (a pipe)
+ *   worker  -> init     SETUP, ERROR               (a pipe; EOF after SETUP
+ *                                                   means exec succeeded)
+ *
+ * On the wire a message is a 4-byte length (host order) and its encoding
+ * (wire.h): the type, then the fields that type uses. Sockets carry one
+ * message per packet; pipes carry them back to back. */
+#ifndef SPR_PROTOCOL_MESSAGE_H
+#define SPR_PROTOCOL_MESSAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "error.h"
+
+enum spr_msg_type {
+	SPR_MSG_NONE = 0,
+	SPR_MSG_RUN,	 /* engine -> server: start a monitor on these fds */
+	SPR_MSG_BYE,	 /* engine -> server: the engine is being freed */
+	SPR_MSG_MONITOR, /* server -> engine: pid (pidfd attached) */
+	SPR_MSG_KILL,	 /* engine -> monitor: end the run */
+	SPR_MSG_SETUP,	 /* worker -> init: what its last steps applied */
+	SPR_MSG_STARTED, /* init -> monitor -> engine: the worker runs */
+	SPR_MSG_EXIT,	 /* init -> monitor -> engine: how the run ended */
+	SPR_MSG_ERROR,	 /* anyone: this request or setup failed */
+	SPR_MSG_FATAL,	 /* server -> engine: the server is exiting */
+	SPR_MSG_NTYPES
+};
+
+/* Which filter the worker loaded (isolation.seccomp). */
+enum spr_seccomp_applied { SPR_SECCOMP_NONE, SPR_SECCOMP_DEFAULT_LOADED, SPR_SECCOMP_NO_UNIX_LOADED };
+
+/* What protected a run (isolation, SPEC §7). */
+struct spr_applied {
+	bool namespaces;     /* user, pid, mount, ipc, uts, cgroup (+net) */
+	bool network_shared; /* no network namespace */
+	int32_t landlock_abi; /* 0: none */
+	int seccomp;	      /* enum spr_seccomp_applied */
+	int cgroup;	      /* enum spr_cg_version */
+};
+
+#define SPR_MSG_TEXT 2048
+
+struct spr_msg {
+	int type; /* enum spr_msg_type */
+	int32_t pid;		    /* MONITOR, STARTED: the monitor's / the run's first process */
+	struct spr_applied applied; /* SETUP (landlock_abi, seccomp), STARTED */
+	struct {
+		int32_t status;	    /* wait status; -1 unknown */
+		int64_t maxrss_kb;  /* the run's memory peak */
+		bool oom_killed, pids_limit_hit, cpu_limit_hit;
+		bool alone;	    /* init -> monitor: nothing else was left */
+	} exit;		    /* EXIT */
+	struct {
+		int layer;	    /* spr_layer */
+		int32_t errnum;
+		char message[SPR_MSG_TEXT];
+	} error; /* ERROR, FATAL */
+};
+
+/* The largest encoded message. */
+#define SPR_MSG_MAX (SPR_MSG_TEXT + 128)
+
+SPR_HIDDEN int spr_msg_encode(const struct spr_msg *m, spr_buf *out);
+/* Decodes one message's body (without the length prefix). */
+SPR_HIDDEN int spr_msg_decode(const void *data, size_t len, struct spr_msg *m,
+			      const char **why);
+
+/* An ERROR (or FATAL) message carrying err. */
+SPR_HIDDEN void spr_msg_from_error(struct spr_msg *m, int type, const spr_error *err);
+/* The spr_error an ERROR/FATAL message describes, "<prefix><message>". */
+SPR_HIDDEN int spr_msg_to_error(const struct spr_msg *m, const char *prefix, spr_error **err);
+
+/* Sends one message as one packet or one write (MSG_NOSIGNAL on
+ * sockets), with fd attached (SCM_RIGHTS) when fd >= 0 (fds: nfds of
+ * them). Returns 0, or -1 with errno. */
+SPR_HIDDEN int spr_msg_send(int sock, const struct spr_msg *m, const int *fds, size_t nfds);
+/* Writes one message to a pipe. */
+SPR_HIDDEN int spr_msg_write(int fd, const struct spr_msg *m);
+
+/* Receives one packet from a SOCK_SEQPACKET socket. Descriptors that came
+ * with it go to fds (up to *nfds, the rest closed; *nfds is set to the
+ * count), close-on-exec. Returns 1 with a message, 0 at EOF, -1 with
+ * errno (EAGAIN under MSG_DONTWAIT; EPROTO for a malformed message;
+ * EMSGSIZE when descriptors were cut off). */
+SPR_HIDDEN int spr_msg_recv(int sock, struct spr_msg *m, int flags, int *fds, size_t *nfds);
+
+/* Messages on a pipe: bytes read so far are kept in pending. */
+struct spr_msg_stream {
+	int fd;
+	spr_buf pending;
+};
+/* The next message: 1 with one, 0 at EOF (nothing pending), -1 with
+ * errno (EAGAIN on a non-blocking pipe with no whole message; EPROTO for
+ * a malformed one or EOF inside a message). */
+SPR_HIDDEN int spr_msg_next(struct spr_msg_stream *s, struct spr_msg *m);
+/* Frees what is pending (the descriptor is the caller's). */
+static inline void spr_msg_stream_free(struct spr_msg_stream *s) { spr_buf_free(&s->pending); }
+
+#endif

@@ -1,0 +1,135 @@
+/* The sandbox plan: everything spr-sandbox needs to set one run up, as one
+ * typed struct (docs/WORKER_PROTOCOL.md "The sandbox plan"). The library
+ * fills it (src/local/run.c, the layout from src/local/layout.c) and
+ * encodes it; spr-sandbox's monitor receives it already decoded. The
+ * encoded bytes are also the warm pool's key: two runs whose plans encode
+ * alike would get identical sandboxes.
+ *
+ * Descriptors never travel in it (they go as SCM_RIGHTS beside it), and
+ * every field sent is used by the helper; tests/unit/test_protocol.c
+ * round-trips every one. Pointers are borrowed when encoding and point
+ * into the decoder's arena after decoding. */
+#ifndef SPR_PROTOCOL_PLAN_H
+#define SPR_PROTOCOL_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "error.h"
+#include "protocol/wire.h"
+
+#define SPR_PLAN_MAX_MOUNTS 160
+#define SPR_PLAN_MAX_PATHS 96
+#define SPR_PLAN_MAX_ARGS 64
+#define SPR_PLAN_MAX_ENV 4096
+
+/* One step of building the sandbox's root (src/namespace/mounts.c), in
+ * order; the fields a kind uses are listed with it. */
+enum spr_mount_kind {
+	SPR_MOUNT_BIND_RO,  /* dst, src: read-only, nosuid, nodev */
+	SPR_MOUNT_BIND_DEV, /* dst, src: a device node, nosuid, noexec */
+	SPR_MOUNT_TMPFS,    /* dst, size, mode, noexec */
+	SPR_MOUNT_FILE,	    /* dst, text (content), mode */
+	SPR_MOUNT_DIR,	    /* dst, mode */
+	SPR_MOUNT_SYMLINK,  /* dst, text (target) */
+	SPR_MOUNT_PROC,	    /* dst: a fresh proc for the new pid namespace */
+	SPR_MOUNT_MASK,	    /* dst: hidden (empty tmpfs, or /dev/null) */
+	SPR_MOUNT_READONLY, /* dst: remounted read-only */
+	SPR_MOUNT_SEAL,	    /* dst: a mount made read-only once filled */
+	SPR_MOUNT_NKINDS
+};
+
+struct spr_mount_op {
+	int kind; /* enum spr_mount_kind */
+	const char *dst, *src, *text;
+	uint32_t mode;
+	uint64_t size;
+	bool noexec;
+};
+
+struct spr_paths {
+	const char *v[SPR_PLAN_MAX_PATHS];
+	size_t n;
+};
+
+/* The resource limits the worker gets (setrlimit), by index. */
+enum spr_rlimit_index {
+	SPR_RLIM_AS,
+	SPR_RLIM_NOFILE,
+	SPR_RLIM_FSIZE,
+	SPR_RLIM_CORE,
+	SPR_RLIM_NPROC,
+	SPR_RLIM_CPU,
+	SPR_NRLIMITS
+};
+
+struct spr_rlimit_plan {
+	bool set;
+	uint64_t soft, hard;
+};
+
+/* The run's cgroup (src/cgroup/run.c). version 0: no cgroup. */
+struct spr_cgroup_plan {
+	int version;		  /* enum spr_cg_version */
+	const char *base[4];	  /* per enum spr_cg_controller; NULL: not used */
+	uint64_t memory_bytes;
+	int64_t pids_max;
+	uint64_t cpu_quota_us, cpu_period_us;
+	double cpu_cores;	  /* paces the CPU-time timer */
+	double cpu_seconds;	  /* 0: no CPU-time budget */
+};
+
+/* What the namespaces show (computed on the host: src/local/layout.c). */
+struct spr_layout {
+	struct spr_mount_op mounts[SPR_PLAN_MAX_MOUNTS];
+	size_t nmounts;
+	struct spr_paths landlock_read, landlock_write;
+	uint32_t uid, gid;		 /* the sandbox user inside */
+	uint32_t outside_uid, outside_gid; /* what it is outside */
+	const char *hostname;
+	bool network;	      /* the host's network: no network namespace */
+	const char *workdir;  /* cwd, HOME and TMPDIR of the code */
+};
+
+/* What applies when namespaces are refused and allow_degraded is set. */
+struct spr_degraded_plan {
+	struct spr_paths landlock_read, landlock_write; /* host paths; the run
+							   directory is added */
+	bool run_as;	      /* root: the code runs as uid/gid */
+	uint32_t uid, gid;
+	const char *worker;   /* the worker by its host path (argv's last) */
+	const char *workdir_parent; /* the private run directory goes here */
+};
+
+enum spr_filter_index { SPR_FILTER_DEFAULT, SPR_FILTER_NO_UNIX, SPR_NFILTERS };
+
+struct spr_sandbox_plan {
+	struct spr_strv argv; /* the interpreter, its flags, the worker inside */
+	struct spr_strv env;  /* HOME and TMPDIR (the workdir) are added */
+	struct spr_rlimit_plan rlimits[SPR_NRLIMITS];
+	/* Classic BPF per enum spr_filter_index (len 0: not sent). The
+	 * worker loads NO_UNIX when the network is shared and Landlock cannot
+	 * scope abstract unix sockets (policy/seccomp.h). */
+	struct {
+		const void *insns;
+		size_t len;
+	} filters[SPR_NFILTERS];
+	bool allow_degraded;
+	struct spr_cgroup_plan cgroup;
+	struct spr_layout layout;
+	struct spr_degraded_plan degraded;
+};
+
+/* Appends the plan's encoding to out. */
+SPR_HIDDEN int spr_plan_encode(const struct spr_sandbox_plan *plan, spr_buf *out,
+			       spr_error **err);
+/* Decodes a plan; strings and arrays go into arena. */
+SPR_HIDDEN int spr_plan_decode(const void *data, size_t len, struct spr_sandbox_plan *plan,
+			       struct spr_arena *arena, spr_error **err);
+
+/* Appends a path to a list; false when it is full. */
+SPR_HIDDEN bool spr_paths_add(struct spr_paths *list, const char *path);
+
+#endif
