@@ -9,19 +9,16 @@
  *   1  the code's stdout (pipe)      2  the code's stderr (pipe)
  *   3  the worker's result (pipe)    4  control (SOCK_SEQPACKET)
  *
- * Control protocol, one JSON object per message:
- *   host -> helper:  the sandbox plan (first message), then "kill"
- *   helper -> host:  {"event":"started","pid":N}
- *                    {"event":"error","layer":"...","errno":N,"message":"..."}
- *                    {"event":"exit","status":W,"maxrss_kb":N,
- *                     "utime_us":N,"stime_us":N}
- * The monitor exits right after "exit" or "error". If the host goes away
- * (control EOF, or the server dies: PDEATHSIG), the run is killed.
+ * On control: the engine sends the sandbox plan (plan.h), then at most
+ * KILL; the monitor answers STARTED or ERROR, then EXIT (message.h), and
+ * exits right after EXIT or ERROR. If the engine goes away (control EOF,
+ * or the server dies: PDEATHSIG), the run is killed.
+ * docs/WORKER_PROTOCOL.md documents every channel.
  */
 #ifndef SPR_SANDBOX_H
 #define SPR_SANDBOX_H
 
-#include <cJSON.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -38,14 +35,11 @@ enum {
 
 /* `spr-sandbox --serve CALLER_PID`, the engine's fork server
  * (src/namespace/server.c; src/namespace/main.c calls it), its socket on
- * fd 0 (SOCK_SEQPACKET):
- *   engine -> server:  "run" with the five descriptors above (SCM_RIGHTS,
- *                      in slot order), or "bye"
- *   server -> engine:  "<pid>" with a pidfd of the run's monitor,
- *                      "error <errno> <message>" (that request failed), or
- *                      "fatal <errno> <message>" (the server is exiting)
- * Returns the exit status: after "bye" or EOF once its monitors have
- * exited; at once when the caller's process is gone. */
+ * fd 0 (SOCK_SEQPACKET): the engine sends RUN with the five descriptors
+ * above (SCM_RIGHTS, in slot order) or BYE; the server answers MONITOR
+ * with a pidfd of the run's monitor, ERROR (that request failed) or FATAL
+ * (the server is exiting). Returns the exit status: after BYE or EOF once
+ * its monitors have exited; at once when the caller's process is gone. */
 SPR_HIDDEN int spr_sandbox_serve(int argc, char **argv);
 
 /* One run's monitor (src/namespace/monitor.c), forked by the server with the five
