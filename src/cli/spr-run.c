@@ -17,6 +17,8 @@
 
 #include "spr.h"
 
+#include "json.h" /* spr_format_double: the one number formatter */
+
 #define EXIT_USAGE 2
 #define EXIT_ENGINE 125
 #define MAX_CODE_BYTES ((size_t)64 << 20)
@@ -108,13 +110,10 @@ static void add_override(struct options *o, const char *flag, const char *field,
 		usage_error("%s: '%s' is not %s", flag, value,
 			    integer ? "a whole number" : "a number");
 	/* The shortest text that reads back as the same number, so messages
-	 * quote what the user meant ("0.1", not "0.10000000000000001"). */
-	char num[32];
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(num, sizeof(num), "%.*g", prec, d);
-		if (strtod(num, NULL) == d)
-			break;
-	}
+	 * quote what the user meant ("0.1", not "0.10000000000000001"), and
+	 * a whole number stays one ("100", not "1e+02"). */
+	char num[40];
+	spr_format_double(num, sizeof(num), d);
 	if (o->noverrides == sizeof(o->overrides) / sizeof(*o->overrides))
 		usage_error("too many limit flags");
 	struct override *ov = &o->overrides[o->noverrides++];
@@ -189,9 +188,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_SSH_HOST: o->docker.ssh_host = optarg; break;
 		case OPT_SSH_USER: o->docker.ssh_user = optarg; break;
 		case OPT_SSH_PORT: {
-			char *end;
-			long port = strtol(optarg, &end, 10);
-			if (!*optarg || *end || port < 1 || port > 65535)
+			long long port;
+			if (!spr_parse_whole(optarg, 1, 65535, &port))
 				usage_error("--ssh-port: '%s' is not a port (1-65535)", optarg);
 			o->docker.ssh_port = (int)port;
 			break;

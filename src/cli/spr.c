@@ -18,6 +18,8 @@
 
 #include "spr.h"
 
+#include "util.h" /* spr_parse_whole */
+
 #define EXIT_PROBLEM 1
 #define EXIT_USAGE 2
 #define EXIT_ENGINE 125
@@ -613,10 +615,8 @@ static int cmd_cleanup(const struct globals *g)
 
 static int parse_port(const char *s, int *port)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 65535)
+	long long v;
+	if (!spr_parse_whole(s, 1, 65535, &v))
 		return -1;
 	*port = (int)v;
 	return 0;
@@ -624,10 +624,8 @@ static int parse_port(const char *s, int *port)
 
 static int parse_seconds(const char *s, int *seconds)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > INT_MAX / 1000)
+	long long v;
+	if (!spr_parse_whole(s, 0, INT_MAX / 1000, &v))
 		return -1;
 	*seconds = (int)v;
 	return 0;

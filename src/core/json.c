@@ -59,18 +59,44 @@ static double strtod_c(const char *s, char **end)
 	return loc ? strtod_l(s, end, loc) : strtod(s, end);
 }
 
-/* The shortest %.Ng (N = 15..17) that reads back as v, always with a '.'
- * or exponent so that Python reads it back as a float, not an int. */
-static void format_double(char *buf, size_t size, double v)
+void spr_format_double(char *buf, size_t size, double v)
 {
+	if (!isfinite(v)) {
+		snprintf(buf, size, "%s", isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+		return;
+	}
 	locale_t loc = c_locale(), old = loc ? uselocale(loc) : (locale_t)0;
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(buf, size, "%.*g", prec, v);
-		if (strtod_c(buf, NULL) == v)
+	/* The fewest significant digits that read back as v... */
+	int digits = 17;
+	char sci[40];
+	for (int p = 1; p <= 17; p++) {
+		snprintf(sci, sizeof(sci), "%.*e", p - 1, v);
+		if (strtod_c(sci, NULL) == v) {
+			digits = p;
 			break;
+		}
+	}
+	snprintf(sci, sizeof(sci), "%.*e", digits - 1, v);
+	int exponent = atoi(strchr(sci, 'e') + 1);
+	/* ...written as Python's repr() writes them: positional for
+	 * exponents -4..15, scientific beyond ("1e+16", "1e-05"). */
+	if (exponent >= -4 && exponent < 16) {
+		int decimals = digits - 1 - exponent;
+		snprintf(buf, size, "%.*f", decimals > 0 ? decimals : 0, v);
+	} else {
+		snprintf(buf, size, "%.*e", digits - 1, v);
+		/* "1.5e+16" and "1e-05", not "1.5e+016": the C library already
+		 * writes at least two exponent digits, as Python does. */
 	}
 	if (loc)
 		uselocale(old);
+}
+
+/* For JSON: always with a '.' or exponent, so that Python reads it back
+ * as a float, not an int. */
+static void format_double(char *buf, size_t size, double v)
+{
+	spr_format_double(buf, size, v);
 	if (!strpbrk(buf, ".eE"))
 		strncat(buf, ".0", size - strlen(buf) - 1);
 }

@@ -71,6 +71,11 @@ SPR_HIDDEN int spr_json_decode_string(const char *text, size_t len, int flags, c
  * cJSON_Number nodes. */
 SPR_HIDDEN bool spr_json_is_number(const cJSON *node);
 SPR_HIDDEN double spr_json_number(const cJSON *node);
+/* The shortest text that reads back as v, in C's locale, the way
+ * Python's repr() writes a float but without a forced ".0": 100, 0.1,
+ * 1e+16, 1.5e-07; NaN and Infinity as the words JSON readers take. The
+ * one number formatter of spr (results, messages, command lines). */
+SPR_HIDDEN void spr_format_double(char *buf, size_t size, double v);
 /* True when the node is an integer literal (no fraction/exponent) that fits
  * int64_t; stores it in *out. */
 SPR_HIDDEN bool spr_json_integer(const cJSON *node, int64_t *out);

@@ -40,6 +40,19 @@ static void set_malformed(struct worker_header *h, const char *why)
 	h->present = false;
 }
 
+/* The code's exit status as the worker reports it: any integer (a
+ * `SystemExit(2**100)` is one), saturated to the int64 range; the caller
+ * narrows it further. */
+static bool exit_code_of(const cJSON *node, int64_t *out)
+{
+	if (spr_json_integer(node, out))
+		return true;
+	if (!spr_json_is_number(node) || strpbrk(node->valuestring, ".eEIN"))
+		return false;
+	*out = node->valuestring[0] == '-' ? INT64_MIN : INT64_MAX;
+	return true;
+}
+
 /* "<header JSON>\n<value JSON>": the value is forwarded verbatim (after
  * validation) so integers and NUL characters survive. */
 static void parse_worker_msg(const char *msg, size_t len, struct worker_header *h)
@@ -63,7 +76,7 @@ static void parse_worker_msg(const char *msg, size_t len, struct worker_header *
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(hdr, "kind");
 	const cJSON *errnum = cJSON_GetObjectItemCaseSensitive(hdr, "errno");
 	int64_t code_v = 0, errnum_v = 0;
-	if (!cJSON_IsBool(ok) || !spr_json_integer(code, &code_v) || !cJSON_IsString(kind) ||
+	if (!cJSON_IsBool(ok) || !exit_code_of(code, &code_v) || !cJSON_IsString(kind) ||
 	    !(cJSON_IsNull(error) || cJSON_IsString(error)) ||
 	    (errnum && !spr_json_integer(errnum, &errnum_v))) {
 		set_malformed(h, "header lacks ok/exit_code/error/kind");
@@ -90,16 +103,7 @@ static void parse_worker_msg(const char *msg, size_t len, struct worker_header *
 
 void spr_format_seconds(char *buf, size_t size, double seconds)
 {
-	if (seconds == (double)(long long)seconds && seconds < 1e15) {
-		snprintf(buf, size, "%lld", (long long)seconds);
-		return;
-	}
-	/* Shortest of %.{1..17}g that reads back exactly: 0.1 -> "0.1". */
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, size, "%.*g", prec, seconds);
-		if (strtod(buf, NULL) == seconds)
-			return;
-	}
+	spr_format_double(buf, size, seconds);
 }
 
 int spr_capture_text(const char *raw, size_t len, uint64_t total, size_t cap, char **text,

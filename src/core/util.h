@@ -4,6 +4,7 @@
 #define SPR_UTIL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,24 @@ static inline void spr_fclosep(FILE **f)
 {
 	if (*f)
 		fclose(*f);
+}
+
+/* A whole number as people type it on a command line: decimal digits (a
+ * '-' first only when min < 0), nothing around them, within [min, max].
+ * strtol alone would also take " 5", "+5" and "5" followed by nothing
+ * but would wrap "99999999999999999999". */
+static inline bool spr_parse_whole(const char *s, long long min, long long max, long long *out)
+{
+	const char *digits = s + (*s == '-' && min < 0);
+	if (!*digits || strspn(digits, "0123456789") != strlen(digits))
+		return false;
+	errno = 0;
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
 }
 
 #define _cleanup_free_ __attribute__((cleanup(spr_freep)))

@@ -649,6 +649,16 @@ class SystemExitBehaviour(SprTestCase):
         self.assertFailed(r, -1, "SystemExit: -1")
         self.assertNotEqual(r.returncode, 0)
 
+    def test_exit_beyond_int64(self):
+        # Any int: the RunnerResult's exit_code saturates, the error text
+        # keeps the number (it once came back "malformed result message").
+        for value, want in (("2**31", 2**31 - 1), ("2**63 - 1", 2**31 - 1), ("2**63", 2**31 - 1),
+                            ("10**100", 2**31 - 1), ("-2**63 - 1", -(2**31 - 1))):
+            with self.subTest(value=value):
+                r = spr_run(f"raise SystemExit({value})")
+                self.assertFailed(r, want, f"SystemExit: {eval(value)}")
+                self.assertEqual(r.returncode, 1 if want % 256 == 0 or want < 0 else want % 256)
+
     def test_exit_255(self):
         r = spr_run("import sys\nsys.exit(255)")
         self.assertFailed(r, 255, "SystemExit: 255")

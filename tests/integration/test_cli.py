@@ -3,10 +3,11 @@ clear one-line error (exit 2) or a correct result, never a crash."""
 import json
 import os
 import re
+import subprocess
 import tempfile
 import textwrap
 
-from integration.common import (ENGINE, SprTestCase, run_cli, spr_run,
+from integration.common import (ENGINE, SPR, SprTestCase, run_cli, spr_run,
                                  strict_json_loads)
 
 USAGE = "usage: spr-run"
@@ -221,6 +222,90 @@ class NumericOptions(CliCase):
                 proc = run_cli([opt])
                 self.assertEqual(proc.returncode, 2, proc.stderr)
                 self.assertTrue(proc.stderr.startswith("spr-run: "), proc.stderr)
+
+
+class FlagSweep(CliCase):
+    """Every numeric flag of spr-run and spr, with the values people type:
+    each is either taken (the run happens, whatever its outcome) or
+    refused with exit 2 and a message naming the flag, never taken as
+    something else (issue: "--memory 100" once read as 1e+02)."""
+
+    # (flag, accepted, refused); "1" MiB of memory is accepted and then
+    # not enough to start Python: a result, not a usage error.
+    SPR_RUN = [
+        ("--memory", ["1", "10", "64", "100", "128", "200", "256", "300", "1000", "1024",
+                      "4096", "65536", "1048576", "0100"],
+         ["0", "-1", "-100", "1.5", "0.5", "1e3", "10.0", "+10", " 10", "10 ", "1_000",
+          "0x10", "", "abc", "10MB", "1048577", "99999999999999999999"]),
+        ("--max-output", ["0", "1", "10", "100", "128", "1000", "4096", "1048576"],
+         ["-1", "1.5", "1e3", "+1", " 1", "x", "", "1048577", "99999999999999999999"]),
+        ("--timeout", ["0.001", "0.1", "0.5", "1", "2.5", "10", "100", "1000", "1e3", ".5", "5.",
+                       "86400"],
+         ["0", "-1", "-0.5", "86400.5", "1e300", "nan", "inf", "", "abc", "1s", " 1", "0x1",
+          "1,5"]),
+    ]
+
+    def test_spr_run_numeric_flags(self):
+        for flag, accepted, refused in self.SPR_RUN:
+            for value in accepted:
+                with self.subTest(flag=flag, value=value):
+                    proc = run_cli(["--json", flag, value, self.ok_py], with_engine=True)
+                    self.assertNotEqual(proc.returncode, 2, proc.stderr)
+                    r = strict_json_loads(proc.stdout)
+                    if flag != "--memory" or value != "1":
+                        self.assertTrue(r["ok"] or r["timed_out"], r)
+            for value in refused:
+                with self.subTest(flag=flag, value=value):
+                    line = self.assertUsageError(run_cli([flag, value, self.ok_py]))
+                    self.assertIn(flag, line)
+
+    def test_spr_run_flag_value_is_the_number_typed(self):
+        # --memory 100 is 100 MiB: 60 MiB fit, 200 MiB do not.
+        for size, ok in ((60, True), (200, False)):
+            with self.subTest(size=size):
+                proc = run_cli(["--json", "--memory", "100", "-"],
+                               stdin=f"b = bytearray({size} << 20)\nresult = len(b)",
+                               with_engine=True)
+                r = strict_json_loads(proc.stdout)
+                self.assertEqual(r["ok"], ok, r)
+                if not ok:
+                    self.assertEqual(r["error"], "Memory limit exceeded")
+        # 0.1 s written as 1e-1: the error text says what was meant.
+        proc = run_cli(["--json", "--timeout", "1e-1", "-"], stdin="import time\ntime.sleep(3)",
+                       with_engine=True)
+        self.assertEqual(strict_json_loads(proc.stdout)["error"], "Execution timed out after 0.1s")
+
+    def test_spr_run_ssh_port(self):
+        for value in ("1", "22", "2222", "65535"):
+            with self.subTest(value=value):
+                # No --ssh-host: the engine refuses (125), not the flag (2).
+                proc = run_cli(["--engine", "docker", "--ssh-port", value, self.ok_py])
+                self.assertNotEqual(proc.returncode, 2, proc.stderr)
+        for value in ("0", "65536", "-1", "+22", " 22", "22 ", "22a", "", "2.2", "1e3",
+                      "99999999999999999999"):
+            with self.subTest(value=value):
+                line = self.assertUsageError(run_cli(["--engine", "docker", "--ssh-port", value,
+                                                      self.ok_py]))
+                self.assertIn("--ssh-port", line)
+
+    def test_spr_numeric_flags(self):
+        for flag, args, accepted, refused in (
+                ("--timeout-seconds", ["stop", "container", "spr-sweep-none"],
+                 ["0", "1", "10", "100", "1000", "3600"],
+                 ["-1", "1.5", "+1", " 1", "1e3", "", "x", "99999999999999999999"]),
+                ("--ssh-port", ["--ssh-host", "127.0.0.1", "list", "containers"],
+                 [], ["0", "65536", "-1", "+22", " 22", "22a", "", "1e3"])):
+            for value in accepted:
+                with self.subTest(flag=flag, value=value):
+                    proc = subprocess.run([SPR, flag, value, *args], capture_output=True,
+                                          text=True, timeout=60)
+                    self.assertNotEqual(proc.returncode, 2, proc.stderr)
+            for value in refused:
+                with self.subTest(flag=flag, value=value):
+                    proc = subprocess.run([SPR, flag, value, *args], capture_output=True,
+                                          text=True, timeout=60)
+                    self.assertEqual(proc.returncode, 2, proc.stderr)
+                    self.assertIn(flag, proc.stderr)
 
 
 class Options(CliCase):

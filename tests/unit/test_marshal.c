@@ -100,6 +100,44 @@ START_TEST(system_exit_large_code_kept_in_json)
 }
 END_TEST
 
+START_TEST(system_exit_any_integer_saturates)
+{
+	/* The worker reports SystemExit's int as it is; the RunnerResult's
+	 * exit_code is an int: beyond it, the nearest end, never "malformed". */
+	const struct {
+		const char *code;
+		int want;
+	} cases[] = {
+		{"2147483647", 2147483647},
+		{"2147483648", 2147483647},
+		{"9223372036854775807", 2147483647},
+		{"9223372036854775808", 2147483647},
+		{"100000000000000000000000000000000000000000000000000", 2147483647},
+		{"-2147483647", -2147483647},
+		{"-9223372036854775809", -2147483647},
+		{"-100000000000000000000000000000000000000000000000000", -2147483647},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "{\"ok\":false,\"exit_code\":%s,\"error\":\"SystemExit: x\","
+			 "\"kind\":\"system_exit\"}\nnull",
+			 cases[i].code);
+		struct spr_run_facts f = exited_with(1 << 8, msg);
+		struct spr_result *r = marshal(&f);
+		ck_assert_msg(r->exit_code == cases[i].want, "%s -> %d", cases[i].code, r->exit_code);
+		ck_assert_str_eq(r->error, "SystemExit: x");
+		spr_result_free(r);
+	}
+	/* Not an integer is still malformed. */
+	struct spr_run_facts f = exited_with(
+		1 << 8, "{\"ok\":false,\"exit_code\":1.5,\"error\":null,\"kind\":\"x\"}\nnull");
+	struct spr_result *r = marshal(&f);
+	ck_assert_ptr_nonnull(strstr(r->error, "malformed"));
+	spr_result_free(r);
+}
+END_TEST
+
 START_TEST(timeout_is_124_and_drops_value)
 {
 	struct spr_run_facts f = exited_with(0, NULL);
@@ -374,6 +412,7 @@ Suite *make_suite(void)
 	tcase_add_test(t, exception_exit_1_value_null);
 	tcase_add_test(t, system_exit_n_keeps_result);
 	tcase_add_test(t, system_exit_large_code_kept_in_json);
+	tcase_add_test(t, system_exit_any_integer_saturates);
 	tcase_add_test(t, timeout_is_124_and_drops_value);
 	tcase_add_test(t, infra_failure_is_125);
 	tcase_add_test(t, oom_kill_is_137_resource_exceeded);
