@@ -420,7 +420,7 @@ int main(int argc, char **argv)
 	_cleanup_(result_freep) spr_result *result = NULL;
 	const char *input_json = input ? input : o.input;
 	if (spr_run(engine, policy, code, code_len, input_json, &result, &err) < 0) {
-		bool bad_input = err->layer == SPR_LAYER_REQUEST;
+		bool bad_input = err->layer == SPR_LAYER_REQUEST || err->layer == SPR_LAYER_POLICY;
 		fprintf(stderr, "spr-run: %s%s\n",
 			bad_input && !strncmp(err->message, "input_data", 10) ? "--input: " : "",
 			err->message);

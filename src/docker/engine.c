@@ -78,6 +78,8 @@ static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_reque
 
 static const struct spr_engine_ops docker_ops = {
 	.name = "docker",
+	.min_processes = 2,
+	.min_processes_why = "the container's serving worker and the run's process count",
 	.run = docker_run,
 	.destroy = docker_destroy,
 };

@@ -110,6 +110,19 @@ static int check_code(const char *code, size_t len, spr_error **err)
 	return 0;
 }
 
+/* A policy valid in general may still be one this engine can never run:
+ * a policy error (exit 2), before any sandbox exists. */
+static int check_floors(const spr_engine *engine, const spr_plan *plan, spr_error **err)
+{
+	const struct spr_engine_ops *ops = engine->ops;
+	if (plan->limits.max_processes < ops->min_processes)
+		return spr_fail(err, SPR_LAYER_POLICY, EINVAL,
+				"'max_processes' must be at least %lld on the %s engine (%s), not %lld",
+				(long long)ops->min_processes, ops->name, ops->min_processes_why,
+				(long long)plan->limits.max_processes);
+	return 0;
+}
+
 int spr_run(spr_engine *engine, const spr_policy *policy, const char *code, size_t code_len,
 	    const char *input_json, spr_result **out, spr_error **err)
 {
@@ -132,7 +145,7 @@ int spr_run(spr_engine *engine, const spr_policy *policy, const char *code, size
 		policy = defaults;
 	}
 	_cleanup_plan_ spr_plan *plan = NULL;
-	if (spr_engine_plan(engine, policy, &plan, err) < 0)
+	if (spr_engine_plan(engine, policy, &plan, err) < 0 || check_floors(engine, plan, err) < 0)
 		return -1;
 	struct spr_request req = {
 		.code = code ? code : "",

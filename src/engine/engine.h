@@ -21,6 +21,10 @@ struct spr_request {
 
 struct spr_engine_ops {
 	const char *name;
+	/* The smallest max_processes a run can work with on this engine, and
+	 * why (SPEC §7 "Policy"): below it a run could never start. */
+	int64_t min_processes;
+	const char *min_processes_why;
 	int (*run)(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 		   struct spr_result **out, spr_error **err);
 	void (*destroy)(spr_engine *engine);

@@ -47,6 +47,8 @@ static void local_destroy(spr_engine *engine)
 
 static const struct spr_engine_ops local_ops = {
 	.name = "local",
+	.min_processes = 2,
+	.min_processes_why = "the sandbox's init and the worker are processes of the run",
 	.run = spr_local_run,
 	.destroy = local_destroy,
 };

@@ -47,7 +47,7 @@ static const struct field fields[] = {
 	{"extra_globals", F_TABLE, OFF(extra_globals), 0, 0, NULL},
 	{"network", F_BOOL, OFF(network), 0, 0, NULL},
 	{"max_processes", F_INT, OFF(max_processes), 1, SPR_MAX_PROCESSES, "processes"},
-	{"cpu_cores", F_NUMBER, OFF(cpu_cores), 0, SPR_MAX_CPU_CORES, "cores"},
+	{"cpu_cores", F_NUMBER, OFF(cpu_cores), SPR_MIN_CPU_CORES, SPR_MAX_CPU_CORES, "cores"},
 	{"cpu_seconds", F_OPT_SECONDS, OFF(cpu_seconds), 0, SPR_MAX_TIMEOUT_SECONDS, "seconds"},
 	{"tmp_size_mb", F_INT, OFF(tmp_size_mb), 1, SPR_MAX_TMP_MB, "MiB"},
 	{"env", F_ENV, OFF(env), 0, 0, NULL},
@@ -254,7 +254,12 @@ static int apply_number(struct spr_policy *p, const struct field *f, const cJSON
 		return fail_at(err, src, v, "'%s' must be a number of %s, found %s", f->name,
 			       f->unit, type_name(v));
 	double d = spr_json_number(v);
-	if (!isfinite(d) || d <= f->min)
+	/* min 0: any positive number; else the smallest that can work. */
+	if (f->min > 0 && isfinite(d) && d < f->min)
+		return fail_at(err, src, v, "'%s' must be a number from %g to %g %s (got %s)",
+			       f->name, f->min, f->max, f->unit,
+			       v->valuestring ? v->valuestring : "?");
+	if (!isfinite(d) || d <= 0)
 		return fail_at(err, src, v, "'%s' must be greater than 0 (got %s)", f->name,
 			       v->valuestring ? v->valuestring : "?");
 	if (d > f->max)

@@ -34,6 +34,9 @@ struct spr_policy {
 #define SPR_MAX_OUTPUT_KB (1024 * 1024)
 #define SPR_MAX_PROCESSES 65536
 #define SPR_MAX_CPU_CORES 1024.0
+/* The kernel's smallest CPU quota is 1 ms per 100 ms period (cgroup v1
+ * cpu.cfs_quota_us and v2 cpu.max refuse less; docker --cpus too). */
+#define SPR_MIN_CPU_CORES 0.01
 #define SPR_MAX_TMP_MB (1024 * 1024)
 
 /* Applies the fields present in `obj` (a tree from spr_json_parse or

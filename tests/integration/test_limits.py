@@ -455,3 +455,42 @@ class Rlimits(SprTestCase):
         r = spr_run(PAST_FSIZE.replace("f.seek(limit)", "f.seek(limit - 1)"),
                     policy=dict(PERMISSIVE, tmp_size_mb=2))
         self.assertOk(r)
+
+
+class ImpossiblePolicies(SprTestCase):
+    """A policy no run could ever satisfy is a policy error (exit 2, the
+    field and the allowed range named) before any sandbox or container
+    exists, not a 125 with a kernel message from the middle of setup."""
+
+    def run_policy(self, policy, code_text="result = 1"):
+        with tempfile.TemporaryDirectory() as d:
+            path = write_policy(policy, d)
+            return subprocess.run([SPR_RUN, "--engine", ENGINE, "--json", "--policy", path, "-"],
+                                  input=code_text, capture_output=True, text=True, timeout=120)
+
+    def test_too_few_processes(self):
+        proc = self.run_policy({"max_processes": 1})
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertEqual(proc.stdout, "")
+        self.assertIn("'max_processes' must be at least 2 on the", proc.stderr)
+        self.assertIn(f" {ENGINE} engine", proc.stderr)
+
+    def test_the_floor_runs(self):
+        proc = self.run_policy({"max_processes": 2})
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(json.loads(proc.stdout)["result"], 1)
+
+    def test_below_the_smallest_cpu_quota(self):
+        for cores in (0.001, 0.005, 0.009):
+            with self.subTest(cores=cores):
+                proc = self.run_policy({"cpu_cores": cores})
+                self.assertEqual(proc.returncode, 2, proc.stderr)
+                self.assertIn(f"'cpu_cores' must be a number from 0.01 to 1024 cores (got {cores})",
+                              proc.stderr)
+
+    def test_the_smallest_cpu_quota_runs(self):
+        for cores in (0.01, 0.05):
+            with self.subTest(cores=cores):
+                proc = self.run_policy({"cpu_cores": cores})
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                self.assertEqual(json.loads(proc.stdout)["result"], 1)

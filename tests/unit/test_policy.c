@@ -164,8 +164,24 @@ START_TEST(validation_errors_name_file_line_col)
 	load_fails("memory_limit_mb = 0\n", "'memory_limit_mb' must be an integer from 1 to");
 	load_fails("max_output_kb = -1\n", "'max_output_kb' must be an integer from 0 to");
 	load_fails("max_processes = 0\n", "'max_processes' must be an integer from 1 to");
-	load_fails("cpu_cores = 0\n", "'cpu_cores' must be greater than 0");
+	/* Below the kernel's smallest CPU quota, a policy could never run. */
+	const char *too_few_cores[] = {"0", "-1", "0.001", "0.005", "0.009", "0.0099999"};
+	for (size_t i = 0; i < ARRAY_SIZE(too_few_cores); i++) {
+		char text[64], want[96];
+		snprintf(text, sizeof(text), "cpu_cores = %s\n", too_few_cores[i]);
+		snprintf(want, sizeof(want), "'cpu_cores' must be a number from 0.01 to 1024 cores (got %s)",
+			 too_few_cores[i]);
+		load_fails(text, want);
+	}
+	const char *cores_ok[] = {"0.01", "0.1", "0.25", "0.5", "1", "1.5", "2", "10", "100", "1024"};
+	for (size_t i = 0; i < ARRAY_SIZE(cores_ok); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "cpu_cores = %s\n", cores_ok[i]);
+		spr_policy_free(load_ok(text));
+	}
 	load_fails("cpu_cores = 2000\n", "'cpu_cores' must be at most 1024 cores");
+	load_fails("cpu_cores = 1024.5\n", "'cpu_cores' must be at most 1024 cores");
+	load_fails("cpu_cores = nan\n", "'cpu_cores' must be greater than 0");
 	load_fails("network = 1\n", "'network' must be true or false, found a number");
 	load_fails("blocked_imports = \"os\"\n",
 		   "'blocked_imports' must be an array of strings, found a string");
