@@ -1,6 +1,7 @@
 #include "policy/seccomp.h"
 
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
@@ -31,6 +32,19 @@ static const struct spr_seccomp_rule rules[] = {
 	/* Other processes' memory and the kernel's attack surface. */
 	DENY("ptrace"), DENY("process_vm_readv"), DENY("process_vm_writev"), DENY("kcmp"),
 	DENY("pidfd_getfd"), /* another process's descriptors (ptrace access rules) */
+	DENY("process_madvise"), DENY("move_pages"), DENY("migrate_pages"), /* others' pages */
+	/* A seccomp listener lets the code answer the syscalls of its own
+	 * children: a second kernel interface to attack, and no run needs it.
+	 * Plain filters (no listener flag) stay allowed. */
+	DENY_FLAG("seccomp", 1, SECCOMP_FILTER_FLAG_NEW_LISTENER),
+	/* Old or rarely used interfaces with a history of kernel bugs that no
+	 * Python run needs (Docker's profile refuses most of them too):
+	 * LDT entries, filesystem-wide notification, secret memory, port
+	 * I/O, and calls kept only for compatibility. */
+	DENY("modify_ldt"), DENY("fanotify_init"), DENY("memfd_secret"), DENY("ioperm"),
+	DENY("iopl"), DENY("uselib"), DENY("ustat"), DENY("sysfs"), DENY("_sysctl"),
+	DENY("lookup_dcookie"), DENY("nfsservctl"), DENY("create_module"),
+	DENY("get_kernel_syms"), DENY("query_module"), DENY("vm86"), DENY("vm86old"),
 	DENY("kexec_load"), DENY("kexec_file_load"), DENY("init_module"), DENY("finit_module"),
 	DENY("delete_module"), DENY("bpf"), DENY("perf_event_open"), DENY("userfaultfd"),
 	DENY("io_uring_setup"), DENY("io_uring_enter"), DENY("io_uring_register"),

@@ -13,8 +13,10 @@
 #include "error.h"
 
 /* Reported in the RunnerResult's isolation.seccomp; bump when the rules
- * change so results say which rules applied. */
-#define SPR_SECCOMP_PROFILE "spr-deny-v3"
+ * change so results say which rules applied (v4: modify_ldt,
+ * fanotify_init, memfd_secret, seccomp listeners, others' pages, port
+ * I/O and compatibility calls). */
+#define SPR_SECCOMP_PROFILE "spr-deny-v4"
 /* The variant for a shared (host) network on kernels whose Landlock cannot
  * scope abstract unix sockets (ABI < 6): abstract socket names belong to
  * the network namespace, so with the host's the code could connect to any
@@ -22,7 +24,7 @@
  * way to filter the address, socket(AF_UNIX) itself is refused, and
  * socketpair(SOCK_DGRAM), whose ends can sendto() any address.
  * socketpair(SOCK_STREAM), what multiprocessing uses, stays. */
-#define SPR_SECCOMP_PROFILE_NO_UNIX "spr-deny-v3-no-unix-socket"
+#define SPR_SECCOMP_PROFILE_NO_UNIX "spr-deny-v4-no-unix-socket"
 
 enum spr_seccomp_variant {
 	SPR_SECCOMP_DEFAULT = 0,

@@ -138,7 +138,7 @@ result = {
         self.assertEqual(r["shm"], 1)
         iso = run["isolation"]
         self.assertEqual(iso["engine"], "docker")
-        self.assertEqual(iso["seccomp"], "spr-deny-v3")
+        self.assertEqual(iso["seccomp"], "spr-deny-v4")
         self.assertEqual(iso["network"], "none")
         self.assertTrue(iso["image"])
 

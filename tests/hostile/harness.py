@@ -64,7 +64,7 @@ if _H_DIRECT:
 
 # What every sandboxed RunnerResult must report (SPEC §3 isolation).
 EXPECTED_ISOLATION = {"engine": "local", "userns": True, "pidns": True, "netns": True,
-                      "mountns": True, "network": "loopback", "seccomp": "spr-deny-v3",
+                      "mountns": True, "network": "loopback", "seccomp": "spr-deny-v4",
                       "landlock": True, "degraded": False}
 EXPECTED_ISOLATION_HOST_NET = dict(EXPECTED_ISOLATION, netns=False, network="host")
 
@@ -203,7 +203,7 @@ class HostileCase(unittest.TestCase):
         want = EXPECTED_ISOLATION_HOST_NET if network else EXPECTED_ISOLATION
         if network and iso.get("landlock_abi", 0) < 6:
             # no Landlock scope for abstract unix sockets: the stricter filter
-            want = dict(want, seccomp="spr-deny-v3-no-unix-socket")
+            want = dict(want, seccomp="spr-deny-v4-no-unix-socket")
         self.assertEqual({k: iso.get(k) for k in want}, want, run)
 
     # -- host-side fixtures ----------------------------------------------------

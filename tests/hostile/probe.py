@@ -43,11 +43,17 @@ NR = {
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
     "fsmount": 432, "fspick": 433, "clone3": 435, "mount_setattr": 442,
     "quotactl_fd": 443, "pidfd_getfd": 438,
+    "uselib": 134, "ustat": 136, "sysfs": 139, "modify_ldt": 154, "_sysctl": 156,
+    "iopl": 172, "ioperm": 173, "create_module": 174, "get_kernel_syms": 177,
+    "query_module": 178, "nfsservctl": 180, "lookup_dcookie": 212, "migrate_pages": 256,
+    "move_pages": 279, "fanotify_init": 300, "seccomp": 317, "process_madvise": 440,
+    "memfd_secret": 447,
 }
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
 CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID = 0x08000000, 0x10000000, 0x20000000
 CLONE_NEWNET, CLONE_THREAD = 0x40000000, 0x00010000
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER = 1, 8
 TIOCSTI, TIOCLINUX, FIONREAD = 0x5412, 0x541C, 0x541B
 AF_UNSPEC, AF_UNIX, AF_INET, AF_INET6 = 0, 1, 2, 10
 AF_KEY, AF_NETLINK, AF_PACKET, AF_ALG, AF_VSOCK = 15, 16, 17, 38, 40
@@ -117,6 +123,27 @@ def probe_table(pipe_fd):
         "init_module": ("init_module", BAD, 0, BAD),
         "finit_module": ("finit_module", -1, BAD, 0),
         "delete_module": ("delete_module", BAD, 0),
+        # others' pages, seccomp listeners, LDT, fanotify, secret memory
+        "process_madvise": ("process_madvise", -1, BAD, 1, 0, 0),
+        "move_pages": ("move_pages", 0, 1, BAD, 0, BAD, 0),
+        "migrate_pages": ("migrate_pages", 0, 64, BAD, BAD),
+        "seccomp_listener": ("seccomp", SECCOMP_SET_MODE_FILTER,
+                             SECCOMP_FILTER_FLAG_NEW_LISTENER, BAD),
+        "seccomp_filter": ("seccomp", SECCOMP_SET_MODE_FILTER, 0, BAD),  # allowed: EFAULT
+        "modify_ldt": ("modify_ldt", 1, BAD, 16),  # write an entry from unreadable memory
+        "fanotify_init": ("fanotify_init", 0, 0xFFFFFFFF),  # bad event flags
+        "memfd_secret": ("memfd_secret", 0xFFFFFFFF),
+        "ioperm": ("ioperm", 0x10000, 1, 0),  # past the last port
+        "iopl": ("iopl", 4),  # no such level
+        "uselib": ("uselib", BAD),
+        "ustat": ("ustat", 0, BAD),
+        "sysfs": ("sysfs", 99),
+        "_sysctl": ("_sysctl", BAD),
+        "lookup_dcookie": ("lookup_dcookie", 0, BAD, 0),
+        "nfsservctl": ("nfsservctl", 0, BAD, BAD),
+        "create_module": ("create_module", BAD, 0),
+        "get_kernel_syms": ("get_kernel_syms", BAD),
+        "query_module": ("query_module", BAD, 0, BAD, 0, BAD),
         # host-wide state
         "acct": ("acct", BAD),
         "swapon": ("swapon", BAD, 0xFFFFFFFF),

@@ -141,10 +141,10 @@ class HostListeners(HostileCase):
         run = self.sandboxed_run(CONNECT, inp, network=True)
         self.assertTrue(run["ok"], run)
         if run["isolation"]["landlock_abi"] >= 6:
-            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v3", run)
+            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v4", run)
             self.assertEqual(run["result"], {"abstract": "EPERM", "path": "ENOENT"})
         else:
-            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v3-no-unix-socket", run)
+            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v4-no-unix-socket", run)
             self.assertEqual(run["result"], {"abstract": "EPERM", "path": "EPERM"})
         self.assertEqual(lst.accepted(), 0)
         self.assertEqual(path_lst.accepted(), 0)
@@ -182,7 +182,7 @@ class HostListeners(HostileCase):
             self.assertEqual(run["result"], "EPERM")  # Landlock's scope
         else:
             self.assertEqual(run["result"], "EPERM")  # the datagram pair itself
-            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v3-no-unix-socket")
+            self.assertEqual(run["isolation"]["seccomp"], "spr-deny-v4-no-unix-socket")
         self.assertIsNone(received(), "the sandbox reached the host's abstract socket")
 
     def test_host_interface_address(self):
@@ -308,7 +308,7 @@ class WithoutLandlock(HostileCase):
         self.assertTrue(run["ok"], run)
         iso = run["isolation"]
         self.assertEqual((iso["network"], iso["landlock"], iso["seccomp"]),
-                         ("host", False, "spr-deny-v3-no-unix-socket"), iso)
+                         ("host", False, "spr-deny-v4-no-unix-socket"), iso)
         res = run["result"]
         for attempt in ("socket dgram", "socket stream", "socketpair dgram",
                         "socketpair raw", "socketpair raw|cloexec"):

@@ -53,6 +53,30 @@ PROBES = {
     "process_vm_writev": ({E.EFAULT}, E.EPERM, ANY),
     "kcmp": ({E.EINVAL}, E.EPERM, ANY),
     "pidfd_getfd": ({E.EBADF}, E.EPERM, ANY),
+    "process_madvise": ({E.EFAULT, E.EBADF}, E.EPERM, ANY),
+    # ENOSYS: a kernel without NUMA (CONFIG_NUMA), LDT, secretmem (needs
+    # secretmem.enable on older kernels) or the legacy calls, which are
+    # gone from recent kernels: the filter still answers EPERM first.
+    "move_pages": ({E.EFAULT, E.ENOSYS}, E.EPERM, ANY),
+    "migrate_pages": ({E.EFAULT, E.ENOSYS}, E.EPERM, ANY),
+    "seccomp_listener": ({E.EFAULT}, E.EPERM, ANY),
+    "seccomp_filter": ({E.EFAULT}, E.EFAULT, ALLOWED),
+    # modify_ldt returns its error as an unsigned int (an old ABI quirk):
+    # reaching the kernel looks like success; the filter's EPERM does not.
+    "modify_ldt": ({0, E.ENOSYS}, E.EPERM, ANY),
+    "fanotify_init": ({E.EINVAL}, E.EPERM, ANY),
+    "memfd_secret": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
+    "ioperm": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
+    "iopl": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
+    "uselib": ({E.EFAULT, E.ENOSYS}, E.EPERM, ANY),
+    "ustat": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
+    "sysfs": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
+    "_sysctl": ({E.ENOSYS}, E.EPERM, ANY),
+    "lookup_dcookie": ({E.ENOSYS, E.EPERM}, E.EPERM, INITCAP),
+    "nfsservctl": ({E.ENOSYS}, E.EPERM, ANY),
+    "create_module": ({E.ENOSYS}, E.EPERM, ANY),
+    "get_kernel_syms": ({E.ENOSYS}, E.EPERM, ANY),
+    "query_module": ({E.ENOSYS}, E.EPERM, ANY),
     "bpf": ({E.EFAULT}, E.EPERM, INITCAP),  # unprivileged_bpf_disabled: EPERM first
     "perf_event_open": ({E.EFAULT}, E.EPERM, ANY),
     "userfaultfd": ({E.EINVAL}, E.EPERM, ANY),

@@ -62,8 +62,8 @@ class RefusedUserNamespace(SprTestCase):
         # What does not need namespaces is still applied.
         # (the host network without Landlock's abstract-socket scope gets
         # the filter that refuses unix sockets)
-        self.assertEqual(iso["seccomp"], "spr-deny-v3" if iso.get("landlock_abi", 0) >= 6
-                         else "spr-deny-v3-no-unix-socket")
+        self.assertEqual(iso["seccomp"], "spr-deny-v4" if iso.get("landlock_abi", 0) >= 6
+                         else "spr-deny-v4-no-unix-socket")
         self.assertTrue(iso["landlock"])
 
     def test_degraded_still_contains_the_code(self):
@@ -246,4 +246,4 @@ class NoClone3(SprTestCase):
         iso = res["isolation"]
         self.assertEqual([iso[k] for k in ("userns", "pidns", "netns", "mountns", "degraded")],
                          [True, True, True, True, False], iso)
-        self.assertEqual(iso["seccomp"], "spr-deny-v3", iso)
+        self.assertEqual(iso["seccomp"], "spr-deny-v4", iso)
