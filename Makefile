@@ -100,7 +100,7 @@ $(B)/libspr.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(B)/libspr.so: $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libspr.so.1 -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
+	$(CC) -shared -Wl,-soname,libspr.so.2 -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(B)/spr-run: $(B)/obj/src/cli/spr-run.o $(B)/libspr.a
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
@@ -302,8 +302,8 @@ install: all
 	install -m 0755 $(LIBEXEC_OUT)/spr-sandbox $(DESTDIR)$(LIBEXECDIR)/spr/
 	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile \
 		$(DESTDIR)$(LIBEXECDIR)/spr/
-	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.1
-	ln -sf libspr.so.1 $(DESTDIR)$(LIBDIR)/libspr.so
+	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.2
+	ln -sf libspr.so.2 $(DESTDIR)$(LIBDIR)/libspr.so
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \

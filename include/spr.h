@@ -80,8 +80,8 @@ typedef struct spr_engine spr_engine;
 /* Options for the LocalEngine. Zero-initialise and set what you need;
  * fields are only ever appended. The library reads the whole struct, so a
  * program built against an older header (a shorter struct) must not load
- * a newer library: appending a field bumps the soname (libspr.so.1 since
- * pool_size). */
+ * a newer library: appending a field bumps the soname (libspr.so.2 since
+ * uid_range). */
 typedef struct spr_local_options {
 	const char *python;      /* interpreter; NULL: /usr/bin/python3 */
 	const char *libexec_dir; /* spr-sandbox + spr_worker.py; NULL: $SPR_LIBEXEC_DIR,
@@ -94,6 +94,9 @@ typedef struct spr_local_options {
 	int pool_size; /* sandboxes kept set up for the next run with the same
 			  policy (warm pool, SPEC §4); 0: 1; up to 8;
 			  SPR_LOCAL_NO_POOL: none (one-shot callers) */
+	const char *uid_range; /* as root, each run gets a host uid of its own from
+				  "START:COUNT" (SPEC §4 "Identity"); NULL:
+				  $SPR_UID_RANGE, else 1879048192:65536 */
 } spr_local_options;
 
 #define SPR_LOCAL_NO_POOL (-1)

@@ -18,6 +18,7 @@
 #include "spr.h"
 
 #include "json.h" /* spr_format_double: the one number formatter */
+#include "uid_lease.h" /* --uid-range is checked as typed */
 
 #define EXIT_USAGE 2
 #define EXIT_ENGINE 125
@@ -26,7 +27,8 @@
 static const char usage_line[] =
 	"usage: spr-run [--engine local|docker] [--policy FILE] [--input JSON|@FILE] "
 	"[--timeout S] [--memory MB] [--max-output KB] [--python PATH] [--allow-degraded] "
-	"[--cgroup-parent NAME] [--image IMAGE] [--package NAME==VERSION]... [--docker-context NAME "
+	"[--cgroup-parent NAME] [--uid-range START:COUNT] [--image IMAGE] [--package NAME==VERSION]... "
+	"[--docker-context NAME "
 	"| --docker-host URL | --ssh-host HOST [--ssh-user U] [--ssh-port N] [--ssh-key-path K]] "
 	"[--json] FILE|-";
 
@@ -58,6 +60,9 @@ static void help(void)
 	       "  --cgroup-parent NAME   create run cgroups under NAME, relative to this\n"
 	       "                         process's own cgroup (a delegated subtree);\n"
 	       "                         default: $SPR_CGROUP_PARENT, else the own cgroup\n"
+	       "  --uid-range START:COUNT  as root, each run's host uid comes from these\n"
+	       "                         ids, which no account may use (default:\n"
+	       "                         $SPR_UID_RANGE, else 1879048192:65536)\n"
 	       "DockerEngine (--engine docker):\n"
 	       "  --image IMAGE          run in this image (default: spr's runtime image,\n"
 	       "                         built from $SPR_DOCKER_BASE_IMAGE or python:3.12-slim)\n"
@@ -80,6 +85,7 @@ struct options {
 	const char *input;
 	const char *python;
 	const char *cgroup_parent;
+	const char *uid_range;
 	bool allow_degraded;
 	spr_docker_options docker;
 	const char *packages[65];
@@ -135,7 +141,7 @@ static const char *without_position(const char *msg)
 static void parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_MAX_OUTPUT, OPT_PYTHON, OPT_DEGRADED,
-	       OPT_VERSION, OPT_CGROUP_PARENT, OPT_IMAGE, OPT_PACKAGE, OPT_WHEEL_DIR,
+	       OPT_VERSION, OPT_CGROUP_PARENT, OPT_UID_RANGE, OPT_IMAGE, OPT_PACKAGE, OPT_WHEEL_DIR,
 	       OPT_DOCKER_CONTEXT, OPT_DOCKER_HOST, OPT_SSH_HOST, OPT_SSH_USER, OPT_SSH_PORT,
 	       OPT_SSH_KEY };
 	static const struct option longopts[] = {
@@ -148,6 +154,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"python", required_argument, NULL, OPT_PYTHON},
 		{"allow-degraded", no_argument, NULL, OPT_DEGRADED},
 		{"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
+		{"uid-range", required_argument, NULL, OPT_UID_RANGE},
 		{"image", required_argument, NULL, OPT_IMAGE},
 		{"package", required_argument, NULL, OPT_PACKAGE},
 		{"wheel-dir", required_argument, NULL, OPT_WHEEL_DIR},
@@ -175,6 +182,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_PYTHON: o->python = optarg; break;
 		case OPT_DEGRADED: o->allow_degraded = true; break;
 		case OPT_CGROUP_PARENT: o->cgroup_parent = optarg; break;
+		case OPT_UID_RANGE: {
+			struct spr_uid_range range;
+			spr_error *bad = NULL;
+			if (!*optarg || spr_uid_range_parse(optarg, &range, &bad) < 0)
+				usage_error("--uid-range: %s", bad ? bad->message : "empty (give START:COUNT)");
+			o->uid_range = optarg;
+			break;
+		}
 		case OPT_IMAGE: o->docker.image = optarg; break;
 		case OPT_PACKAGE:
 			if (o->npackages + 1 >= sizeof(o->packages) / sizeof(*o->packages))
@@ -220,8 +235,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			   d->ssh_key_path;
 	if (docker_opts && strcmp(o->engine, "docker"))
 		usage_error("--image, --package and the docker/ssh options need --engine docker");
-	if (!strcmp(o->engine, "docker") && (o->python || o->cgroup_parent || o->allow_degraded))
-		usage_error("--python, --cgroup-parent and --allow-degraded are LocalEngine options");
+	if (!strcmp(o->engine, "docker") &&
+	    (o->python || o->cgroup_parent || o->allow_degraded || o->uid_range))
+		usage_error("--python, --cgroup-parent, --uid-range and --allow-degraded are "
+			    "LocalEngine options");
 }
 
 /* Reads a whole file (or stdin for "-") into memory, NUL-terminated. */
@@ -408,6 +425,7 @@ int main(int argc, char **argv)
 		.cgroup_parent = o.cgroup_parent ? o.cgroup_parent
 				 : env_parent && *env_parent ? env_parent
 							     : NULL,
+		.uid_range = o.uid_range,
 	};
 	_cleanup_(error_freep) spr_error *err = NULL;
 	_cleanup_(engine_freep) spr_engine *engine = NULL;

@@ -7,6 +7,7 @@
 #include "local/fork_client.h"
 #include "local/pool.h"
 #include "policy/seccomp.h"
+#include "uid_lease.h"
 
 /* What we learned about the interpreter once, when the engine started
  * (running it per run would cost as much as the run). */
@@ -37,7 +38,8 @@ struct spr_local_engine {
 	/* The compiled filters (per spr_seccomp_variant; compiled once per
 	 * process, shared read-only). */
 	struct spr_bpf filters[SPR_SECCOMP_NVARIANTS];
-	uid_t outside_uid; /* what the sandbox user is outside */
+	struct spr_uid_range uid_range; /* root: each run's own host uid comes from it */
+	uid_t outside_uid; /* what the sandbox user is outside (rootless; degraded) */
 	gid_t outside_gid;
 	struct spr_cg_host cgroups; /* detected once, at engine start */
 	struct spr_fork_server server; /* spr-sandbox --serve: forks the monitors */

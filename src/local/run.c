@@ -91,15 +91,19 @@ static char *isolation_json(const struct spr_applied *a)
 					     : a->cgroup == SPR_CG_V1 ? "v1"
 								      : "none");
 	cJSON_AddStringToObject(o, "memory", a->cgroup ? "cgroup" : "rlimit");
+	cJSON_AddStringToObject(o, "memfd_exec", a->memfd_noexec ? "refused" : "allowed");
+	if (a->namespaces)
+		cJSON_AddNumberToObject(o, "host_uid", a->host_uid);
 	cJSON_AddBoolToObject(o, "degraded", !ns || !a->seccomp || !a->cgroup);
 	return cJSON_PrintUnformatted(o);
 }
 
 static bool same_isolation(const struct spr_applied *a, const struct spr_applied *b)
 {
+	/* Not the host uid: each sandbox has its own. */
 	return a->namespaces == b->namespaces && a->network_shared == b->network_shared &&
 	       a->landlock_abi == b->landlock_abi && a->seccomp == b->seccomp &&
-	       a->cgroup == b->cgroup;
+	       a->cgroup == b->cgroup && a->memfd_noexec == b->memfd_noexec;
 }
 
 /* ---- the sandbox plan ------------------------------------------------------ */
@@ -161,6 +165,9 @@ static int plan_process(const struct local_run *r, struct spr_sandbox_plan *sp,
 		sp->filters[SPR_FILTER_NO_UNIX].len = le->filters[SPR_SECCOMP_NO_UNIX].len;
 	}
 	sp->allow_degraded = le->allow_degraded;
+	if (geteuid() == 0)
+		sp->run_uid = (struct spr_uid_lease_plan){le->uid_range.start, le->uid_range.count,
+							  SPR_UID_LEASE_FILE};
 	if (cgroup)
 		spr_cgroup_plan(&le->cgroups, l->memory_bytes, l->max_processes, l->cpu_cores,
 				l->cpu_seconds, &sp->cgroup);

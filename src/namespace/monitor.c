@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -18,10 +19,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/fsuid.h>
 #include <sys/wait.h>
 
 #include "cgroup/cgroup.h"
 #include "namespace/internal.h"
+#include "uid_lease.h"
 #include "protocol/message.h"
 #include "protocol/plan.h"
 
@@ -52,6 +55,7 @@ struct sandbox {
 	int pids_timer;		   /* v1: pids.events has no notification; look often */
 	int ns_hold[2];		   /* the run's mount and network namespaces */
 	int bind_fds[SPR_PLAN_MAX_MOUNTS]; /* root: detached bind sources, per mount */
+	struct spr_uid_lease lease; /* root: the host uid of this run, held to the end */
 	bool run_over;		   /* init saw the worker end with nothing else left */
 };
 
@@ -330,6 +334,77 @@ static void close_bind_sources(struct sandbox *sb)
 		spr_closep(&sb->bind_fds[i]);
 }
 
+/* ---- the run's own host uid (core/uid_lease.h) ------------------------------ */
+
+/* As root, a uid leased for this run alone; it is held until the monitor
+ * exits, after everything of the run is gone. */
+static int lease_run_uid(struct sandbox *sb, spr_error **err)
+{
+	const struct spr_uid_lease_plan *p = &sb->plan->run_uid;
+	if (!p->count || geteuid() != 0)
+		return 0;
+	struct spr_uid_range range = {p->start, p->count};
+	return spr_uid_lease_take(&range, p->lease_file, &sb->lease, err);
+}
+
+/* The kernel makes the creator of a user namespace its owner, and
+ * charges per-user budgets up the chain of owners. So the monitor creates
+ * the run's namespaces as the leased uid: only the effective ids change
+ * (the saved ones stay root's to come back to), and the filesystem ids
+ * stay root's, so placing init in the run cgroup (CLONE_INTO_CGROUP
+ * checks write access) still works. */
+static int become_owner(const struct spr_uid_lease *lease, spr_error **err)
+{
+	if (lease->fd < 0)
+		return 0;
+	if (setresgid(-1, lease->uid, -1) < 0 || setresuid(-1, lease->uid, -1) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+				      "switching to the run's own uid %u to create its namespaces",
+				      lease->uid);
+	setfsuid(0);
+	setfsgid(0);
+	return 0;
+}
+
+static int back_to_root(const struct spr_uid_lease *lease, spr_error **err)
+{
+	if (lease->fd < 0)
+		return 0;
+	if (setresuid(-1, 0, -1) < 0 || setresgid(-1, 0, -1) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+				      "switching back to root after creating the namespaces");
+	return 0;
+}
+
+/* vm.memfd_noexec=2 in the run's pid namespace: memory files the code
+ * creates cannot be executed (noexec mounts and Landlock do not cover
+ * them: glibc's fexecve runs one through /proc/self/fd). The sysctl
+ * belongs to the writer's pid namespace and only the host's root may
+ * write it: a child of the monitor joins the run's pid namespace to write
+ * it, before init lets anything of the run start. Root only. */
+static bool forbid_memfd_exec(pid_t init)
+{
+	if (geteuid() != 0)
+		return false;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)init);
+	_cleanup_close_ int theirs = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int ours = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (theirs < 0 || ours < 0 || setns(theirs, CLONE_NEWPID) < 0)
+		return false;
+	pid_t writer = fork();
+	if (writer == 0) {
+		int fd = open("/proc/sys/vm/memfd_noexec", O_WRONLY | O_CLOEXEC);
+		_exit(fd >= 0 && write(fd, "2", 1) == 1 ? 0 : 1);
+	}
+	/* Later children of the monitor are its own again. */
+	bool back = setns(ours, CLONE_NEWPID) == 0;
+	int status = -1;
+	while (writer > 0 && waitpid(writer, &status, 0) < 0 && errno == EINTR) {
+	}
+	return back && writer > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* init's next message (blocking until setup is over). */
 static int next_report(struct sandbox *sb, struct spr_msg *m)
 {
@@ -351,10 +426,13 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
 			      CLONE_NEWUTS | CLONE_NEWCGROUP | (network ? 0 : CLONE_NEWNET);
 	int sync[2], rep[2];
-	if (spr_userns_drop_groups(err) < 0 || open_bind_sources(sb, err) < 0) {
+	if (spr_userns_drop_groups(err) < 0 || lease_run_uid(sb, err) < 0 ||
+	    open_bind_sources(sb, err) < 0) {
 		close_bind_sources(sb);
 		return -1;
 	}
+	if (sb->lease.fd >= 0)
+		map.outside_uid = map.outside_gid = sb->lease.uid;
 	if (pipe2(sync, O_CLOEXEC) < 0) {
 		close_bind_sources(sb);
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "pipe2");
@@ -373,6 +451,14 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	w.landlock_write = &layout->landlock_write;
 
 	bool placed = false;
+	if (become_owner(&sb->lease, err) < 0) {
+		close(sync[0]);
+		close(sync[1]);
+		close(rep[0]);
+		close(rep[1]);
+		close_bind_sources(sb);
+		return -1;
+	}
 	pid_t pid = clone_namespaces(flags, sb->applied.cgroup ? sb->cg.v2_fd : -1, &placed);
 	if (pid == 0) {
 		close(sync[1]);
@@ -384,10 +470,17 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		spr_init_main(&spec);
 	}
 	int clone_errno = errno;
+	int restored = back_to_root(&sb->lease, err);
 	close_bind_sources(sb);
 	close(sync[0]);
 	close(rep[1]);
 	_cleanup_close_ int go = sync[1];
+	if (restored < 0) {
+		if (pid > 0)
+			kill_and_reap(pid);
+		close(rep[0]);
+		return -1;
+	}
 	if (pid < 0) {
 		close(rep[0]);
 		spr_userns_explain(clone_errno, err);
@@ -404,6 +497,8 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		sb->child = 0;
 		return -1;
 	}
+	sb->applied.memfd_noexec = forbid_memfd_exec(pid);
+	sb->applied.host_uid = map.outside_uid;
 	struct spr_msg m;
 	if (write(go, "G", 1) != 1) {
 		/* init already gave up: its report says why. */
@@ -789,6 +884,7 @@ static void sandbox_free(struct sandbox *sb)
 	spr_closep(&sb->report.fd);
 	spr_msg_stream_free(&sb->report);
 	spr_arena_free(&sb->arena);
+	spr_uid_lease_release(&sb->lease);
 }
 
 /* ---- the checklist -------------------------------------------------------------------- */
@@ -858,7 +954,7 @@ int spr_sandbox_monitor(pid_t parent)
 	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {
 		.parent = parent, .sigfd = -1, .report = {.fd = -1}, .cpu_timer = -1,
 		.pids_timer = -1, .ns_hold = {-1, -1}, .cg = SPR_CG_RUN_INIT,
-		.bind_fds = {[0 ... SPR_PLAN_MAX_MOUNTS - 1] = -1}};
+		.bind_fds = {[0 ... SPR_PLAN_MAX_MOUNTS - 1] = -1}, .lease = SPR_UID_LEASE_INIT};
 	_cleanup_error_ spr_error *err = NULL;
 
 	if (check_descriptors() < 0)

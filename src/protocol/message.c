@@ -14,6 +14,8 @@ static void visit_applied(struct spr_wire *w, struct spr_applied *a, bool whole)
 	spr_wire_bool(w, &a->namespaces);
 	spr_wire_bool(w, &a->network_shared);
 	spr_wire_enum(w, &a->cgroup, 3);
+	spr_wire_bool(w, &a->memfd_noexec);
+	spr_wire_u32(w, &a->host_uid);
 }
 
 static void visit_msg(struct spr_wire *w, struct spr_msg *m)

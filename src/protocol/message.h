@@ -47,6 +47,8 @@ struct spr_applied {
 	int32_t landlock_abi; /* 0: none */
 	int seccomp;	      /* enum spr_seccomp_applied */
 	int cgroup;	      /* enum spr_cg_version */
+	bool memfd_noexec;    /* vm.memfd_noexec=2 in the run's pid namespace */
+	uint32_t host_uid;    /* the uid the code's processes have on the host */
 };
 
 #define SPR_MSG_TEXT 2048

@@ -5,7 +5,7 @@
 /* "SPRP" and the format's version: a helper from another build is told
  * apart instead of misreading the fields. Bump on any change below. */
 #define PLAN_MAGIC 0x50525053u
-#define PLAN_VERSION 1u
+#define PLAN_VERSION 2u
 
 static void visit_paths(struct spr_wire *w, struct spr_paths *list)
 {
@@ -127,6 +127,11 @@ static void visit_plan(struct spr_wire *w, struct spr_sandbox_plan *p)
 			spr_wire_fail(w, "seccomp program not whole instructions");
 	}
 	spr_wire_bool(w, &p->allow_degraded);
+	spr_wire_u32(w, &p->run_uid.count);
+	if (p->run_uid.count) {
+		spr_wire_u32(w, &p->run_uid.start);
+		visit_dst(w, &p->run_uid.lease_file);
+	}
 	visit_cgroup(w, &p->cgroup);
 	visit_layout(w, &p->layout);
 	visit_degraded(w, &p->degraded);

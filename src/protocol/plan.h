@@ -105,6 +105,15 @@ struct spr_degraded_plan {
 
 enum spr_filter_index { SPR_FILTER_DEFAULT, SPR_FILTER_NO_UNIX, SPR_NFILTERS };
 
+/* As root, the run's user namespace is created by a host uid leased for
+ * this run from [start, start + count) (core/uid_lease.h), so the kernel
+ * charges its per-user budgets to that uid, not to root. count 0: none
+ * (a rootless caller's runs are its own uid's). */
+struct spr_uid_lease_plan {
+	uint32_t start, count;
+	const char *lease_file;
+};
+
 struct spr_sandbox_plan {
 	struct spr_strv argv; /* the interpreter, its flags, the worker inside */
 	struct spr_strv env;  /* HOME and TMPDIR (the workdir) are added */
@@ -117,6 +126,7 @@ struct spr_sandbox_plan {
 		size_t len;
 	} filters[SPR_NFILTERS];
 	bool allow_degraded;
+	struct spr_uid_lease_plan run_uid;
 	struct spr_cgroup_plan cgroup;
 	struct spr_layout layout;
 	struct spr_degraded_plan degraded;
