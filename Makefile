@@ -69,7 +69,8 @@ HEADERS := include/spr.h $(wildcard src/*/*.h)
 
 LIBEXEC_OUT := $(B)/libexec/spr
 PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
-	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile
+	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py \
+	$(LIBEXEC_OUT)/runtime.Dockerfile
 
 .PHONY: FORCE all deps demo check unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench \
 	install clean check-worker check-vm check-demo check-install
@@ -118,7 +119,9 @@ $(LIBEXEC_OUT)/spr-sandbox: $(B)/obj/src/namespace/main.o $(B)/libspr-sandbox.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(SANDBOX_LIBS)
 
-$(LIBEXEC_OUT)/spr_worker.py: worker/spr_worker.py
+# The one-shot worker, and serve mode (the DockerEngine's pool), which runs
+# in the worker's namespace and is never loaded by a one-shot run.
+$(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py: $(LIBEXEC_OUT)/%: worker/%
 	@mkdir -p $(dir $@)
 	install -m 0644 $< $@
 
@@ -144,7 +147,7 @@ $(B)/tests/tools/%: tests/tools/%.c $(B)/libspr.a $(B)/libspr-sandbox.a | $(DEPS
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_VERBOSITY=normal $$t; done
 
-check-worker: $(LIBEXEC_OUT)/spr_worker.py
+check-worker: $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py
 	$(TEST_PYTHON) -m unittest discover -s tests/worker -t . -v 2>&1 | tail -n 5
 
 integration: all $(TOOL_BINS)
@@ -253,9 +256,10 @@ docker-env-start:
 	@scripts/deps.sh docker
 	@set -e; env=$$(scripts/dockerd-for-tests.sh start); eval "$$env"; \
 	ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
-	cp docker/runtime/Dockerfile worker/spr_worker.py "$$ctx"/; \
+	cp docker/runtime/Dockerfile worker/spr_worker.py worker/spr_serve.py "$$ctx"/; \
 	out=$$(docker build --network none --build-arg BASE_IMAGE=spr-base:bookworm \
-		--build-arg SPR_WORKER_VERSION=$$(sha256sum worker/spr_worker.py | cut -c1-16) \
+		--build-arg SPR_WORKER_VERSION=$$(cat worker/spr_worker.py worker/spr_serve.py \
+			| sha256sum | cut -c1-16) \
 		-t spr-runtime:test "$$ctx" 2>&1) || { echo "$$out" >&2; exit 1; }; \
 	echo "docker-env-start: built spr-runtime:test" >&2; \
 	echo "$$env"
@@ -300,10 +304,17 @@ install: all
 		$(DESTDIR)$(LIBEXECDIR)/spr $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(B)/spr-run $(B)/spr $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(LIBEXEC_OUT)/spr-sandbox $(DESTDIR)$(LIBEXECDIR)/spr/
+<<<<<<< HEAD
 	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile \
 		$(DESTDIR)$(LIBEXECDIR)/spr/
 	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.2
 	ln -sf libspr.so.2 $(DESTDIR)$(LIBDIR)/libspr.so
+=======
+	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py \
+		$(LIBEXEC_OUT)/runtime.Dockerfile $(DESTDIR)$(LIBEXECDIR)/spr/
+	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.1
+	ln -sf libspr.so.1 $(DESTDIR)$(LIBDIR)/libspr.so
+>>>>>>> worker-split
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \

@@ -33,6 +33,7 @@ struct spr_docker_engine {
 	char *sys_path_json;	/* where the image's packages live */
 	char *seccomp_file;	/* the profile, written once for the CLI */
 	char *worker_path;	/* injected into every container at start */
+	char *serve_path;	/* with it: serve mode (spr_serve.py) */
 	char *creator;		/* label value identifying this process */
 	int pool_size, max_runs, ttl_seconds, acquire_timeout_seconds;
 	struct spr_pool *pool;

@@ -24,6 +24,7 @@ static void docker_destroy(spr_engine *engine)
 	free(de->image_id);
 	free(de->sys_path_json);
 	free(de->worker_path);
+	free(de->serve_path);
 	free(de->creator);
 	free(de);
 }
@@ -139,6 +140,12 @@ int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_
 		rc = spr_fail_errno(err, SPR_LAYER_WORKER,
 				    "spr_worker.py not found at %s (set SPR_LIBEXEC_DIR)",
 				    de->worker_path);
+	if (rc == 0 && asprintf(&de->serve_path, "%s/spr_serve.py", libexec) < 0)
+		rc = spr_fail_oom(err);
+	if (rc == 0 && access(de->serve_path, R_OK) < 0)
+		rc = spr_fail_errno(err, SPR_LAYER_WORKER,
+				    "spr_serve.py not found at %s (set SPR_LIBEXEC_DIR)",
+				    de->serve_path);
 	/* The checklist: CLI, daemon, image, profile, pool. */
 	if (rc == 0)
 		rc = spr_docker_target_init(&de->target, opts, err);

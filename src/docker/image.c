@@ -148,20 +148,34 @@ static int docker_build(const struct spr_docker_target *t, char *const args[], b
 	return 0;
 }
 
+/* The image's files, copied into the build context: what its tag hashes. */
+static const char *const runtime_worker_files[] = {"spr_worker.py", "spr_serve.py"};
+
 static char *runtime_tag(const char *libexec, const char *base, spr_error **err)
 {
-	char dockerfile[512], worker[512];
+	char dockerfile[512];
 	snprintf(dockerfile, sizeof(dockerfile), "%s/runtime.Dockerfile", libexec);
-	snprintf(worker, sizeof(worker), "%s/spr_worker.py", libexec);
-	_cleanup_buf_ spr_buf a = SPR_BUF_INIT, b = SPR_BUF_INIT;
-	if (!spr_read_file(dockerfile, &a) || !spr_read_file(worker, &b)) {
-		spr_fail_errno(err, SPR_LAYER_DOCKER,
-			       "reading %s and %s (the runtime image's Dockerfile and worker)",
-			       dockerfile, worker);
+	_cleanup_buf_ spr_buf a = SPR_BUF_INIT;
+	if (!spr_read_file(dockerfile, &a)) {
+		spr_fail_errno(err, SPR_LAYER_DOCKER, "reading %s (the runtime image's Dockerfile)",
+			       dockerfile);
 		return NULL;
 	}
 	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, a.data, a.len);
-	h = spr_fnv1a(h, b.data, b.len);
+	for (size_t i = 0; i < ARRAY_SIZE(runtime_worker_files); i++) {
+		char worker[512];
+		snprintf(worker, sizeof(worker), "%s/%s", libexec, runtime_worker_files[i]);
+		_cleanup_buf_ spr_buf b = SPR_BUF_INIT;
+		if (!spr_read_file(worker, &b)) {
+			spr_fail_errno(err, SPR_LAYER_DOCKER,
+				       "reading %s (the runtime image's worker)", worker);
+			return NULL;
+		}
+		/* Each file's name and a NUL (never in Python source) first:
+		 * code moved from one file to the other changes the tag. */
+		h = spr_fnv1a(h, runtime_worker_files[i], strlen(runtime_worker_files[i]) + 1);
+		h = spr_fnv1a(h, b.data, b.len);
+	}
 	h = spr_fnv1a(h, base, strlen(base) + 1);
 	char *tag = NULL;
 	if (asprintf(&tag, SPR_RUNTIME_REPO ":%s-%012llx", SPR_VERSION,
@@ -183,10 +197,11 @@ static int build_runtime(struct spr_docker_engine *de, const spr_docker_options 
 	snprintf(from, sizeof(from), "%s/runtime.Dockerfile", libexec);
 	snprintf(to, sizeof(to), "%s/Dockerfile", ctx);
 	rc = copy_file(from, to, err);
-	snprintf(from, sizeof(from), "%s/spr_worker.py", libexec);
-	snprintf(to, sizeof(to), "%s/spr_worker.py", ctx);
-	if (rc == 0)
+	for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(runtime_worker_files); i++) {
+		snprintf(from, sizeof(from), "%s/%s", libexec, runtime_worker_files[i]);
+		snprintf(to, sizeof(to), "%s/%s", ctx, runtime_worker_files[i]);
 		rc = copy_file(from, to, err);
+	}
 	snprintf(arg_base, sizeof(arg_base), "BASE_IMAGE=%s", base);
 	snprintf(arg_ver, sizeof(arg_ver), "SPR_WORKER_VERSION=%s", strchr(tag, ':') + 1);
 	/* Nothing in the runtime image needs a network to build (and a daemon

@@ -182,8 +182,14 @@ static void container_stop(struct spr_pool *pool, struct container *c)
 
 static char *bootstrap_source(void)
 {
-	/* Reads exactly N bytes of worker source from stdin (os.read: no
-	 * buffering that could swallow the first frame), then runs it. */
+	/* Reads exactly N bytes from stdin (os.read: no buffering that could
+	 * swallow the first frame): spr_worker.py, a NUL, spr_serve.py. Python
+	 * source cannot hold a NUL (compile() refuses it), so one separates
+	 * them and N stays one number. Serve mode runs in the one-shot
+	 * worker's namespace (worker/spr_serve.py says why): both files are
+	 * exec'd into one dict, in the order spr_serve.py uses when run as a
+	 * program, under a __name__ that is not "__main__" so that the worker's
+	 * main() does not run; then serve(). */
 	/* posix, not os: a module imported here would stay in sys.modules,
 	 * where the code could take it past the import policy. */
 	return strdup("import posix, sys\n"
@@ -193,10 +199,11 @@ static char *bootstrap_source(void)
 		      "    if not c:\n"
 		      "        raise SystemExit(3)\n"
 		      "    b += c\n"
-		      "sys.argv = ['/opt/spr/spr_worker.py', '--serve']\n"
-		      "g = {'__name__': '__main__', '__file__': '/opt/spr/spr_worker.py',\n"
-		      "     '__builtins__': __builtins__}\n"
-		      "exec(compile(bytes(b), '/opt/spr/spr_worker.py', 'exec'), g)\n");
+		      "w, _, s = bytes(b).partition(b'\\0')\n"
+		      "g = {'__name__': 'spr_serve', '__builtins__': __builtins__}\n"
+		      "exec(compile(s, '/opt/spr/spr_serve.py', 'exec'), g)\n"
+		      "exec(compile(w, '/opt/spr/spr_worker.py', 'exec'), g)\n"
+		      "g['serve']()\n");
 }
 
 /* docker run arguments for one container of this plan (SPEC §5): the
@@ -271,9 +278,16 @@ static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
 	snprintf(c->name, sizeof(c->name), "spr-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
 		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 
+	/* What bootstrap_source() reads: the worker, a NUL, serve mode. */
 	_cleanup_buf_ spr_buf worker = SPR_BUF_INIT;
-	if (!spr_read_file(de->worker_path, &worker)) {
-		spr_fail_errno(err, SPR_LAYER_DOCKER, "reading %s", de->worker_path);
+	const char *unread = NULL;
+	if (!spr_read_file(de->worker_path, &worker))
+		unread = de->worker_path;
+	spr_buf_putc(&worker, '\0');
+	if (!unread && !spr_read_file(de->serve_path, &worker))
+		unread = de->serve_path;
+	if (unread) {
+		spr_fail_errno(err, SPR_LAYER_DOCKER, "reading %s", unread);
 		spr_plan_unref(c->plan);
 		free(c->key);
 		free(c);

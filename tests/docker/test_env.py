@@ -6,8 +6,8 @@
 
 Checks, against the daemon DOCKER_HOST names (skipped when it is unset):
 the daemon answers; the base image (spr-base:bookworm) runs python3; the
-runtime image (spr-runtime:test) holds the worker, root-owned and readable,
-and runs as uid 1000 (and serves, once the worker has --serve); a container
+runtime image (spr-runtime:test) holds the worker and its serve mode,
+root-owned and readable, and runs as uid 1000 and serves; a container
 with the DockerEngine's hardened flags runs python with no capabilities, no
 network but lo, a read-only root and a writable /tmp. Real docker only.
 
@@ -23,6 +23,8 @@ BASE_IMAGE = os.environ.get("SPR_TEST_BASE_IMAGE", "spr-base:bookworm")
 RUNTIME_IMAGE = os.environ.get("SPR_TEST_RUNTIME_IMAGE", "spr-runtime:test")
 WORKER = "/opt/spr/spr_worker.py"
 WORKER_PYC = "/opt/spr/spr_worker.pyc"
+SERVE = "/opt/spr/spr_serve.py"
+SERVE_PYC = "/opt/spr/spr_serve.pyc"
 # Every container here carries this label (and --rm); tearDownModule checks
 # that none is left.
 LABEL = "io.spr.test=env"
@@ -33,7 +35,7 @@ HARDENED = [
     "--pids-limit", "64", "--memory", "256m", "--memory-swap", "256m",
     "--tmpfs", "/tmp:rw,noexec,nosuid,size=64m", "--ipc", "none",
 ]
-SERVE_ARGV = ["python3", "-I", "-S", "-B", "-u", "-X", "utf8", WORKER_PYC, "--serve"]
+SERVE_ARGV = ["python3", "-I", "-S", "-B", "-u", "-X", "utf8", SERVE_PYC]
 
 
 def setUpModule():
@@ -119,16 +121,17 @@ class RuntimeImage(unittest.TestCase):
         self.assertNotIn("io.spr.managed", config["Labels"],
                          "containers inherit image labels: never mark an image managed")
         self.assertTrue(config["Labels"].get("io.spr.worker-version"))
+        self.assertEqual(config["Cmd"], SERVE_ARGV)  # what test_serve runs
 
     def test_worker_files(self):
         r = run_python(RUNTIME_IMAGE, """if 1:
             import json, os
             out = {"uid": os.getuid(), "gid": os.getgid(), "files": {}}
-            for f in (%r, %r):
+            for f in (%r, %r, %r, %r):
                 st = os.stat(f)
                 out["files"][f] = [st.st_uid, st.st_gid, st.st_mode & 0o7777,
                                    len(open(f, "rb").read())]
-            print(json.dumps(out))""" % (WORKER, WORKER_PYC), ["--network", "none"])
+            print(json.dumps(out))""" % (WORKER, WORKER_PYC, SERVE, SERVE_PYC), ["--network", "none"])
         self.assertEqual((r["uid"], r["gid"]), (1000, 1000))
         for path, (uid, gid, mode, size) in r["files"].items():
             with self.subTest(path=path):
@@ -138,10 +141,6 @@ class RuntimeImage(unittest.TestCase):
                 self.assertGreater(size, 0)
 
     def test_serve(self):
-        p = run(RUNTIME_IMAGE, ["cat", WORKER], ["--network", "none"])
-        self.assertEqual(p.returncode, 0, p.stderr.decode())
-        if b"--serve" not in p.stdout:
-            self.skipTest("the worker has no --serve mode yet (docs/WORKER_PROTOCOL.md)")
         request = {"code": "print(1)\nresult = 2", "input_data": None,
                    "limits": {"timeout_ms": 10000, "output_cap": 65536}}
         body = json.dumps(request).encode()

@@ -1,15 +1,18 @@
-"""Tests of `spr_worker.py --serve` (docs/WORKER_PROTOCOL.md "Serve mode").
+"""Tests of worker/spr_serve.py, serve mode (docs/WORKER_PROTOCOL.md "Serve mode").
 
-The worker runs as the DockerEngine pool starts it, minus the container:
-    <python> -I -S -B -u -X utf8 worker/spr_worker.py --serve
-with frames on its stdin/stdout. Outside a container it is not pid 1: it
+The worker runs as the runtime image's CMD does, minus the container:
+    <python> -I -S -B -u -X utf8 worker/spr_serve.py
+(which loads worker/spr_worker.py from beside it) with frames on its
+stdin/stdout. Outside a container it is not pid 1: it
 then kills only its own descendants, and $SPR_WORKER_TMP (a private
 directory per worker here) stands in for the /tmp it wipes. One test runs it
 as pid 1 of a fresh pid namespace (unshare, root only) with a private tmpfs
 on /tmp.
 
 The interpreter and worker file are chosen as in test_worker.py
-($SPR_TEST_WORKER_PYTHON, $SPR_TEST_WORKER).
+($SPR_TEST_WORKER_PYTHON, $SPR_TEST_WORKER); the serve file is
+$SPR_TEST_SERVE, else the spr_serve.py (.pyc when the worker is a .pyc)
+beside the worker, which is the worker serve mode loads.
 
     python3 -m unittest discover -s tests/worker -t .
 """
@@ -21,6 +24,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -32,10 +36,25 @@ except ImportError:  # run from tests/worker
 
 PYTHON = oneshot.PYTHON
 WORKER = oneshot.WORKER
+SERVE = os.environ.get("SPR_TEST_SERVE") or os.path.join(
+    os.path.dirname(WORKER), "spr_serve.pyc" if WORKER.endswith(".pyc") else "spr_serve.py"
+)
+SERVE_SOURCE = os.path.join(oneshot.ROOT, "worker", "spr_serve.py")
 DEFAULT_POLICY = oneshot.DEFAULT_POLICY
 OPEN_POLICY = oneshot.OPEN_POLICY
-SERVE_ARGV = [PYTHON, "-I", "-S", "-B", "-u", "-X", "utf8", WORKER, "--serve"]
+SERVE_ARGV = [PYTHON, "-I", "-S", "-B", "-u", "-X", "utf8", SERVE]
 FRAME_MAX = (64 << 20) + (64 << 10)
+
+
+def load_serve_module():
+    """spr_serve.py and spr_worker.py in one namespace, as the DockerEngine's
+    bootstrap puts them, made a module (main() and serve() do not run)."""
+    module = type(sys)("spr_serve_under_test")
+    module.__builtins__ = __builtins__
+    for path in (SERVE_SOURCE, oneshot.WORKER_SOURCE):
+        with open(path, "rb") as f:
+            exec(compile(f.read(), path, "exec"), module.__dict__)
+    return module
 
 
 def pid_alive(pid):
@@ -680,7 +699,7 @@ class NotDumpableTest(ServeTestCase):
 
         try:  # pyenv interpreters under /root are not
             probe = subprocess.run(
-                [PYTHON, "-I", "-S", "-c", "open(%r).close()" % WORKER],
+                [PYTHON, "-I", "-S", "-c", "open(%r).close(); open(%r).close()" % (WORKER, SERVE)],
                 preexec_fn=as_nobody,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -710,15 +729,14 @@ class WithoutCtypesTest(ServeTestCase):
     request's session is killed instead)."""
 
     def test_without_ctypes(self):
-        if WORKER.endswith(".pyc"):
-            self.skipTest("runs the worker source")
+        if SERVE.endswith(".pyc"):
+            self.skipTest("runs the serve source")
         launcher = (
             "import sys\n"
             "sys.modules['ctypes'] = None\n"
-            "sys.argv[1:] = ['--serve']\n"
             "path = %r\n"
             "code = compile(open(path).read(), path, 'exec')\n"
-            "exec(code, {'__name__': '__main__', '__builtins__': __builtins__})\n" % WORKER
+            "exec(code, {'__name__': '__main__', '__file__': path, '__builtins__': __builtins__})\n" % SERVE
         )
         worker = self.start(argv=[PYTHON, "-I", "-S", "-B", "-u", "-X", "utf8", "-c", launcher])
         self.assertIs(self.hello["dumpable"], True)
@@ -745,7 +763,7 @@ class CgroupOomTest(ServeTestCase):
     def make_cgroup(self):
         if os.geteuid() != 0:
             self.skipTest("needs root")
-        w = oneshot.load_worker_module()
+        w = load_serve_module()
         events, _ = w.find_memory_files()
         if events is None:
             self.skipTest("no memory cgroup found")
@@ -825,7 +843,7 @@ class Pid1Test(ServeTestCase):
             raise unittest.SkipTest("unshare --pid does not work here")
 
     def start_pid1(self):
-        if os.path.realpath(WORKER).startswith("/tmp/"):
+        if any(os.path.realpath(f).startswith("/tmp/") for f in (WORKER, SERVE)):
             self.skipTest("the worker file is under /tmp, which the private tmpfs hides")
         # A private tmpfs on /tmp in the new mount namespace: that /tmp is
         # what pid 1 wipes ($SPR_WORKER_TMP is ignored as pid 1).
@@ -877,7 +895,7 @@ class MemoryCgroupTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.w = oneshot.load_worker_module()
+        cls.w = load_serve_module()
 
     def layout(self, cgroup, mountinfo, files):
         root = tempfile.mkdtemp(prefix="spr-serve-cg-")
@@ -945,6 +963,45 @@ class MemoryCgroupTest(unittest.TestCase):
         for bad in ({"timeout_ms": float("inf")}, {"timeout_ms": float("nan")}, {"timeout_ms": -1}, {"output_cap": 1.0}):
             with self.assertRaises(w.RequestError):
                 w.serve_limits({"limits": bad})
+
+
+class SplitTest(ServeTestCase):
+    """Serve mode is spr_serve.py run in one namespace with spr_worker.py."""
+
+    def test_names_disjoint(self):
+        # The bootstrap and a run as a program exec the two files in the same
+        # order, but no name may depend on it: the files share only modules.
+        spaces = []
+        for path in (SERVE_SOURCE, oneshot.WORKER_SOURCE):
+            g = {"__name__": "spr_split_test"}
+            with open(path, "rb") as f:
+                exec(compile(f.read(), path, "exec"), g)
+            spaces.append(g)
+        serve, worker = spaces
+        shared = {n for n in serve if n in worker and not n.startswith("__")}
+        self.assertEqual(shared, {"posix", "sys"})
+        for name in shared:
+            self.assertIs(serve[name], worker[name])
+
+    def test_precompiled_pair(self):
+        # The runtime image's CMD: spr_serve.pyc loads the spr_worker.pyc
+        # beside it, and the code's view stays the one-shot one.
+        d = tempfile.mkdtemp(prefix="spr-serve-pyc-")
+        self.addCleanup(shutil.rmtree, d, True)
+        compile_both = (
+            "import py_compile as p, sys\n"
+            "for src, dst in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+            "    p.compile(src, cfile=dst, doraise=True,"
+            " invalidation_mode=p.PycInvalidationMode.UNCHECKED_HASH)\n"
+        )
+        argv = [PYTHON, "-I", "-c", compile_both]
+        for name, source in (("spr_worker", oneshot.WORKER_SOURCE), ("spr_serve", SERVE_SOURCE)):
+            argv += [source, os.path.join(d, name + ".pyc")]
+        subprocess.run(argv, check=True)
+        worker = self.start(argv=[PYTHON, "-I", "-S", "-B", "-u", "-X", "utf8", os.path.join(d, "spr_serve.pyc")])
+        self.assertEqual(self.hello["worker"], 1)
+        code = "import sys\nresult = sorted(sys.modules)"
+        self.assertOk(worker.run(code), oneshot.run_worker(code).value)
 
 
 if __name__ == "__main__":

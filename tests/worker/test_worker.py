@@ -113,8 +113,8 @@ class Run:
         )
 
 
-def run_worker_raw(request_bytes, merge_stderr=False, timeout=120):
-    """Runs the worker on raw request bytes; returns a Run."""
+def run_worker_raw(request_bytes, merge_stderr=False, timeout=120, argv=None):
+    """Runs the worker (or argv) on raw request bytes; returns a Run."""
     rfd, wfd = os.pipe()
 
     def put_result_fd_on_3():
@@ -125,7 +125,7 @@ def run_worker_raw(request_bytes, merge_stderr=False, timeout=120):
 
     try:
         proc = subprocess.Popen(
-            [PYTHON, "-I", "-S", "-B", "-u", "-X", "utf8", WORKER],
+            argv or [PYTHON, "-I", "-S", "-B", "-u", "-X", "utf8", WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
@@ -1224,6 +1224,78 @@ class JsonHelpersTest(unittest.TestCase):
                 del sys.modules["_json"]
             else:
                 sys.modules["_json"] = saved
+
+
+
+# ---- one-shot only ---------------------------------------------------------
+
+# Names only serve mode (worker/spr_serve.py) defines.
+SERVE_ONLY = ("serve", "_Server", "_serve_child", "FRAME_MAX", "_load_worker")
+
+# Runs the worker file argv[1] as the interpreter would run it as a script,
+# with an audit hook that reports on fd 2 every file opened, compiled,
+# imported or executed whose name has "spr_" in it.
+AUDIT_LAUNCHER = """if 1:
+    import posix, sys
+    def hook(event, args):
+        if event in ("open", "import"):
+            what = args[0]
+        elif event == "compile":
+            what = args[1]
+        elif event == "exec":
+            what = getattr(args[0], "co_filename", "")
+        else:
+            return
+        if "spr_" in str(what):
+            posix.write(2, ("audit: %s %s\\n" % (event, what)).encode())
+    sys.addaudithook(hook)
+    path = sys.argv[1]
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".pyc"):
+        import marshal
+        code = marshal.loads(data[16:])
+    else:
+        code = compile(data, path, "exec")
+    exec(code, {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
+"""
+
+
+class OneShotOnlyTest(WorkerTestCase):
+    """The one-shot path (every LocalEngine run) loads nothing of serve mode:
+    not in the worker's namespace, not in sys.modules, not in its code
+    object, and spr_serve.py is never even opened."""
+
+    def test_namespace_and_modules(self):
+        # The frame below the code's is the worker's execute().
+        code = (
+            "import sys\n"
+            "g = sys._getframe(1).f_globals\n"
+            f"result = [sorted(n for n in {SERVE_ONLY!r} if n in g), 'run_request' in g,\n"
+            "          sorted(m for m in sys.modules if 'serve' in m)]\n"
+        )
+        self.assertEqual(self.result_of(code), [[], True, []])
+
+    def test_code_object(self):
+        with open(WORKER_SOURCE, "rb") as f:
+            top = compile(f.read(), WORKER_SOURCE, "exec")
+        names, todo = set(), [top]
+        while todo:
+            co = todo.pop()
+            names.add(co.co_name)
+            names.update(co.co_names)
+            todo.extend(c for c in co.co_consts if isinstance(c, type(top)))
+        self.assertIn("run_request", names)
+        self.assertEqual(names & set(SERVE_ONLY + ("spr_serve",)), set())
+
+    def test_serve_file_never_read(self):
+        run = run_worker_raw(
+            json.dumps(make_request("result = 1")).encode(),
+            argv=[PYTHON, "-I", "-S", "-B", "-u", "-X", "utf8", "-c", AUDIT_LAUNCHER, WORKER],
+        )
+        self.assertOk(run, 1)
+        self.assertIn("audit: open " + WORKER, run.stderr)  # the hook sees the worker
+        self.assertNotIn("spr_serve", run.stderr)
 
 
 if __name__ == "__main__":
