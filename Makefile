@@ -304,17 +304,10 @@ install: all
 		$(DESTDIR)$(LIBEXECDIR)/spr $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(B)/spr-run $(B)/spr $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(LIBEXEC_OUT)/spr-sandbox $(DESTDIR)$(LIBEXECDIR)/spr/
-<<<<<<< HEAD
-	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile \
-		$(DESTDIR)$(LIBEXECDIR)/spr/
-	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.2
-	ln -sf libspr.so.2 $(DESTDIR)$(LIBDIR)/libspr.so
-=======
 	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py \
 		$(LIBEXEC_OUT)/runtime.Dockerfile $(DESTDIR)$(LIBEXECDIR)/spr/
-	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.1
-	ln -sf libspr.so.1 $(DESTDIR)$(LIBDIR)/libspr.so
->>>>>>> worker-split
+	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.2
+	ln -sf libspr.so.2 $(DESTDIR)$(LIBDIR)/libspr.so
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \

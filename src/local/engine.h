@@ -5,6 +5,7 @@
 #include "cgroup/cgroup.h"
 #include "engine/engine.h"
 #include "local/fork_client.h"
+#include "local/layout.h"
 #include "local/pool.h"
 #include "policy/seccomp.h"
 #include "uid_lease.h"
@@ -46,10 +47,36 @@ struct spr_local_engine {
 	struct spr_local_pool pool;    /* sandboxes prepared for the next run */
 };
 
+/* python.c: asks the interpreter at path about itself (in a sandbox;
+ * cached), filling engine->python. */
+SPR_HIDDEN int spr_local_probe_python(struct spr_local_engine *le, const char *path,
+				      spr_error **err);
+/* The worker compiled for the engine's interpreter (in a sandbox; cached):
+ * its path, or NULL when it could not be made (the source still works). */
+SPR_HIDDEN char *spr_local_compiled_worker(struct spr_local_engine *le);
+SPR_HIDDEN void spr_python_info_free(struct spr_python_info *p);
+
 /* Sets a sandbox up for the pool (spr_prepare_fn; engine: the local engine). */
 SPR_HIDDEN struct spr_prepared *spr_local_prepare(void *engine, const spr_buf *plan);
 
 SPR_HIDDEN int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 			     struct spr_result **out, spr_error **err);
+
+/* A command of the engine's own, run in a sandbox like any run (never
+ * on the caller's host as the caller): the interpreter probe and the
+ * worker's compilation execute the interpreter given to spr, which (a
+ * venv's .pth files, a fake binary) is as untrusted as the code. */
+struct spr_local_command {
+	const char *const *argv;
+	struct spr_layout_input layout; /* the python_* fields; worker_path NULL */
+	const char *input;		/* its stdin */
+	size_t input_len;
+	size_t output_cap;		/* stdout beyond it is an error */
+	int64_t timeout_ms;
+	spr_buf *errout;		/* its stderr (capped), or NULL */
+};
+/* *status: its exit status, 128 + n when killed by signal n. */
+SPR_HIDDEN int spr_local_command(struct spr_local_engine *le, const struct spr_local_command *cmd,
+				 spr_buf *out, int *status, spr_error **err);
 
 #endif

@@ -314,6 +314,8 @@ char *spr_layout_worker_inside(const char *worker_path)
 
 static int add_worker(struct layout *l, spr_error **err)
 {
+	if (!l->in->worker_path)
+		return 0; /* an engine command, not a run */
 	_cleanup_free_ char *inside = spr_layout_worker_inside(l->in->worker_path);
 	if (!inside)
 		return spr_fail_oom(err);

@@ -113,29 +113,49 @@ _Static_assert((int)SPR_SECCOMP_DEFAULT == (int)SPR_FILTER_DEFAULT &&
 		       (int)SPR_SECCOMP_NVARIANTS == (int)SPR_NFILTERS,
 	       "filter indices");
 
+/* What runs in a sandbox: the worker for a run, or a command of the
+ * engine's own (the interpreter probe, the worker's compilation). */
+struct sandbox_spec {
+	const char *const *argv; /* NULL: the interpreter, its flags, the worker */
+	struct spr_layout_input layout;
+	const char *degraded_argv_last; /* without namespaces, argv's last becomes this */
+};
+
 /* The worker's process: argv, environment, limits, filters. */
-static int plan_process(const struct local_run *r, struct spr_sandbox_plan *sp,
+static int plan_process(const struct spr_local_engine *le, const spr_plan *plan,
+			const struct sandbox_spec *spec, struct spr_sandbox_plan *sp,
 			struct spr_arena *arena, spr_error **err)
 {
-	const struct spr_local_engine *le = r->engine;
-	const spr_plan *plan = r->plan;
-	_cleanup_free_ char *inside = spr_layout_worker_inside(le->worker_run_path);
-	size_t nflags = 0;
-	while (plan->python_flags[nflags])
-		nflags++;
+	size_t nargs = 0;
+	const char **argv;
+	if (spec->argv) {
+		while (spec->argv[nargs])
+			nargs++;
+		argv = spr_arena_alloc(arena, (nargs + 1) * sizeof(*argv));
+		if (argv)
+			memcpy(argv, spec->argv, nargs * sizeof(*argv));
+	} else {
+		_cleanup_free_ char *inside = spr_layout_worker_inside(le->worker_run_path);
+		size_t nflags = 0;
+		while (plan->python_flags[nflags])
+			nflags++;
+		argv = inside ? spr_arena_alloc(arena, (nflags + 3) * sizeof(*argv)) : NULL;
+		if (argv) {
+			argv[0] = le->python.executable;
+			memcpy(argv + 1, plan->python_flags, nflags * sizeof(*argv));
+			/* The worker's path differs inside the namespaces; the
+			 * degraded mode runs the host path (degraded.worker). */
+			argv[nflags + 1] = spr_arena_strdup(arena, inside);
+		}
+		nargs = nflags + 2;
+	}
 	size_t nenv = 0;
 	while (plan->env[nenv])
 		nenv++;
-	const char **argv = spr_arena_alloc(arena, (nflags + 3) * sizeof(*argv));
 	const char **env = spr_arena_alloc(arena, (nenv + 1) * sizeof(*env));
-	if (!inside || !argv || !env)
+	if (!argv || !env || arena->oom)
 		return spr_fail_oom(err);
-	argv[0] = le->python.executable;
-	memcpy(argv + 1, plan->python_flags, nflags * sizeof(*argv));
-	/* The worker's path differs inside the namespaces; the degraded mode
-	 * runs the host path (degraded.worker). */
-	argv[nflags + 1] = spr_arena_strdup(arena, inside);
-	sp->argv = (struct spr_strv){argv, nflags + 2};
+	sp->argv = (struct spr_strv){argv, nargs};
 	memcpy(env, plan->env, nenv * sizeof(*env));
 	sp->env = (struct spr_strv){env, nenv};
 
@@ -174,37 +194,45 @@ static int plan_process(const struct local_run *r, struct spr_sandbox_plan *sp,
 	return 0;
 }
 
-/* The encoded plan for this run's sandbox: the monitor's only input, and
- * the warm pool's key. */
-static int sandbox_plan(const struct local_run *r, spr_buf *out, spr_error **err)
+/* The encoded plan for a sandbox: the monitor's only input, and the warm
+ * pool's key. */
+static int sandbox_plan(const struct spr_local_engine *le, const spr_plan *plan,
+			const struct sandbox_spec *spec, spr_buf *out, spr_error **err)
 {
-	const struct spr_local_engine *le = r->engine;
-	const spr_plan *plan = r->plan;
 	_cleanup_arena_ struct spr_arena arena = SPR_ARENA_INIT;
 	_cleanup_free_ struct spr_sandbox_plan *sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return spr_fail_oom(err);
-	if (plan_process(r, sp, &arena, err) < 0)
+	if (plan_process(le, plan, spec, sp, &arena, err) < 0)
 		return -1;
-	struct spr_layout_input in = {
-		.python_executable = le->python.executable,
-		.python_base_prefix = le->python.base_prefix,
-		.python_prefix = le->python.prefix,
-		.worker_path = le->worker_run_path,
-		.network = plan->network,
-		.scratch = plan->scratch,
-		.nscratch = SPR_PLAN_NSCRATCH,
-		.workdir = plan->workdir,
-		.outside_uid = le->outside_uid,
-		.outside_gid = le->outside_gid,
-		.caller_is_root = geteuid() == 0,
-	};
+	struct spr_layout_input in = spec->layout;
+	in.network = plan->network;
+	in.scratch = plan->scratch;
+	in.nscratch = SPR_PLAN_NSCRATCH;
+	in.workdir = plan->workdir;
+	in.outside_uid = le->outside_uid;
+	in.outside_gid = le->outside_gid;
+	in.caller_is_root = geteuid() == 0;
 	if (spr_layout_build(&in, &sp->layout, &sp->degraded, &arena, err) < 0)
 		return -1;
-	sp->degraded.worker = le->worker_run_path;
+	sp->degraded.worker = spec->degraded_argv_last;
 	const char *tmpdir = getenv("TMPDIR");
 	sp->degraded.workdir_parent = tmpdir && *tmpdir == '/' ? tmpdir : "/tmp";
 	return spr_plan_encode(sp, out, err);
+}
+
+/* A run's sandbox: the engine's interpreter and worker. */
+static struct sandbox_spec run_spec(const struct spr_local_engine *le)
+{
+	return (struct sandbox_spec){
+		.layout = {
+			.python_executable = le->python.executable,
+			.python_base_prefix = le->python.base_prefix,
+			.python_prefix = le->python.prefix,
+			.worker_path = le->worker_run_path,
+		},
+		.degraded_argv_last = le->worker_run_path,
+	};
 }
 
 /* ---- preparing a sandbox --------------------------------------------------- */
@@ -258,9 +286,9 @@ static int check_cgroups(const struct spr_local_engine *le, spr_error **err)
  * monitor sets the sandbox up up to the worker reading its request, which
  * nobody has written yet. Returns NULL (err set) on failure. */
 static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const spr_buf *plan,
-					    spr_error **err)
+					    bool need_cgroup, spr_error **err)
 {
-	if (check_cgroups(le, err) < 0)
+	if (need_cgroup && check_cgroups(le, err) < 0)
 		return NULL;
 	struct spr_prepared *p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -338,13 +366,13 @@ static struct spr_prepared *acquire_sandbox(struct spr_local_engine *le, const s
 		spr_prepared_free(p);
 	}
 	*prepared = false;
-	return prepare_sandbox(le, plan, err);
+	return prepare_sandbox(le, plan, true, err);
 }
 
 struct spr_prepared *spr_local_prepare(void *engine, const spr_buf *plan)
 {
 	_cleanup_error_ spr_error *ignored = NULL; /* the run that asks again reports it */
-	return prepare_sandbox(engine, plan, &ignored);
+	return prepare_sandbox(engine, plan, true, &ignored);
 }
 
 /* ---- control messages ------------------------------------------------------ */
@@ -545,11 +573,10 @@ static void adopt_sandbox(struct local_run *r, struct spr_prepared *p)
 	spr_prepared_free(p);
 }
 
-int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
-		  struct spr_result **out, spr_error **err)
+static struct local_run run_init(struct spr_local_engine *le, spr_plan *plan)
 {
-	__attribute__((cleanup(local_run_free))) struct local_run r = {
-		.engine = (struct spr_local_engine *)engine,
+	return (struct local_run){
+		.engine = le,
 		.plan = plan,
 		.t0 = spr_now_ms(),
 		.ctrl = -1,
@@ -561,6 +588,42 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 		.err = {.fd = -1, .keep = plan->limits.output_cap + 4},
 		.result = {.fd = -1, .keep = SPR_MAX_RESULT_BYTES},
 	};
+}
+
+/* Runs r in a sandbox made with `sandbox` (a prepared one when pooled)
+ * to its end. Returns -1 only for errors of the caller's process; what
+ * went wrong with the sandbox is r->infra. */
+static int run_sandboxed(struct local_run *r, const spr_buf *sandbox, bool pooled,
+			 bool *prepared, spr_error **err)
+{
+	int rc = -1;
+	*prepared = false;
+	/* The engine's own commands (pooled is false) run with rlimits where
+	 * no cgroup can limit them: they are short, and runs still need one. */
+	struct spr_prepared *p = pooled ? acquire_sandbox(r->engine, sandbox, prepared, &r->infra)
+					: prepare_sandbox(r->engine, sandbox, false, &r->infra);
+	if (p) {
+		adopt_sandbox(r, p);
+		/* The plan works (a sandbox made with it was waiting): the next
+		 * one is set up while this run runs. */
+		if (*prepared)
+			spr_local_pool_refill(&r->engine->pool, sandbox,
+					      r->started ? &r->applied : NULL);
+		rc = pump(r, err);
+	}
+	/* After a failure the helper may be waiting on us: stop it. After a
+	 * clean end it may still be removing the run's cgroup: the server
+	 * reaps it whenever it is done. */
+	if (rc < 0 || !r->exited || r->infra)
+		kill_helper(r);
+	return rc < 0 && !r->infra ? -1 : 0;
+}
+
+int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
+		  struct spr_result **out, spr_error **err)
+{
+	__attribute__((cleanup(local_run_free))) struct local_run r =
+		run_init((struct spr_local_engine *)engine, plan);
 	const struct spr_python_info *py = &r.engine->python;
 	spr_worker_request(&r.request_text, plan, req,
 			   &(struct spr_worker_request_opts){
@@ -572,32 +635,57 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 	r.request.data = r.request_text.data;
 	r.request.len = r.request_text.len;
 
-	int rc = -1;
 	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
-	bool planned = sandbox_plan(&r, &sandbox, &r.infra) == 0;
+	struct sandbox_spec spec = run_spec(r.engine);
 	bool prepared = false;
-	struct spr_prepared *p =
-		planned ? acquire_sandbox(r.engine, &sandbox, &prepared, &r.infra) : NULL;
-	if (p) {
-		adopt_sandbox(&r, p);
-		/* The plan works (a sandbox made with it was waiting): the next
-		 * one is set up while this run runs. */
-		if (prepared)
-			spr_local_pool_refill(&r.engine->pool, &sandbox,
-					      r.started ? &r.applied : NULL);
-		rc = pump(&r, err);
-	}
-	/* After a failure the helper may be waiting on us: stop it. After a
-	 * clean end it may still be removing the run's cgroup: the server
-	 * reaps it whenever it is done. */
-	if (rc < 0 || !r.exited || r.infra)
-		kill_helper(&r);
-	if (rc < 0 && !r.infra)
+	if (sandbox_plan(r.engine, plan, &spec, &sandbox, &r.infra) == 0 &&
+	    run_sandboxed(&r, &sandbox, true, &prepared, err) < 0)
 		return -1;
-	rc = collect(&r, out, err);
+	int rc = collect(&r, out, err);
 	/* A sandbox set up for this run: only after it worked, so a failing
 	 * setup is not repeated in the background. */
 	if (rc == 0 && !prepared && !r.infra)
 		spr_local_pool_refill(&r.engine->pool, &sandbox, r.started ? &r.applied : NULL);
 	return rc;
+}
+
+/* ---- the engine's own commands ---------------------------------------------- */
+
+int spr_local_command(struct spr_local_engine *le, const struct spr_local_command *cmd,
+		      spr_buf *out, int *status, spr_error **err)
+{
+	_cleanup_policy_ struct spr_policy *policy = NULL;
+	_cleanup_plan_ spr_plan *plan = NULL;
+	if (spr_policy_new(&policy, err) < 0)
+		return -1;
+	policy->timeout_seconds = (double)cmd->timeout_ms / 1000.0;
+	policy->max_output_kb = (int64_t)(cmd->output_cap / 1024);
+	if (spr_plan_compile(policy, &plan, err) < 0)
+		return -1;
+	__attribute__((cleanup(local_run_free))) struct local_run r = run_init(le, plan);
+	r.request.data = cmd->input;
+	r.request.len = cmd->input_len;
+	r.out.keep = cmd->output_cap;
+	struct sandbox_spec spec = {.argv = cmd->argv, .layout = cmd->layout};
+	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
+	bool prepared;
+	if (sandbox_plan(le, plan, &spec, &sandbox, err) < 0 ||
+	    run_sandboxed(&r, &sandbox, false, &prepared, err) < 0)
+		return -1;
+	if (r.infra) {
+		*err = steal_pointer(&r.infra);
+		return -1;
+	}
+	if (r.facts.timed_out)
+		return spr_fail(err, SPR_LAYER_SANDBOX, ETIMEDOUT, "%s did not finish within %lld s",
+				cmd->argv[0], (long long)(cmd->timeout_ms / 1000));
+	if (r.out.total > cmd->output_cap)
+		return spr_fail(err, SPR_LAYER_SANDBOX, EMSGSIZE,
+				"%s wrote more than %zu bytes", cmd->argv[0], cmd->output_cap);
+	const struct spr_run_facts *f = &r.facts;
+	*status = !f->have_status ? -1 : f->exited ? f->exit_status : 128 + f->term_signal;
+	spr_buf_append(out, r.out.buf.data, r.out.buf.len);
+	if (cmd->errout)
+		spr_buf_append(cmd->errout, r.err.buf.data, r.err.buf.len);
+	return out->oom ? spr_fail_oom(err) : 0;
 }
