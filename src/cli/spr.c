@@ -188,6 +188,14 @@ static void print_doctor(const cJSON *r)
 	if (str(cg, "moves_caller_to"))
 		printf("  a run moves its caller into %s (cgroup v2: no internal processes)\n",
 		       str(cg, "moves_caller_to"));
+	const cJSON *uids = cJSON_GetObjectItemCaseSensitive(r, "run_uids");
+	if (str(uids, "range"))
+		printf("run uids    %s%s%s%s\n", str(uids, "range"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(uids, "used"))
+			       ? ""
+			       : " (not used: rootless runs are the caller's)",
+		       str(uids, "overlaps") ? ", includes " : ", no account uses them",
+		       str(uids, "overlaps") ? str(uids, "overlaps") : "");
 	const cJSON *problems = cJSON_GetObjectItemCaseSensitive(r, "problems");
 	const cJSON *p;
 	if (cJSON_GetArraySize(problems))

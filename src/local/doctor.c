@@ -4,6 +4,7 @@
 #include "cgroup/cgroup.h"
 #include "json.h"
 #include "local/engine.h"
+#include "uid_lease.h"
 
 static void add_problem(cJSON *problems, const char *text)
 {
@@ -54,6 +55,34 @@ static void trial_run(const spr_local_options *opts, cJSON *report, cJSON *probl
 	spr_engine_free(engine);
 }
 
+/* The ids runs get on the host (as root), and whether anyone has them. */
+static void describe_uid_range(const spr_local_options *opts, cJSON *report, cJSON *problems)
+{
+	cJSON *o = cJSON_AddObjectToObject(report, "run_uids");
+	const char *text = opts->uid_range ? opts->uid_range : getenv("SPR_UID_RANGE");
+	struct spr_uid_range range;
+	_cleanup_error_ spr_error *bad = NULL;
+	if (spr_uid_range_parse(text, &range, &bad) < 0) {
+		cJSON_AddStringToObject(o, "error", bad->message);
+		add_problem(problems, bad->message);
+		return;
+	}
+	char buf[32], who[512];
+	spr_uid_range_format(&range, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, "range", buf);
+	cJSON_AddBoolToObject(o, "used", geteuid() == 0); /* rootless runs are the caller's */
+	bool overlap = spr_uid_range_overlap(&range, NULL, who, sizeof(who));
+	cJSON_AddItemToObject(o, "overlaps", overlap ? cJSON_CreateString(who) : cJSON_CreateNull());
+	if (overlap && geteuid() == 0) {
+		char problem[700];
+		snprintf(problem, sizeof(problem),
+			 "the uid range %s for runs includes %s: choose ids nobody on this host has "
+			 "(--uid-range START:COUNT, SPR_UID_RANGE)",
+			 buf, who);
+		add_problem(problems, problem);
+	}
+}
+
 int spr_local_doctor(const spr_local_options *opts, char **json, spr_error **err)
 {
 	static const spr_local_options defaults = {0};
@@ -80,6 +109,7 @@ int spr_local_doctor(const spr_local_options *opts, char **json, spr_error **err
 	add_problem(problems, cg_problem);
 	spr_cgroup_host_free(&host);
 
+	describe_uid_range(opts, report, problems);
 	trial_run(opts, report, problems);
 	cJSON_AddItemToObject(report, "problems", problems);
 	*json = spr_json_print(report);

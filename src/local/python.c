@@ -231,28 +231,30 @@ static char *dir_of(const char *path)
 
 /* Python's own search for its prefix (getpath's landmark): the first
  * directory, from the binary's upward, that holds lib/python3.N/os.py.
- * Returns NULL when there is none. */
+ * Never "/": on a merged-/usr host /lib/python3.N is /usr's, and showing
+ * the whole host read-only is not what anyone asked for. Returns NULL
+ * when there is none. */
 static char *landmark_prefix(const char *binary_dir)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", binary_dir);
-	for (;;) {
+	while (strcmp(dir, "/")) {
 		char pattern[PATH_MAX + 32];
-		snprintf(pattern, sizeof(pattern), "%s/lib/python3.*/os.py",
-			 strcmp(dir, "/") ? dir : "");
+		snprintf(pattern, sizeof(pattern), "%s/lib/python3.*/os.py", dir);
 		glob_t g = {0};
 		bool found = glob(pattern, GLOB_NOSORT, NULL, &g) == 0 && g.gl_pathc > 0;
 		globfree(&g);
 		if (found)
 			return strdup(dir);
 		char *slash = strrchr(dir, '/');
-		if (!slash || !strcmp(dir, "/"))
+		if (!slash)
 			return NULL;
 		if (slash == dir)
 			strcpy(dir, "/");
 		else
 			*slash = '\0';
 	}
+	return NULL;
 }
 
 /* A venv's root: where Python looks for pyvenv.cfg, next to the path it

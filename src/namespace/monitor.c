@@ -366,14 +366,16 @@ static int become_owner(const struct spr_uid_lease *lease, spr_error **err)
 	return 0;
 }
 
-static int back_to_root(const struct spr_uid_lease *lease, spr_error **err)
+/* Any change of the effective ids clears PDEATHSIG: armed again (and the
+ * parent checked) so that the run still dies with its caller. */
+static int back_to_root(struct sandbox *sb, spr_error **err)
 {
-	if (lease->fd < 0)
+	if (sb->lease.fd < 0)
 		return 0;
 	if (setresuid(-1, 0, -1) < 0 || setresgid(-1, 0, -1) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
 				      "switching back to root after creating the namespaces");
-	return 0;
+	return die_with_parent(sb, err);
 }
 
 /* vm.memfd_noexec=2 in the run's pid namespace: memory files the code
@@ -395,7 +397,15 @@ static bool forbid_memfd_exec(pid_t init)
 	pid_t writer = fork();
 	if (writer == 0) {
 		int fd = open("/proc/sys/vm/memfd_noexec", O_WRONLY | O_CLOEXEC);
-		_exit(fd >= 0 && write(fd, "2", 1) == 1 ? 0 : 1);
+		bool done = fd >= 0 && write(fd, "2", 1) == 1;
+		/* This writer took pid 2 of the namespace: hand it back, so the
+		 * run's processes are numbered as if it had never been (the
+		 * worker is pid 2). Reaped before init goes on. */
+		int last = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+		if (last >= 0 && write(last, "1", 1) != 1) {
+			/* only the numbering differs */
+		}
+		_exit(done ? 0 : 1);
 	}
 	/* Later children of the monitor are its own again. */
 	bool back = setns(ours, CLONE_NEWPID) == 0;
@@ -470,7 +480,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		spr_init_main(&spec);
 	}
 	int clone_errno = errno;
-	int restored = back_to_root(&sb->lease, err);
+	int restored = back_to_root(sb, err);
 	close_bind_sources(sb);
 	close(sync[0]);
 	close(rep[1]);

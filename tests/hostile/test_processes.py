@@ -319,17 +319,10 @@ def _host_credentials(pid):
     return out
 
 
-def _nobody():
-    try:
-        pw = pwd.getpwnam("nobody")
-        return pw.pw_uid, pw.pw_gid
-    except KeyError:
-        return 65534, 65534
-
-
 class Identity(HostileCase):
     """Who the code is, inside and on the host: a single mapped id, setgroups
-    denied, nobody on the host when the caller is root (the caller itself
+    denied, the run's own uid (from the range no account uses, SPEC §4
+    "Identity") on the host when the caller is root (the caller itself
     rootless), and none of root's supplementary groups."""
 
     def credentials_of(self, proc, tok, what):
@@ -368,7 +361,12 @@ class Identity(HostileCase):
         out, err = proc.communicate(timeout=60)
         run = json.loads(out)
         self.assertTrue(run["ok"], run)
-        outside_uid, outside_gid = _nobody() if IS_ROOT else (uid, gid)
+        if IS_ROOT:  # the run's own, reported in isolation, no account's
+            outside_uid = outside_gid = run["isolation"]["host_uid"]
+            self.assertTrue(1879048192 <= outside_uid < 1879048192 + 65536, run)
+            self.assertNotIn(outside_uid, {p.pw_uid for p in pwd.getpwall()})
+        else:
+            outside_uid, outside_gid = uid, gid
         with open("/proc/sys/kernel/overflowgid") as f:
             overflow = int(f.read())
         # inside, an unmapped group shows as the overflow gid

@@ -212,7 +212,7 @@ lib.spr_free.argtypes = [P]
 class LocalOptions(ctypes.Structure):
     _fields_ = [("python", ctypes.c_char_p), ("libexec_dir", ctypes.c_char_p),
                 ("allow_degraded", ctypes.c_bool), ("cgroup_parent", ctypes.c_char_p),
-                ("pool_size", ctypes.c_int)]
+                ("pool_size", ctypes.c_int), ("uid_range", ctypes.c_char_p)]
 # as spr-run does: a rootless caller's delegated subtree
 parent = os.environ.get("SPR_CGROUP_PARENT")
 opts = LocalOptions(cgroup_parent=parent.encode() if parent else None)
