@@ -42,6 +42,8 @@ static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *
 	cJSON_AddBoolToObject(o, "read_only_root", true);
 	cJSON_AddBoolToObject(o, "capabilities", false);
 	cJSON_AddStringToObject(o, "memory", "cgroup");
+	/* vm.memfd_noexec is only the host root's to set (SPEC §5). */
+	cJSON_AddStringToObject(o, "memfd_exec", "allowed");
 	return cJSON_PrintUnformatted(o);
 }
 

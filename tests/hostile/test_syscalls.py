@@ -64,7 +64,7 @@ PROBES = {
     # modify_ldt returns its error as an unsigned int (an old ABI quirk):
     # reaching the kernel looks like success; the filter's EPERM does not.
     "modify_ldt": ({0, E.ENOSYS}, E.EPERM, ANY),
-    "fanotify_init": ({E.EINVAL}, E.EPERM, ANY),
+    "fanotify_init": ({E.EINVAL}, E.EPERM, INITCAP),  # unprivileged: FAN_REPORT_FID only
     "memfd_secret": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
     "ioperm": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
     "iopl": ({E.EINVAL, E.ENOSYS}, E.EPERM, ANY),
