@@ -36,11 +36,44 @@ BUILD = os.environ.get("SPR_BUILD") or os.path.join(os.path.dirname(HERE), "buil
 RESULTS = os.path.join(HERE, "RESULTS.md")
 
 
-def latency(python: str, runs: int, mode: str) -> dict:
-    out = subprocess.run([os.path.join(BUILD, "bench", "run_latency"), str(runs), python, mode],
+def latency(python: str, runs: int, mode: str, build: str = BUILD) -> dict:
+    out = subprocess.run([os.path.join(build, "bench", "run_latency"), str(runs), python, mode],
                          check=True, capture_output=True, text=True,
-                         env=dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr")))
+                         env=dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(build, "libexec", "spr")))
     return json.loads(out.stdout)
+
+
+COMPARE_ROUNDS = 5
+
+
+def compare_section(other: str, runs: int, python: str) -> str:
+    """This build against another (e.g. an earlier commit's), rounds
+    alternating between the two so machine noise hits both alike: the
+    median of the round medians per mode, and this build's change."""
+    modes = [("cold", "no pool: the sandbox set up per run"),
+             ("ready", "warm pool, the sandbox ready")]
+    rounds = {(b, m): [] for b in ("this", "other") for m, _ in modes}
+    for _ in range(COMPARE_ROUNDS):
+        for mode, _ in modes:
+            for which, build in (("this", BUILD), ("other", other)):
+                r = latency(python, runs, mode, build)
+                print(which, json.dumps(r))
+                rounds[(which, mode)].append(r["sandboxed_median_ms"])
+    commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(other)), "rev-parse",
+                             "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    lines = [f"Measured {datetime.date.today().isoformat()} on {machine()} with "
+             f"`bench/run.py --compare {other}` ({commit or 'another build'}): "
+             f"{COMPARE_ROUNDS} rounds of {runs} runs of `result = 1 + 1` per build and mode, "
+             "the builds alternating round by round; the median of the round medians.", "",
+             "| how | this build | the other | change | round medians, this / other (ms) |",
+             "|---|---|---|---|---|"]
+    for mode, how in modes:
+        this, that = rounds[("this", mode)], rounds[("other", mode)]
+        a, b = statistics.median(this), statistics.median(that)
+        lines.append(f"| {how} | {a:.2f} ms | {b:.2f} ms | {100 * (a - b) / b:+.1f}% | "
+                     + ", ".join(f"{x:.2f}" for x in this) + " / "
+                     + ", ".join(f"{x:.2f}" for x in that) + " |")
+    return "\n".join(lines)
 
 
 def timed(argv, runs):
@@ -210,7 +243,18 @@ def main() -> int:
     ap.add_argument("--ssh", nargs=argparse.REMAINDER, default=[],
                     help="with --docker: also through SSH; the rest are docker_latency "
                          "options (--ssh-host H --ssh-port P --ssh-user U --ssh-key-path K)")
+    ap.add_argument("--compare", metavar="OTHER_BUILD",
+                    help="compare this build's cold and warm runs with another build "
+                         "directory's (section COMPARE)")
     args = ap.parse_args()
+    if args.compare:
+        body = compare_section(os.path.abspath(args.compare), args.runs,
+                               (args.python or ["/usr/bin/python3"])[0])
+        print(body)
+        text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
+        with open(RESULTS, "w") as f:
+            f.write(replace_section(text, "COMPARE", body))
+        return 0
     if args.docker:
         sections = docker_section(args.runs, args.cold_runs, args.ssh)
         text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
