@@ -5,7 +5,7 @@
 #include "cgroup/cgroup.h"
 #include "engine/engine.h"
 #include "local/fork_client.h"
-#include "local/layout.h"
+#include "protocol/layout.h"
 #include "local/pool.h"
 #include "policy/seccomp.h"
 #include "uid_lease.h"

@@ -8,7 +8,6 @@
  * What the probe answers must lie inside what it was shown: a lying
  * interpreter cannot widen what later runs see. */
 #include <fcntl.h>
-#include <glob.h>
 #include <limits.h>
 #include <sys/stat.h>
 
@@ -218,121 +217,6 @@ static void write_cached_probe(const char *file, const spr_buf *answer)
 		unlink(tmp);
 }
 
-/* ---- what to show the interpreter, found without running it ------------------ */
-
-/* The directory of path (a copy), or NULL. */
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return NULL;
-	return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
-}
-
-/* Python's own search for its prefix (getpath's landmark): the first
- * directory, from the binary's upward, that holds lib/python3.N/os.py.
- * Never "/": on a merged-/usr host /lib/python3.N is /usr's, and showing
- * the whole host read-only is not what anyone asked for. Returns NULL
- * when there is none. */
-static char *landmark_prefix(const char *binary_dir)
-{
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", binary_dir);
-	while (strcmp(dir, "/")) {
-		char pattern[PATH_MAX + 32];
-		snprintf(pattern, sizeof(pattern), "%s/lib/python3.*/os.py", dir);
-		glob_t g = {0};
-		bool found = glob(pattern, GLOB_NOSORT, NULL, &g) == 0 && g.gl_pathc > 0;
-		globfree(&g);
-		if (found)
-			return strdup(dir);
-		char *slash = strrchr(dir, '/');
-		if (!slash)
-			return NULL;
-		if (slash == dir)
-			strcpy(dir, "/");
-		else
-			*slash = '\0';
-	}
-	return NULL;
-}
-
-/* A venv's root: where Python looks for pyvenv.cfg, next to the path it
- * was started by or one directory up. *home: the cfg's `home` (the base
- * interpreter's directory), when given. */
-static char *venv_root(const char *path, char **home)
-{
-	_cleanup_free_ char *bin = dir_of(path);
-	_cleanup_free_ char *up = bin ? dir_of(bin) : NULL;
-	const char *dirs[] = {bin, up};
-	*home = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		if (!dirs[i])
-			continue;
-		char cfg[PATH_MAX];
-		snprintf(cfg, sizeof(cfg), "%s/pyvenv.cfg", strcmp(dirs[i], "/") ? dirs[i] : "");
-		_cleanup_fclose_ FILE *f = fopen(cfg, "re");
-		if (!f)
-			continue;
-		char line[PATH_MAX + 16];
-		while (fgets(line, sizeof(line), f)) {
-			char *key = line + strspn(line, " \t");
-			if (strncmp(key, "home", 4) || !strchr(" \t=", key[4]))
-				continue;
-			char *value = strchr(key, '=');
-			if (!value)
-				continue;
-			value += 1 + strspn(value + 1, " \t");
-			value[strcspn(value, "\r\n")] = '\0';
-			free(*home);
-			*home = strdup(value);
-		}
-		char real[PATH_MAX];
-		return realpath(dirs[i], real) ? strdup(real) : NULL;
-	}
-	return NULL;
-}
-
-/* What the probe and the compilation are shown: the interpreter's binary,
- * its landmark prefix, and a venv's root. */
-struct shown {
-	char *executable, *base_prefix, *prefix, *binary_dir;
-};
-
-static void shown_free(struct shown *s)
-{
-	free(s->executable);
-	free(s->base_prefix);
-	free(s->prefix);
-	free(s->binary_dir);
-}
-
-static int find_what_to_show(const char *path, struct shown *s, spr_error **err)
-{
-	char real[PATH_MAX];
-	if (!realpath(path, real))
-		return spr_fail_errno(err, SPR_LAYER_WORKER,
-				      "cannot resolve the interpreter %s (install python3 or pass "
-				      "--python PATH)",
-				      path);
-	_cleanup_free_ char *home = NULL;
-	s->prefix = venv_root(path, &home);
-	s->binary_dir = dir_of(real);
-	/* A venv's base interpreter lives where its home says (else where
-	 * the venv's link leads). */
-	char home_real[PATH_MAX];
-	const char *base_dir = home && realpath(home, home_real) ? home_real : s->binary_dir;
-	s->base_prefix = base_dir ? landmark_prefix(base_dir) : NULL;
-	if (!s->base_prefix)
-		s->base_prefix = strdup("/usr");
-	if (!s->prefix)
-		s->prefix = strdup(s->base_prefix);
-	s->executable = strdup(path);
-	if (!s->executable || !s->binary_dir || !s->base_prefix || !s->prefix)
-		return spr_fail_oom(err);
-	return 0;
-}
-
 static bool within(const char *path, const char *root)
 {
 	size_t n = strlen(root);
@@ -343,7 +227,7 @@ static bool within(const char *path, const char *root)
 
 /* An answer must name what the probe was shown: a lying interpreter must
  * not widen what later runs see (their layout comes from the answer). */
-static int check_answer(const struct spr_python_info *py, const struct shown *s,
+static int check_answer(const struct spr_python_info *py, const struct spr_python_paths *s,
 			spr_error **err)
 {
 	const char *answers[] = {py->base_prefix, py->prefix, py->executable};
@@ -364,7 +248,7 @@ static int check_answer(const struct spr_python_info *py, const struct shown *s,
 }
 
 /* Runs the interpreter with argv in a sandbox that shows what s lists. */
-static int run_shown(struct spr_local_engine *le, const struct shown *s, const char *const *argv,
+static int run_shown(struct spr_local_engine *le, const struct spr_python_paths *s, const char *const *argv,
 		     const spr_buf *input, size_t cap, spr_buf *out, spr_buf *errout, int *status,
 		     spr_error **err)
 {
@@ -407,8 +291,8 @@ int spr_local_probe_python(struct spr_local_engine *le, const char *path, spr_er
 				      "Python interpreter %s is not executable (install python3 or "
 				      "pass --python PATH)",
 				      path);
-	__attribute__((cleanup(shown_free))) struct shown shown = {0};
-	if (find_what_to_show(path, &shown, err) < 0)
+	__attribute__((cleanup(spr_python_paths_free))) struct spr_python_paths shown = {0};
+	if (spr_python_paths_find(path, &shown, err) < 0)
 		return -1;
 	_cleanup_free_ char *cache = probe_cache_path(path);
 	_cleanup_buf_ spr_buf cached = SPR_BUF_INIT;
@@ -477,13 +361,13 @@ char *spr_local_compiled_worker(struct spr_local_engine *le)
 	struct stat st;
 	if (lstat(pyc, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
 		return pyc;
-	__attribute__((cleanup(shown_free))) struct shown shown = {0};
+	__attribute__((cleanup(spr_python_paths_free))) struct spr_python_paths shown = {0};
 	const char *argv[] = {le->python.executable, "-I", "-S", "-c", compile_code, NULL};
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
 	_cleanup_error_ spr_error *ignored = NULL; /* without a .pyc the source still works */
 	int status = -1;
 	_cleanup_free_ char *tmp = NULL;
-	bool ok = find_what_to_show(le->python.path, &shown, &ignored) == 0 &&
+	bool ok = spr_python_paths_find(le->python.path, &shown, &ignored) == 0 &&
 		  run_shown(le, &shown, argv, &src, PYC_OUTPUT_CAP, &out, NULL, &status,
 			    &ignored) == 0 &&
 		  status == 0 && out.len > 16 && asprintf(&tmp, "%s.%d.tmp", pyc, (int)getpid()) >= 0;

@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 
 #include "json.h"
-#include "local/layout.h"
+#include "protocol/layout.h"
 #include "protocol/message.h"
 #include "protocol/plan.h"
 #include "local/engine.h"
@@ -110,6 +110,7 @@ static bool same_isolation(const struct spr_applied *a, const struct spr_applied
 
 _Static_assert((int)SPR_SECCOMP_DEFAULT == (int)SPR_FILTER_DEFAULT &&
 		       (int)SPR_SECCOMP_NO_UNIX == (int)SPR_FILTER_NO_UNIX &&
+		       (int)SPR_SECCOMP_NO_MEMFD_EXEC == (int)SPR_FILTER_NO_MEMFD_EXEC &&
 		       (int)SPR_SECCOMP_NVARIANTS == (int)SPR_NFILTERS,
 	       "filter indices");
 
@@ -175,14 +176,15 @@ static int plan_process(const struct spr_local_engine *le, const spr_plan *plan,
 		nproc = nproc * 2 + 16;
 	sp->rlimits[SPR_RLIM_NPROC] = (struct spr_rlimit_plan){true, nproc, nproc};
 
-	sp->filters[SPR_FILTER_DEFAULT].insns = le->filters[SPR_SECCOMP_DEFAULT].insns;
-	sp->filters[SPR_FILTER_DEFAULT].len = le->filters[SPR_SECCOMP_DEFAULT].len;
-	/* Whenever the run may share the host network (policy, or the
-	 * degraded mode), the helper picks this one if Landlock cannot scope
-	 * abstract unix sockets (seccomp.h). */
-	if (plan->network || le->allow_degraded) {
-		sp->filters[SPR_FILTER_NO_UNIX].insns = le->filters[SPR_SECCOMP_NO_UNIX].insns;
-		sp->filters[SPR_FILTER_NO_UNIX].len = le->filters[SPR_SECCOMP_NO_UNIX].len;
+	/* The variants the helper may pick (seccomp.h): the unix-socket ones
+	 * whenever the run may share the host network (policy, or the
+	 * degraded mode); the memory-file ones always, for where the kernel
+	 * cannot be told to refuse them (rootless, degraded). */
+	for (int v = 0; v < SPR_NFILTERS; v++) {
+		if ((v & SPR_FILTER_NO_UNIX) && !plan->network && !le->allow_degraded)
+			continue;
+		sp->filters[v].insns = le->filters[v].insns;
+		sp->filters[v].len = le->filters[v].len;
 	}
 	sp->allow_degraded = le->allow_degraded;
 	if (geteuid() == 0)
@@ -237,38 +239,6 @@ static struct sandbox_spec run_spec(const struct spr_local_engine *le)
 
 /* ---- preparing a sandbox --------------------------------------------------- */
 
-static int make_channels(struct spr_prepared *p, int child[SPR_SANDBOX_NFDS], spr_error **err)
-{
-	int sp[2], fds[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair");
-	p->request = sp[0];
-	child[SPR_FD_REQUEST] = sp[1];
-
-	int *ours[] = {&p->out, &p->err, &p->result};
-	int slots[] = {SPR_FD_STDOUT, SPR_FD_STDERR, SPR_FD_RESULT};
-	for (size_t i = 0; i < ARRAY_SIZE(ours); i++) {
-		if (pipe2(fds, O_CLOEXEC) < 0)
-			return spr_fail_errno(err, SPR_LAYER_CORE, "pipe2");
-		*ours[i] = fds[0];
-		child[slots[i]] = fds[1];
-	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
-		return spr_fail_errno(err, SPR_LAYER_CORE, "socketpair(SOCK_SEQPACKET)");
-	p->ctrl = sp[0];
-	child[SPR_FD_CTRL] = sp[1];
-	if (spr_set_nonblock(p->request) < 0 || spr_set_nonblock(p->out) < 0 ||
-	    spr_set_nonblock(p->err) < 0 || spr_set_nonblock(p->result) < 0)
-		return spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(O_NONBLOCK)");
-	return 0;
-}
-
-static void close_child_ends(int child[SPR_SANDBOX_NFDS])
-{
-	for (int i = 0; i < SPR_SANDBOX_NFDS; i++)
-		spr_closep(&child[i]);
-}
-
 /* No cgroup means no real memory/pids/cpu limits: a protection the policy
  * needs, so exit 125 unless the caller allowed degrading. */
 static int check_cgroups(const struct spr_local_engine *le, spr_error **err)
@@ -299,11 +269,18 @@ static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const s
 				   .out = -1, .err = -1, .result = -1};
 	int child[SPR_SANDBOX_NFDS] = {-1, -1, -1, -1, -1};
 	spr_buf_append(&p->plan, plan->data, plan->len);
-	int rc = p->plan.oom ? spr_fail_oom(err) : make_channels(p, child, err);
-	if (rc == 0)
+	struct spr_sandbox_ends ends;
+	int rc = p->plan.oom ? spr_fail_oom(err) : spr_sandbox_channels(&ends, child, err);
+	if (rc == 0) {
+		p->ctrl = ends.ctrl;
+		p->request = ends.request;
+		p->out = ends.out;
+		p->err = ends.err;
+		p->result = ends.result;
 		rc = spr_fork_server_start(&le->server, le->sandbox_path, child, &p->helper,
 					   &p->server, err);
-	close_child_ends(child);
+	}
+	spr_sandbox_child_ends_close(child);
 	if (rc == 0 && send(p->ctrl, plan->data, plan->len, MSG_NOSIGNAL) < 0)
 		rc = spr_fail_errno(err, SPR_LAYER_SANDBOX, "sending the plan to spr-sandbox");
 	if (rc < 0) {

@@ -107,17 +107,23 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 	/* Only the worker's four descriptors (and the status pipe, until
 	 * exec) survive. */
 	close_range(4, ~0U, CLOSE_RANGE_CLOEXEC);
-	if (w->bpf) {
-		/* Host network without Landlock's abstract-socket scope (ABI 6):
-		 * the filter that refuses unix sockets (seccomp.h). */
-		bool no_unix = w->network_shared && setup.applied.landlock_abi < 6 && w->bpf_no_unix;
-		int applied = no_unix ? load_seccomp(w->bpf_no_unix, w->bpf_no_unix_len, w, &err)
-				      : load_seccomp(w->bpf, w->bpf_len, w, &err);
+	/* The variant: the table, plus refusing unix sockets where the
+	 * network is the host's and Landlock cannot scope abstract ones
+	 * (ABI < 6), plus refusing executable memory files where the kernel
+	 * could not be told to (seccomp.h). A variant not sent falls back to
+	 * the closest one that was. */
+	unsigned variant = (w->network_shared && setup.applied.landlock_abi < 6 ? SPR_FILTER_NO_UNIX : 0) |
+			   (w->memfd_noexec ? 0 : SPR_FILTER_NO_MEMFD_EXEC);
+	while (variant && !w->filters[variant].len)
+		variant &= variant - 1;
+	if (w->filters[variant].len) {
+		int applied = load_seccomp(w->filters[variant].insns, w->filters[variant].len, w, &err);
 		if (applied < 0)
 			fail(status_fd, err);
-		setup.applied.seccomp = !applied	? SPR_SECCOMP_NONE
-					: no_unix ? SPR_SECCOMP_NO_UNIX_LOADED
-						  : SPR_SECCOMP_DEFAULT_LOADED;
+		setup.applied.seccomp = !applied ? SPR_SECCOMP_NONE
+					: variant & SPR_FILTER_NO_UNIX ? SPR_SECCOMP_NO_UNIX_LOADED
+								       : SPR_SECCOMP_DEFAULT_LOADED;
+		setup.applied.memfd_noexec = applied && (variant & SPR_FILTER_NO_MEMFD_EXEC);
 	}
 	spr_msg_write(status_fd, &setup);
 	sigprocmask(SIG_SETMASK, &w->saved_mask, NULL);

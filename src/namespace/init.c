@@ -61,14 +61,18 @@ static int rearm_parent_death(int report_fd, spr_error **err)
 	return 0;
 }
 
-static int wait_for_go(int fd)
+/* The monitor's go: 'G', or 'M' when the kernel already refuses
+ * executable memory files in this pid namespace (the worker then needs
+ * no seccomp rule for them). */
+static int wait_for_go(int fd, bool *memfd_noexec)
 {
 	char c = 0;
 	ssize_t n;
 	do
 		n = read(fd, &c, 1);
 	while (n < 0 && errno == EINTR);
-	return n == 1 && c == 'G' ? 0 : -1;
+	*memfd_noexec = c == 'M';
+	return n == 1 && (c == 'G' || c == 'M') ? 0 : -1;
 }
 
 /* Every process of the namespace descends from init (orphans are
@@ -143,7 +147,7 @@ void spr_init_main(const struct spr_init_spec *s)
 	}
 	/* The monitor may have died before PDEATHSIG was armed: then the sync
 	 * pipe reads EOF instead of 'G'. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || wait_for_go(s->sync_fd) < 0)
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || wait_for_go(s->sync_fd, &s->worker->memfd_noexec) < 0)
 		_exit(125);
 	close(s->sync_fd);
 	const struct spr_layout *layout = s->layout;

@@ -26,12 +26,10 @@ struct spr_worker_spec {
 	const struct spr_rlimit_plan *rlimits; /* SPR_NRLIMITS of them */
 	/* NULL: no Landlock. */
 	const struct spr_paths *landlock_read, *landlock_write;
-	const void *bpf; /* NULL: no seccomp */
-	size_t bpf_len;
-	/* SPR_FILTER_NO_UNIX, used instead when the network is shared and
-	 * Landlock could not scope abstract unix sockets. */
-	const void *bpf_no_unix;
-	size_t bpf_no_unix_len;
+	/* Classic BPF per enum spr_filter_index (len 0: not sent; none at
+	 * all: no seccomp). */
+	const struct spr_filter_plan *filters;
+	bool memfd_noexec; /* the kernel refuses executable memory files already */
 	bool network_shared;
 	bool allow_degraded;
 	bool drop_caps;	   /* in a user namespace: clear every capability */
@@ -50,10 +48,12 @@ SPR_HIDDEN __attribute__((noreturn)) void spr_worker_exec(const struct spr_worke
  * seccomp of *setup), or -1 with its ERROR. */
 SPR_HIDDEN int spr_worker_status(int fd, struct spr_applied *setup, spr_error **err);
 
-/* The init role (pid 1 in the new namespaces). The monitor writes 'G' on
- * sync_fd once the id maps are in place; init reports on report_fd. */
+/* The init role (pid 1 in the new namespaces). The monitor writes one byte
+ * on sync_fd once the id maps are in place: 'M' when it also made the
+ * kernel refuse executable memory files in the run's pid namespace, else
+ * 'G'; init reports on report_fd. */
 struct spr_init_spec {
-	const struct spr_worker_spec *worker;
+	struct spr_worker_spec *worker;
 	const struct spr_layout *layout;
 	int *bind_fds; /* per mount: a detached source tree, or -1 */
 	int sync_fd, report_fd;

@@ -229,11 +229,8 @@ static struct spr_worker_spec worker_spec(struct sandbox *sb, const char *workdi
 		.envp = sb->envp,
 		.workdir = workdir,
 		.rlimits = sb->rlimits,
-		.bpf = p->filters[SPR_FILTER_DEFAULT].len ? p->filters[SPR_FILTER_DEFAULT].insns : NULL,
-		.bpf_len = p->filters[SPR_FILTER_DEFAULT].len,
-		.bpf_no_unix = p->filters[SPR_FILTER_NO_UNIX].len ? p->filters[SPR_FILTER_NO_UNIX].insns
-								  : NULL,
-		.bpf_no_unix_len = p->filters[SPR_FILTER_NO_UNIX].len,
+		.filters = p->filters,
+		.memfd_noexec = sb->applied.memfd_noexec,
 		.allow_degraded = p->allow_degraded,
 		.saved_mask = sb->saved_mask,
 	};
@@ -510,7 +507,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	sb->applied.memfd_noexec = forbid_memfd_exec(pid);
 	sb->applied.host_uid = map.outside_uid;
 	struct spr_msg m;
-	if (write(go, "G", 1) != 1) {
+	if (write(go, sb->applied.memfd_noexec ? "M" : "G", 1) != 1) {
 		/* init already gave up: its report says why. */
 		int saved = errno;
 		bool told = next_report(sb, &m) > 0 && m.type == SPR_MSG_ERROR;
@@ -527,6 +524,8 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		sb->applied.network_shared = network;
 		sb->applied.landlock_abi = m.applied.landlock_abi;
 		sb->applied.seccomp = m.applied.seccomp;
+		/* The kernel's refusal, or the filter's where it could not be had. */
+		sb->applied.memfd_noexec = sb->applied.memfd_noexec || m.applied.memfd_noexec;
 		spr_cg_run_close_tasks(&sb->cg); /* init is in: not needed anymore */
 		/* From now on reports are read when poll says so (supervise). */
 		fcntl(sb->report.fd, F_SETFL, fcntl(sb->report.fd, F_GETFL) | O_NONBLOCK);
@@ -631,6 +630,7 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	sb->applied.network_shared = true;
 	sb->applied.landlock_abi = setup.landlock_abi;
 	sb->applied.seccomp = setup.seccomp;
+	sb->applied.memfd_noexec = setup.memfd_noexec;
 	return 0;
 }
 

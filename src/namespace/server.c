@@ -205,7 +205,12 @@ int spr_sandbox_serve(int argc, char **argv)
 		errno = EINVAL;
 		return server_fail(sock, "usage: spr-sandbox --serve CALLER_PID");
 	}
-	struct server s = {.caller = (pid_t)caller, .caller_fd = -1, .sigfd = -1};
+	return spr_sandbox_serve_on(sock, (pid_t)caller);
+}
+
+int spr_sandbox_serve_on(int sock, pid_t caller)
+{
+	struct server s = {.caller = caller, .caller_fd = -1, .sigfd = -1};
 	/* Out of the caller's process group: a terminal's ^Z must not stop
 	 * the server, which has to see its caller die to end the runs. */
 	if (setpgid(0, 0) < 0)

@@ -21,15 +21,6 @@ struct spr_limits {
 	size_t output_cap;	 /* per stream, bytes */
 };
 
-/* A writable place every engine gives the code: a tmpfs of `bytes`,
- * noexec, nosuid, nodev, counted toward the memory limit. */
-struct spr_scratch {
-	const char *path;
-	uint64_t bytes;
-	uint32_t mode;
-};
-
-#define SPR_PLAN_NSCRATCH 2
 
 /* The code's working directory, HOME and TMPDIR, on every engine. */
 #define SPR_RUN_WORKDIR "/tmp"

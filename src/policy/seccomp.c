@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+/* MFD_NOEXEC_SEAL (Linux 6.3); older headers lack it. */
+#define MFD_NOEXEC_SEAL_FLAG 0x0008U
+
 
 #define DENY(name) {name, EPERM, SPR_CMP_ANY, 0, 0, 0}
 #define DENY_FLAG(name, arg, flag) {name, EPERM, SPR_CMP_MASKED_EQ, arg, flag, flag}
@@ -86,6 +89,30 @@ static const struct spr_seccomp_rule no_unix_rules[] = {
 };
 _Static_assert(SOCK_DGRAM == 2 && SOCK_RAW == 3, "socket type layout");
 
+/* SPR_SECCOMP_NO_MEMFD_EXEC (seccomp.h says why): flags without
+ * MFD_NOEXEC_SEAL are refused. */
+static const struct spr_seccomp_rule no_memfd_exec_rules[] = {
+	{"memfd_create", EPERM, SPR_CMP_MASKED_EQ, 1, MFD_NOEXEC_SEAL_FLAG, 0},
+};
+
+const struct spr_seccomp_rule *spr_seccomp_no_memfd_exec_rules(size_t *count)
+{
+	*count = ARRAY_SIZE(no_memfd_exec_rules);
+	return no_memfd_exec_rules;
+}
+
+bool spr_seccomp_rule_is_sandbox_setup(const struct spr_seccomp_rule *r)
+{
+	static const char *const setup[] = {
+		"mount", "umount2", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
+		"open_tree", "mount_setattr", "pivot_root", "unshare", "setns", "clone",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(setup); i++)
+		if (!strcmp(r->syscall, setup[i]))
+			return true;
+	return false;
+}
+
 const struct spr_seccomp_rule *spr_seccomp_rules(size_t *count)
 {
 	*count = ARRAY_SIZE(rules);
@@ -154,8 +181,10 @@ static int compile(enum spr_seccomp_variant variant, void **insns, size_t *len, 
 		return spr_fail(err, SPR_LAYER_SECCOMP, -rc, "seccomp: bad-arch action: %s",
 				strerror(-rc));
 	if (add_rules(ctx, rules, ARRAY_SIZE(rules), err) < 0 ||
-	    (variant == SPR_SECCOMP_NO_UNIX &&
-	     add_rules(ctx, no_unix_rules, ARRAY_SIZE(no_unix_rules), err) < 0))
+	    ((variant & SPR_SECCOMP_NO_UNIX) &&
+	     add_rules(ctx, no_unix_rules, ARRAY_SIZE(no_unix_rules), err) < 0) ||
+	    ((variant & SPR_SECCOMP_NO_MEMFD_EXEC) &&
+	     add_rules(ctx, no_memfd_exec_rules, ARRAY_SIZE(no_memfd_exec_rules), err) < 0))
 		return -1;
 	/* libseccomp 2.5 exports to a descriptor only. */
 	_cleanup_close_ int fd = memfd_create("spr-seccomp", MFD_CLOEXEC);

@@ -7,6 +7,7 @@
 #ifndef SPR_SECCOMP_H
 #define SPR_SECCOMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,10 +27,12 @@
  * socketpair(SOCK_STREAM), what multiprocessing uses, stays. */
 #define SPR_SECCOMP_PROFILE_NO_UNIX "spr-deny-v4-no-unix-socket"
 
+/* Variants are the table plus, per bit, a set of extra rules. */
 enum spr_seccomp_variant {
 	SPR_SECCOMP_DEFAULT = 0,
-	SPR_SECCOMP_NO_UNIX = 1,
-	SPR_SECCOMP_NVARIANTS
+	SPR_SECCOMP_NO_UNIX = 1,       /* the host's network without Landlock's scope */
+	SPR_SECCOMP_NO_MEMFD_EXEC = 2, /* where vm.memfd_noexec could not be set */
+	SPR_SECCOMP_NVARIANTS = 4
 };
 
 enum spr_seccomp_cmp {
@@ -53,6 +56,15 @@ struct spr_seccomp_rule {
 SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_rules(size_t *count);
 /* What SPR_SECCOMP_NO_UNIX adds to them. */
 SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_unix_rules(size_t *count);
+/* What SPR_SECCOMP_NO_MEMFD_EXEC adds: memfd_create without
+ * MFD_NOEXEC_SEAL is refused, so no memory file can be executed (the
+ * kernel's own vm.memfd_noexec needs the host's root: rootless callers
+ * and containers cannot set it). */
+SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_memfd_exec_rules(size_t *count);
+/* Whether a rule of the table belongs to setting a sandbox up (mounts,
+ * namespaces): a container that runs spr-sandbox needs those calls, so
+ * its outer profile leaves them to the run's own filter. */
+SPR_HIDDEN bool spr_seccomp_rule_is_sandbox_setup(const struct spr_seccomp_rule *rule);
 
 /* A variant's filter as classic BPF (struct sock_filter[]), compiled on
  * first use and shared read-only afterwards. */

@@ -9,12 +9,12 @@ static void visit_applied(struct spr_wire *w, struct spr_applied *a, bool whole)
 {
 	spr_wire_i32(w, &a->landlock_abi);
 	spr_wire_enum(w, &a->seccomp, 3);
+	spr_wire_bool(w, &a->memfd_noexec);
 	if (!whole)
 		return;
 	spr_wire_bool(w, &a->namespaces);
 	spr_wire_bool(w, &a->network_shared);
 	spr_wire_enum(w, &a->cgroup, 3);
-	spr_wire_bool(w, &a->memfd_noexec);
 	spr_wire_u32(w, &a->host_uid);
 }
 

@@ -5,7 +5,7 @@
 /* "SPRP" and the format's version: a helper from another build is told
  * apart instead of misreading the fields. Bump on any change below. */
 #define PLAN_MAGIC 0x50525053u
-#define PLAN_VERSION 2u
+#define PLAN_VERSION 4u
 
 static void visit_paths(struct spr_wire *w, struct spr_paths *list)
 {
@@ -100,6 +100,19 @@ static void visit_cgroup(struct spr_wire *w, struct spr_cgroup_plan *c)
 	spr_wire_double(w, &c->cpu_seconds);
 }
 
+static void visit_layout_request(struct spr_wire *w, struct spr_layout_request *r)
+{
+	spr_wire_bool(w, &r->by_agent);
+	if (!r->by_agent)
+		return;
+	for (size_t i = 0; i < SPR_PLAN_NSCRATCH; i++) {
+		visit_dst(w, &r->scratch[i].path);
+		spr_wire_u64(w, &r->scratch[i].bytes);
+		spr_wire_u32(w, &r->scratch[i].mode);
+	}
+	visit_paths(w, &r->extra_ro);
+}
+
 static void visit_plan(struct spr_wire *w, struct spr_sandbox_plan *p)
 {
 	uint32_t magic = PLAN_MAGIC, version = PLAN_VERSION;
@@ -133,6 +146,7 @@ static void visit_plan(struct spr_wire *w, struct spr_sandbox_plan *p)
 		visit_dst(w, &p->run_uid.lease_file);
 	}
 	visit_cgroup(w, &p->cgroup);
+	visit_layout_request(w, &p->layout_request);
 	visit_layout(w, &p->layout);
 	visit_degraded(w, &p->degraded);
 }

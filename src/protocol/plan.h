@@ -49,6 +49,16 @@ struct spr_mount_op {
 	bool noexec;
 };
 
+/* A writable place every engine gives the code: a tmpfs of `bytes`,
+ * noexec, nosuid, nodev, counted toward the memory limit. */
+struct spr_scratch {
+	const char *path;
+	uint64_t bytes;
+	uint32_t mode;
+};
+
+#define SPR_PLAN_NSCRATCH 2
+
 struct spr_paths {
 	const char *v[SPR_PLAN_MAX_PATHS];
 	size_t n;
@@ -103,7 +113,15 @@ struct spr_degraded_plan {
 	const char *workdir_parent; /* the private run directory goes here */
 };
 
-enum spr_filter_index { SPR_FILTER_DEFAULT, SPR_FILTER_NO_UNIX, SPR_NFILTERS };
+/* Filter variants (policy/seccomp.h), by bits: NO_UNIX (1) where the
+ * network is shared and Landlock cannot scope abstract unix sockets,
+ * NO_MEMFD_EXEC (2) where vm.memfd_noexec could not be set. */
+enum spr_filter_index {
+	SPR_FILTER_DEFAULT = 0,
+	SPR_FILTER_NO_UNIX = 1,
+	SPR_FILTER_NO_MEMFD_EXEC = 2,
+	SPR_NFILTERS = 4
+};
 
 /* As root, the run's user namespace is created by a host uid leased for
  * this run from [start, start + count) (core/uid_lease.h), so the kernel
@@ -114,20 +132,32 @@ struct spr_uid_lease_plan {
 	const char *lease_file;
 };
 
+/* The DockerEngine's container agent (spr-sandbox --container) computes
+ * the layout itself: it sees the container's files, the host does not.
+ * The host says what it decides: the writable places and what else to
+ * show read-only (the image's packages). The agent fills `layout` and
+ * `degraded`, and argv's interpreter and worker, before any monitor
+ * reads the plan. */
+struct spr_layout_request {
+	bool by_agent;
+	struct spr_scratch scratch[SPR_PLAN_NSCRATCH];
+	struct spr_paths extra_ro;
+};
+
 struct spr_sandbox_plan {
 	struct spr_strv argv; /* the interpreter, its flags, the worker inside */
 	struct spr_strv env;  /* HOME and TMPDIR (the workdir) are added */
 	struct spr_rlimit_plan rlimits[SPR_NRLIMITS];
-	/* Classic BPF per enum spr_filter_index (len 0: not sent). The
-	 * worker loads NO_UNIX when the network is shared and Landlock cannot
-	 * scope abstract unix sockets (policy/seccomp.h). */
-	struct {
+	/* Classic BPF per enum spr_filter_index (len 0: not sent): the
+	 * worker picks the variant (policy/seccomp.h). */
+	struct spr_filter_plan {
 		const void *insns;
 		size_t len;
 	} filters[SPR_NFILTERS];
 	bool allow_degraded;
 	struct spr_uid_lease_plan run_uid;
 	struct spr_cgroup_plan cgroup;
+	struct spr_layout_request layout_request;
 	struct spr_layout layout;
 	struct spr_degraded_plan degraded;
 };

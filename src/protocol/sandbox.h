@@ -33,6 +33,22 @@ enum {
 
 #define SPR_SANDBOX_MAX_MSG (1 << 20)
 
+/* The host's ends of one sandbox's channels (non-blocking but ctrl). */
+struct spr_sandbox_ends {
+	int ctrl;	      /* the monitor's control socket */
+	int request;	      /* the worker's stdin */
+	int out, err, result; /* read ends of the worker's fds 1, 2, 3 */
+};
+
+#define SPR_SANDBOX_ENDS_INIT {.ctrl = -1, .request = -1, .out = -1, .err = -1, .result = -1}
+
+/* Makes the five channels: ours, and the monitor's (child, in slot
+ * order), all close-on-exec. On failure everything made is closed. */
+SPR_HIDDEN int spr_sandbox_channels(struct spr_sandbox_ends *ours, int child[SPR_SANDBOX_NFDS],
+				    spr_error **err);
+SPR_HIDDEN void spr_sandbox_ends_close(struct spr_sandbox_ends *ends);
+SPR_HIDDEN void spr_sandbox_child_ends_close(int child[SPR_SANDBOX_NFDS]);
+
 /* `spr-sandbox --serve CALLER_PID`, the engine's fork server
  * (src/namespace/server.c; src/namespace/main.c calls it), its socket on
  * fd 0 (SOCK_SEQPACKET): the engine sends RUN with the five descriptors
@@ -41,6 +57,9 @@ enum {
  * (the server is exiting). Returns the exit status: after BYE or EOF once
  * its monitors have exited; at once when the caller's process is gone. */
 SPR_HIDDEN int spr_sandbox_serve(int argc, char **argv);
+/* The same server on a socket already in hand, for a given caller (the
+ * container agent's own). */
+SPR_HIDDEN int spr_sandbox_serve_on(int sock, pid_t caller);
 
 /* One run's monitor (src/namespace/monitor.c), forked by the server with the five
  * descriptors in place; parent is the server (PDEATHSIG). Returns the exit

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "local/layout.h"
+#include "protocol/layout.h"
 #include "unit.h"
 
 static char root[] = "/tmp/spr-test-layout-XXXXXX";

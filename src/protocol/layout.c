@@ -1,7 +1,7 @@
-#include "local/layout.h"
+#include "protocol/layout.h"
 
+#include <glob.h>
 #include <limits.h>
-#include <pwd.h>
 #include <sys/stat.h>
 
 #include "buf.h"
@@ -419,6 +419,8 @@ int spr_layout_build(const struct spr_layout_input *in, struct spr_layout *layou
 		add_scratch(&l, false);
 		rc = add_python(&l, err);
 	}
+	for (size_t i = 0; rc == 0 && in->extra_ro && i < in->extra_ro->n; i++)
+		rc = bind_ro(&l, in->extra_ro->v[i], true, err);
 	if (rc == 0)
 		rc = add_worker(&l, err);
 	for (size_t i = 0; i < l.nbound; i++)
@@ -445,19 +447,111 @@ int spr_layout_build(const struct spr_layout_input *in, struct spr_layout *layou
 	return 0;
 }
 
-void spr_layout_outside_ids(uid_t *uid, gid_t *gid)
+/* ---- an interpreter's own files, found without running it ---------------------- */
+
+/* The directory of path (a copy), or NULL. */
+static char *dir_of(const char *path)
 {
-	*uid = geteuid();
-	*gid = getegid();
-	if (*uid != 0)
-		return;
-	struct passwd pw, *found = NULL;
-	char buf[1024];
-	if (getpwnam_r("nobody", &pw, buf, sizeof(buf), &found) == 0 && found) {
-		*uid = found->pw_uid;
-		*gid = found->pw_gid;
-	} else {
-		*uid = 65534;
-		*gid = 65534;
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return NULL;
+	return slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+}
+
+/* Python's own search for its prefix (getpath's landmark): the first
+ * directory, from the binary's upward, that holds lib/python3.N/os.py.
+ * Never "/": on a merged-/usr host /lib/python3.N is /usr's, and showing
+ * the whole host read-only is not what anyone asked for. Returns NULL
+ * when there is none. */
+static char *landmark_prefix(const char *binary_dir)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", binary_dir);
+	while (strcmp(dir, "/")) {
+		char pattern[PATH_MAX + 32];
+		snprintf(pattern, sizeof(pattern), "%s/lib/python3.*/os.py", dir);
+		glob_t g = {0};
+		bool found = glob(pattern, GLOB_NOSORT, NULL, &g) == 0 && g.gl_pathc > 0;
+		globfree(&g);
+		if (found)
+			return strdup(dir);
+		char *slash = strrchr(dir, '/');
+		if (!slash)
+			return NULL;
+		if (slash == dir)
+			strcpy(dir, "/");
+		else
+			*slash = '\0';
 	}
+	return NULL;
+}
+
+/* A venv's root: where Python looks for pyvenv.cfg, next to the path it
+ * was started by or one directory up. *home: the cfg's `home` (the base
+ * interpreter's directory), when given. */
+static char *venv_root(const char *path, char **home)
+{
+	_cleanup_free_ char *bin = dir_of(path);
+	_cleanup_free_ char *up = bin ? dir_of(bin) : NULL;
+	const char *dirs[] = {bin, up};
+	*home = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if (!dirs[i])
+			continue;
+		char cfg[PATH_MAX];
+		snprintf(cfg, sizeof(cfg), "%s/pyvenv.cfg", strcmp(dirs[i], "/") ? dirs[i] : "");
+		_cleanup_fclose_ FILE *f = fopen(cfg, "re");
+		if (!f)
+			continue;
+		char line[PATH_MAX + 16];
+		while (fgets(line, sizeof(line), f)) {
+			char *key = line + strspn(line, " \t");
+			if (strncmp(key, "home", 4) || !strchr(" \t=", key[4]))
+				continue;
+			char *value = strchr(key, '=');
+			if (!value)
+				continue;
+			value += 1 + strspn(value + 1, " \t");
+			value[strcspn(value, "\r\n")] = '\0';
+			free(*home);
+			*home = strdup(value);
+		}
+		char real[PATH_MAX];
+		return realpath(dirs[i], real) ? strdup(real) : NULL;
+	}
+	return NULL;
+}
+
+void spr_python_paths_free(struct spr_python_paths *s)
+{
+	free(s->executable);
+	free(s->base_prefix);
+	free(s->prefix);
+	free(s->binary_dir);
+}
+
+int spr_python_paths_find(const char *path, struct spr_python_paths *s, spr_error **err)
+{
+	char real[PATH_MAX];
+	if (!realpath(path, real))
+		return spr_fail_errno(err, SPR_LAYER_WORKER,
+				      "cannot resolve the interpreter %s (install python3 or pass "
+				      "--python PATH)",
+				      path);
+	_cleanup_free_ char *home = NULL;
+	s->prefix = venv_root(path, &home);
+	s->binary_dir = dir_of(real);
+	/* A venv's base interpreter lives where its home says (else where
+	 * the venv's link leads). */
+	char home_real[PATH_MAX];
+	const char *base_dir = home && realpath(home, home_real) ? home_real : s->binary_dir;
+	s->base_prefix = base_dir ? landmark_prefix(base_dir) : NULL;
+	if (!s->base_prefix)
+		s->base_prefix = strdup("/usr");
+	if (!s->prefix)
+		s->prefix = strdup(s->base_prefix);
+	s->executable = strdup(path);
+	if (!s->executable || !s->binary_dir || !s->base_prefix || !s->prefix)
+		return spr_fail_oom(err);
+	return 0;
 }

@@ -13,7 +13,6 @@
 
 #include "arena.h"
 #include "error.h"
-#include "policy/compile.h"
 #include "protocol/plan.h"
 
 #define SPR_SANDBOX_UID 1000
@@ -29,6 +28,8 @@ struct spr_layout_input {
 	const char *python_base_prefix;
 	const char *python_prefix;
 	const char *worker_path;
+	/* Also shown read-only, at their own paths (the image's packages). */
+	const struct spr_paths *extra_ro;
 	bool network;
 	/* The plan's writable places (policy/compile.h): tmpfs mounts, and
 	 * the code's working directory among them. */
@@ -56,8 +57,18 @@ SPR_HIDDEN int spr_layout_build(const struct spr_layout_input *in, struct spr_la
  * host file's name (the extension tells Python .py from .pyc). */
 SPR_HIDDEN char *spr_layout_worker_inside(const char *worker_path);
 
-/* The outside ids for the sandbox user: the caller's own ids when it is
- * not root; `nobody` (from the password database, else 65534) for root. */
-SPR_HIDDEN void spr_layout_outside_ids(uid_t *uid, gid_t *gid);
+
+/* An interpreter's own files, found without running it (it is as
+ * untrusted as the code): its binary's directory, its prefix (the
+ * landmark Python's getpath looks for: lib/python3.N/os.py, up from the
+ * binary or a venv's `home`; never "/"; else /usr) and a venv's root
+ * (pyvenv.cfg next to the path or one directory up). */
+struct spr_python_paths {
+	char *executable; /* the path as given */
+	char *base_prefix, *prefix, *binary_dir;
+};
+SPR_HIDDEN int spr_python_paths_find(const char *path, struct spr_python_paths *out,
+				     spr_error **err);
+SPR_HIDDEN void spr_python_paths_free(struct spr_python_paths *p);
 
 #endif

@@ -1,0 +1,66 @@
+/* The channels between a sandbox and whoever drives it (protocol/sandbox.h). */
+#include "protocol/sandbox.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+static int nonblocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+void spr_sandbox_ends_close(struct spr_sandbox_ends *e)
+{
+	spr_closep(&e->ctrl);
+	spr_closep(&e->request);
+	spr_closep(&e->out);
+	spr_closep(&e->err);
+	spr_closep(&e->result);
+}
+
+void spr_sandbox_child_ends_close(int child[SPR_SANDBOX_NFDS])
+{
+	for (int i = 0; i < SPR_SANDBOX_NFDS; i++)
+		spr_closep(&child[i]);
+}
+
+int spr_sandbox_channels(struct spr_sandbox_ends *ours, int child[SPR_SANDBOX_NFDS],
+			 spr_error **err)
+{
+	*ours = (struct spr_sandbox_ends)SPR_SANDBOX_ENDS_INIT;
+	for (int i = 0; i < SPR_SANDBOX_NFDS; i++)
+		child[i] = -1;
+	int sp[2], fds[2];
+	int rc = 0;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		rc = spr_fail_errno(err, SPR_LAYER_CORE, "socketpair");
+	} else {
+		ours->request = sp[0];
+		child[SPR_FD_REQUEST] = sp[1];
+	}
+	int *read_ends[] = {&ours->out, &ours->err, &ours->result};
+	int slots[] = {SPR_FD_STDOUT, SPR_FD_STDERR, SPR_FD_RESULT};
+	for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(read_ends); i++) {
+		if (pipe2(fds, O_CLOEXEC) < 0) {
+			rc = spr_fail_errno(err, SPR_LAYER_CORE, "pipe2");
+			break;
+		}
+		*read_ends[i] = fds[0];
+		child[slots[i]] = fds[1];
+	}
+	if (rc == 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		rc = spr_fail_errno(err, SPR_LAYER_CORE, "socketpair(SOCK_SEQPACKET)");
+	else if (rc == 0) {
+		ours->ctrl = sp[0];
+		child[SPR_FD_CTRL] = sp[1];
+	}
+	if (rc == 0 && (nonblocking(ours->request) < 0 || nonblocking(ours->out) < 0 ||
+			nonblocking(ours->err) < 0 || nonblocking(ours->result) < 0))
+		rc = spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(O_NONBLOCK)");
+	if (rc < 0) {
+		spr_sandbox_ends_close(ours);
+		spr_sandbox_child_ends_close(child);
+	}
+	return rc;
+}
