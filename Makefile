@@ -198,15 +198,23 @@ check-vm: all $(TOOL_BINS)
 	fi; exit $$rc
 
 # ASAN_EXTRA=docker adds the DockerEngine suites (pool threads, admin).
+# spr-sandbox's sanitizer reports go to files in $(SANITIZER_DIR) (its
+# stderr is the code's), a path compiled into sanitizer builds of
+# spr-sandbox (src/namespace/main.c): the build directory's own, so two
+# checkouts' `make asan` never empty or read each other's. World-writable:
+# a sandbox process that has left root may have to write there too.
 ASAN_EXTRA ?=
+ASAN_B := build-asan
+SANITIZER_DIR = $(abspath $(B))/sanitizer
+$(B)/obj/src/namespace/main.o: CFLAGS_ALL += $(if $(SANITIZE),-DSPR_SANITIZER_DIR='"$(SANITIZER_DIR)"')
 asan:
 	@scripts/deps.sh test
-	@rm -rf /tmp/spr-sanitizer && mkdir -m 1777 /tmp/spr-sanitizer
-	$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	@rm -rf $(ASAN_B)/sanitizer && mkdir -p $(ASAN_B) && mkdir -m 1777 $(ASAN_B)/sanitizer
+	$(MAKE) --no-print-directory B=$(ASAN_B) OPT="-O1 -g -fno-omit-frame-pointer" \
 		SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 		unit integration $(ASAN_EXTRA)
-	@if ls /tmp/spr-sanitizer/* >/dev/null 2>&1; then \
-		echo "sanitizer reports from spr-sandbox:"; cat /tmp/spr-sanitizer/*; exit 1; \
+	@if ls $(ASAN_B)/sanitizer/* >/dev/null 2>&1; then \
+		echo "sanitizer reports from spr-sandbox:"; cat $(ASAN_B)/sanitizer/*; exit 1; \
 	else echo "asan: no sanitizer reports from spr-sandbox"; fi
 
 # ---- fuzzing (clang + libFuzzer) -------------------------------------------
