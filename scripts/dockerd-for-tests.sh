@@ -310,6 +310,15 @@ ensure_base_image() {
   say "imported $BASE_IMAGE in $((SECONDS - t0))s"
 }
 
+# EXIT trap of a start that started the daemon: on failure, stop it again.
+stop_if_failed() {
+  local rc=$?
+  [ $rc = 0 ] && return 0
+  say "stopping the daemon this start started"
+  stop_daemon "$STARTED"
+  exit $rc
+}
+
 # ---- main ------------------------------------------------------------------
 
 case "${1:-start}" in
@@ -319,8 +328,7 @@ start)
   lock
   start_daemon
   # A start that fails after starting the daemon leaves nothing running.
-  [ -z "$STARTED" ] ||
-    trap 'rc=$?; [ $rc = 0 ] || { say "stopping the daemon this start started"; stop_daemon "$STARTED"; }' EXIT
+  [ -z "$STARTED" ] || trap stop_if_failed EXIT
   ensure_base_image
   trap - EXIT
   echo "export SPR_TEST_DOCKERD_STARTED=$STARTED"
