@@ -201,15 +201,23 @@ check-vm: all $(TOOL_BINS)
 	fi; exit $$rc
 
 # ASAN_EXTRA=docker adds the DockerEngine suites (pool threads, admin).
+# spr-sandbox's sanitizer reports go to files in $(SANITIZER_DIR) (its
+# stderr is the code's), a path compiled into sanitizer builds of
+# spr-sandbox (src/namespace/main.c): the build directory's own, so two
+# checkouts' `make asan` never empty or read each other's. World-writable:
+# a sandbox process that has left root may have to write there too.
 ASAN_EXTRA ?=
+ASAN_B := build-asan
+SANITIZER_DIR = $(abspath $(B))/sanitizer
+$(B)/obj/src/namespace/main.o: CFLAGS_ALL += $(if $(SANITIZE),-DSPR_SANITIZER_DIR='"$(SANITIZER_DIR)"')
 asan:
 	@scripts/deps.sh test
-	@rm -rf /tmp/spr-sanitizer && mkdir -m 1777 /tmp/spr-sanitizer
-	$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	@rm -rf $(ASAN_B)/sanitizer && mkdir -p $(ASAN_B) && mkdir -m 1777 $(ASAN_B)/sanitizer
+	$(MAKE) --no-print-directory B=$(ASAN_B) OPT="-O1 -g -fno-omit-frame-pointer" \
 		SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 		unit integration $(ASAN_EXTRA)
-	@if ls /tmp/spr-sanitizer/* >/dev/null 2>&1; then \
-		echo "sanitizer reports from spr-sandbox:"; cat /tmp/spr-sanitizer/*; exit 1; \
+	@if ls $(ASAN_B)/sanitizer/* >/dev/null 2>&1; then \
+		echo "sanitizer reports from spr-sandbox:"; cat $(ASAN_B)/sanitizer/*; exit 1; \
 	else echo "asan: no sanitizer reports from spr-sandbox"; fi
 
 # ---- fuzzing (clang + libFuzzer) -------------------------------------------
@@ -247,7 +255,13 @@ bench: all $(B)/bench/run_latency
 # A private dockerd for the DockerEngine tests (no registry, host networking
 # untouched; scripts/dockerd-for-tests.sh) with the base image spr-base:bookworm
 # and the runtime image spr-runtime:test built from docker/runtime/Dockerfile.
-# Idempotent; the last line of output is `export DOCKER_HOST=...`:
+# One per checkout: its directory is /var/lib/spr-test-docker-<id of this
+# checkout's path> (SPR_TEST_DOCKER_DIR overrides), so clones side by side
+# each test against their own daemon; likewise the sshd of bench-docker and
+# tests/docker/test_remote.py (/var/lib/spr-test-sshd-<id>).
+# Idempotent; the last line of output is `export DOCKER_HOST=...`, the one
+# before it `export SPR_TEST_DOCKERD_STARTED=<pid>` (empty: the daemon was
+# already running, and is not this caller's to stop):
 #   eval "$(make -s docker-env-start)"; ...; make docker-env-stop
 # --network none: the build needs no network, and BuildKit's RUN fails on a
 # daemon without a bridge ("network bridge not found") unless told so.
@@ -258,9 +272,10 @@ docker-env-start:
 	ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
 	cp docker/runtime/Dockerfile worker/spr_worker.py worker/spr_serve.py "$$ctx"/; \
 	out=$$(docker build --network none --build-arg BASE_IMAGE=spr-base:bookworm \
-		--build-arg SPR_WORKER_VERSION=$$(cat worker/spr_worker.py worker/spr_serve.py \
-			| sha256sum | cut -c1-16) \
-		-t spr-runtime:test "$$ctx" 2>&1) || { echo "$$out" >&2; exit 1; }; \
+		--build-arg SPR_WORKER_VERSION=$$(sha256sum worker/spr_worker.py | cut -c1-16) \
+		-t spr-runtime:test "$$ctx" 2>&1) || { echo "$$out" >&2; \
+		[ -z "$$SPR_TEST_DOCKERD_STARTED" ] || scripts/dockerd-for-tests.sh stop "$$SPR_TEST_DOCKERD_STARTED"; \
+		exit 1; }; \
 	echo "docker-env-start: built spr-runtime:test" >&2; \
 	echo "$$env"
 docker-env-stop:
@@ -268,12 +283,14 @@ docker-env-stop:
 
 # The DockerEngine suites against the test daemon: tests/docker, then the
 # SPEC behaviour suite (tests/integration) with SPR_TEST_ENGINE=docker. A
-# daemon this target started is stopped again; one already running is kept.
+# daemon this target started is stopped again, by the pid its start printed
+# (`stop PID`: never a daemon someone else started, nor one restarted since);
+# one already running is kept.
 # Last, no container labelled as spr's (SPR_LABEL_MANAGED) may be left: every
 # engine of every suite stopped its pool (within 30 s: --rm removes them).
-WITH_DOCKER_ENV = running=0; scripts/dockerd-for-tests.sh status >/dev/null 2>&1 && running=1; \
-	env=$$($(MAKE) -s --no-print-directory docker-env-start); eval "$$env"; \
-	[ $$running = 1 ] || trap 'scripts/dockerd-for-tests.sh stop' EXIT; \
+WITH_DOCKER_ENV = env=$$($(MAKE) -s --no-print-directory docker-env-start); eval "$$env"; \
+	[ -z "$$SPR_TEST_DOCKERD_STARTED" ] || \
+		trap "scripts/dockerd-for-tests.sh stop $$SPR_TEST_DOCKERD_STARTED" EXIT; \
 	export SPR_BUILD=$(abspath $(B)) SPR_DOCKER_BASE_IMAGE=spr-base:bookworm;
 docker: all $(TOOL_BINS)
 	@set -e; $(WITH_DOCKER_ENV) export SPR_REQUIRE_DOCKER=1; \
@@ -287,12 +304,13 @@ docker: all $(TOOL_BINS)
 
 # The DockerEngine side by side: cold docker run, docker exec, warm pool; and
 # the warm pool again through SSH (a private sshd on 127.0.0.1 in front of the
-# same daemon, scripts/sshd-for-tests.sh; stopped again unless it was running).
+# same daemon, scripts/sshd-for-tests.sh; stopped again, by its pid, if this
+# target started it).
 bench-docker: all $(B)/bench/docker_latency
 	@set -e; $(WITH_DOCKER_ENV) ( \
-	sshd_running=0; scripts/sshd-for-tests.sh status >/dev/null 2>&1 && sshd_running=1; \
 	sshenv=$$(scripts/sshd-for-tests.sh start); eval "$$sshenv"; \
-	[ $$sshd_running = 1 ] || trap 'scripts/sshd-for-tests.sh stop' EXIT; \
+	[ -z "$$SPR_TEST_SSHD_STARTED" ] || \
+		trap "scripts/sshd-for-tests.sh stop $$SPR_TEST_SSHD_STARTED" EXIT; \
 	$(TEST_PYTHON) bench/run.py --docker $(BENCH_ARGS) --ssh --ssh-host "$$SPR_TEST_SSH_HOST" \
 		--ssh-port "$$SPR_TEST_SSH_PORT" --ssh-user "$$SPR_TEST_SSH_USER" \
 		--ssh-key-path "$$SPR_TEST_SSH_KEY" )

@@ -19,11 +19,14 @@ all) want="$build_pkgs $test_pkgs $docker_pkgs $vm_pkgs" ;;
 *) echo "usage: scripts/deps.sh [build|test|docker|vm|all]" >&2; exit 2 ;;
 esac
 
-missing=""
-for p in $want; do
-  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-  [ "$status" = installed ] || missing="$missing $p"
-done
+missing_pkgs() {
+  missing=""
+  for p in $want; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = installed ] || missing="$missing $p"
+  done
+}
+missing_pkgs
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -31,10 +34,20 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "  install them as root: apt-get install -y$missing" >&2
   exit 1
 fi
+# apt-get fails at once when another apt holds its locks: two checkouts'
+# `make check` installing at the same time take turns here (and then find
+# what the other installed), and apt itself waits for any other apt user.
+mkdir -p /run/lock
+exec 9>/run/lock/spr-deps.lock
+flock -w 1800 9 || { echo "scripts/deps.sh: /run/lock/spr-deps.lock held for 30 minutes" >&2; exit 1; }
+missing_pkgs
+[ -z "$missing" ] && exit 0
 echo "scripts/deps.sh: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# 9>&-: a service a package's postinst starts must not inherit (and hold) our lock.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@" 9>&-; }
 # A stale package index makes apt-get install fail with 404s; refresh it once.
-apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || {
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+apt_get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || {
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends $missing >/dev/null
 }

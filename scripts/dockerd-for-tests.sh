@@ -4,8 +4,16 @@
 #
 #   eval "$(scripts/dockerd-for-tests.sh start)"   # exports DOCKER_HOST
 #   scripts/dockerd-for-tests.sh status
-#   scripts/dockerd-for-tests.sh stop
+#   scripts/dockerd-for-tests.sh stop [PID]
 #   scripts/dockerd-for-tests.sh base-image        # (re)import spr-base:bookworm only
+#   scripts/dockerd-for-tests.sh dir               # prints the daemon directory
+#
+# Each checkout has its own daemon: the directory defaults to
+# /var/lib/spr-test-docker-<id>, <id> being 12 hex digits of the sha256 of
+# the checkout's absolute top-level path (checkout_id in scripts/lib/
+# daemon.sh). Two clones of the project can therefore run `make check` side
+# by side: separate locks, sockets, pidfiles and data roots, and a stop in
+# one clone never reaches the other's daemon.
 #
 # start   installs docker.io + debootstrap when missing (scripts/deps.sh
 #         docker), starts dockerd unless this script's daemon already answers
@@ -13,9 +21,16 @@
 #         daemon lacks it: debootstrap --variant=minbase --include=python3,
 #         python3-pip bookworm from the host's Debian mirror, piped through tar
 #         into `docker import`. The rootfs tarball is cached (~1 min to make
-#         once). Only the `export DOCKER_HOST=...` line goes to stdout.
-# stop    stops the daemon this script started (by its pidfile), waits for it
-#         and for the containerd it manages to exit, removes the socket.
+#         once, shared by every checkout: made under a lock, renamed into
+#         place whole). Only `export` lines go to stdout, DOCKER_HOST last:
+#           export SPR_TEST_DOCKERD_STARTED=<pid>   (empty when it was reused)
+#           export DOCKER_HOST=unix://$SPR_TEST_DOCKER_DIR/docker.sock
+# stop    stops this directory's daemon (by its pidfile, checked against the
+#         process's command line), waits for it and for the containerd it
+#         manages to exit, removes the socket. `stop PID` stops it only if it
+#         is that pid, i.e. the daemon a caller's own `start` printed as
+#         SPR_TEST_DOCKERD_STARTED: a caller that reused a running daemon, or
+#         finds it restarted by someone else meanwhile, leaves it alone.
 #
 # The daemon: dockerd --bridge=none --iptables=false --ip6tables=false (no
 # docker0, no firewall rules: containers run with --network none), with its
@@ -24,14 +39,22 @@
 # containerd, whose state lives under the exec root as well.
 #
 # Environment:
-#   SPR_TEST_DOCKER_DIR      daemon directory      (/var/lib/spr-test-docker)
-#   SPR_CACHE_DIR            rootfs tarball cache  (/var/cache/spr)
+#   SPR_TEST_DOCKER_DIR      daemon directory      (/var/lib/spr-test-docker-<checkout id>;
+#                            at most 60 bytes: containerd's sockets live below it)
+#   SPR_CACHE_DIR            rootfs tarball cache  (/var/cache/spr, shared)
 #   SPR_DEBIAN_MIRROR        debootstrap mirror    (from /etc/apt/sources.list*)
 #   SPR_TEST_DOCKER_STORAGE  storage driver        (dockerd's choice: overlay2 on ext4/xfs)
 #   SPR_TEST_DOCKER_TIMEOUT  seconds to wait for the daemon to answer (60)
 set -euo pipefail
 
-D=${SPR_TEST_DOCKER_DIR:-/var/lib/spr-test-docker}
+HERE=$(cd "$(dirname "$0")" && pwd)
+say() { echo "dockerd-for-tests: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+# shellcheck source=lib/daemon.sh
+. "$HERE/lib/daemon.sh"
+
+D=${SPR_TEST_DOCKER_DIR:-/var/lib/spr-test-docker-$(checkout_id)}
+D=${D%/}
 CACHE=${SPR_CACHE_DIR:-/var/cache/spr}
 SOCK=$D/docker.sock
 HOST=unix://$SOCK
@@ -44,10 +67,11 @@ CTRD_PIDFILE=$EXEC/containerd/containerd.pid
 BASE_IMAGE=spr-base:bookworm
 SUITE=bookworm
 TIMEOUT=${SPR_TEST_DOCKER_TIMEOUT:-60}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-say() { echo "dockerd-for-tests: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+# The longest unix socket path below $D (108 bytes with the NUL at most):
+# containerd's ttrpc socket, $EXEC/containerd/containerd.sock.ttrpc.
+[[ $D == /* ]] || die "SPR_TEST_DOCKER_DIR must be an absolute path (got '$D')"
+[ ${#D} -le 60 ] || die "SPR_TEST_DOCKER_DIR is ${#D} bytes long (at most 60: the unix socket paths below it are limited to 107); pick a shorter one"
+STARTED=""  # the pid of the dockerd this invocation started, if it did
 dk() { DOCKER_HOST=$HOST docker "$@"; }
 answers() { dk info >/dev/null 2>&1; }
 
@@ -59,13 +83,13 @@ ours() {
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   [[ $cmd == *"$D/"* ]]
 }
-# shellcheck source=lib/daemon.sh
-. "$HERE/lib/daemon.sh"
 
 lock() {
   mkdir -p "$D"
   exec 9>"$D/lock"
-  flock -w 600 9 || die "another dockerd-for-tests.sh holds $D/lock"
+  # Only this checkout's (or this SPR_TEST_DOCKER_DIR's) scripts take it.
+  flock -w 600 9 || die "another dockerd-for-tests.sh has held $D/lock for 10 minutes" \
+    "(a start or stop of this directory's daemon still running?); SPR_TEST_DOCKER_DIR=<dir> uses another daemon"
 }
 
 # Lazily unmounts every mount at or below directory $1, deepest first.
@@ -79,7 +103,7 @@ unmount_under() {
 # ---- daemon --------------------------------------------------------------
 
 start_daemon() {
-  local pid
+  local pid launched=0
   if answers; then
     say "reusing the running test daemon (pid $(pid_of "$PIDFILE"), $HOST)"
     return 0
@@ -101,6 +125,7 @@ start_daemon() {
     # daemon down half-way); 9>&-: the daemon must not inherit our lock.
     setsid dockerd "${args[@]}" </dev/null >>"$LOG" 2>&1 9>&- &
     pid=$!
+    launched=1
     say "started dockerd (pid $pid), log $LOG"
   fi
   local n=$((TIMEOUT * 4)) t0=$SECONDS
@@ -118,6 +143,8 @@ start_daemon() {
     fi
     sleep 0.25
   done
+  # Ours to stop later: the pid dockerd wrote (the one `stop PID` compares).
+  [ $launched = 0 ] || STARTED=$(pid_of "$PIDFILE")
   say "daemon ready after $((SECONDS - t0))s: $(dk info --format 'docker {{.ServerVersion}}, storage {{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}' 2>/dev/null)"
 }
 
@@ -158,8 +185,12 @@ reap_leftovers() {
 }
 
 stop_daemon() {
-  local pid
+  local pid wanted=${1:-}
   pid=$(pid_of "$PIDFILE")
+  if ours "$pid" && not_the_callers "$pid" "$wanted"; then
+    say "not stopping dockerd (pid $pid): it is not the daemon this caller started (pid $wanted)"
+    return 0
+  fi
   if ours "$pid"; then
     say "stopping dockerd (pid $pid)"
     # dockerd stops the running containers (up to its 15 s shutdown
@@ -238,10 +269,12 @@ make_tarball() {
   # resolv.conf/hostname (docker bind-mounts its own).
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   : >"$rootfs/etc/resolv.conf"; echo localhost >"$rootfs/etc/hostname"
-  mkdir -p "$CACHE"
+  # A name of our own, renamed into place once whole: a reader never sees
+  # half a tarball, and an interrupted write leaves only our temp file.
+  local tmp=$CACHE/$name.tar.tmp.$$
   tar --numeric-owner --xattrs -C "$rootfs" --exclude='./dev/*' --exclude='./proc/*' \
-    --exclude='./sys/*' -cf "$CACHE/$name.tar.tmp" .
-  mv "$CACHE/$name.tar.tmp" "$CACHE/$name.tar"
+    --exclude='./sys/*' -cf "$tmp" . || { rm -f "$tmp"; remove_rootfs "$rootfs"; return 1; }
+  mv "$tmp" "$CACHE/$name.tar"
   remove_rootfs "$rootfs"
   say "cached $CACHE/$name.tar ($(du -h "$CACHE/$name.tar" | cut -f1), $((SECONDS - t0))s)"
 }
@@ -249,6 +282,15 @@ make_tarball() {
 ensure_base_image() {
   local name with_pip=$SUITE-minbase-python3-pip plain=$SUITE-minbase-python3
   if dk image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  # The cache is shared by every checkout's daemon (each holds only its own
+  # $D/lock): the first to need the tarball makes it, the others wait here
+  # and then import it. Our own lock (fd 9) stays held meanwhile.
+  mkdir -p "$CACHE"
+  exec 7>"$CACHE/rootfs.lock"
+  if ! flock -n 7; then
+    say "another checkout's dockerd-for-tests.sh is making the base tarball; waiting for it"
+    flock -w 900 7 || die "$CACHE/rootfs.lock still held after 15 minutes (a stuck debootstrap? see the other checkout's debootstrap.log)"
+  fi
   if [ -f "$CACHE/$with_pip.tar" ]; then name=$with_pip
   elif [ -f "$CACHE/$plain.tar" ]; then name=$plain
   elif make_tarball "$with_pip" python3,python3-pip; then name=$with_pip
@@ -258,6 +300,7 @@ ensure_base_image() {
     make_tarball "$plain" python3 || die "debootstrap failed; see $D/debootstrap.log"
     name=$plain
   fi
+  exec 7>&- # the tarball is complete and never rewritten: import it unlocked
   say "docker import $CACHE/$name.tar $BASE_IMAGE"
   local t0=$SECONDS
   dk import -m "debootstrap --variant=minbase $name" \
@@ -265,6 +308,15 @@ ensure_base_image() {
     -c 'ENV LANG=C.UTF-8' -c "LABEL io.spr.base=$name" -c 'CMD ["python3"]' \
     "$CACHE/$name.tar" "$BASE_IMAGE" >/dev/null
   say "imported $BASE_IMAGE in $((SECONDS - t0))s"
+}
+
+# EXIT trap of a start that started the daemon: on failure, stop it again.
+stop_if_failed() {
+  local rc=$?
+  [ $rc = 0 ] && return 0
+  say "stopping the daemon this start started"
+  stop_daemon "$STARTED"
+  exit $rc
 }
 
 # ---- main ------------------------------------------------------------------
@@ -275,7 +327,11 @@ start)
   "$HERE/deps.sh" docker
   lock
   start_daemon
+  # A start that fails after starting the daemon leaves nothing running.
+  [ -z "$STARTED" ] || trap stop_if_failed EXIT
   ensure_base_image
+  trap - EXIT
+  echo "export SPR_TEST_DOCKERD_STARTED=$STARTED"
   echo "export DOCKER_HOST=$HOST"
   ;;
 base-image)
@@ -286,7 +342,10 @@ base-image)
   ;;
 stop)
   lock
-  stop_daemon
+  stop_daemon "${2:-}"
+  ;;
+dir)
+  echo "$D"
   ;;
 status)
   pid=$(pid_of "$PIDFILE")
@@ -302,5 +361,5 @@ status)
   fi
   ;;
 *)
-  echo "usage: $0 start|stop|status|base-image" >&2; exit 2 ;;
+  echo "usage: $0 start|stop [PID]|status|base-image|dir" >&2; exit 2 ;;
 esac

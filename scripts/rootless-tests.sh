@@ -6,6 +6,12 @@
 # The user (default sprtest, override with SPR_TEST_USER) is created if
 # missing. A checkout may sit in a directory that user cannot enter, so the
 # binaries and tests are staged in a fresh world-readable directory first.
+#
+# Several invocations may run at once (two clones' `make check` side by
+# side): the user is shared by all of them, created once under a lock and
+# never deleted; everything else is this invocation's own (a mktemp staging
+# directory, delegated cgroups named after this script's pid) and is the
+# only thing its clean-up removes.
 set -eu
 build=$(cd "$1" && pwd); shift
 user=${SPR_TEST_USER:-sprtest}
@@ -15,8 +21,14 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "rootless-tests: already unprivileged; run the suites directly" >&2
   exit 0
 fi
+# useradd refuses to run while another holds /etc/passwd's lock, and two
+# invocations could both find the user missing: create it under our lock.
 if ! id "$user" >/dev/null 2>&1; then
-  useradd --create-home --shell /usr/sbin/nologin "$user"
+  mkdir -p /run/lock
+  (
+    flock -w 120 8 || { echo "rootless-tests: /run/lock/spr-test-user.lock held for 2 minutes" >&2; exit 1; }
+    id "$user" >/dev/null 2>&1 || useradd --create-home --shell /usr/sbin/nologin "$user"
+  ) 8>/run/lock/spr-test-user.lock
 fi
 
 # cgroups: an unprivileged user may not create cgroups unless a subtree is
@@ -26,8 +38,10 @@ fi
 # inside the delegated subtree (a delegatee may only move processes within
 # it), as in a Delegate=yes unit: the suites run in <deleg>/spr-caller, the
 # leaf spr itself would move a lone caller into, so every spr-run they
-# start puts its runs in <deleg>/spr.
-deleg="spr-deleg-$user"
+# start puts its runs in <deleg>/spr. The delegation is this invocation's
+# own (its pid in the name): a concurrent one (another clone) never sees,
+# counts or removes our run cgroups, nor we theirs.
+deleg="spr-deleg-$user-$$"
 uid=$(id -u "$user"); gid=$(id -g "$user")
 delegated=""
 cg_parent="$deleg"

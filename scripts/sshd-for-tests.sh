@@ -3,7 +3,14 @@
 #
 #   eval "$(scripts/sshd-for-tests.sh start)"   # exports SPR_TEST_SSH_*
 #   scripts/sshd-for-tests.sh status
-#   scripts/sshd-for-tests.sh stop
+#   scripts/sshd-for-tests.sh stop [PID]
+#   scripts/sshd-for-tests.sh dir               # prints the sshd's directory
+#
+# Each checkout has its own sshd: the directory defaults to
+# /var/lib/spr-test-sshd-<id>, <id> being 12 hex digits of the sha256 of the
+# checkout's absolute top-level path (checkout_id in scripts/lib/daemon.sh),
+# with its own keys, port, pidfile and known_hosts line; two clones' tests
+# never share, stop or reconfigure each other's sshd.
 #
 # start   installs openssh-server/openssh-client when missing (scripts/deps.sh
 #         docker), generates into $SPR_TEST_SSHD_DIR a host key and a client
@@ -18,10 +25,15 @@
 #         stdout:
 #           SPR_TEST_SSH_HOST, SPR_TEST_SSH_PORT, SPR_TEST_SSH_USER,
 #           SPR_TEST_SSH_KEY (the client's private key),
-#           SPR_TEST_SSH_KNOWN_HOSTS (a known_hosts file with the host key).
-# stop    stops the sshd this script started (its pidfile, checked against the
+#           SPR_TEST_SSH_KNOWN_HOSTS (a known_hosts file with the host key),
+#           SPR_TEST_SSHD_STARTED (the pid of the sshd this call started;
+#           empty when it reused a running one).
+# stop    stops this directory's sshd (its pidfile, checked against the
 #         process's command line) and the sessions it still serves, removes
 #         its known_hosts entry and the pidfile. Keys, config and log stay.
+#         `stop PID` stops it only if it is that pid, i.e. the sshd a
+#         caller's own `start` printed as SPR_TEST_SSHD_STARTED: a caller
+#         that reused a running sshd leaves it to whoever started it.
 #
 # Who logs in: root (SPR_TEST_SSH_USER is always root), by key only. The
 # daemon socket a test talks to is root's (dockerd-for-tests.sh: root:docker
@@ -47,15 +59,27 @@
 # `[127.0.0.1]:PORT`, tagged `spr-test-sshd:$D` in its comment field, added
 # at start and removed at stop (and replaced on the next start if a crash
 # left it). ssh therefore neither prompts nor writes to ~/.ssh/known_hosts.
+# Every checkout's sshd has its line there, and ssh reads the file unlocked
+# at every connection: it is only ever replaced whole (written aside, then
+# renamed over it) under a lock, so no reader sees it half-written and no
+# writer drops another's line.
 #
 # Environment:
-#   SPR_TEST_SSHD_DIR      keys, config, pidfile, log  (/var/lib/spr-test-sshd)
+#   SPR_TEST_SSHD_DIR      keys, config, pidfile, log  (/var/lib/spr-test-sshd-<checkout id>)
 #   SPR_TEST_SSHD_PORT     port on 127.0.0.1           (a free one, picked here)
 #   SPR_TEST_SSHD_TIMEOUT  seconds to wait for sshd to answer (30)
 #   DOCKER_HOST            what the remote sessions' docker talks to
 set -euo pipefail
 
-D=${SPR_TEST_SSHD_DIR:-/var/lib/spr-test-sshd}
+HERE=$(cd "$(dirname "$0")" && pwd)
+say() { echo "sshd-for-tests: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+# shellcheck source=lib/daemon.sh
+. "$HERE/lib/daemon.sh"
+
+D=${SPR_TEST_SSHD_DIR:-/var/lib/spr-test-sshd-$(checkout_id)}
+D=${D%/}
+[[ $D == /* ]] || die "SPR_TEST_SSHD_DIR must be an absolute path (got '$D')"
 CONFIG=$D/sshd_config
 PIDFILE=$D/sshd.pid
 LOG=$D/sshd.log
@@ -68,10 +92,7 @@ ADDR=127.0.0.1
 USER_=root
 TAG="spr-test-sshd:$D"
 TIMEOUT=${SPR_TEST_SSHD_TIMEOUT:-30}
-HERE=$(cd "$(dirname "$0")" && pwd)
-
-say() { echo "sshd-for-tests: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+STARTED=""  # the pid of the sshd this invocation started, if it did
 
 # True when $1 is a live process whose command line names our directory
 # (a pidfile can outlive its process and the pid be reused by another one).
@@ -81,8 +102,6 @@ ours() {
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
   [[ $cmd == *sshd*"$D/"* ]]
 }
-# shellcheck source=lib/daemon.sh
-. "$HERE/lib/daemon.sh"
 
 # Pids below $1 (sshd's per-connection processes and what the sessions
 # run), parents first.
@@ -108,7 +127,9 @@ lock() {
   mkdir -p "$D"
   chmod 700 "$D"
   exec 9>"$D/lock"
-  flock -w 120 9 || die "another sshd-for-tests.sh holds $D/lock"
+  # Only this checkout's (or this SPR_TEST_SSHD_DIR's) scripts take it.
+  flock -w 120 9 || die "another sshd-for-tests.sh has held $D/lock for 2 minutes" \
+    "(a start or stop of this directory's sshd still running?); SPR_TEST_SSHD_DIR=<dir> uses another sshd"
 }
 
 # ---- keys and config ---------------------------------------------------------
@@ -177,22 +198,37 @@ free_port() {
 }
 
 # The system-wide known_hosts: our line replaced by $1 (empty: removed).
-# Edited in place under a lock on the file itself, so concurrent scripts
-# (other $SPR_TEST_SSHD_DIRs) keep each other's lines.
+# Other checkouts' sshds (other $SPR_TEST_SSHD_DIRs) have their lines there
+# and their tests' ssh read it at any moment, unlocked. So writers take a
+# lock on the file itself, and the file is never rewritten in place: the
+# new contents are written aside and renamed over it (a reader sees the old
+# file or the new one, whole). The rename (or removal) replaces the file a
+# waiting writer has opened and locked; that writer then sees its lock is
+# on a file no longer at $GLOBAL_KNOWN and locks the current one instead.
 set_global_known() {
-  local line=$1 rest
+  local line=$1
   mkdir -p "$(dirname "$GLOBAL_KNOWN")"
   (
-    exec 8>>"$GLOBAL_KNOWN"
-    flock -w 30 8 || { say "warning: cannot lock $GLOBAL_KNOWN"; exit 1; }
-    rest=$(awk -v tag="$TAG" '$NF != tag' "$GLOBAL_KNOWN")
-    { [ -z "$rest" ] || printf '%s\n' "$rest"; [ -z "$line" ] || printf '%s\n' "$line"; } \
-      >"$GLOBAL_KNOWN.spr-tmp.$$"
-    cat "$GLOBAL_KNOWN.spr-tmp.$$" >"$GLOBAL_KNOWN"
-    rm -f "$GLOBAL_KNOWN.spr-tmp.$$"
+    locked=0
+    for _ in $(seq 50); do
+      exec 8>>"$GLOBAL_KNOWN"
+      flock -w 30 8 || { say "warning: cannot lock $GLOBAL_KNOWN"; exit 1; }
+      if [ "$(stat -Lc %d:%i /dev/fd/8)" = "$(stat -c %d:%i "$GLOBAL_KNOWN" 2>/dev/null)" ]; then
+        locked=1; break
+      fi
+      exec 8>&-
+    done
+    [ $locked = 1 ] || { say "warning: $GLOBAL_KNOWN keeps being replaced; not updated"; exit 1; }
+    tmp=$GLOBAL_KNOWN.spr-tmp.$$
+    { awk -v tag="$TAG" '$NF != tag' "$GLOBAL_KNOWN"; [ -z "$line" ] || printf '%s\n' "$line"; } >"$tmp"
+    if [ -s "$tmp" ]; then
+      chmod 644 "$tmp"
+      mv -f "$tmp" "$GLOBAL_KNOWN"
+    else
+      # A file this script created and emptied again goes away.
+      rm -f "$tmp" "$GLOBAL_KNOWN"
+    fi
   )
-  # A file this script created and emptied again goes away.
-  [ -s "$GLOBAL_KNOWN" ] || rm -f "$GLOBAL_KNOWN"
 }
 
 known_line() {
@@ -252,6 +288,7 @@ start_daemon() {
     if [ -s "$PIDFILE" ] && ours "$(pid_of "$PIDFILE")"; then
       say "started sshd (pid $pid) on $ADDR:$port, log $LOG"
       PORT=$port
+      STARTED=$(pid_of "$PIDFILE")
       return 0
     fi
     if ours "$pid"; then terminate "$pid" sshd 5; fi
@@ -275,7 +312,7 @@ wait_ready() {
     if [ "$n" -le 0 ]; then
       say "error: no login to $USER_@$ADDR:$port with $CLIENT_KEY within ${TIMEOUT}s: $out"
       say "last lines of $LOG:"; tail -n 8 "$LOG" >&2
-      stop_daemon
+      [ -z "$STARTED" ] || stop_daemon
       exit 1
     fi
     sleep 0.25
@@ -283,7 +320,7 @@ wait_ready() {
   if [ -n "${DOCKER_HOST:-}" ]; then
     if ! out=$(ssh_test "$port" 'docker version --format "{{.Server.Version}}"' 2>&1); then
       say "error: the remote docker does not reach DOCKER_HOST=$DOCKER_HOST: $out"
-      stop_daemon
+      [ -z "$STARTED" ] || stop_daemon
       exit 1
     fi
     say "ready after $((SECONDS - t0))s; remote docker reaches $DOCKER_HOST (server $out)"
@@ -293,8 +330,12 @@ wait_ready() {
 }
 
 stop_daemon() {
-  local pid kids
+  local pid kids wanted=${1:-}
   pid=$(pid_of "$PIDFILE")
+  if ours "$pid" && not_the_callers "$pid" "$wanted"; then
+    say "not stopping sshd (pid $pid): it is not the sshd this caller started (pid $wanted)"
+    return 0
+  fi
   if ours "$pid"; then
     # Connections it still serves (and what their sessions run) are below
     # it; they outlive the listener otherwise.
@@ -327,10 +368,14 @@ start)
   echo "export SPR_TEST_SSH_USER=$USER_"
   echo "export SPR_TEST_SSH_KEY=$CLIENT_KEY"
   echo "export SPR_TEST_SSH_KNOWN_HOSTS=$KNOWN"
+  echo "export SPR_TEST_SSHD_STARTED=$STARTED"
   ;;
 stop)
   lock
-  stop_daemon
+  stop_daemon "${2:-}"
+  ;;
+dir)
+  echo "$D"
   ;;
 status)
   pid=$(pid_of "$PIDFILE")
@@ -347,5 +392,5 @@ status)
   fi
   ;;
 *)
-  echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  echo "usage: $0 start|stop [PID]|status|dir" >&2; exit 2 ;;
 esac

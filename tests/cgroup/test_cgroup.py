@@ -42,6 +42,55 @@ def expected_version():
 EXPECTED_VERSION = expected_version()
 
 
+def private_parent(case, tag):
+    """A cgroup parent of this test's own, for a test that counts what is
+    left in <base>/spr or expects an exact count from `spr cleanup`: the
+    default <base> is the caller's own cgroup, which other spr callers on
+    the host share, other checkouts' test suites running side by side
+    included (their runs and stale cgroups would be counted too, and their
+    engines may sweep ours first). Makes <base>/spr-test-TAG-PID in every
+    hierarchy the doctor lists, removes it at the end, and returns it as
+    spr takes it (--cgroup-parent, SPR_CGROUP_PARENT: relative to the own
+    cgroup, below $SPR_CGROUP_PARENT if set), with the memory hierarchy's
+    directory; (None, None) where the default must stay: on v2 a parent
+    below the caller's own cgroup would hold no controllers while the
+    caller sits there (the v2 runs are in the VM, or rootless in a
+    delegation of their invocation's own, scripts/rootless-tests.sh)."""
+    if VERSION != "v1":
+        return None, None
+    name = f"spr-test-{tag}-{os.getpid()}"
+    made = []
+    for info in CGROUPS.values():
+        if isinstance(info, dict) and info.get("base") and info["base"] not in made:
+            path = os.path.join(info["base"], name)
+            try:
+                os.mkdir(path)
+            except OSError as e:
+                for d in reversed(made):
+                    os.rmdir(os.path.join(d, name))
+                case.skipTest(f"cannot make the private cgroup parent {path}: {e}")
+            made.append(info["base"])
+            case.addCleanup(remove_cgroup_tree, path)
+    inherited = os.environ.get("SPR_CGROUP_PARENT", "").strip("/")
+    return (f"{inherited}/{name}" if inherited else name,
+            os.path.join(CGROUPS["memory"]["base"], name))
+
+
+def remove_cgroup_tree(path):
+    """rmdir, deepest first (v1 may refuse for a moment after the last task)."""
+    for _ in range(100):
+        try:
+            for root, dirs, _files in os.walk(path, topdown=False):
+                for d in dirs:
+                    os.rmdir(os.path.join(root, d))
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
 class Detection(SprTestCase):
     def test_root_always_has_usable_cgroups(self):
         # Guards the skips below: as root on this host and in the v2 VM the
@@ -199,12 +248,14 @@ class Housekeeping(SprTestCase):
                 os.rmdir(stale)
 
     def test_spr_cleanup_removes_stale(self):
-        base = CGROUPS["memory"]["base"]
+        # Exactly one stale cgroup: in a parent no other caller uses.
+        parent, base = private_parent(self, "cleanup")
+        base = base or CGROUPS["memory"]["base"]
         stale = os.path.join(base, "spr", "run-999999998-1")
         os.makedirs(stale, exist_ok=True)
         try:
-            proc = subprocess.run([SPR, "cleanup"], capture_output=True, text=True,
-                                  timeout=60)
+            proc = subprocess.run([SPR, "cleanup", *(["--cgroup-parent", parent] if parent else [])],
+                                  capture_output=True, text=True, timeout=60)
             self.assertEqual(proc.returncode, 0, proc)
             self.assertIn("removed 1 stale run cgroup", proc.stdout)
             self.assertFalse(os.path.exists(stale))
@@ -246,10 +297,21 @@ class Housekeeping(SprTestCase):
     def test_soak_leaves_nothing(self):
         runs = int(os.environ.get("SPR_SOAK_RUNS", "1000"))
         timeouts = ooms = max(1, runs // 10)
-        proc = subprocess.run([SOAK, str(runs), str(timeouts), str(ooms)],
-                              capture_output=True, text=True, timeout=1800,
-                              env=dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(
-                                  BUILD, "libexec", "spr")))
+        # soak counts every run cgroup left in <base>/spr: a base of its own.
+        parent, _ = private_parent(self, "soak")
+        env = dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr"))
+        if parent:
+            env["SPR_CGROUP_PARENT"] = parent
+        soak = subprocess.Popen([SOAK, str(runs), str(timeouts), str(ooms)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env)
+        try:
+            out, err = soak.communicate(timeout=1800)
+        finally:
+            if soak.poll() is None:
+                soak.kill()
+                soak.wait()
+        proc = subprocess.CompletedProcess(soak.args, soak.returncode, out, err)
         self.assertEqual(proc.returncode, 0, (proc.stdout, proc.stderr[-3000:]))
         report = json.loads(proc.stdout)
         self.assertEqual(report["runs"], runs)
@@ -258,7 +320,10 @@ class Housekeeping(SprTestCase):
         self.assertEqual(report["children_left"], 0, report)
         self.assertEqual(report["run_cgroups_left"], 0, report)
         self.assertEqual(report["spr_cgroups_left"], 0, "a freed engine keeps its spr/ cgroup")
-        # And no spr-sandbox of ours survived anywhere on the host.
+        # And no spr-sandbox of ours survived anywhere on the host: the
+        # soak's (`spr-sandbox --serve <caller pid>`, servers and their
+        # forks alike), not those of other callers (another checkout's tests).
+        ours = [b"--serve", str(soak.pid).encode()]
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
@@ -266,7 +331,7 @@ class Housekeeping(SprTestCase):
                         argv = f.read().split(b"\0")
                 except OSError:
                     continue
-                if argv[0].endswith(b"spr-sandbox"):
+                if argv[0].endswith(b"spr-sandbox") and argv[1:3] == ours:
                     self.fail(f"spr-sandbox {entry} left running: {argv}")
 
 

@@ -14,7 +14,10 @@ directory, no container these tests created.
 
 Skipped without DOCKER_HOST (or not root: sshd and the root-owned daemon
 socket); with SPR_REQUIRE_DOCKER=1 (`make docker`) that is a failure.
-SPR_TEST_SSHD_DIR picks the sshd's directory (the script's default).
+SPR_TEST_SSHD_DIR picks the sshd's directory (default: the script's, one
+per checkout). An sshd this module did not start (the script reused one
+already running) is left running at the end: only the pid the script's
+start printed as SPR_TEST_SSHD_STARTED is stopped.
 """
 import glob
 import hashlib
@@ -32,7 +35,18 @@ from integration.common import BUILD, PERMISSIVE, SPR, SPR_RUN, SprTestCase, wri
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SSHD_SCRIPT = os.path.join(ROOT, "scripts", "sshd-for-tests.sh")
-SSHD_DIR = os.environ.get("SPR_TEST_SSHD_DIR") or "/var/lib/spr-test-sshd"
+
+
+def _sshd_dir():
+    # The script's default is this checkout's own directory
+    # (/var/lib/spr-test-sshd-<checkout id>): ask it rather than repeat the rule.
+    if os.environ.get("SPR_TEST_SSHD_DIR"):
+        return os.environ["SPR_TEST_SSHD_DIR"].rstrip("/")
+    return subprocess.run([SSHD_SCRIPT, "dir"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+SSHD_DIR = _sshd_dir()
 SSHD_LOG = os.path.join(SSHD_DIR, "sshd.log")
 BATCH = os.path.join(BUILD, "tests", "tools", "batch")
 LIBEXEC = os.path.join(BUILD, "libexec", "spr")
@@ -46,7 +60,7 @@ GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 # same code (measured by the host); everything else must be equal.
 MEASURED = ("duration_ms", "memory_peak_kb")
 
-SSH = {}            # host, port, user, key, known_hosts: from the script's exports
+SSH = {}            # host, port, user, key, known_hosts, started: the script's exports
 STATE = {}          # docker_config, started_sshd, sshd_pid, managed_before
 ENV = {}            # the environment every command here runs with
 
@@ -63,8 +77,8 @@ def docker(*args, check=True, env=None, timeout=120):
                           check=check, env=env or ENV)
 
 
-def sshd_script(command, timeout=300):
-    return subprocess.run([SSHD_SCRIPT, command], capture_output=True, text=True,
+def sshd_script(*command, timeout=300):
+    return subprocess.run([SSHD_SCRIPT, *command], capture_output=True, text=True,
                           timeout=timeout, env=dict(ENV, SPR_TEST_SSHD_DIR=SSHD_DIR))
 
 
@@ -170,15 +184,16 @@ def setUpModule():
     # unittest skips tearDownModule when setUpModule fails: clean up here then.
     try:
         STATE["managed_before"] = managed_containers()
-        STATE["started_sshd"] = sshd_script("status").returncode != 0
         proc = sshd_script("start")
         if proc.returncode != 0:
             raise AssertionError(f"scripts/sshd-for-tests.sh start failed "
                                  f"({proc.returncode}):\n{proc.stderr}")
         STATE["sshd_pid"] = sshd_pid()
-        for m in re.finditer(r"^export SPR_TEST_SSH_(\w+)=(.*)$", proc.stdout, re.M):
+        for m in re.finditer(r"^export SPR_TEST_SSHD?_(\w+)=(.*)$", proc.stdout, re.M):
             SSH[m.group(1).lower()] = m.group(2)
-        missing = {"host", "port", "user", "key", "known_hosts"} - set(SSH)
+        # Ours to stop at the end only if this start started it (not reused).
+        STATE["started_sshd"] = bool(SSH.get("started"))
+        missing = {"host", "port", "user", "key", "known_hosts", "started"} - set(SSH)
         if missing:
             raise AssertionError(f"sshd-for-tests.sh printed no {sorted(missing)}: "
                                  f"{proc.stdout!r}")
@@ -217,7 +232,7 @@ def tearDownModule():
         problems.append("ssh sessions still open after the tests: "
                         + ", ".join(f"{s} {cmdline(s)!r}" for s in sessions))
     if STATE.get("started_sshd"):
-        proc = sshd_script("stop")
+        proc = sshd_script("stop", SSH["started"])
         if proc.returncode != 0:
             problems.append(f"sshd-for-tests.sh stop failed: {proc.stderr}")
         if pid and alive(pid):

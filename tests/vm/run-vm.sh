@@ -143,9 +143,15 @@ fetch_kernel() { # in a directory under $CACHE, lock held
 	rmdir "$tmp"
 	touch "$KDIR/.done"
 }
+# The cache is shared by every checkout's runs. $CACHE/.lock: exclusive to
+# fetch a kernel and drop the others, shared while a run copies its kernel
+# and modules out (below), so no run loses its kernel half-way.
 mkdir -p "$CACHE/kernel"
 exec 9>"$CACHE/.lock"
-flock 9
+if ! flock -n 9; then
+	say "waiting for $CACHE/.lock (another run is fetching a kernel or reading the cache)"
+	flock 9
+fi
 if ! resolve_kernel; then
 	say "refreshing the apt package index"
 	apt-get update -qq >&2 || true
@@ -177,7 +183,11 @@ if [ -z "$KDIR" ] || [ ! -f "$KDIR/.done" ]; then # offline: any cached kernel w
 	[ -n "$KDIR" ] || die "no guest kernel: cannot resolve/download linux-image-amd64 and nothing cached in $CACHE"
 	say "using cached kernel $KDIR"
 fi
-exec 9>&-
+# Shared from here until the kernel and the modules are copied into the
+# work directory. flock converts the lock by dropping and retaking it: a run
+# that fetched a newer kernel in between may have dropped ours.
+flock -s 9
+[ -f "$KDIR/.done" ] || die "the cached kernel $KDIR was replaced by another run's newer one meanwhile; run again"
 KERNEL=$(ls "$KDIR"/boot/vmlinuz-* | head -n 1)
 KV=$(ls "$KDIR/lib/modules" | head -n 1)
 MODDIR=$KDIR/lib/modules/$KV
@@ -252,6 +262,10 @@ done <<<"$ORDER"
 install -m 0755 "$HERE/guest-init.sh" "$R/init"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$W/initrd.gz"
 rm -rf "$R"
+# qemu reads the kernel at start-up: our own copy, and the cache is free again.
+cp "$KERNEL" "$W/vmlinuz"
+KERNEL=$W/vmlinuz
+exec 9>&-
 
 # ---- what the guest runs ----------------------------------------------------
 {
