@@ -69,7 +69,7 @@ HEADERS := include/spr.h $(wildcard src/*/*.h)
 
 LIBEXEC_OUT := $(B)/libexec/spr
 PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
-	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py \
+	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr-sandbox-static $(LIBEXEC_OUT)/spr_worker.py \
 	$(LIBEXEC_OUT)/runtime.Dockerfile
 
 .PHONY: FORCE all deps demo check unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench \
@@ -119,9 +119,30 @@ $(LIBEXEC_OUT)/spr-sandbox: $(B)/obj/src/namespace/main.o $(B)/libspr-sandbox.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(SANDBOX_LIBS)
 
-# The one-shot worker, and serve mode (the DockerEngine's pool), which runs
-# in the worker's namespace and is never loaded by a one-shot run.
-$(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py: $(LIBEXEC_OUT)/%: worker/%
+# The same program linked statically: the DockerEngine hands it to every
+# container (its agent, spr-sandbox --container), whatever libc the image
+# has. Never sanitized (a static binary cannot carry ASan's runtime): a
+# sanitizer build compiles these objects a second time without it.
+STATIC_OBJ := $(if $(SANITIZE),obj-static,obj)
+STATIC_LIB := $(if $(SANITIZE),$(B)/libspr-sandbox-static.a,$(B)/libspr-sandbox.a)
+$(B)/obj-static/%.o: %.c $(HEADERS) $(B)/gen/spr_config.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(SANITIZE),$(CFLAGS_ALL)) -c $< -o $@
+$(B)/libspr-sandbox-static.a: $(patsubst $(B)/obj/%,$(B)/obj-static/%,$(HELPER_OBJS))
+	@rm -f $@
+	ar rcs $@ $^
+# glibc's notes that name lookups would need its shared libraries are
+# dropped: spr-sandbox makes none (libcap-ng and libnl merely could).
+$(LIBEXEC_OUT)/spr-sandbox-static: $(B)/$(STATIC_OBJ)/src/namespace/main.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@echo "$(CC) -static -o $@ $^ ..."
+	@$(CC) -static -s -o $@ $^ -Wl,-z,relro,-z,now $(LDFLAGS) $(SANDBOX_STATIC:%=-l%) \
+		-lpthread -lm 2>$@.log || { cat $@.log >&2; rm -f $@.log; exit 1; }
+	@grep -v -e 'statically linked applications' -e ': in function' $@.log >&2 || true
+	@rm -f $@.log
+
+# The worker, which runs every sandboxed run.
+$(LIBEXEC_OUT)/spr_worker.py: $(LIBEXEC_OUT)/%: worker/%
 	@mkdir -p $(dir $@)
 	install -m 0644 $< $@
 
@@ -147,7 +168,7 @@ $(B)/tests/tools/%: tests/tools/%.c $(B)/libspr.a $(B)/libspr-sandbox.a | $(DEPS
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_VERBOSITY=normal $$t; done
 
-check-worker: $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py
+check-worker: $(LIBEXEC_OUT)/spr_worker.py
 	$(TEST_PYTHON) -m unittest discover -s tests/worker -t . -v 2>&1 | tail -n 5
 
 integration: all $(TOOL_BINS)
@@ -270,9 +291,9 @@ docker-env-start:
 	@scripts/deps.sh docker
 	@set -e; env=$$(scripts/dockerd-for-tests.sh start); eval "$$env"; \
 	ctx=$$(mktemp -d); trap 'rm -rf "$$ctx"' EXIT; \
-	cp docker/runtime/Dockerfile worker/spr_worker.py worker/spr_serve.py "$$ctx"/; \
+	cp docker/runtime/Dockerfile "$$ctx"/; \
 	out=$$(docker build --network none --build-arg BASE_IMAGE=spr-base:bookworm \
-		--build-arg SPR_WORKER_VERSION=$$(sha256sum worker/spr_worker.py | cut -c1-16) \
+		--build-arg SPR_WORKER_VERSION=test \
 		-t spr-runtime:test "$$ctx" 2>&1) || { echo "$$out" >&2; \
 		[ -z "$$SPR_TEST_DOCKERD_STARTED" ] || scripts/dockerd-for-tests.sh stop "$$SPR_TEST_DOCKERD_STARTED"; \
 		exit 1; }; \
@@ -321,9 +342,10 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(LIBEXECDIR)/spr $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 $(B)/spr-run $(B)/spr $(DESTDIR)$(BINDIR)/
-	install -m 0755 $(LIBEXEC_OUT)/spr-sandbox $(DESTDIR)$(LIBEXECDIR)/spr/
-	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/spr_serve.py \
-		$(LIBEXEC_OUT)/runtime.Dockerfile $(DESTDIR)$(LIBEXECDIR)/spr/
+	install -m 0755 $(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr-sandbox-static \
+		$(DESTDIR)$(LIBEXECDIR)/spr/
+	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile \
+		$(DESTDIR)$(LIBEXECDIR)/spr/
 	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.2
 	ln -sf libspr.so.2 $(DESTDIR)$(LIBDIR)/libspr.so
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/

@@ -124,6 +124,9 @@ typedef struct spr_docker_options {
 	const char *ssh_host, *ssh_user, *ssh_key_path;
 	int ssh_port;		       /* 0: ssh's default */
 	int acquire_timeout_seconds;   /* waiting for a free container; 0: 120 */
+	const char *uid_range;	       /* each container runs as a host uid of its own
+					  from "START:COUNT" (SPEC §5); NULL:
+					  $SPR_UID_RANGE, else 1879048192:65536 */
 } spr_docker_options;
 
 SPR_API int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out,

@@ -70,10 +70,9 @@ Formats chosen where the protocol leaves room (keep the host in step):
   exiting) finishes like the interpreter would but never writes fd 3:
   only the original worker process reports.
 
-Serve mode (the DockerEngine pool) is spr_serve.py: a long-lived process
-that runs this file's one-shot work (`report`/`run_request`) in a child it
-forks per request, with this file's names in its namespace. Nothing here
-loads it: a one-shot run compiles and unmarshals only this file.
+Both engines run it the same way, one process per run in a sandbox of
+its own (the DockerEngine's inside its container, docs/WORKER_PROTOCOL.md
+"The container agent").
 
 Deliberate differences from the reference worker:
 - allow mode keeps `__build_class__` so `class` statements work;
@@ -284,30 +283,16 @@ def worker_error(why):
 
 # ---- tracebacks (error paths only) ---------------------------------------
 
-# Serve mode (spr_serve.py) imports traceback, linecache and ast (traceback's
-# caret lines import it) once, before it forks, without leaving them in
-# sys.modules (the code's view stays the one-shot one); the error paths take
-# them from here instead of importing them per request, and only then list
-# them in sys.modules, where one-shot's imports would have put them.
-_PRELOADED = {}
-
-
 def _traceback_module():
-    module = _PRELOADED.get("traceback")
-    if module is None:
-        import traceback as module
-    else:
-        for name, preloaded in _PRELOADED.items():
-            sys.modules.setdefault(name, preloaded)
-    return module
+    import traceback
+
+    return traceback
 
 
 def _linecache_module():
-    module = _PRELOADED.get("linecache")
-    if module is None:
-        import linecache as module
-    return module
+    import linecache
 
+    return linecache
 
 
 def register_source(source):

@@ -62,7 +62,8 @@ static void help(void)
 	       "                         default: $SPR_CGROUP_PARENT, else the own cgroup\n"
 	       "  --uid-range START:COUNT  as root, each run's host uid comes from these\n"
 	       "                         ids, which no account may use (default:\n"
-	       "                         $SPR_UID_RANGE, else 1879048192:65536)\n"
+	       "                         $SPR_UID_RANGE, else 1879048192:65536); with\n"
+	       "                         --engine docker, each container's\n"
 	       "DockerEngine (--engine docker):\n"
 	       "  --image IMAGE          run in this image (default: spr's runtime image,\n"
 	       "                         built from $SPR_DOCKER_BASE_IMAGE or python:3.12-slim)\n"
@@ -235,10 +236,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			   d->ssh_key_path;
 	if (docker_opts && strcmp(o->engine, "docker"))
 		usage_error("--image, --package and the docker/ssh options need --engine docker");
-	if (!strcmp(o->engine, "docker") &&
-	    (o->python || o->cgroup_parent || o->allow_degraded || o->uid_range))
-		usage_error("--python, --cgroup-parent, --uid-range and --allow-degraded are "
-			    "LocalEngine options");
+	if (!strcmp(o->engine, "docker") && (o->python || o->cgroup_parent || o->allow_degraded))
+		usage_error("--python, --cgroup-parent and --allow-degraded are LocalEngine options");
 }
 
 /* Reads a whole file (or stdin for "-") into memory, NUL-terminated. */
@@ -430,6 +429,7 @@ int main(int argc, char **argv)
 	_cleanup_(error_freep) spr_error *err = NULL;
 	_cleanup_(engine_freep) spr_engine *engine = NULL;
 	o.docker.show_build_progress = isatty(STDERR_FILENO);
+	o.docker.uid_range = o.uid_range; /* both engines: the same range */
 	int rc = !strcmp(o.engine, "docker") ? spr_docker_engine_new(&o.docker, &engine, &err)
 					     : spr_local_engine_new(&lo, &engine, &err);
 	if (rc < 0)

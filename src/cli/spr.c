@@ -192,8 +192,8 @@ static void print_doctor(const cJSON *r)
 	if (str(uids, "range"))
 		printf("run uids    %s%s%s%s\n", str(uids, "range"),
 		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(uids, "used"))
-			       ? ""
-			       : " (not used: rootless runs are the caller's)",
+			       ? " (runs as root, docker containers)"
+			       : " (docker containers; rootless runs are the caller's)",
 		       str(uids, "overlaps") ? ", includes " : ", no account uses them",
 		       str(uids, "overlaps") ? str(uids, "overlaps") : "");
 	const cJSON *problems = cJSON_GetObjectItemCaseSensitive(r, "problems");
@@ -411,9 +411,10 @@ static void print_container(const cJSON *doc)
 {
 	const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "container");
 	char buf[64];
-	static const char *const keys[] = {"id",	"name",	   "image",   "image_id",
-					   "state",	"status",  "created", "started_at",
-					   "runs",	"pool",	   "env",     "creator"};
+	static const char *const keys[] = {"id",	 "name",     "image",	"image_id",
+					   "state",	 "status",   "created", "started_at",
+					   "runs",	 "max_runs", "sharing", "pool",
+					   "env",	 "creator"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
 		const char *v = field(c, keys[i], buf, sizeof(buf));
 		printf("%-14s %s\n", keys[i], v ? v : "-");

@@ -173,3 +173,26 @@ void spr_uid_lease_release(struct spr_uid_lease *lease)
 {
 	spr_closep(&lease->fd);
 }
+
+int spr_uid_range_choose(const char *option, bool check_accounts, struct spr_uid_range *out,
+			 spr_error **err)
+{
+	const char *text = option, *origin = "uid_range";
+	if (!text) {
+		text = getenv("SPR_UID_RANGE");
+		origin = "$SPR_UID_RANGE";
+	}
+	if (spr_uid_range_parse(text, out, err) < 0) {
+		spr_error_prefix(err, "%s: ", origin);
+		return -1;
+	}
+	char who[512], range[32];
+	if (!check_accounts || !spr_uid_range_overlap(out, NULL, who, sizeof(who)))
+		return 0;
+	spr_uid_range_format(out, range, sizeof(range));
+	return spr_fail(err, SPR_LAYER_API, EEXIST,
+			"the uid range %s for runs (%s) includes %s: a run would share that "
+			"identity; choose ids nobody on this host has (--uid-range START:COUNT, "
+			"SPR_UID_RANGE)",
+			range, text ? origin : "the default", who);
+}

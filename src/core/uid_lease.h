@@ -45,6 +45,12 @@ SPR_HIDDEN void spr_uid_range_format(const struct spr_uid_range *r, char *buf, s
 SPR_HIDDEN bool spr_uid_range_overlap(const struct spr_uid_range *r, const char *host_root,
 				      char *buf, size_t size);
 
+/* The range an engine uses: option (uid_range), else $SPR_UID_RANGE,
+ * else the default; with check_accounts, refused when a local account or
+ * subordinate range overlaps it (a run would share that identity). */
+SPR_HIDDEN int spr_uid_range_choose(const char *option, bool check_accounts,
+				    struct spr_uid_range *out, spr_error **err);
+
 struct spr_uid_lease {
 	int fd; /* -1: none */
 	uint32_t uid;

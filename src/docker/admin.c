@@ -293,8 +293,8 @@ static void add_string_or_null(cJSON *o, const char *key, const char *s)
 		cJSON_AddNullToObject(o, key);
 }
 
-/* Runs served, from the pooled worker's process name (`spr-runs-N`, set
- * by worker/spr_worker.py) through `docker top`: no exec in the
+/* Runs served, from the container agent's process name (`spr-runs-N`,
+ * set by src/namespace/agent.c) through `docker top`: no exec in the
  * container, and it works against remote daemons. -1: unknown. */
 static long runs_served(const struct spr_docker_target *t, const char *id)
 {
@@ -553,6 +553,18 @@ static void add_inspect_details(cJSON *c, const cJSON *inspect)
 			      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(state, "StartedAt"), 1));
 	cJSON_AddItemToObject(c, "pid",
 			      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(state, "Pid"), 1));
+	/* Whether its runs share it (each in a sandbox of its own, SPEC §7
+	 * "DockerEngine"); unknown for containers of older spr versions. */
+	const char *max_runs = label_of(inspect, SPR_LABEL_MAX_RUNS);
+	long n = max_runs ? strtol(max_runs, NULL, 10) : 0;
+	if (n > 0) {
+		cJSON_AddNumberToObject(c, "max_runs", (double)n);
+		cJSON_AddStringToObject(c, "sharing", n > 1 ? "shared: a sandbox per run"
+							    : "single use");
+	} else {
+		cJSON_AddNullToObject(c, "max_runs");
+		cJSON_AddNullToObject(c, "sharing");
+	}
 	cJSON *limits = cJSON_AddObjectToObject(c, "limits");
 	static const char *const limit_keys[][2] = {
 		{"memory_bytes", "Memory"},

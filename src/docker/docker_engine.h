@@ -8,6 +8,9 @@
 
 #include "docker/client.h"
 #include "engine/engine.h"
+#include "policy/seccomp.h"
+#include "protocol/message.h"
+#include "uid_lease.h"
 
 /* Labels on everything spr creates: what `spr list/stop/cleanup` may touch. */
 #define SPR_LABEL_MANAGED "io.spr.managed"
@@ -15,6 +18,7 @@
 #define SPR_LABEL_ENV "io.spr.env"
 #define SPR_LABEL_POOL "io.spr.pool"
 #define SPR_LABEL_CREATOR "io.spr.creator" /* host:boot-id:pid:start time of the caller */
+#define SPR_LABEL_MAX_RUNS "io.spr.max-runs" /* runs the container may serve */
 /* Images carry their own label, never io.spr.managed: a container inherits
  * its image's labels, and one started by hand from spr's image is not
  * spr's to stop. "runtime" or "env"; env images also the package hash. */
@@ -31,9 +35,13 @@ struct spr_docker_engine {
 	char *image;		/* resolved image the runs use */
 	char *image_id;		/* its sha256 ID */
 	char *sys_path_json;	/* where the image's packages live */
-	char *seccomp_file;	/* the profile, written once for the CLI */
-	char *worker_path;	/* injected into every container at start */
-	char *serve_path;	/* with it: serve mode (spr_serve.py) */
+	char *seccomp_file;	/* the container's profile, written once for the CLI */
+	char *worker_path;	/* injected into every container at start... */
+	char *agent_path;	/* ...with spr-sandbox, linked statically */
+	spr_buf payload;	/* both, as the bootstrap reads them (pool.c) */
+	struct spr_bpf filters[SPR_SECCOMP_NVARIANTS]; /* the runs' own filters */
+	struct spr_uid_range uid_range; /* each container's host uid comes from it */
+	char *lease_file;	/* where the leases are held */
 	char *creator;		/* label value identifying this process */
 	int pool_size, max_runs, ttl_seconds, acquire_timeout_seconds;
 	struct spr_pool *pool;
@@ -55,8 +63,13 @@ struct spr_pool_outcome {
 	struct spr_run_facts facts; /* how the run ended, as the container saw it */
 	spr_buf out, err, result;   /* the streams (capped) and the result message */
 	spr_error *infra;	    /* the container could not run it (exit 125) */
+	bool started;		    /* the run's sandbox took the request... */
+	struct spr_applied applied; /* ...with this isolation */
+	char container[40];	    /* the container's name */
+	int container_run;	    /* which of its runs this was (1: the first) */
+	uint32_t host_uid;	    /* the container's own uid */
 };
-/* One request (the serve-mode request text) through a warm container for
+/* One request (the worker's request text) through a warm container for
  * the plan. Returns -1 only for errors of the caller's process (memory). */
 SPR_HIDDEN int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
 			    struct spr_pool_outcome *outcome, spr_error **err);

@@ -24,27 +24,48 @@ static void docker_destroy(spr_engine *engine)
 	free(de->image_id);
 	free(de->sys_path_json);
 	free(de->worker_path);
-	free(de->serve_path);
+	free(de->agent_path);
+	free(de->lease_file);
+	spr_buf_free(&de->payload);
 	free(de->creator);
 	free(de);
 }
 
-/* The isolation a DockerEngine run reports (SPEC §3). */
-static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *plan)
+/* The isolation a DockerEngine run reports (SPEC §3): what its sandbox
+ * applied inside the container, and the container it shared. */
+static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *plan,
+			    const struct spr_pool_outcome *o)
 {
-	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "engine", "docker");
-	cJSON_AddStringToObject(o, "image", de->image);
-	cJSON_AddStringToObject(o, "image_id", de->image_id);
-	cJSON_AddStringToObject(o, "seccomp", SPR_SECCOMP_PROFILE);
-	cJSON_AddStringToObject(o, "network", plan->network ? "bridge" : "none");
-	cJSON_AddStringToObject(o, "user", SPR_DOCKER_USER);
-	cJSON_AddBoolToObject(o, "read_only_root", true);
-	cJSON_AddBoolToObject(o, "capabilities", false);
-	cJSON_AddStringToObject(o, "memory", "cgroup");
-	/* vm.memfd_noexec is only the host root's to set (SPEC §5). */
-	cJSON_AddStringToObject(o, "memfd_exec", "allowed");
-	return cJSON_PrintUnformatted(o);
+	const struct spr_applied *a = &o->applied;
+	_cleanup_cjson_ cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "name", o->container);
+	cJSON_AddNumberToObject(c, "run", o->container_run);
+	cJSON_AddNumberToObject(c, "max_runs", de->max_runs);
+	cJSON_AddBoolToObject(c, "shared", de->max_runs > 1);
+	_cleanup_cjson_ cJSON *i = cJSON_CreateObject();
+	cJSON_AddStringToObject(i, "engine", "docker");
+	cJSON_AddStringToObject(i, "image", de->image);
+	cJSON_AddStringToObject(i, "image_id", de->image_id);
+	cJSON_AddBoolToObject(i, "userns", a->namespaces);
+	cJSON_AddBoolToObject(i, "pidns", a->namespaces);
+	cJSON_AddBoolToObject(i, "netns", a->namespaces && !a->network_shared);
+	cJSON_AddBoolToObject(i, "mountns", a->namespaces);
+	cJSON_AddStringToObject(i, "network", plan->network ? "bridge" : "none");
+	cJSON_AddStringToObject(i, "seccomp", a->seccomp == SPR_SECCOMP_NO_UNIX_LOADED
+						      ? SPR_SECCOMP_PROFILE_NO_UNIX
+					      : a->seccomp == SPR_SECCOMP_DEFAULT_LOADED
+						      ? SPR_SECCOMP_PROFILE
+						      : "none");
+	cJSON_AddBoolToObject(i, "landlock", a->landlock_abi > 0);
+	if (a->landlock_abi > 0)
+		cJSON_AddNumberToObject(i, "landlock_abi", a->landlock_abi);
+	cJSON_AddBoolToObject(i, "read_only_root", true);
+	cJSON_AddBoolToObject(i, "capabilities", false);
+	cJSON_AddStringToObject(i, "memory", "cgroup");
+	cJSON_AddStringToObject(i, "memfd_exec", a->memfd_noexec ? "refused" : "allowed");
+	cJSON_AddNumberToObject(i, "host_uid", o->host_uid);
+	cJSON_AddItemToObject(i, "container", steal_pointer(&c));
+	return cJSON_PrintUnformatted(i);
 }
 
 static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
@@ -53,8 +74,7 @@ static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_reque
 	struct spr_docker_engine *de = (struct spr_docker_engine *)engine;
 	_cleanup_buf_ spr_buf request = SPR_BUF_INIT;
 	spr_worker_request(&request, plan, req,
-			   &(struct spr_worker_request_opts){.sys_path_json = de->sys_path_json,
-							     .serve_limits = true});
+			   &(struct spr_worker_request_opts){.sys_path_json = de->sys_path_json});
 	if (request.oom)
 		return spr_fail_oom(err);
 	__attribute__((cleanup(spr_pool_outcome_free))) struct spr_pool_outcome o = {
@@ -62,7 +82,8 @@ static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_reque
 	int64_t t0 = spr_now_ms();
 	if (spr_pool_run(de->pool, plan, &request, &o, err) < 0)
 		return -1;
-	_cleanup_free_ char *isolation = isolation_json(de, plan);
+	/* A run no sandbox took has no isolation to report. */
+	_cleanup_free_ char *isolation = o.started ? isolation_json(de, plan, &o) : NULL;
 	struct spr_run_facts *f = &o.facts;
 	f->infra_error = o.infra;
 	f->isolation_json = isolation;
@@ -82,7 +103,7 @@ static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_reque
 static const struct spr_engine_ops docker_ops = {
 	.name = "docker",
 	.min_processes = 2,
-	.min_processes_why = "the container's serving worker and the run's process count",
+	.min_processes_why = "the sandbox's init and the worker",
 	.run = docker_run,
 	.destroy = docker_destroy,
 };
@@ -106,6 +127,49 @@ static int write_profile(struct spr_docker_engine *de, spr_error **err)
 		return -1;
 	}
 	return 0;
+}
+
+/* What every container gets on stdin when it starts (pool.c's bootstrap
+ * reads it): the worker's source, a NUL, spr-sandbox linked statically
+ * (any image's libc will do). */
+static int find_payload(struct spr_docker_engine *de, const char *libexec, spr_error **err)
+{
+	if (asprintf(&de->worker_path, "%s/spr_worker.py", libexec) < 0 ||
+	    asprintf(&de->agent_path, "%s/spr-sandbox-static", libexec) < 0)
+		return spr_fail_oom(err);
+	if (!spr_read_file(de->worker_path, &de->payload))
+		return spr_fail_errno(err, SPR_LAYER_WORKER,
+				      "spr_worker.py not found at %s (set SPR_LIBEXEC_DIR)",
+				      de->worker_path);
+	spr_buf_putc(&de->payload, '\0');
+	if (!spr_read_file(de->agent_path, &de->payload))
+		return spr_fail_errno(err, SPR_LAYER_WORKER,
+				      "spr-sandbox-static not found at %s (set SPR_LIBEXEC_DIR)",
+				      de->agent_path);
+	return de->payload.oom ? spr_fail_oom(err) : 0;
+}
+
+/* Where containers' uids are leased: the host-wide file every engine of
+ * this host uses, so a container's uid is never a LocalEngine run's or
+ * another engine's container's. A caller that may not write it (not root,
+ * and no one made it writable for the docker group) leases in its own
+ * cache directory: unique among its own engines only (SPEC §5 says how to
+ * share a range between users). */
+static int choose_lease_file(struct spr_docker_engine *de, spr_error **err)
+{
+	if (geteuid() == 0 || access(SPR_UID_LEASE_FILE, W_OK) == 0) {
+		de->lease_file = strdup(SPR_UID_LEASE_FILE);
+	} else {
+		_cleanup_free_ char *dir = spr_cache_dir();
+		if (!dir)
+			return spr_fail(err, SPR_LAYER_DOCKER, ENOENT,
+					"no writable %s and no cache directory for the containers' uid "
+					"leases (set HOME or XDG_CACHE_HOME)",
+					SPR_UID_LEASE_FILE);
+		if (asprintf(&de->lease_file, "%s/uid-leases", dir) < 0)
+			de->lease_file = NULL;
+	}
+	return de->lease_file ? 0 : spr_fail_oom(err);
 }
 
 static const char *libexec_dir(void)
@@ -137,17 +201,16 @@ int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_
 	de->acquire_timeout_seconds = opts->acquire_timeout_seconds ? opts->acquire_timeout_seconds
 								   : 120;
 	const char *libexec = libexec_dir();
-	int rc = asprintf(&de->worker_path, "%s/spr_worker.py", libexec) < 0 ? spr_fail_oom(err) : 0;
-	if (rc == 0 && access(de->worker_path, R_OK) < 0)
-		rc = spr_fail_errno(err, SPR_LAYER_WORKER,
-				    "spr_worker.py not found at %s (set SPR_LIBEXEC_DIR)",
-				    de->worker_path);
-	if (rc == 0 && asprintf(&de->serve_path, "%s/spr_serve.py", libexec) < 0)
-		rc = spr_fail_oom(err);
-	if (rc == 0 && access(de->serve_path, R_OK) < 0)
-		rc = spr_fail_errno(err, SPR_LAYER_WORKER,
-				    "spr_serve.py not found at %s (set SPR_LIBEXEC_DIR)",
-				    de->serve_path);
+	int rc = find_payload(de, libexec, err);
+	for (int v = 0; rc == 0 && v < SPR_SECCOMP_NVARIANTS; v++)
+		rc = spr_seccomp_bpf((enum spr_seccomp_variant)v, &de->filters[v], err);
+	/* Ids of this host's accounts are checked where the daemon is this
+	 * host's; a remote daemon's are the docs' to explain (SPEC §5). */
+	bool remote = opts->docker_context || opts->docker_host || opts->ssh_host;
+	if (rc == 0)
+		rc = spr_uid_range_choose(opts->uid_range, !remote, &de->uid_range, err);
+	if (rc == 0)
+		rc = choose_lease_file(de, err);
 	/* The checklist: CLI, daemon, image, profile, pool. */
 	if (rc == 0)
 		rc = spr_docker_target_init(&de->target, opts, err);

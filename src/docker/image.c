@@ -14,12 +14,12 @@
 
 #include "cache.h"
 #include "docker/docker_engine.h"
+#include "docker/profile.h"
 #include "proc.h"
 
 #define BUILD_TIMEOUT_MS (30LL * 60 * 1000)
 #define INSPECT_TIMEOUT_MS 60000
 #define DEFAULT_BASE_IMAGE "python:3.12-slim"
-#define SITE_DIR "/opt/spr/site"
 
 int spr_check_packages(const char *const *packages, spr_error **err)
 {
@@ -148,9 +148,9 @@ static int docker_build(const struct spr_docker_target *t, char *const args[], b
 	return 0;
 }
 
-/* The image's files, copied into the build context: what its tag hashes. */
-static const char *const runtime_worker_files[] = {"spr_worker.py", "spr_serve.py"};
-
+/* The runtime image is the base and the Dockerfile: what its tag hashes.
+ * (The worker and spr-sandbox go into each container when it starts, so
+ * a new spr needs no new image.) */
 static char *runtime_tag(const char *libexec, const char *base, spr_error **err)
 {
 	char dockerfile[512];
@@ -162,20 +162,6 @@ static char *runtime_tag(const char *libexec, const char *base, spr_error **err)
 		return NULL;
 	}
 	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, a.data, a.len);
-	for (size_t i = 0; i < ARRAY_SIZE(runtime_worker_files); i++) {
-		char worker[512];
-		snprintf(worker, sizeof(worker), "%s/%s", libexec, runtime_worker_files[i]);
-		_cleanup_buf_ spr_buf b = SPR_BUF_INIT;
-		if (!spr_read_file(worker, &b)) {
-			spr_fail_errno(err, SPR_LAYER_DOCKER,
-				       "reading %s (the runtime image's worker)", worker);
-			return NULL;
-		}
-		/* Each file's name and a NUL (never in Python source) first:
-		 * code moved from one file to the other changes the tag. */
-		h = spr_fnv1a(h, runtime_worker_files[i], strlen(runtime_worker_files[i]) + 1);
-		h = spr_fnv1a(h, b.data, b.len);
-	}
 	h = spr_fnv1a(h, base, strlen(base) + 1);
 	char *tag = NULL;
 	if (asprintf(&tag, SPR_RUNTIME_REPO ":%s-%012llx", SPR_VERSION,
@@ -197,11 +183,6 @@ static int build_runtime(struct spr_docker_engine *de, const spr_docker_options 
 	snprintf(from, sizeof(from), "%s/runtime.Dockerfile", libexec);
 	snprintf(to, sizeof(to), "%s/Dockerfile", ctx);
 	rc = copy_file(from, to, err);
-	for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(runtime_worker_files); i++) {
-		snprintf(from, sizeof(from), "%s/%s", libexec, runtime_worker_files[i]);
-		snprintf(to, sizeof(to), "%s/%s", ctx, runtime_worker_files[i]);
-		rc = copy_file(from, to, err);
-	}
 	snprintf(arg_base, sizeof(arg_base), "BASE_IMAGE=%s", base);
 	snprintf(arg_ver, sizeof(arg_ver), "SPR_WORKER_VERSION=%s", strchr(tag, ':') + 1);
 	/* Nothing in the runtime image needs a network to build (and a daemon
@@ -295,12 +276,12 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 	/* --target: packages in a directory of our own, outside the image's
 	 * (possibly externally managed) Python. */
 	spr_buf_printf(&df, "RUN python3 -m pip install --no-cache-dir --disable-pip-version-check "
-			    "--target " SITE_DIR "%s",
+			    "--target " SPR_DOCKER_SITE_DIR "%s",
 		       wheels ? " --no-index --find-links /tmp/spr-wheels" : "");
 	for (const char *const *p = o->packages; *p; p++)
 		spr_buf_printf(&df, " '%s'", *p);
 	spr_buf_printf(&df,
-		       "%s\nUSER 1000:1000\nLABEL " SPR_LABEL_IMAGE "=\"env\" " SPR_LABEL_ENV_HASH
+		       "%s\nUSER 65534:65534\nLABEL " SPR_LABEL_IMAGE "=\"env\" " SPR_LABEL_ENV_HASH
 		       "=\"%s\"\n",
 		       wheels ? " && rm -rf /tmp/spr-wheels" : "", strchr(tag, ':') + 1);
 	char path[512];
@@ -394,6 +375,6 @@ int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_docker_opti
 		if (!de->image_id)
 			return -1;
 	}
-	de->sys_path_json = strdup("[\"" SITE_DIR "\"]");
+	de->sys_path_json = strdup("[\"" SPR_DOCKER_SITE_DIR "\"]");
 	return de->sys_path_json ? 0 : spr_fail_oom(err);
 }

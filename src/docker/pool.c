@@ -1,17 +1,23 @@
-/* The warm pool. Each container runs the worker in serve mode
- * (docs/WORKER_PROTOCOL.md) and is attached through `docker run -i`:
- * stdin carries our frames (a socket, so a dead container cannot raise
- * SIGPIPE in the caller's process), stdout the worker's. One request at a
- * time per container; the calling thread does the I/O of the container it
- * holds, so the lock only guards the bookkeeping.
+/* The warm pool. Each container runs spr-sandbox's container agent
+ * (src/namespace/agent.c) as its pid 1, under a host uid leased for that
+ * container alone, and is attached through `docker run -i`: stdin carries
+ * our frames (protocol/frame.h; a socket, so a dead container cannot raise
+ * SIGPIPE in the caller's process), stdout the agent's. Every run gets a
+ * sandbox of its own inside the container, prepared while the previous
+ * run ran; the agent proves the container clean between runs or says
+ * FATAL and exits. One request at a time per container; the calling
+ * thread does the I/O of the container it holds, so the lock only guards
+ * the bookkeeping.
  *
- * Containers are keyed by image and limits — the reference keys by image
- * only, so a later run with a bigger memory limit silently got the first
- * run's limit. A container is retired after max_runs, ttl_seconds, a
- * timeout, an OOM kill, or any protocol error; the maintenance thread
- * retires idle ones whose TTL passed and starts spares in the background.
- * If the caller dies, the attached pipes close: the worker sees EOF and
- * the container stops by itself (--rm removes it). */
+ * Containers are keyed by what they are made with: the container's limits
+ * and the sandbox plan (the reference keyed by image only, so a later run
+ * with a bigger memory limit silently got the first run's). A container
+ * is retired after max_runs, ttl_seconds or any protocol error; the
+ * maintenance thread retires idle ones whose TTL passed and starts spares
+ * in the background. A run whose container could not take it (gone,
+ * FATAL, no STARTED) goes to another: a retirement never fails a run. If
+ * the caller dies, the attached pipes close: the agent sees EOF and the
+ * container stops by itself (--rm removes it). */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,20 +31,25 @@
 #include "cache.h"
 #include "docker/docker_engine.h"
 #include "docker/profile.h"
-#include "json.h"
-#include "policy/seccomp.h"
+#include "marshal.h"
 #include "proc.h"
+#include "protocol/frame.h"
 
 #define START_TIMEOUT_MS 120000
 #define STOP_GRACE_MS 5000
-#define RESULT_GRACE_MS 5000 /* the worker enforces the timeout; this is ours */
-#define MAX_FRAME ((size_t)(64 << 20) + (64 << 10))
+/* The agent enforces the timeout; these bound an agent that cannot: its
+ * sandbox setup and clean check (30 s and 2 s), its kill (3 s). */
+#define HANDOVER_TIMEOUT_MS 35000
+#define RESULT_GRACE_MS 8000
+/* Containers one run may try before its error is the last one's. */
+#define RUN_ATTEMPTS 3
 
 struct container {
 	struct container *next;
 	char *key;
 	spr_plan *plan; /* a reference: what a replacement needs */
 	char name[40];
+	struct spr_uid_lease uid; /* the container's own host uid */
 	pid_t cli;
 	int to, from, diag; /* container stdin (socket), stdout, CLI stderr */
 	spr_buf diag_buf;
@@ -66,85 +77,6 @@ struct spr_pool {
 	size_t nspares;
 };
 
-/* Reads exactly n bytes from the worker's stdout before the deadline. */
-static int read_full(int fd, void *buf, size_t n, int64_t deadline)
-{
-	char *p = buf;
-	while (n) {
-		int64_t left = deadline - spr_now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int r = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			continue;
-		ssize_t got = read(fd, p, n);
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (got <= 0)
-			return -EPIPE;
-		p += got;
-		n -= (size_t)got;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t n, int64_t deadline)
-{
-	const char *p = buf;
-	while (n) {
-		ssize_t sent = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (sent < 0 && errno == EINTR)
-			continue;
-		if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int64_t left = deadline - spr_now_ms();
-			if (left <= 0)
-				return -ETIMEDOUT;
-			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-			continue;
-		}
-		if (sent < 0)
-			return -EPIPE;
-		p += sent;
-		n -= (size_t)sent;
-	}
-	return 0;
-}
-
-static int send_frame(int fd, char type, const void *payload, size_t len, int64_t deadline)
-{
-	unsigned char head[5] = {(unsigned char)type, (unsigned char)(len >> 24),
-				 (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-				 (unsigned char)len};
-	int rc = write_full(fd, head, sizeof(head), deadline);
-	return rc ? rc : write_full(fd, payload, len, deadline);
-}
-
-/* Reads one frame; the payload goes to `payload` (reset first). */
-static int read_frame(int fd, char *type, spr_buf *payload, int64_t deadline)
-{
-	unsigned char head[5];
-	int rc = read_full(fd, head, sizeof(head), deadline);
-	if (rc)
-		return rc;
-	size_t len = (size_t)head[1] << 24 | (size_t)head[2] << 16 | (size_t)head[3] << 8 | head[4];
-	if (len > MAX_FRAME)
-		return -EPROTO;
-	*type = (char)head[0];
-	spr_buf_reset(payload);
-	if (!spr_buf_reserve(payload, len))
-		return -ENOMEM;
-	rc = read_full(fd, payload->data, len, deadline);
-	if (rc)
-		return rc;
-	payload->len = len;
-	payload->data[len] = '\0';
-	return 0;
-}
-
 /* What the CLI said on stderr (docker's own errors), kept small. */
 static void drain_diag(struct container *c)
 {
@@ -155,7 +87,19 @@ static void drain_diag(struct container *c)
 			spr_buf_append(&c->diag_buf, chunk, (size_t)n);
 }
 
-/* Stops a container: EOF on its stdin ends the worker and the container;
+static void container_free(struct container *c)
+{
+	spr_closep(&c->to);
+	spr_closep(&c->from);
+	spr_closep(&c->diag);
+	spr_buf_free(&c->diag_buf);
+	spr_uid_lease_release(&c->uid);
+	spr_plan_unref(c->plan);
+	free(c->key);
+	free(c);
+}
+
+/* Stops a container: EOF on its stdin ends the agent and the container;
  * a stuck one is killed. Runs without the pool lock. */
 static void container_stop(struct spr_pool *pool, struct container *c)
 {
@@ -172,44 +116,51 @@ static void container_stop(struct spr_pool *pool, struct container *c)
 		kill(c->cli, SIGKILL);
 	}
 	spr_reap(c->cli, NULL);
-	spr_closep(&c->from);
-	spr_closep(&c->diag);
-	spr_buf_free(&c->diag_buf);
-	spr_plan_unref(c->plan);
-	free(c->key);
-	free(c);
+	container_free(c);
 }
 
-static char *bootstrap_source(void)
-{
-	/* Reads exactly N bytes from stdin (os.read: no buffering that could
-	 * swallow the first frame): spr_worker.py, a NUL, spr_serve.py. Python
-	 * source cannot hold a NUL (compile() refuses it), so one separates
-	 * them and N stays one number. Serve mode runs in the one-shot
-	 * worker's namespace (worker/spr_serve.py says why): both files are
-	 * exec'd into one dict, in the order spr_serve.py uses when run as a
-	 * program, under a __name__ that is not "__main__" so that the worker's
-	 * main() does not run; then serve(). */
-	/* posix, not os: a module imported here would stay in sys.modules,
-	 * where the code could take it past the import policy. */
-	return strdup("import posix, sys\n"
-		      "n = int(sys.argv[1]); b = bytearray()\n"
-		      "while len(b) < n:\n"
-		      "    c = posix.read(0, n - len(b))\n"
-		      "    if not c:\n"
-		      "        raise SystemExit(3)\n"
-		      "    b += c\n"
-		      "w, _, s = bytes(b).partition(b'\\0')\n"
-		      "g = {'__name__': 'spr_serve', '__builtins__': __builtins__}\n"
-		      "exec(compile(s, '/opt/spr/spr_serve.py', 'exec'), g)\n"
-		      "exec(compile(w, '/opt/spr/spr_worker.py', 'exec'), g)\n"
-		      "g['serve']()\n");
-}
+/* The container's first program, run by the image's python3 before
+ * anything else: it reads one frame (protocol/frame.h) from stdin
+ * (os.read: no buffering that could swallow the next frame), 'B': the
+ * worker's source, a NUL (never in Python source) and spr-sandbox; compiles the worker into
+ * /tmp/spr (the container's own tmpfs, which no run sees) as the
+ * LocalEngine does (optimize=2, a header nothing checks); and executes
+ * spr-sandbox from a memory file as the container agent, telling it the
+ * interpreter's own paths (this python is the image's, and no run has
+ * happened yet). Only builtin modules: nothing is imported from the
+ * image's files. */
+static const char bootstrap_source[] =
+	"import posix, sys, marshal\n"
+	"def get(n):\n"
+	"    b = bytearray()\n"
+	"    while len(b) < n:\n"
+	"        c = posix.read(0, n - len(b))\n"
+	"        if not c:\n"
+	"            raise SystemExit(3)\n"
+	"        b += c\n"
+	"    return bytes(b)\n"
+	"h = get(5)\n"
+	"if h[:1] != b'B':\n"
+	"    raise SystemExit(4)\n"
+	"w, _, agent = get(int.from_bytes(h[1:], 'big')).partition(b'\\0')\n"
+	"code = compile(w, '/opt/spr/spr_worker.py', 'exec', dont_inherit=True, optimize=2)\n"
+	"pyc = sys.modules['_frozen_importlib_external'].MAGIC_NUMBER + bytes(12) + "
+	"marshal.dumps(code)\n"
+	"def put(fd, data):\n"
+	"    v = memoryview(data)\n"
+	"    while v:\n"
+	"        v = v[posix.write(fd, v):]\n"
+	"posix.mkdir('/tmp/spr', 0o755)\n"
+	"fd = posix.open('/tmp/spr/spr_worker.pyc', posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o444)\n"
+	"put(fd, pyc); posix.close(fd)\n"
+	"fd = posix.memfd_create('spr-sandbox', posix.MFD_CLOEXEC)\n"
+	"put(fd, agent)\n"
+	"posix.execve(fd, ['spr-sandbox', '--container', '/tmp/spr/spr_worker.pyc', "
+	"sys.executable, sys.base_prefix, sys.prefix], {})\n";
 
 /* docker run arguments for one container of this plan (SPEC §5): the
  * flags that render the plan (profile.c), then what makes it the pool's. */
-static char **run_args(struct spr_pool *pool, const spr_plan *plan, const char *name,
-		       const char *key, const char *boot, size_t worker_len)
+static char **run_args(struct spr_pool *pool, const spr_plan *plan, const struct container *c)
 {
 	struct spr_docker_engine *de = pool->de;
 	struct spr_argv b = {0};
@@ -219,8 +170,8 @@ static char **run_args(struct spr_pool *pool, const spr_plan *plan, const char *
 	ARG("--interactive");
 	ARG("--rm");
 	ARG("--name");
-	ARG(name);
-	spr_docker_run_flags(&b, plan, de->seccomp_file);
+	ARG(c->name);
+	spr_docker_run_flags(&b, plan, de->seccomp_file, c->uid.uid);
 	ARG("--label");
 	ARG(SPR_LABEL_MANAGED "=1");
 	ARG("--label");
@@ -228,16 +179,17 @@ static char **run_args(struct spr_pool *pool, const spr_plan *plan, const char *
 	ARG("--label");
 	ARGF(SPR_LABEL_ENV "=%s", de->image_id);
 	ARG("--label");
-	ARGF(SPR_LABEL_POOL "=%s", key);
+	ARGF(SPR_LABEL_POOL "=%s", c->key);
 	ARG("--label");
 	ARGF(SPR_LABEL_CREATOR "=%s", de->creator);
+	ARG("--label");
+	ARGF(SPR_LABEL_MAX_RUNS "=%d", de->max_runs);
 	ARG(de->image);
 	ARG("python3");
-	for (const char *const *f = plan->python_flags; *f; f++)
-		ARG(*f);
+	ARG("-I");
+	ARG("-S");
 	ARG("-c");
-	ARG(boot);
-	ARGF("%zu", worker_len);
+	ARG(bootstrap_source);
 #undef ARG
 #undef ARGF
 	return spr_argv_finish(&b);
@@ -259,42 +211,11 @@ static int start_failed(struct spr_pool *pool, struct container *c, const char *
 	return -1;
 }
 
-/* Starts one container and waits for the worker's hello. No lock held. */
-static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
-					 const char *key, spr_error **err)
+/* Spawns `docker run` for c with its stdin, stdout and stderr ours. */
+static int container_spawn(struct spr_pool *pool, struct container *c, spr_error **err)
 {
 	struct spr_docker_engine *de = pool->de;
-	struct container *c = calloc(1, sizeof(*c));
-	if (!c || !(c->key = strdup(key))) {
-		free(c);
-		spr_fail_oom(err);
-		return NULL;
-	}
-	c->to = c->from = c->diag = -1;
-	c->plan = spr_plan_ref(plan);
-	unsigned char rnd[8];
-	if (getentropy(rnd, sizeof(rnd)) < 0)
-		memset(rnd, 0, sizeof(rnd));
-	snprintf(c->name, sizeof(c->name), "spr-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-
-	/* What bootstrap_source() reads: the worker, a NUL, serve mode. */
-	_cleanup_buf_ spr_buf worker = SPR_BUF_INIT;
-	const char *unread = NULL;
-	if (!spr_read_file(de->worker_path, &worker))
-		unread = de->worker_path;
-	spr_buf_putc(&worker, '\0');
-	if (!unread && !spr_read_file(de->serve_path, &worker))
-		unread = de->serve_path;
-	if (unread) {
-		spr_fail_errno(err, SPR_LAYER_DOCKER, "reading %s", unread);
-		spr_plan_unref(c->plan);
-		free(c->key);
-		free(c);
-		return NULL;
-	}
-	_cleanup_free_ char *boot = bootstrap_source();
-	char **args = boot ? run_args(pool, plan, c->name, key, boot, worker.len) : NULL;
+	char **args = run_args(pool, c->plan, c);
 	_cleanup_free_ char **argv = args ? spr_docker_argv(&de->target, args) : NULL;
 	int sp[2] = {-1, -1}, out[2] = {-1, -1}, diag[2] = {-1, -1};
 	int rc = argv ? 0 : spr_fail_oom(err);
@@ -316,26 +237,67 @@ static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
 	spr_closep(&sp[1]);
 	spr_closep(&out[1]);
 	spr_closep(&diag[1]);
-	if (rc < 0) {
-		spr_closep(&c->to);
-		spr_closep(&c->from);
-		spr_closep(&c->diag);
-		spr_plan_unref(c->plan);
-		free(c->key);
+	if (rc == 0)
+		spr_set_nonblock(c->diag);
+	return rc;
+}
+
+/* Starts one container and waits for the agent's hello, which comes once
+ * its first sandbox is ready. No lock held. */
+static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
+					 const char *key, spr_error **err)
+{
+	struct spr_docker_engine *de = pool->de;
+	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
+	if (spr_docker_sandbox_plan(de, plan, &sandbox, err) < 0)
+		return NULL;
+	struct container *c = calloc(1, sizeof(*c));
+	if (!c || !(c->key = strdup(key))) {
 		free(c);
+		spr_fail_oom(err);
 		return NULL;
 	}
-	spr_set_nonblock(c->diag);
+	c->to = c->from = c->diag = -1;
+	c->uid = (struct spr_uid_lease)SPR_UID_LEASE_INIT;
+	c->plan = spr_plan_ref(plan);
+	unsigned char rnd[8];
+	if (getentropy(rnd, sizeof(rnd)) < 0)
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(c->name, sizeof(c->name), "spr-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (spr_uid_lease_take(&de->uid_range, de->lease_file, &c->uid, err) < 0 ||
+	    container_spawn(pool, c, err) < 0) {
+		container_free(c);
+		return NULL;
+	}
 	int64_t deadline = spr_now_ms() + START_TIMEOUT_MS;
+	int rc = spr_frame_send(c->to, SPR_FRAME_BOOT, de->payload.data, de->payload.len, NULL, 0,
+				deadline);
+	if (rc == 0)
+		rc = spr_frame_send(c->to, SPR_FRAME_PLAN, sandbox.data, sandbox.len, NULL, 0,
+				    deadline);
 	_cleanup_buf_ spr_buf frame = SPR_BUF_INIT;
 	char type = 0;
-	if (write_full(c->to, worker.data, worker.len, deadline) < 0) {
-		start_failed(pool, c, "sending the worker", err);
+	struct spr_msg m = {0};
+	size_t used;
+	if (rc == 0)
+		rc = spr_frame_recv(c->from, &type, &frame, deadline);
+	if (rc == 0 && (type != SPR_FRAME_MSG || spr_frame_msg(&frame, &m, &used) < 0))
+		rc = -EPROTO;
+	if (rc == 0 && m.type == SPR_MSG_FATAL) {
+		/* The agent's own words: what the container lacks. */
+		spr_fail(err, SPR_LAYER_DOCKER, m.error.errnum,
+			 "a container of %s could not set a sandbox up: %s", de->image,
+			 m.error.message);
+		container_stop(pool, c);
 		return NULL;
 	}
-	int r = read_frame(c->from, &type, &frame, deadline);
-	if (r < 0 || type != 'H') {
-		start_failed(pool, c, r == -ETIMEDOUT ? "no hello within 120 s" : "no hello", err);
+	if (rc < 0 || m.type != SPR_MSG_HELLO) {
+		start_failed(pool, c,
+			     rc == -ETIMEDOUT ? "no hello within 120 s"
+			     : rc == -EPIPE	? "it ended before its hello"
+						: "no hello",
+			     err);
 		return NULL;
 	}
 	c->started_ms = spr_now_ms();
@@ -636,56 +598,28 @@ void spr_pool_free(struct spr_pool *pool)
 
 /* ---- one request ---------------------------------------------------------------------- */
 
-/* Containers serve runs whose plans agree on what a container is made
- * with (limits, network, environment); the Python policy, the timeout and
- * the output cap travel with each request. */
-static char *pool_key(const spr_plan *plan)
+/* Containers serve runs whose plans make the same container: its limits
+ * and network, and the sandbox plan its agent was given (environment,
+ * interpreter flags, rlimits, writable places); the Python policy, the
+ * timeout and the output cap travel with each request. */
+static char *pool_key(const spr_plan *plan, const spr_buf *sandbox)
 {
 	const struct spr_limits *l = &plan->limits;
-	uint64_t h = SPR_FNV_OFFSET;
-	for (char **e = plan->env; *e; e++)
-		h = spr_fnv1a(h, *e, strlen(*e) + 1);
+	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, sandbox->data, sandbox->len);
 	char *key = NULL;
-	if (asprintf(&key, "m%llu-p%lld-c%g-t%llu-n%d-e%08llx", (unsigned long long)l->memory_bytes,
-		     (long long)l->max_processes, l->cpu_cores, (unsigned long long)l->tmp_bytes,
-		     plan->network ? 1 : 0, (unsigned long long)(h & 0xffffffffULL)) < 0)
+	if (asprintf(&key, "m%llu-p%lld-c%g-n%d-s%012llx", (unsigned long long)l->memory_bytes,
+		     (long long)l->max_processes, l->cpu_cores, plan->network ? 1 : 0,
+		     (unsigned long long)(h & 0xffffffffffffULL)) < 0)
 		return NULL;
 	return key;
 }
 
-static void capture(spr_buf *b, uint64_t *total, const spr_buf *chunk, size_t keep)
+static void keep_first(spr_buf *b, const spr_buf *chunk, size_t keep)
 {
-	*total += chunk->len;
 	if (b->len < keep) {
 		size_t room = keep - b->len;
 		spr_buf_append(b, chunk->data, chunk->len < room ? chunk->len : room);
 	}
-}
-
-static void apply_done(struct spr_run_facts *f, const char *json, size_t len)
-{
-	_cleanup_cjson_ cJSON *d = cJSON_ParseWithLength(json, len);
-	const cJSON *status = cJSON_GetObjectItemCaseSensitive(d, "status");
-	const cJSON *peak = cJSON_GetObjectItemCaseSensitive(d, "memory_peak_kb");
-	const cJSON *ooms = cJSON_GetObjectItemCaseSensitive(d, "oom_kills");
-	const cJSON *out_total = cJSON_GetObjectItemCaseSensitive(d, "out_total");
-	const cJSON *err_total = cJSON_GetObjectItemCaseSensitive(d, "err_total");
-	if (cJSON_IsNumber(status) && status->valueint >= 0) {
-		int st = status->valueint;
-		f->have_status = true;
-		f->exited = WIFEXITED(st);
-		f->exit_status = f->exited ? WEXITSTATUS(st) : 0;
-		f->signaled = WIFSIGNALED(st);
-		f->term_signal = f->signaled ? WTERMSIG(st) : 0;
-	}
-	f->timed_out = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "timed_out"));
-	f->oom_killed = cJSON_IsNumber(ooms) && ooms->valuedouble > 0;
-	f->pids_limit_hit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "pids_limit_hit"));
-	f->memory_peak_kb = cJSON_IsNumber(peak) ? (int64_t)peak->valuedouble : -1;
-	if (cJSON_IsNumber(out_total))
-		f->out_total = (uint64_t)out_total->valuedouble;
-	if (cJSON_IsNumber(err_total))
-		f->err_total = (uint64_t)err_total->valuedouble;
 }
 
 void spr_pool_outcome_free(struct spr_pool_outcome *o)
@@ -697,67 +631,125 @@ void spr_pool_outcome_free(struct spr_pool_outcome *o)
 	o->infra = NULL;
 }
 
-int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
-		 struct spr_pool_outcome *o, spr_error **err)
+/* How the run ended, from the agent's DONE. */
+static void on_done(struct spr_run_facts *f, const struct spr_msg *m)
+{
+	spr_facts_from_exit(f, m);
+	f->timed_out = m->done.timed_out;
+	f->out_total = m->done.out_total;
+	f->err_total = m->done.err_total;
+	f->worker_msg_too_big = m->done.result_total > SPR_MAX_RESULT_BYTES;
+}
+
+enum handover {
+	RAN,	     /* the run happened: the outcome is its */
+	NOT_TAKEN,   /* the container could not take it: another may */
+};
+
+/* One request through container c. *retire is set when c must go. */
+static enum handover run_in(struct container *c, const spr_plan *plan, const spr_buf *request,
+			    struct spr_pool_outcome *o, bool *retire)
 {
 	struct spr_run_facts *f = &o->facts;
-	_cleanup_free_ char *key = pool_key(plan);
-	if (!key)
-		return spr_fail_oom(err);
-	struct container *c = acquire(pool, plan, key, &o->infra);
-	if (!c)
-		return 0;
-	int64_t t0 = spr_now_ms();
-	/* The worker kills the run at the timeout; the grace is for a worker
-	 * that cannot answer any more. */
-	int64_t deadline = t0 + plan->limits.timeout_ms + RESULT_GRACE_MS;
-	bool retire = false, done = false;
-	_cleanup_buf_ spr_buf frame = SPR_BUF_INIT;
-	uint64_t out_total = 0, err_total = 0;
-	size_t keep = plan->limits.output_cap + 4;
-	int rc = send_frame(c->to, 'Q', request->data, request->len, deadline);
+	const struct spr_limits *l = &plan->limits;
+	struct spr_msg q = {.type = SPR_MSG_REQUEST,
+			    .request = {.timeout_ms = l->timeout_ms, .output_cap = l->output_cap}};
+	_cleanup_buf_ spr_buf head = SPR_BUF_INIT, frame = SPR_BUF_INIT;
+	if (spr_msg_encode(&q, &head) < 0) {
+		spr_fail_oom(&o->infra);
+		return RAN;
+	}
+	int64_t t0 = spr_now_ms(), deadline = t0 + HANDOVER_TIMEOUT_MS;
+	int rc = spr_frame_send(c->to, SPR_FRAME_REQUEST, head.data, head.len, request->data,
+				request->len, deadline);
+	/* A few bytes past the cap (as the agent sends): a character that
+	 * straddles the cap is seen whole and cut before. */
+	size_t keep = l->output_cap + 4;
+	bool started = false, done = false;
 	while (rc == 0 && !done) {
 		char type = 0;
-		rc = read_frame(c->from, &type, &frame, deadline);
+		struct spr_msg m;
+		size_t used;
+		rc = spr_frame_recv(c->from, &type, &frame, deadline);
 		if (rc)
 			break;
-		switch (type) {
-		case 'O': capture(&o->out, &out_total, &frame, keep); break;
-		case 'E': capture(&o->err, &err_total, &frame, keep); break;
-		case 'R':
-			/* The worker cuts a result message at the frame limit. */
-			if (frame.len > SPR_MAX_RESULT_BYTES) {
-				f->worker_msg_too_big = true;
-				break;
-			}
-			spr_buf_reset(&o->result);
-			spr_buf_append(&o->result, frame.data, frame.len);
+		if (type != SPR_FRAME_MSG && !started) {
+			rc = -EPROTO;
 			break;
-		case 'D':
-			f->out_total = out_total;
-			f->err_total = err_total;
-			apply_done(f, frame.data, frame.len);
+		}
+		switch (type) {
+		case SPR_FRAME_OUT: keep_first(&o->out, &frame, keep); continue;
+		case SPR_FRAME_ERR: keep_first(&o->err, &frame, keep); continue;
+		case SPR_FRAME_RESULT: keep_first(&o->result, &frame, SPR_MAX_RESULT_BYTES); continue;
+		case SPR_FRAME_MSG:
+			if (spr_frame_msg(&frame, &m, &used) == 0)
+				break;
+			__attribute__((fallthrough));
+		default: rc = -EPROTO; continue;
+		}
+		switch (m.type) {
+		case SPR_MSG_STARTED:
+			started = o->started = true;
+			o->applied = m.applied;
+			t0 = spr_now_ms();
+			deadline = t0 + l->timeout_ms + RESULT_GRACE_MS;
+			break;
+		case SPR_MSG_DONE:
+			on_done(f, &m);
+			done = true;
+			break;
+		case SPR_MSG_ERROR: /* its sandbox failed */
+		case SPR_MSG_FATAL: /* it cannot go on */
+			spr_msg_to_error(&m, m.type == SPR_MSG_ERROR ? "sandbox setup failed: " : "",
+					 &o->infra);
+			*retire = m.type == SPR_MSG_FATAL;
+			if (!started)
+				return NOT_TAKEN;
 			done = true;
 			break;
 		default: rc = -EPROTO; break;
 		}
 	}
 	f->duration_ms = spr_now_ms() - t0;
-	if (rc == -ETIMEDOUT) {
-		/* The worker itself did not answer: the host's own timeout. */
+	if (rc == 0)
+		return RAN;
+	*retire = true;
+	if (rc == -ETIMEDOUT && started) {
+		/* The agent itself did not answer: the host's own timeout. */
 		f->timed_out = true;
 		f->have_status = false;
-		retire = true;
-	} else if (rc) {
-		drain_diag(c);
-		spr_fail(&o->infra, SPR_LAYER_DOCKER, -rc,
-			 "the container %s stopped answering (%s)%s%s", c->name,
-			 rc == -EPROTO ? "protocol error" : strerror(-rc),
-			 c->diag_buf.len ? ": " : "", c->diag_buf.len ? spr_docker_last_line(&c->diag_buf) : "");
-		retire = true;
+		return RAN;
 	}
-	/* After a timeout or an OOM kill, a fresh container. */
-	retire = retire || f->timed_out || f->oom_killed;
-	release(pool, c, retire);
-	return 0;
+	drain_diag(c);
+	spr_fail(&o->infra, SPR_LAYER_DOCKER, -rc, "the container %s stopped answering (%s)%s%s",
+		 c->name, rc == -EPROTO ? "protocol error" : strerror(-rc),
+		 c->diag_buf.len ? ": " : "", c->diag_buf.len ? spr_docker_last_line(&c->diag_buf) : "");
+	return started ? RAN : NOT_TAKEN;
+}
+
+int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
+		 struct spr_pool_outcome *o, spr_error **err)
+{
+	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
+	if (spr_docker_sandbox_plan(pool->de, plan, &sandbox, err) < 0)
+		return -1;
+	_cleanup_free_ char *key = pool_key(plan, &sandbox);
+	if (!key)
+		return spr_fail_oom(err);
+	for (int attempt = 1;; attempt++) {
+		struct container *c = acquire(pool, plan, key, &o->infra);
+		if (!c)
+			return 0;
+		bool retire = false;
+		enum handover h = run_in(c, plan, request, o, &retire);
+		snprintf(o->container, sizeof(o->container), "%s", c->name);
+		o->container_run = c->runs + 1;
+		o->host_uid = c->uid.uid;
+		release(pool, c, retire);
+		/* Nothing of the run happened there: another container. */
+		if (h == RAN || attempt == RUN_ATTEMPTS)
+			return 0;
+		spr_pool_outcome_free(o);
+		*o = (struct spr_pool_outcome){.facts = {.memory_peak_kb = -1}};
+	}
 }

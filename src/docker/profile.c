@@ -7,6 +7,9 @@
 #include "json.h"
 #include "policy/seccomp.h"
 #include "argv.h"
+#include "docker/docker_engine.h"
+#include "protocol/plan.h"
+#include <inttypes.h>
 
 static const char *op_name(enum spr_seccomp_cmp cmp)
 {
@@ -18,8 +21,34 @@ static const char *op_name(enum spr_seccomp_cmp cmp)
 	}
 }
 
-/* One entry per rule: Docker ORs entries for the same syscall, exactly
- * like libseccomp does for several rules on one syscall. */
+static void add_rule(cJSON *calls, const struct spr_seccomp_rule *r)
+{
+	if (seccomp_syscall_resolve_name(r->syscall) == __NR_SCMP_ERROR)
+		return;
+	cJSON *e = cJSON_CreateObject();
+	cJSON *names = cJSON_AddArrayToObject(e, "names");
+	cJSON_AddItemToArray(names, cJSON_CreateString(r->syscall));
+	cJSON_AddStringToObject(e, "action", "SCMP_ACT_ERRNO");
+	cJSON_AddNumberToObject(e, "errnoRet", r->errnum);
+	if (r->cmp != SPR_CMP_ANY) {
+		cJSON *args = cJSON_AddArrayToObject(e, "args");
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddNumberToObject(a, "index", r->arg);
+		bool masked = r->cmp == SPR_CMP_MASKED_EQ;
+		cJSON_AddItemToObject(a, "value",
+				      spr_json_new_integer((int64_t)(masked ? r->mask : r->value)));
+		cJSON_AddItemToObject(a, "valueTwo",
+				      spr_json_new_integer((int64_t)(masked ? r->value : 0)));
+		cJSON_AddStringToObject(a, "op", op_name(r->cmp));
+		cJSON_AddItemToArray(args, a);
+	}
+	cJSON_AddItemToArray(calls, e);
+}
+
+/* The container's profile: the run's rule table but what setting a
+ * sandbox up needs (seccomp.h), which each run's own filter refuses. One
+ * entry per rule: Docker ORs entries for the same syscall, exactly like
+ * libseccomp does for several rules on one syscall. */
 static cJSON *build(void)
 {
 	size_t n;
@@ -31,29 +60,12 @@ static cJSON *build(void)
 	cJSON *arches = cJSON_AddArrayToObject(p, "architectures");
 	cJSON_AddItemToArray(arches, cJSON_CreateString("SCMP_ARCH_X86_64"));
 	cJSON *calls = cJSON_AddArrayToObject(p, "syscalls");
-	for (size_t i = 0; i < n; i++) {
-		const struct spr_seccomp_rule *r = &rules[i];
-		if (seccomp_syscall_resolve_name(r->syscall) == __NR_SCMP_ERROR)
-			continue;
-		cJSON *e = cJSON_CreateObject();
-		cJSON *names = cJSON_AddArrayToObject(e, "names");
-		cJSON_AddItemToArray(names, cJSON_CreateString(r->syscall));
-		cJSON_AddStringToObject(e, "action", "SCMP_ACT_ERRNO");
-		cJSON_AddNumberToObject(e, "errnoRet", r->errnum);
-		if (r->cmp != SPR_CMP_ANY) {
-			cJSON *args = cJSON_AddArrayToObject(e, "args");
-			cJSON *a = cJSON_CreateObject();
-			cJSON_AddNumberToObject(a, "index", r->arg);
-			bool masked = r->cmp == SPR_CMP_MASKED_EQ;
-			cJSON_AddItemToObject(a, "value",
-					      spr_json_new_integer((int64_t)(masked ? r->mask : r->value)));
-			cJSON_AddItemToObject(a, "valueTwo",
-					      spr_json_new_integer((int64_t)(masked ? r->value : 0)));
-			cJSON_AddStringToObject(a, "op", op_name(r->cmp));
-			cJSON_AddItemToArray(args, a);
-		}
-		cJSON_AddItemToArray(calls, e);
-	}
+	for (size_t i = 0; i < n; i++)
+		if (!spr_seccomp_rule_is_sandbox_setup(&rules[i]))
+			add_rule(calls, &rules[i]);
+	const struct spr_seccomp_rule *sockets = spr_seccomp_container_socket_rules(&n);
+	for (size_t i = 0; i < n; i++)
+		add_rule(calls, &sockets[i]);
 	return p;
 }
 
@@ -75,9 +87,11 @@ const char *spr_docker_seccomp_profile(spr_error **err)
 	return profile;
 }
 
-void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *seccomp_file)
+void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *seccomp_file,
+			  uint32_t uid)
 {
 	const struct spr_limits *l = &plan->limits;
+	uint64_t memory = l->memory_bytes + SPR_CONTAINER_MEMORY_HEADROOM;
 	spr_argv_add(b, "--network");
 	spr_argv_add(b, plan->network ? "bridge" : "none");
 	spr_argv_add(b, "--read-only");
@@ -87,38 +101,67 @@ void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *
 	spr_argv_add(b, "no-new-privileges");
 	spr_argv_add(b, "--security-opt");
 	spr_argv_addf(b, "seccomp=%s", seccomp_file);
+	/* A fresh /proc for each run's pid namespace: the kernel refuses to
+	 * mount one where a runtime covered parts of the container's /proc
+	 * (masked paths). What that unmasks is root's, and the container's
+	 * processes are not root. */
+	spr_argv_add(b, "--security-opt");
+	spr_argv_add(b, "systempaths=unconfined");
 	spr_argv_add(b, "--user");
-	spr_argv_add(b, SPR_DOCKER_USER);
+	spr_argv_addf(b, "%" PRIu32 ":%" PRIu32, uid, uid);
 	spr_argv_add(b, "--pids-limit");
-	spr_argv_addf(b, "%lld", (long long)l->max_processes);
+	spr_argv_addf(b, "%lld", (long long)l->max_processes + SPR_CONTAINER_PROCESSES);
 	spr_argv_add(b, "--memory");
-	spr_argv_addf(b, "%llub", (unsigned long long)l->memory_bytes);
+	spr_argv_addf(b, "%llub", (unsigned long long)memory);
 	spr_argv_add(b, "--memory-swap"); /* equal to --memory: no swap */
-	spr_argv_addf(b, "%llub", (unsigned long long)l->memory_bytes);
+	spr_argv_addf(b, "%llub", (unsigned long long)memory);
 	spr_argv_add(b, "--cpus");
 	spr_argv_addf(b, "%g", l->cpu_cores);
-	/* No IPC namespace sharing; POSIX semaphores (multiprocessing) still
-	 * get a /dev/shm: the plan's, private, counted toward the memory
-	 * limit like /tmp. */
+	/* The container's own IPC namespace, without even a /dev/shm: each
+	 * run has its own inside. */
 	spr_argv_add(b, "--ipc");
 	spr_argv_add(b, "none");
-	for (size_t i = 0; i < SPR_PLAN_NSCRATCH; i++) {
-		const struct spr_scratch *s = &plan->scratch[i];
-		spr_argv_add(b, "--tmpfs");
-		spr_argv_addf(b, "%s:rw,noexec,nosuid,nodev,size=%llu,mode=%o", s->path,
-			      (unsigned long long)s->bytes, (unsigned)s->mode);
-	}
+	/* The agent's only writable place (the compiled worker); no run
+	 * sees it. */
+	spr_argv_add(b, "--tmpfs");
+	spr_argv_add(b, "/tmp:rw,noexec,nosuid,nodev,size=4m,mode=1777");
 	spr_argv_add(b, "--log-driver");
 	spr_argv_add(b, "none");
 	spr_argv_add(b, "--workdir");
-	spr_argv_add(b, plan->workdir);
-	for (char **e = plan->env; *e; e++) {
-		spr_argv_add(b, "--env");
-		spr_argv_add(b, *e);
-	}
-	static const char *const workdir_variables[] = {"HOME", "TMPDIR"};
-	for (size_t i = 0; i < ARRAY_SIZE(workdir_variables); i++) {
-		spr_argv_add(b, "--env");
-		spr_argv_addf(b, "%s=%s", workdir_variables[i], plan->workdir);
-	}
+	spr_argv_add(b, "/");
+}
+
+int spr_docker_sandbox_plan(const struct spr_docker_engine *de, const spr_plan *plan,
+			    spr_buf *out, spr_error **err)
+{
+	_cleanup_free_ struct spr_sandbox_plan *sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return spr_fail_oom(err);
+	/* The agent puts its interpreter and the worker's path in place of
+	 * the first and last. */
+	const char *argv[SPR_PLAN_MAX_ARGS];
+	size_t n = 0;
+	argv[n++] = "python3";
+	for (const char *const *f = plan->python_flags; *f && n < SPR_PLAN_MAX_ARGS - 2; f++)
+		argv[n++] = *f;
+	argv[n++] = "spr_worker.pyc";
+	sp->argv = (struct spr_strv){argv, n};
+	size_t nenv = 0;
+	while (plan->env[nenv])
+		nenv++;
+	sp->env = (struct spr_strv){(const char **)plan->env, nenv};
+	memcpy(sp->rlimits, plan->rlimits, sizeof(sp->rlimits));
+	/* The container's pids limit is the real one; this backstop counts
+	 * every process of the container's uid. */
+	uint64_t nproc = (uint64_t)plan->limits.max_processes * 2 + 16;
+	sp->rlimits[SPR_RLIM_NPROC] = (struct spr_rlimit_plan){true, nproc, nproc};
+	for (int v = 0; v < SPR_SECCOMP_NVARIANTS; v++)
+		sp->filters[v] = (struct spr_filter_plan){de->filters[v].insns, de->filters[v].len};
+	sp->layout_request.by_agent = true;
+	memcpy(sp->layout_request.scratch, plan->scratch, sizeof(plan->scratch));
+	sp->layout_request.extra_ro.v[0] = SPR_DOCKER_SITE_DIR;
+	sp->layout_request.extra_ro.n = 1;
+	sp->layout_request.network = plan->network;
+	sp->layout_request.workdir = plan->workdir;
+	return spr_plan_encode(sp, out, err);
 }

@@ -1,5 +1,8 @@
 /* spr_run / spr_run_json: validate the request, find the plan, hand the
  * run to the engine. */
+#include <sys/wait.h>
+
+#include "protocol/message.h"
 #include "engine/engine.h"
 
 #include "json.h"
@@ -69,15 +72,23 @@ void spr_worker_request(spr_buf *out, const spr_plan *plan, const struct spr_req
 		spr_buf_puts(out, ",\"prefix\":");
 		spr_json_write_string(out, opts->venv, strlen(opts->venv));
 	}
-	if (opts->serve_limits) {
-		const struct spr_limits *l = &plan->limits;
-		spr_buf_printf(out, ",\"limits\":{\"timeout_ms\":%lld,\"output_cap\":%zu",
-			       (long long)l->timeout_ms, l->output_cap);
-		if (l->cpu_seconds > 0)
-			spr_buf_printf(out, ",\"cpu_seconds\":%.17g", l->cpu_seconds);
-		spr_buf_putc(out, '}');
-	}
 	spr_buf_putc(out, '}');
+}
+
+void spr_facts_from_exit(struct spr_run_facts *f, const struct spr_msg *m)
+{
+	int st = m->exit.status;
+	if (st >= 0) {
+		f->have_status = true;
+		f->exited = WIFEXITED(st);
+		f->exit_status = f->exited ? WEXITSTATUS(st) : 0;
+		f->signaled = WIFSIGNALED(st);
+		f->term_signal = f->signaled ? WTERMSIG(st) : 0;
+	}
+	f->memory_peak_kb = m->exit.maxrss_kb;
+	f->oom_killed = m->exit.oom_killed;
+	f->pids_limit_hit = m->exit.pids_limit_hit;
+	f->cpu_limit_hit = m->exit.cpu_limit_hit;
 }
 
 int spr_infra_result(const spr_error *cause, const char *isolation_json, int64_t duration_ms,

@@ -50,8 +50,6 @@ SPR_HIDDEN int spr_engine_plan(spr_engine *engine, const struct spr_policy *poli
 struct spr_worker_request_opts {
 	const char *sys_path_json; /* JSON array of directories, or NULL */
 	const char *venv;	   /* the root the worker makes sys.prefix, or NULL */
-	bool serve_limits;	   /* serve mode: the plan's timeout, output cap and
-				      CPU budget as "limits" */
 };
 
 /* The request the worker reads: the code, the input, the plan's Python
@@ -59,6 +57,11 @@ struct spr_worker_request_opts {
 SPR_HIDDEN void spr_worker_request(spr_buf *out, const spr_plan *plan,
 				   const struct spr_request *req,
 				   const struct spr_worker_request_opts *opts);
+
+/* How the worker ended, from a sandbox's EXIT (or the container agent's
+ * DONE): its wait status, memory peak and which limits it hit. */
+struct spr_msg;
+SPR_HIDDEN void spr_facts_from_exit(struct spr_run_facts *facts, const struct spr_msg *exit);
 
 /* A result for a run that never started (exit 125). */
 SPR_HIDDEN int spr_infra_result(const spr_error *cause, const char *isolation_json,

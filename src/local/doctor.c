@@ -70,14 +70,17 @@ static void describe_uid_range(const spr_local_options *opts, cJSON *report, cJS
 	char buf[32], who[512];
 	spr_uid_range_format(&range, buf, sizeof(buf));
 	cJSON_AddStringToObject(o, "range", buf);
-	cJSON_AddBoolToObject(o, "used", geteuid() == 0); /* rootless runs are the caller's */
+	/* Rootless LocalEngine runs are the caller's; DockerEngine
+	 * containers of a daemon on this host always take theirs from it. */
+	cJSON_AddBoolToObject(o, "used", geteuid() == 0);
+	cJSON_AddBoolToObject(o, "containers", true);
 	bool overlap = spr_uid_range_overlap(&range, NULL, who, sizeof(who));
 	cJSON_AddItemToObject(o, "overlaps", overlap ? cJSON_CreateString(who) : cJSON_CreateNull());
-	if (overlap && geteuid() == 0) {
+	if (overlap) {
 		char problem[700];
 		snprintf(problem, sizeof(problem),
-			 "the uid range %s for runs includes %s: choose ids nobody on this host has "
-			 "(--uid-range START:COUNT, SPR_UID_RANGE)",
+			 "the uid range %s for runs and containers includes %s: choose ids nobody "
+			 "on this host has (--uid-range START:COUNT, SPR_UID_RANGE)",
 			 buf, who);
 		add_problem(problems, problem);
 	}

@@ -97,30 +97,6 @@ static int load_seccomp(struct spr_local_engine *le, spr_error **err)
 	return 0;
 }
 
-/* The range runs' host uids come from (as root): it must be ids nobody
- * on this host has, or a run's uid would be an account's. */
-static int uid_range(struct spr_local_engine *le, const char *option, spr_error **err)
-{
-	const char *text = option, *origin = "uid_range";
-	if (!text) {
-		text = getenv("SPR_UID_RANGE");
-		origin = "$SPR_UID_RANGE";
-	}
-	if (spr_uid_range_parse(text, &le->uid_range, err) < 0) {
-		spr_error_prefix(err, "%s: ", origin);
-		return -1;
-	}
-	char who[512], range[32];
-	if (geteuid() != 0 || !spr_uid_range_overlap(&le->uid_range, NULL, who, sizeof(who)))
-		return 0;
-	spr_uid_range_format(&le->uid_range, range, sizeof(range));
-	return spr_fail(err, SPR_LAYER_API, EEXIST,
-			"the uid range %s for runs (%s) includes %s: a run would share that "
-			"identity; choose ids nobody on this host has (--uid-range START:COUNT, "
-			"SPR_UID_RANGE)",
-			range, text ? origin : "the default", who);
-}
-
 int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_error **err)
 {
 	if (!out)
@@ -152,7 +128,7 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	 * could remove them. */
 	spr_cgroup_cleanup_stale(&le->cgroups, NULL);
 	outside_ids(&le->outside_uid, &le->outside_gid);
-	if (uid_range(le, opts->uid_range, err) < 0 || find_libexec(le, opts->libexec_dir, err) < 0 ||
+	if (spr_uid_range_choose(opts->uid_range, geteuid() == 0, &le->uid_range, err) < 0 || find_libexec(le, opts->libexec_dir, err) < 0 ||
 	    load_seccomp(le, err) < 0 ||
 	    spr_local_probe_python(le, opts->python ? opts->python : DEFAULT_PYTHON, err) < 0) {
 		spr_engine_free(&le->base);

@@ -20,10 +20,6 @@
 #define P_PIDFD 3
 #endif
 
-/* Forking a monitor takes well under a millisecond; this only bounds a
- * server that is stopped or starved. */
-#define REPLY_TIMEOUT_MS 10000
-
 /* ---- fork() in the caller ------------------------------------------------ */
 
 /* A request holds its server's lock across a round trip. A caller that
@@ -174,63 +170,6 @@ static void reap_retired(struct spr_fork_server *s, bool blocking)
 
 /* ---- one request ------------------------------------------------------------ */
 
-static int send_run(int sock, const int fds[SPR_SANDBOX_NFDS])
-{
-	return spr_msg_send(sock, &(struct spr_msg){.type = SPR_MSG_RUN}, fds, SPR_SANDBOX_NFDS);
-}
-
-enum reply_kind {
-	REPLY_MONITOR, /* a pid and its pidfd */
-	REPLY_ERROR,   /* this request failed; the server goes on */
-	REPLY_FATAL,   /* the server could not start, or gave up */
-	REPLY_BROKEN,  /* no answer (errno) */
-};
-
-static enum reply_kind receive_reply(int sock, int *pidfd, struct spr_msg *m)
-{
-	struct pollfd p = {.fd = sock, .events = POLLIN};
-	int64_t deadline = spr_now_ms() + REPLY_TIMEOUT_MS;
-	int ready;
-	do {
-		int64_t left = deadline - spr_now_ms();
-		ready = poll(&p, 1, left > 0 ? (int)left : 0);
-	} while (ready < 0 && errno == EINTR);
-	if (ready <= 0) {
-		if (ready == 0)
-			errno = ETIMEDOUT;
-		return REPLY_BROKEN;
-	}
-	size_t nfds = 1;
-	*pidfd = -1;
-	int rc = spr_msg_recv(sock, m, 0, pidfd, &nfds);
-	if (rc < 0 && errno == EMSGSIZE) {
-		/* The monitor started; we could not take its pidfd. Without the
-		 * control socket (closed by our caller) it ends by itself. */
-		*m = (struct spr_msg){.type = SPR_MSG_ERROR};
-		m->error.layer = SPR_LAYER_SANDBOX;
-		m->error.errnum = EMFILE;
-		snprintf(m->error.message, sizeof(m->error.message),
-			 "receiving the run monitor's pidfd (the calling process is out of "
-			 "descriptors: raise RLIMIT_NOFILE)");
-		return REPLY_ERROR;
-	}
-	if (rc <= 0) {
-		if (rc == 0)
-			errno = EPIPE;
-		return REPLY_BROKEN;
-	}
-	if (m->type == SPR_MSG_MONITOR && nfds == 1)
-		return REPLY_MONITOR;
-	if (nfds)
-		spr_closep(pidfd);
-	if (m->type == SPR_MSG_ERROR)
-		return REPLY_ERROR;
-	if (m->type == SPR_MSG_FATAL)
-		return REPLY_FATAL;
-	errno = EPROTO;
-	return REPLY_BROKEN;
-}
-
 /* Whether the server would have to be replaced before the next run. */
 static bool needs_replacing(const struct spr_fork_server *s)
 {
@@ -257,21 +196,19 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 		if (fresh && spawn_server(s, path, err) < 0)
 			break;
 		struct spr_msg reply;
-		enum reply_kind kind = REPLY_BROKEN;
-		if (send_run(s->sock, fds) == 0)
-			kind = receive_reply(s->sock, pidfd, &reply);
-		if (kind == REPLY_MONITOR) {
+		enum spr_monitor_reply kind = spr_sandbox_ask_monitor(s->sock, fds, pidfd, &reply);
+		if (kind == SPR_REPLY_MONITOR) {
 			*generation = s->generation;
 			rc = 0;
 			break;
 		}
-		if (kind == REPLY_ERROR) {
+		if (kind == SPR_REPLY_ERROR) {
 			rc = spr_msg_to_error(&reply, NULL, err);
 			break;
 		}
 		int broken = errno;
 		let_go(s, false, false);
-		if (kind == REPLY_FATAL) {
+		if (kind == SPR_REPLY_FATAL) {
 			rc = spr_msg_to_error(&reply, NULL, err);
 			break;
 		}

@@ -356,19 +356,8 @@ struct spr_prepared *spr_local_prepare(void *engine, const spr_buf *plan)
 
 static void on_exit_message(struct local_run *r, const struct spr_msg *m)
 {
-	int st = m->exit.status;
 	struct spr_run_facts *f = &r->facts;
-	if (st >= 0) {
-		f->have_status = true;
-		f->exited = WIFEXITED(st);
-		f->exit_status = f->exited ? WEXITSTATUS(st) : 0;
-		f->signaled = WIFSIGNALED(st);
-		f->term_signal = f->signaled ? WTERMSIG(st) : 0;
-	}
-	f->memory_peak_kb = m->exit.maxrss_kb;
-	f->oom_killed = m->exit.oom_killed;
-	f->pids_limit_hit = m->exit.pids_limit_hit;
-	f->cpu_limit_hit = m->exit.cpu_limit_hit;
+	spr_facts_from_exit(f, m);
 	f->duration_ms = spr_now_ms() - r->t0;
 	r->exited = true;
 	r->drain_deadline = spr_now_ms() + DRAIN_GRACE_MS;

@@ -1,4 +1,6 @@
 /* spr-sandbox: see src/protocol/sandbox.h. */
+#include <string.h>
+
 #include "protocol/sandbox.h"
 
 #ifdef __SANITIZE_ADDRESS__
@@ -15,4 +17,9 @@ __attribute__((visibility("default"), used)) const char *__asan_default_options(
 __attribute__((visibility("default"), used)) const char *__ubsan_default_options(void) { return "log_path=" SPR_SANITIZER_DIR "/spr-sandbox"; }
 #endif
 
-int main(int argc, char **argv) { return spr_sandbox_serve(argc, argv); }
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--container"))
+		return spr_sandbox_agent(argc, argv);
+	return spr_sandbox_serve(argc, argv);
+}

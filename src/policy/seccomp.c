@@ -110,7 +110,21 @@ bool spr_seccomp_rule_is_sandbox_setup(const struct spr_seccomp_rule *r)
 	for (size_t i = 0; i < ARRAY_SIZE(setup); i++)
 		if (!strcmp(r->syscall, setup[i]))
 			return true;
-	return false;
+	return !strcmp(r->syscall, "socket") && r->cmp == SPR_CMP_GT && r->value == AF_INET6;
+}
+
+/* AF_NETLINK is 16; 11-15 and 17 on stay refused. */
+static const struct spr_seccomp_rule container_socket_rules[] = {
+	DENY_IF("socket", 0, SPR_CMP_EQ, 11), DENY_IF("socket", 0, SPR_CMP_EQ, 12),
+	DENY_IF("socket", 0, SPR_CMP_EQ, 13), DENY_IF("socket", 0, SPR_CMP_EQ, 14),
+	DENY_IF("socket", 0, SPR_CMP_EQ, 15), DENY_IF("socket", 0, SPR_CMP_GT, AF_NETLINK),
+};
+_Static_assert(AF_NETLINK == 16, "socket family layout");
+
+const struct spr_seccomp_rule *spr_seccomp_container_socket_rules(size_t *count)
+{
+	*count = ARRAY_SIZE(container_socket_rules);
+	return container_socket_rules;
 }
 
 const struct spr_seccomp_rule *spr_seccomp_rules(size_t *count)

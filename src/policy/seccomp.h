@@ -62,9 +62,13 @@ SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_unix_rules(size_t *coun
  * and containers cannot set it). */
 SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_memfd_exec_rules(size_t *count);
 /* Whether a rule of the table belongs to setting a sandbox up (mounts,
- * namespaces): a container that runs spr-sandbox needs those calls, so
- * its outer profile leaves them to the run's own filter. */
+ * namespaces, the netlink socket that brings its loopback up): a
+ * container that runs spr-sandbox needs those calls, so its outer profile
+ * leaves them to the run's own filter... */
 SPR_HIDDEN bool spr_seccomp_rule_is_sandbox_setup(const struct spr_seccomp_rule *rule);
+/* ...and refuses, instead of every family above AF_INET6, all of them but
+ * AF_NETLINK. */
+SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_container_socket_rules(size_t *count);
 
 /* A variant's filter as classic BPF (struct sock_filter[]), compiled on
  * first use and shared read-only afterwards. */

@@ -32,6 +32,12 @@ static void visit_msg(struct spr_wire *w, struct spr_msg *m)
 		spr_wire_i32(w, &m->pid);
 		visit_applied(w, &m->applied, true);
 		break;
+	case SPR_MSG_DONE:
+		spr_wire_bool(w, &m->done.timed_out);
+		spr_wire_u64(w, &m->done.out_total);
+		spr_wire_u64(w, &m->done.err_total);
+		spr_wire_u64(w, &m->done.result_total);
+		__attribute__((fallthrough)); /* and the exit */
 	case SPR_MSG_EXIT:
 		spr_wire_i32(w, &m->exit.status);
 		spr_wire_i64(w, &m->exit.maxrss_kb);
@@ -49,7 +55,11 @@ static void visit_msg(struct spr_wire *w, struct spr_msg *m)
 	case SPR_MSG_NONE:
 		spr_wire_fail(w, "no message type");
 		break;
-	default: /* RUN, BYE, KILL: the type is all */
+	case SPR_MSG_REQUEST:
+		spr_wire_i64(w, &m->request.timeout_ms);
+		spr_wire_u64(w, &m->request.output_cap);
+		break;
+	default: /* RUN, BYE, KILL, HELLO: the type is all */
 		break;
 	}
 }
@@ -156,8 +166,7 @@ int spr_msg_write(int fd, const struct spr_msg *m)
 	return 0;
 }
 
-/* A frame's body: the length prefix must match what follows. */
-static int decode_frame(const char *data, size_t len, struct spr_msg *m)
+int spr_msg_decode_framed(const void *data, size_t len, struct spr_msg *m)
 {
 	uint32_t body;
 	if (len < sizeof(body)) {
@@ -208,7 +217,7 @@ int spr_msg_recv(int sock, struct spr_msg *m, int flags, int *fds, size_t *nfds)
 		*nfds = got;
 	if (n == 0 && !got)
 		return 0;
-	int problem = (msg.msg_flags & MSG_TRUNC) || decode_frame(data, (size_t)n, m) < 0 ? EPROTO
+	int problem = (msg.msg_flags & MSG_TRUNC) || spr_msg_decode_framed(data, (size_t)n, m) < 0 ? EPROTO
 		      : (msg.msg_flags & MSG_CTRUNC)					 ? EMSGSIZE
 											 : 0;
 	if (!problem)
@@ -234,7 +243,7 @@ int spr_msg_next(struct spr_msg_stream *s, struct spr_msg *m)
 			}
 			size_t whole = sizeof(body) + body;
 			if (s->pending.len >= whole) {
-				int rc = decode_frame(s->pending.data, whole, m);
+				int rc = spr_msg_decode_framed(s->pending.data, whole, m);
 				memmove(s->pending.data, s->pending.data + whole, s->pending.len - whole);
 				s->pending.len -= whole;
 				s->pending.data[s->pending.len] = '\0';

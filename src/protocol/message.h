@@ -9,6 +9,9 @@
  *   init    -> monitor  STARTED, ERROR, EXIT       (a pipe)
  *   worker  -> init     SETUP, ERROR               (a pipe; EOF after SETUP
  *                                                   means exec succeeded)
+ *   host    -> agent    REQUEST                    (DockerEngine frames,
+ *   agent   -> host     HELLO, STARTED, DONE,       protocol/frame.h)
+ *                       ERROR, FATAL
  *
  * On the wire a message is a 4-byte length (host order) and its encoding
  * (wire.h): the type, then the fields that type uses. Sockets carry one
@@ -33,7 +36,11 @@ enum spr_msg_type {
 	SPR_MSG_STARTED, /* init -> monitor -> engine: the worker runs */
 	SPR_MSG_EXIT,	 /* init -> monitor -> engine: how the run ended */
 	SPR_MSG_ERROR,	 /* anyone: this request or setup failed */
-	SPR_MSG_FATAL,	 /* server -> engine: the server is exiting */
+	SPR_MSG_FATAL,	 /* server -> engine: the server is exiting; agent -> host:
+			    the container cannot serve another run */
+	SPR_MSG_HELLO,	 /* agent -> host: the container's first sandbox is ready */
+	SPR_MSG_REQUEST, /* host -> agent: a run (its request's bytes follow) */
+	SPR_MSG_DONE,	 /* agent -> host: how the run ended (exit, done) */
 	SPR_MSG_NTYPES
 };
 
@@ -62,7 +69,15 @@ struct spr_msg {
 		int64_t maxrss_kb;  /* the run's memory peak */
 		bool oom_killed, pids_limit_hit, cpu_limit_hit;
 		bool alone;	    /* init -> monitor: nothing else was left */
-	} exit;		    /* EXIT */
+	} exit;		    /* EXIT, DONE */
+	struct {
+		int64_t timeout_ms;  /* from the request's handover to the kill */
+		uint64_t output_cap; /* bytes of stdout and of stderr forwarded */
+	} request;		     /* REQUEST */
+	struct {
+		bool timed_out;
+		uint64_t out_total, err_total, result_total; /* bytes written */
+	} done;					     /* DONE */
 	struct {
 		int layer;	    /* spr_layer */
 		int32_t errnum;
@@ -77,6 +92,10 @@ SPR_HIDDEN int spr_msg_encode(const struct spr_msg *m, spr_buf *out);
 /* Decodes one message's body (without the length prefix). */
 SPR_HIDDEN int spr_msg_decode(const void *data, size_t len, struct spr_msg *m,
 			      const char **why);
+
+/* Decodes a message with its length prefix (spr_msg_encode's output),
+ * which must match len exactly. */
+SPR_HIDDEN int spr_msg_decode_framed(const void *data, size_t len, struct spr_msg *m);
 
 /* An ERROR (or FATAL) message carrying err. */
 SPR_HIDDEN void spr_msg_from_error(struct spr_msg *m, int type, const spr_error *err);

@@ -5,7 +5,7 @@
 /* "SPRP" and the format's version: a helper from another build is told
  * apart instead of misreading the fields. Bump on any change below. */
 #define PLAN_MAGIC 0x50525053u
-#define PLAN_VERSION 4u
+#define PLAN_VERSION 5u
 
 static void visit_paths(struct spr_wire *w, struct spr_paths *list)
 {
@@ -111,6 +111,8 @@ static void visit_layout_request(struct spr_wire *w, struct spr_layout_request *
 		spr_wire_u32(w, &r->scratch[i].mode);
 	}
 	visit_paths(w, &r->extra_ro);
+	spr_wire_bool(w, &r->network);
+	visit_dst(w, &r->workdir);
 }
 
 static void visit_plan(struct spr_wire *w, struct spr_sandbox_plan *p)
@@ -147,6 +149,8 @@ static void visit_plan(struct spr_wire *w, struct spr_sandbox_plan *p)
 	}
 	visit_cgroup(w, &p->cgroup);
 	visit_layout_request(w, &p->layout_request);
+	if (p->layout_request.by_agent)
+		return; /* the layout is the agent's to add */
 	visit_layout(w, &p->layout);
 	visit_degraded(w, &p->degraded);
 }

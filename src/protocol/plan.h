@@ -134,14 +134,17 @@ struct spr_uid_lease_plan {
 
 /* The DockerEngine's container agent (spr-sandbox --container) computes
  * the layout itself: it sees the container's files, the host does not.
- * The host says what it decides: the writable places and what else to
- * show read-only (the image's packages). The agent fills `layout` and
- * `degraded`, and argv's interpreter and worker, before any monitor
- * reads the plan. */
+ * The host says what it decides: the writable places, what else to show
+ * read-only (the image's packages), the network and the working
+ * directory; a plan that asks the agent carries no layout or degraded
+ * part. The agent fills them, and argv's interpreter and worker, before
+ * any monitor reads the plan. */
 struct spr_layout_request {
-	bool by_agent;
+	bool by_agent; /* false: the layout is in the plan already */
 	struct spr_scratch scratch[SPR_PLAN_NSCRATCH];
 	struct spr_paths extra_ro;
+	bool network;	     /* the container's network, not a namespace's */
+	const char *workdir; /* cwd, HOME and TMPDIR of the code */
 };
 
 struct spr_sandbox_plan {

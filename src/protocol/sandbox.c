@@ -2,7 +2,12 @@
 #include "protocol/sandbox.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
 #include <sys/socket.h>
+
+#include "proc.h"
+#include "protocol/message.h"
 
 static int nonblocking(int fd)
 {
@@ -64,3 +69,56 @@ int spr_sandbox_channels(struct spr_sandbox_ends *ours, int child[SPR_SANDBOX_NF
 	}
 	return rc;
 }
+
+/* Forking a monitor takes well under a millisecond; this only bounds a
+ * server that is stopped or starved. */
+#define SPR_REPLY_TIMEOUT_MS 10000
+
+enum spr_monitor_reply spr_sandbox_ask_monitor(int sock, const int fds[SPR_SANDBOX_NFDS],
+					       int *pidfd, struct spr_msg *m)
+{
+	*pidfd = -1;
+	if (spr_msg_send(sock, &(struct spr_msg){.type = SPR_MSG_RUN}, fds, SPR_SANDBOX_NFDS) < 0)
+		return SPR_REPLY_BROKEN;
+	struct pollfd p = {.fd = sock, .events = POLLIN};
+	int64_t deadline = spr_now_ms() + SPR_REPLY_TIMEOUT_MS;
+	int ready;
+	do {
+		int64_t left = deadline - spr_now_ms();
+		ready = poll(&p, 1, left > 0 ? (int)left : 0);
+	} while (ready < 0 && errno == EINTR);
+	if (ready <= 0) {
+		if (ready == 0)
+			errno = ETIMEDOUT;
+		return SPR_REPLY_BROKEN;
+	}
+	size_t nfds = 1;
+	int rc = spr_msg_recv(sock, m, 0, pidfd, &nfds);
+	if (rc < 0 && errno == EMSGSIZE) {
+		/* The monitor started; we could not take its pidfd. Without the
+		 * control socket (closed by our caller) it ends by itself. */
+		*m = (struct spr_msg){.type = SPR_MSG_ERROR};
+		m->error.layer = SPR_LAYER_SANDBOX;
+		m->error.errnum = EMFILE;
+		snprintf(m->error.message, sizeof(m->error.message),
+			 "receiving the run monitor's pidfd (the calling process is out of "
+			 "descriptors: raise RLIMIT_NOFILE)");
+		return SPR_REPLY_ERROR;
+	}
+	if (rc <= 0) {
+		if (rc == 0)
+			errno = EPIPE;
+		return SPR_REPLY_BROKEN;
+	}
+	if (m->type == SPR_MSG_MONITOR && nfds == 1)
+		return SPR_REPLY_MONITOR;
+	if (nfds)
+		spr_closep(pidfd);
+	if (m->type == SPR_MSG_ERROR)
+		return SPR_REPLY_ERROR;
+	if (m->type == SPR_MSG_FATAL)
+		return SPR_REPLY_FATAL;
+	errno = EPROTO;
+	return SPR_REPLY_BROKEN;
+}
+

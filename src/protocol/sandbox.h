@@ -49,6 +49,20 @@ SPR_HIDDEN int spr_sandbox_channels(struct spr_sandbox_ends *ours, int child[SPR
 SPR_HIDDEN void spr_sandbox_ends_close(struct spr_sandbox_ends *ends);
 SPR_HIDDEN void spr_sandbox_child_ends_close(int child[SPR_SANDBOX_NFDS]);
 
+/* Asks the fork server on sock for a monitor on fds (RUN) and reads its
+ * answer: MONITOR (*pidfd set), ERROR (this request failed; *m says why),
+ * FATAL (the server is exiting; *m says why) or BROKEN (no answer; errno). */
+enum spr_monitor_reply {
+	SPR_REPLY_MONITOR,
+	SPR_REPLY_ERROR,
+	SPR_REPLY_FATAL,
+	SPR_REPLY_BROKEN,
+};
+struct spr_msg;
+SPR_HIDDEN enum spr_monitor_reply spr_sandbox_ask_monitor(int sock,
+							  const int fds[SPR_SANDBOX_NFDS],
+							  int *pidfd, struct spr_msg *m);
+
 /* `spr-sandbox --serve CALLER_PID`, the engine's fork server
  * (src/namespace/server.c; src/namespace/main.c calls it), its socket on
  * fd 0 (SOCK_SEQPACKET): the engine sends RUN with the five descriptors
@@ -60,6 +74,12 @@ SPR_HIDDEN int spr_sandbox_serve(int argc, char **argv);
 /* The same server on a socket already in hand, for a given caller (the
  * container agent's own). */
 SPR_HIDDEN int spr_sandbox_serve_on(int sock, pid_t caller);
+
+/* `spr-sandbox --container WORKER PYTHON BASE_PREFIX PREFIX`: the
+ * DockerEngine's container agent (src/namespace/agent.c), pid 1 of a
+ * pooled container, speaking frames (protocol/frame.h) on fds 0 and 1.
+ * Returns the exit status. */
+SPR_HIDDEN int spr_sandbox_agent(int argc, char **argv);
 
 /* One run's monitor (src/namespace/monitor.c), forked by the server with the five
  * descriptors in place; parent is the server (PDEATHSIG). Returns the exit

@@ -87,6 +87,16 @@ def hostname_request(extra=""):
             "policy": dict(PERMISSIVE)}
 
 
+def container_of(result):
+    """The container a run ran in: its name, as isolation reports it (the
+    code sees only its sandbox, whose hostname is "sandbox")."""
+    return result["isolation"]["container"]["name"]
+
+
+def container_name(cid):
+    return docker("inspect", "--format", "{{.Name}}", cid).stdout.strip().lstrip("/")
+
+
 @unittest.skipUnless(READY, WHY)
 class Hardening(SprTestCase):
     def test_container_is_locked_down(self):
@@ -109,7 +119,7 @@ result = {
     'uid': os.getuid(), 'gid': os.getgid(),
     'capeff': st['CapEff'].strip(), 'capbnd': st['CapBnd'].strip(),
     'nnp': st['NoNewPrivs'].strip(), 'seccomp': st['Seccomp'].strip(),
-    'ifaces': sorted(os.listdir('/sys/class/net')),
+    'ifaces': sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]),
     'connect': t(lambda: socket.create_connection(('1.1.1.1', 53), timeout=2)),
     'write_etc': errno_of(lambda: open('/etc/spr-probe', 'w')),
     'write_root': errno_of(lambda: open('/spr-probe', 'w')),
@@ -159,17 +169,22 @@ result = {
             proc.communicate()
         hc, config = info["HostConfig"], info["Config"]
         self.assertIs(hc["ReadonlyRootfs"], True)
-        self.assertEqual(hc["Memory"], 96 << 20)
+        # The policy's limits plus the agent's share (SPEC §5): its own
+        # processes and the next run's sandbox, prepared meanwhile.
+        self.assertEqual(hc["Memory"], (96 + 32) << 20)
         self.assertEqual(hc["MemorySwap"], hc["Memory"], "no swap")
-        self.assertEqual(hc["PidsLimit"], 33)
+        self.assertEqual(hc["PidsLimit"], 33 + 6)
         self.assertEqual(hc["NanoCpus"], 500_000_000)
         self.assertEqual(hc["IpcMode"], "none")
         self.assertEqual(hc["NetworkMode"], "none")
         self.assertEqual(hc["CapDrop"], ["ALL"])
         self.assertFalse(hc["CapAdd"])
         self.assertFalse(hc["Privileged"])
+        # The agent's own /tmp; each run has its own inside its sandbox.
         tmp = set(hc["Tmpfs"]["/tmp"].split(","))
-        self.assertLessEqual({"noexec", "nosuid", "nodev", f"size={7 << 20}"}, tmp)
+        self.assertLessEqual({"noexec", "nosuid", "nodev", "size=4m"}, tmp)
+        # A fresh /proc for each run's pid namespace needs it unmasked.
+        self.assertFalse(hc["MaskedPaths"], hc)
         opts = hc["SecurityOpt"]
         self.assertIn("no-new-privileges", opts)
         seccomp = [o for o in opts if o.startswith("seccomp=")]
@@ -178,11 +193,38 @@ result = {
         self.assertEqual(profile["defaultAction"], "SCMP_ACT_ALLOW")
         denied = {n for e in profile["syscalls"] if e["action"] == "SCMP_ACT_ERRNO"
                   for n in e["names"]}
-        self.assertLessEqual({"unshare", "setns", "ptrace", "bpf", "keyctl", "socket"}, denied)
+        # The container's profile leaves setting sandboxes up to the
+        # runs' own filter (which refuses it: test_container_is_locked_down).
+        self.assertLessEqual({"ptrace", "bpf", "keyctl", "socket", "kexec_load"}, denied)
+        self.assertFalse({"unshare", "mount", "pivot_root"} & denied, denied)
         user = config["User"]
-        self.assertTrue(user, "no user: the image's (root)")
-        self.assertNotIn(user.split(":")[0], ("0", "root"))
+        uid, gid = (int(x) for x in user.split(":"))
+        self.assertEqual(uid, gid)
+        self.assertGreaterEqual(uid, 1879048192, "not a uid of spr's range")
         self.assertEqual(config["Labels"].get("io.spr.managed"), "1")
+        self.assertEqual(config["Labels"].get("io.spr.max-runs"), "25")
+        # A run's own writable places have the policy's sizes.
+        run = spr_run("import os\nresult = [os.statvfs(p).f_blocks * os.statvfs(p).f_frsize\n"
+                      "          for p in ('/tmp', '/dev/shm')]", policy=policy, engine="docker")
+        self.assertOk(run, [7 << 20, 7 << 20])
+
+    def test_container_uid_comes_from_the_range(self):
+        """Each container runs as a host uid leased from the range (SPEC §7
+        "DockerEngine"): the one typed, never an account's."""
+        import pwd
+        start = 1879048192 + 4096
+        run = spr_run("result = 1", engine="docker", args=("--uid-range", f"{start}:3"))
+        self.assertOk(run, 1)
+        self.assertIn(run["isolation"]["host_uid"], range(start, start + 3), run)
+        # A local daemon: a range an account uses is refused before any container.
+        daemon = pwd.getpwnam("daemon").pw_uid
+        bad = spr_run("result = 1", engine="docker", args=("--uid-range", f"{daemon}:1"))
+        self.assertEqual(bad.returncode, 125, bad)
+        self.assertIn(f"the uid range {daemon}:1 for runs (uid_range) includes the account "
+                      "'daemon'", bad.stderr + json.dumps(bad.result))
+        # As typed: refused at once, as for the LocalEngine.
+        typo = spr_run("result = 1", engine="docker", args=("--uid-range", "12:x"))
+        self.assertEqual(typo.returncode, 2, typo)
 
     def test_memory_over_the_limit(self):
         code = ("chunks = []\n"
@@ -213,10 +255,13 @@ result = {
 @unittest.skipUnless(READY, WHY)
 class Pool(SprTestCase):
     def hostnames(self, results):
+        """The containers the runs ran in (each ok, its hostname the
+        sandbox's)."""
         for r in results:
             self.assertIn("result", r, r)
             self.assertTrue(r["result"]["ok"], r)
-        return [r["result"]["result"] for r in results]
+            self.assertEqual(r["result"]["result"], "sandbox", r)
+        return [container_of(r["result"]) for r in results]
 
     def test_rotation_by_runs(self):
         proc, results = batch([hostname_request()] * 5, "--pool-size", "1", "--max-runs", "2")
@@ -257,29 +302,38 @@ class Pool(SprTestCase):
                   "policy": dict(PERMISSIVE)}
         proc, results = batch([first, second], "--pool-size", "1")
         self.assertEqual(proc.returncode, 0, proc.stderr)
-        host1 = results[0]["result"]["result"]
-        host2, tmp, builtin_leak, module_leak, modules_leak = results[1]["result"]["result"]
+        host1 = container_of(results[0]["result"])
+        host2 = container_of(results[1]["result"])
+        _, tmp, builtin_leak, module_leak, modules_leak = results[1]["result"]["result"]
         self.assertEqual(host1, host2, "the same container served both runs")
         self.assertEqual(tmp, [])
         self.assertFalse(builtin_leak)
         self.assertFalse(module_leak)
         self.assertFalse(modules_leak)
 
-    def test_timeout_retires_the_container(self):
-        loop = {"code": "import socket\nprint(socket.gethostname(), flush=True)\n"
+    def test_timeout_keeps_the_container_clean(self):
+        """A timed-out run ends with its sandbox; the container, proven
+        clean by its agent, serves the next run (SPEC §5): that run finds
+        nothing of the first, which kept a process busy."""
+        loop = {"code": "import os\nos.fork()\nprint('looping', flush=True)\n"
                         "while True:\n    pass\n",
                 "policy": dict(PERMISSIVE, timeout_seconds=0.5)}
-        proc, results = batch([loop, hostname_request()], "--pool-size", "1")
+        look = {"code": "import os\nresult = sorted(p for p in os.listdir('/proc') if p.isdigit())",
+                "policy": dict(PERMISSIVE)}
+        proc, results = batch([loop, look], "--pool-size", "1")
         # batch exits 0 when every request got a result (a timeout is one).
         self.assertEqual(proc.returncode, 0, proc.stderr)
         first = results[0]["result"]
         self.assertTrue(first["timed_out"], first)
         self.assertEqual(first["exit_code"], 124)
         self.assertEqual(first["error"], "Execution timed out after 0.5s")
+        self.assertIn("looping", first["stdout"])
         second = results[1]["result"]
         self.assertTrue(second["ok"], second)
-        self.assertTrue(first["stdout"].strip(), first)
-        self.assertNotEqual(first["stdout"].strip(), second["result"])
+        self.assertEqual(container_of(first), container_of(second))
+        self.assertEqual(second["isolation"]["container"]["run"], 2, second)
+        # Its own sandbox's init and worker only.
+        self.assertEqual(second["result"], ["1", "2"], second)
 
     def wait_for_runs(self, cid, runs, timeout=60):
         """Until the admin CLI shows `runs` served by container cid (its
@@ -302,6 +356,7 @@ class Pool(SprTestCase):
                            "--pool-size", "1")
         cid = new_container(before, proc)
         self.assertTrue(cid, "the batch never started a container")
+        name = container_name(cid)
         self.wait_for_runs(cid, 1)
         stop = subprocess.run([SPR, "stop", "container", cid, "--timeout-seconds", "1"],
                               capture_output=True, text=True, timeout=60, env=ENV)
@@ -310,7 +365,7 @@ class Pool(SprTestCase):
         self.assertEqual(proc.returncode, 0, err)
         results = [json.loads(line) for line in out.splitlines() if line.strip()]
         first, second = self.hostnames(results)
-        self.assertTrue(cid.startswith(first), (cid, first))
+        self.assertEqual(name, first)
         self.assertNotEqual(first, second)
 
     def test_paused_container_is_timed_out_and_replaced(self):
@@ -325,6 +380,7 @@ class Pool(SprTestCase):
         proc = start_batch([slow, hostname_request()], "--pool-size", "1")
         cid = new_container(before, proc)
         self.assertTrue(cid, "the batch never started a container")
+        name = container_name(cid)
         time.sleep(1)  # the run is in its sleep (well before its 2 s)
         docker("pause", cid)
         t0 = time.monotonic()
@@ -336,7 +392,9 @@ class Pool(SprTestCase):
         self.assertEqual(first["exit_code"], 124, first)
         self.assertEqual(first["error"], "Execution timed out after 2s", first)
         self.assertTrue(second["ok"], second)
-        self.assertFalse(cid.startswith(second["result"]), "the frozen container served again")
+        self.assertEqual(container_of(first), name)
+        self.assertNotEqual(container_of(second), name,
+                            "the frozen container served again")
         self.assertLess(time.monotonic() - t0, 60)
         deadline = time.monotonic() + 30
         while cid in managed_containers() and time.monotonic() < deadline:
@@ -359,8 +417,8 @@ class Pool(SprTestCase):
                          "result = [socket.gethostname(), any(c.startswith(b'/bin/sleep') for c in cmds)]",
                  "policy": dict(PERMISSIVE)}
         proc, results = batch([start, check], "--pool-size", "1")
-        host, sleeping = results[1]["result"]["result"]
-        self.assertEqual(host, results[0]["result"]["result"])
+        _, sleeping = results[1]["result"]["result"]
+        self.assertEqual(container_of(results[1]["result"]), container_of(results[0]["result"]))
         self.assertFalse(sleeping, "a process of the previous run survived")
 
     def test_pool_is_keyed_by_limits(self):
@@ -375,7 +433,7 @@ class Pool(SprTestCase):
         proc, results = batch([small, big], "--pool-size", "2")
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertTrue(results[1]["result"]["ok"], results[1])
-        self.assertNotEqual(results[0]["result"]["result"], results[1]["result"]["result"])
+        self.assertNotEqual(container_of(results[0]["result"]), container_of(results[1]["result"]))
 
     def test_fifty_concurrent_runs_from_eight_threads(self):
         reqs = [{"code": "result = {'i': i, 'square': i * i}", "input_data": {"i": i}}

@@ -6,8 +6,9 @@
 
 Checks, against the daemon DOCKER_HOST names (skipped when it is unset):
 the daemon answers; the base image (spr-base:bookworm) runs python3; the
-runtime image (spr-runtime:test) holds the worker and its serve mode,
-root-owned and readable, and runs as uid 1000 and serves; a container
+runtime image (spr-runtime:test) is labelled as spr's, has the packages
+directory, runs as nobody and holds nothing of spr (every container gets
+the worker and spr-sandbox on stdin when it starts); a container
 with the DockerEngine's hardened flags runs python with no capabilities, no
 network but lo, a read-only root and a writable /tmp. Real docker only.
 
@@ -15,16 +16,12 @@ SPR_TEST_BASE_IMAGE / SPR_TEST_RUNTIME_IMAGE override the image names.
 """
 import json
 import os
-import struct
 import subprocess
 import unittest
 
 BASE_IMAGE = os.environ.get("SPR_TEST_BASE_IMAGE", "spr-base:bookworm")
 RUNTIME_IMAGE = os.environ.get("SPR_TEST_RUNTIME_IMAGE", "spr-runtime:test")
-WORKER = "/opt/spr/spr_worker.py"
-WORKER_PYC = "/opt/spr/spr_worker.pyc"
-SERVE = "/opt/spr/spr_serve.py"
-SERVE_PYC = "/opt/spr/spr_serve.pyc"
+SITE = "/opt/spr/site"
 # Every container here carries this label (and --rm); tearDownModule checks
 # that none is left.
 LABEL = "io.spr.test=env"
@@ -35,7 +32,6 @@ HARDENED = [
     "--pids-limit", "64", "--memory", "256m", "--memory-swap", "256m",
     "--tmpfs", "/tmp:rw,noexec,nosuid,size=64m", "--ipc", "none",
 ]
-SERVE_ARGV = ["python3", "-I", "-S", "-B", "-u", "-X", "utf8", SERVE_PYC]
 
 
 def setUpModule():
@@ -115,64 +111,23 @@ class RuntimeImage(unittest.TestCase):
 
     def test_image_config(self):
         config = inspect(RUNTIME_IMAGE)["Config"]
-        self.assertEqual(config["User"], "1000:1000")
-        self.assertEqual(config["WorkingDir"], "/tmp")
+        self.assertEqual(config["User"], "65534:65534")
+        self.assertEqual(config["WorkingDir"], "/")
         self.assertEqual(config["Labels"].get("io.spr.image"), "runtime")
         self.assertNotIn("io.spr.managed", config["Labels"],
                          "containers inherit image labels: never mark an image managed")
         self.assertTrue(config["Labels"].get("io.spr.worker-version"))
-        self.assertEqual(config["Cmd"], SERVE_ARGV)  # what test_serve runs
 
-    def test_worker_files(self):
+    def test_site_directory_and_nothing_of_spr(self):
         r = run_python(RUNTIME_IMAGE, """if 1:
             import json, os
-            out = {"uid": os.getuid(), "gid": os.getgid(), "files": {}}
-            for f in (%r, %r, %r, %r):
-                st = os.stat(f)
-                out["files"][f] = [st.st_uid, st.st_gid, st.st_mode & 0o7777,
-                                   len(open(f, "rb").read())]
-            print(json.dumps(out))""" % (WORKER, WORKER_PYC, SERVE, SERVE_PYC), ["--network", "none"])
-        self.assertEqual((r["uid"], r["gid"]), (1000, 1000))
-        for path, (uid, gid, mode, size) in r["files"].items():
-            with self.subTest(path=path):
-                self.assertEqual((uid, gid), (0, 0))
-                self.assertEqual(mode & 0o444, 0o444, oct(mode))   # readable by all
-                self.assertEqual(mode & 0o022, 0, oct(mode))       # writable by root only
-                self.assertGreater(size, 0)
-
-    def test_serve(self):
-        request = {"code": "print(1)\nresult = 2", "input_data": None,
-                   "limits": {"timeout_ms": 10000, "output_cap": 65536}}
-        body = json.dumps(request).encode()
-        # One request; once its D frame is in, EOF: the worker exits 0. (EOF
-        # while a request runs means the host died, and kills the run.)
-        p = subprocess.Popen(["docker", "run", "--rm", "-i", "--label", LABEL, *HARDENED,
-                              RUNTIME_IMAGE, *SERVE_ARGV], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            p.stdin.write(b"Q" + struct.pack(">I", len(body)) + body)
-            p.stdin.flush()
-            frames = []
-            while not frames or frames[-1][0] != b"D":
-                head = p.stdout.read(5)
-                self.assertEqual(len(head), 5, "short frame header: %r, kinds %r"
-                                 % (head, [t for t, _ in frames]))
-                (n,) = struct.unpack(">I", head[1:5])
-                frames.append((head[:1], p.stdout.read(n)))
-            p.stdin.close()
-            rc = p.wait(timeout=60)
-            err = p.stderr.read().decode(errors="replace")
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        self.assertEqual(rc, 0, err)
-        self.assertEqual(p.stdout.read(), b"", "nothing after D and EOF")
-        kinds = b"".join(t for t, _ in frames)
-        self.assertEqual(kinds[:1], b"H", (kinds, err))
-        self.assertEqual(json.loads(frames[0][1])["worker"], 1)
-        self.assertEqual(json.loads(frames[-1][1])["status"], 0, frames[-1])
-        self.assertEqual(b"".join(b for t, b in frames if t == b"O"), b"1\n")
+            st = os.stat(%r)
+            print(json.dumps({"uid": os.getuid(), "site": [st.st_uid, st.st_mode & 0o7777],
+                              "opt_spr": sorted(os.listdir("/opt/spr"))}))""" % SITE,
+                       ["--network", "none"])
+        self.assertEqual(r["uid"], 65534)
+        self.assertEqual(r["site"], [0, 0o755])
+        self.assertEqual(r["opt_spr"], ["site"])
 
 
 class HardenedContainer(unittest.TestCase):

@@ -294,7 +294,14 @@ def spr_admin(*args, remote=(), env=None, timeout=120):
 
 
 def comparable(result):
-    return {k: v for k, v in result.items() if k not in MEASURED}
+    """Everything but what differs between any two runs: the measured
+    figures, and which container (and its leased uid) served the run."""
+    out = {k: v for k, v in result.items() if k not in MEASURED}
+    iso = out.get("isolation")
+    if isinstance(iso, dict) and "container" in iso:
+        iso = dict(iso, container=dict(iso["container"], name="-"), host_uid="-")
+        out["isolation"] = iso
+    return out
 
 
 def runs_through_one_engine(remote, requests, env):

@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from integration.common import ENGINE, PERMISSIVE, SPR_RUN, SprTestCase, write_policy
+from integration.common import ENGINE, PERMISSIVE, SPR, SPR_RUN, SprTestCase, write_policy
 
 IS_ROOT = os.geteuid() == 0
 DEFAULT_RANGE = (1879048192, 65536)
@@ -130,6 +130,24 @@ class RunUid(SprTestCase):
                 proc = run(CODE, "--uid-range", value)
                 self.assertEqual(proc.returncode, 2, proc.stderr)
                 self.assertTrue(proc.stderr.startswith("spr-run: --uid-range: "), proc.stderr)
+
+    def test_doctor_shows_the_range_and_what_overlaps_it(self):
+        def doctor(env_range):
+            env = dict(os.environ, SPR_UID_RANGE=env_range) if env_range else os.environ
+            proc = subprocess.run([SPR, "--json", "doctor"], capture_output=True, text=True,
+                                  timeout=120, env=env)
+            doc = json.loads(proc.stdout)
+            return doc["run_uids"], doc.get("problems", [])
+        uids, problems = doctor(None)
+        self.assertEqual(uids["range"], "%d:%d" % DEFAULT_RANGE)
+        self.assertIs(uids["used"], IS_ROOT)
+        self.assertIs(uids["containers"], True)
+        self.assertIsNone(uids["overlaps"], uids)
+        daemon = pwd.getpwnam("daemon").pw_uid
+        uids, problems = doctor(f"{daemon}:1")
+        self.assertIn("'daemon'", uids["overlaps"])
+        self.assertTrue(any("for runs and containers includes" in p and "--uid-range" in p
+                            for p in problems), problems)
 
     @unittest.skipIf(IS_ROOT, "as root each run has a uid of its own")
     def test_rootless_runs_are_the_callers(self):

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include "proc.h"
+#include "protocol/frame.h"
 #include "protocol/message.h"
 #include "protocol/plan.h"
 #include "unit.h"
@@ -111,7 +113,8 @@ static void same_plan(const struct spr_sandbox_plan *a, const struct spr_sandbox
 	}
 	for (size_t i = 0; i < SPR_NFILTERS; i++) {
 		ck_assert_uint_eq(a->filters[i].len, b->filters[i].len);
-		ck_assert(!memcmp(a->filters[i].insns, b->filters[i].insns, a->filters[i].len));
+		ck_assert(!a->filters[i].len ||
+			  !memcmp(a->filters[i].insns, b->filters[i].insns, a->filters[i].len));
 	}
 	ck_assert_int_eq(a->allow_degraded, b->allow_degraded);
 	const struct spr_cgroup_plan *ca = &a->cgroup, *cb = &b->cgroup;
@@ -212,6 +215,48 @@ START_TEST(plan_without_optional_parts)
 	ck_assert_int_eq(out.cgroup.version, 0);
 	ck_assert_ptr_null(out.filters[0].insns);
 	ck_assert_ptr_null(out.layout.hostname);
+	spr_arena_free(&arena);
+	spr_buf_free(&b);
+}
+END_TEST
+
+/* A container's plan asks its agent for the layout: the request's fields
+ * travel, the layout and degraded parts do not. */
+START_TEST(plan_asking_the_agent)
+{
+	struct spr_sandbox_plan in, out;
+	full_plan(&in);
+	struct spr_layout_request *r = &in.layout_request;
+	r->by_agent = true;
+	r->scratch[0] = (struct spr_scratch){"/tmp", 7 << 20, 01777};
+	r->scratch[1] = (struct spr_scratch){"/dev/shm", 5 << 20, 01777};
+	spr_paths_add(&r->extra_ro, "/opt/spr/site");
+	r->network = true;
+	r->workdir = "/tmp";
+	spr_buf b = SPR_BUF_INIT;
+	encode(&in, &b);
+	struct spr_arena arena = SPR_ARENA_INIT;
+	spr_error *err = NULL;
+	int rc = spr_plan_decode(b.data, b.len, &out, &arena, &err);
+	ck_assert_ok(rc, err);
+	const struct spr_layout_request *o = &out.layout_request;
+	ck_assert(o->by_agent && o->network);
+	for (size_t i = 0; i < SPR_PLAN_NSCRATCH; i++) {
+		same_str(o->scratch[i].path, r->scratch[i].path);
+		ck_assert_uint_eq(o->scratch[i].bytes, r->scratch[i].bytes);
+		ck_assert_uint_eq(o->scratch[i].mode, r->scratch[i].mode);
+	}
+	same_paths(&o->extra_ro, &r->extra_ro);
+	same_str(o->workdir, "/tmp");
+	ck_assert_uint_eq(out.layout.nmounts, 0);
+	ck_assert_ptr_null(out.layout.workdir);
+	ck_assert_ptr_null(out.degraded.workdir_parent);
+	same_strv(&in.argv, &out.argv);
+	/* A relative working directory is refused, as a mount's would be. */
+	r->workdir = "tmp";
+	spr_buf_reset(&b);
+	ck_assert_int_eq(spr_plan_encode(&in, &b, &err), -1);
+	spr_error_free(err);
 	spr_arena_free(&arena);
 	spr_buf_free(&b);
 }
@@ -372,6 +417,24 @@ START_TEST(messages_round_trip)
 		spr_error_free(cause);
 		spr_error_free(back);
 	}
+	round_trip(&(struct spr_msg){.type = SPR_MSG_HELLO}, &out);
+	struct spr_msg req = {.type = SPR_MSG_REQUEST,
+			      .request = {.timeout_ms = 86400000, .output_cap = UINT64_MAX}};
+	round_trip(&req, &out);
+	ck_assert_int_eq(out.request.timeout_ms, 86400000);
+	ck_assert_uint_eq(out.request.output_cap, UINT64_MAX);
+	struct spr_msg done = {.type = SPR_MSG_DONE,
+			       .done = {.timed_out = true, .out_total = 1, .err_total = 2,
+					.result_total = 1ULL << 40}};
+	done.exit = end.exit;
+	round_trip(&done, &out);
+	ck_assert(out.done.timed_out);
+	ck_assert_uint_eq(out.done.out_total, 1);
+	ck_assert_uint_eq(out.done.err_total, 2);
+	ck_assert_uint_eq(out.done.result_total, 1ULL << 40);
+	ck_assert_int_eq(out.exit.status, 9);
+	ck_assert(out.exit.oom_killed && out.exit.pids_limit_hit && out.exit.alone);
+
 	/* A message longer than the text field is cut, still one message. */
 	struct spr_msg big = {.type = SPR_MSG_ERROR};
 	memset(big.error.message, 'x', sizeof(big.error.message) - 1);
@@ -491,18 +554,112 @@ START_TEST(messages_carry_descriptors)
 }
 END_TEST
 
+/* The DockerEngine's channel: every frame type there and back, on a pipe
+ * (the agent's side) and on a socket (the host's), one byte at a time. */
+static void frames_through(int w, int r)
+{
+	static const char boot[] = "print(1)\0\x7f" "ELF";
+	struct spr_msg m = {.type = SPR_MSG_REQUEST, .request = {.timeout_ms = 5, .output_cap = 6}};
+	spr_buf head = SPR_BUF_INIT;
+	ck_assert_int_eq(spr_msg_encode(&m, &head), 0);
+	int64_t deadline = spr_now_ms() + 10000;
+	ck_assert_int_eq(spr_frame_send(w, SPR_FRAME_BOOT, boot, sizeof(boot), NULL, 0, deadline), 0);
+	ck_assert_int_eq(spr_frame_send(w, SPR_FRAME_REQUEST, head.data, head.len, "{}", 2, deadline),
+			 0);
+	ck_assert_int_eq(spr_frame_send(w, SPR_FRAME_OUT, NULL, 0, NULL, 0, deadline), 0);
+	ck_assert_int_eq(spr_frame_send_msg(w, &(struct spr_msg){.type = SPR_MSG_HELLO}, deadline), 0);
+	spr_buf p = SPR_BUF_INIT;
+	char type;
+	ck_assert_int_eq(spr_frame_recv(r, &type, &p, deadline), 0);
+	ck_assert_int_eq(type, SPR_FRAME_BOOT);
+	ck_assert_uint_eq(p.len, sizeof(boot));
+	ck_assert(!memcmp(p.data, boot, sizeof(boot)));
+	ck_assert_int_eq(spr_frame_recv(r, &type, &p, deadline), 0);
+	ck_assert_int_eq(type, SPR_FRAME_REQUEST);
+	struct spr_msg back;
+	size_t used;
+	ck_assert_int_eq(spr_frame_msg(&p, &back, &used), 0);
+	ck_assert_int_eq(back.type, SPR_MSG_REQUEST);
+	ck_assert_int_eq(back.request.timeout_ms, 5);
+	ck_assert_uint_eq(p.len - used, 2);
+	ck_assert(!memcmp(p.data + used, "{}", 2));
+	ck_assert_int_eq(spr_frame_recv(r, &type, &p, deadline), 0);
+	ck_assert_int_eq(type, SPR_FRAME_OUT);
+	ck_assert_uint_eq(p.len, 0);
+	ck_assert_int_eq(spr_frame_recv(r, &type, &p, deadline), 0);
+	ck_assert_int_eq(type, SPR_FRAME_MSG);
+	ck_assert_int_eq(spr_frame_msg(&p, &back, &used), 0);
+	ck_assert_int_eq(back.type, SPR_MSG_HELLO);
+	ck_assert_uint_eq(used, p.len);
+	/* Nothing more: a deadline passes; then EOF. */
+	ck_assert_int_eq(spr_frame_recv(r, &type, &p, spr_now_ms() + 20), -ETIMEDOUT);
+	close(w);
+	ck_assert_int_eq(spr_frame_recv(r, &type, &p, deadline), -EPIPE);
+	close(r);
+	spr_buf_free(&p);
+	spr_buf_free(&head);
+}
+
+START_TEST(frames_on_pipes_and_sockets)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	frames_through(fds[1], fds[0]);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+	frames_through(fds[0], fds[1]);
+}
+END_TEST
+
+START_TEST(frames_refuse_what_is_not_one)
+{
+	int fds[2];
+	char type;
+	spr_buf p = SPR_BUF_INIT;
+	int64_t deadline = spr_now_ms() + 10000;
+	/* A length past the largest payload, before reading it. */
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(write(fds[1], "Q\xff\xff\xff\xff", 5), 5);
+	ck_assert_int_eq(spr_frame_recv(fds[0], &type, &p, deadline), -EPROTO);
+	close(fds[0]);
+	close(fds[1]);
+	/* EOF inside a frame. */
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	ck_assert_int_eq(write(fds[1], "M\0\0\0\x10" "abc", 8), 8);
+	close(fds[1]);
+	ck_assert_int_eq(spr_frame_recv(fds[0], &type, &p, deadline), -EPIPE);
+	close(fds[0]);
+	/* Sending what no frame can hold. */
+	ck_assert_int_eq(spr_frame_send(-1, SPR_FRAME_OUT, "", SPR_FRAME_MAX, "", 1, deadline),
+			 -EMSGSIZE);
+	/* A payload that is not a message, or one cut short. */
+	spr_buf_reset(&p);
+	spr_buf_append(&p, "\x02\0\0\0\x01", 5);
+	struct spr_msg m;
+	size_t used;
+	ck_assert_int_eq(spr_frame_msg(&p, &m, &used), -EPROTO);
+	spr_buf_reset(&p);
+	ck_assert_int_eq(spr_msg_encode(&(struct spr_msg){.type = SPR_MSG_HELLO}, &p), 0);
+	p.len--;
+	ck_assert_int_eq(spr_frame_msg(&p, &m, &used), -EPROTO);
+	spr_buf_free(&p);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("protocol");
 	TCase *t = tcase_create("protocol");
 	tcase_add_test(t, plan_round_trips_every_field);
 	tcase_add_test(t, plan_without_optional_parts);
+	tcase_add_test(t, plan_asking_the_agent);
 	tcase_add_test(t, plan_refuses_malformed_input);
 	tcase_add_test(t, plan_refuses_what_the_helper_cannot_use);
 	tcase_add_test(t, messages_round_trip);
 	tcase_add_test(t, messages_refuse_malformed_input);
 	tcase_add_test(t, message_stream_reassembles);
 	tcase_add_test(t, messages_carry_descriptors);
+	tcase_add_test(t, frames_on_pipes_and_sockets);
+	tcase_add_test(t, frames_refuse_what_is_not_one);
 	suite_add_tcase(s, t);
 	return s;
 }
