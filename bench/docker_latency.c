@@ -2,8 +2,12 @@
  * is created once (as a long-lived caller holds it), warmed, then timed
  * run by run through the C API.
  *
- *   bench/docker_latency N [--docker-host URL] [--docker-context NAME]
+ *   bench/docker_latency N [--pause-ms MS] [--docker-host URL] [--docker-context NAME]
  *        [--ssh-host H] [--ssh-user U] [--ssh-port P] [--ssh-key-path K]
+ *
+ * --pause-ms: untimed time between runs (the next run's sandbox is then
+ * ready); without it the runs come back to back, each waiting for what
+ * the one before left to do.
  *
  * Prints one JSON object: runs, median/p90/min ms, and the last
  * RunnerResult (its isolation names the image, for the cold/exec rows). */
@@ -31,6 +35,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *port = option(argc, argv, "--ssh-port");
+	const char *pause = option(argc, argv, "--pause-ms");
+	struct timespec gap = {0, pause ? atol(pause) * 1000000L : 0};
 	spr_docker_options o = {
 		.pool_size = 1,
 		.max_runs = 1000000, /* one container serves every timed run */
@@ -65,6 +71,8 @@ int main(int argc, char **argv)
 		}
 		if (i >= 0)
 			ms[i] = t1 - t0;
+		if (gap.tv_nsec)
+			nanosleep(&gap, NULL);
 		spr_free(last);
 		last = json;
 	}
