@@ -2,6 +2,7 @@
 #   make            build libspr.so/.a, spr-run, spr, spr-sandbox (+ worker)
 #   make demo       run examples/hello.py through the LocalEngine
 #   make check      unit + integration tests (installs deps first)
+#   make hostile    escape attempts, with namespaces and again degraded
 #   make check-vm   cgroup v2 self-test + VM_SUITES inside a qemu VM (tests/vm/)
 #   make asan       build with ASan+UBSan and run the tests
 #   make fuzz       libFuzzer targets (FUZZ_SECONDS each, default 600)
@@ -176,6 +177,8 @@ integration: all $(TOOL_BINS)
 
 hostile: all $(TOOL_BINS)
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py hostile
+	@echo "== hostile again, degraded: user namespaces refused, --allow-degraded"
+	SPR_TEST_DEGRADED=1 SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py hostile
 
 cgroup: all $(TOOL_BINS)
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py cgroup

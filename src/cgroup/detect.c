@@ -2,6 +2,7 @@
  * spr may create run cgroups there. Reads /proc/self/cgroup and
  * /proc/self/mountinfo; changes nothing (spr_cgroup_prepare, called by an
  * engine, does). */
+#include "where.h"
 #include "cgroup/cgroup.h"
 
 #include <dirent.h>
@@ -275,11 +276,28 @@ static void check_usable(struct spr_cg_host *h, struct spr_cg_controller_info *c
 	bool writable = access(spr, W_OK | X_OK) == 0 || access(c->base, W_OK | X_OK) == 0;
 	c->writable = writable;
 	if (!writable) {
-		set_problem(c,
-			    "%s is not writable for uid %d: run as root, or have it delegated (chown "
-			    "a child cgroup to this user and pass --cgroup-parent NAME; on systemd, "
-			    "Delegate=yes)",
-			    c->base, (int)geteuid());
+		const char *container = spr_container_kind();
+		if (container)
+			set_problem(c,
+				    "%s is not writable for uid %d: this runs inside %s, whose "
+				    "cgroups are read-only: give the container a writable, delegated "
+				    "cgroup (a cgroup v2 host, --cgroupns=private and a cgroup "
+				    "mount it may write), or pass --allow-degraded to limit memory, "
+				    "processes and CPU time with rlimits (reported in isolation)",
+				    c->base, (int)geteuid(),
+				    !strcmp(container, "kubernetes") ? "a Kubernetes pod" : "a container");
+		else if (geteuid() == 0)
+			set_problem(c,
+				    "%s is not writable for root: is /sys/fs/cgroup mounted "
+				    "read-only? (remount it read-write, or pass --allow-degraded to use "
+				    "rlimits, reported in isolation)",
+				    c->base);
+		else
+			set_problem(c,
+				    "%s is not writable for uid %d: run as root, or have it delegated "
+				    "(chown a child cgroup to this user and pass --cgroup-parent NAME; "
+				    "on systemd, Delegate=yes)",
+				    c->base, (int)geteuid());
 		return;
 	}
 	if (c->version == SPR_CG_V2 && c == &h->ctl[SPR_CG_MEMORY]) {

@@ -26,7 +26,7 @@
 
 static const char usage_line[] =
 	"usage: spr-run [--engine local|docker] [--policy FILE] [--input JSON|@FILE] "
-	"[--timeout S] [--memory MB] [--max-output KB] [--python PATH] [--allow-degraded] "
+	"[--timeout S] [--memory MB] [--max-output KB] [--require LAYER,...] [--python PATH] [--allow-degraded] "
 	"[--cgroup-parent NAME] [--uid-range START:COUNT] [--image IMAGE] [--package NAME==VERSION]... "
 	"[--docker-context NAME "
 	"| --docker-host URL | --ssh-host HOST [--ssh-user U] [--ssh-port N] [--ssh-key-path K]] "
@@ -57,6 +57,10 @@ static void help(void)
 	       "  --max-output KB        cap per output stream in KiB\n"
 	       "  --python PATH          interpreter to run the code (default /usr/bin/python3)\n"
 	       "  --allow-degraded       run even if a protection cannot be applied\n"
+	       "  --require LAYER,...    but never without these (the policy's `require`):\n"
+	       "                         namespaces, cgroup, seccomp, landlock-fs,\n"
+	       "                         landlock-tcp, landlock-scoped, network-off,\n"
+	       "                         ipc-private, own-uid, memfd-exec-refused\n"
 	       "  --cgroup-parent NAME   create run cgroups under NAME, relative to this\n"
 	       "                         process's own cgroup (a delegated subtree);\n"
 	       "                         default: $SPR_CGROUP_PARENT, else the own cgroup\n"
@@ -97,7 +101,7 @@ struct options {
 	 * error can name the flag. */
 	struct override {
 		const char *flag, *value;
-		char json[96];
+		char json[512];
 	} overrides[8];
 	size_t noverrides;
 };
@@ -129,6 +133,29 @@ static void add_override(struct options *o, const char *flag, const char *field,
 	snprintf(ov->json, sizeof(ov->json), "{\"%s\":%s}", field, num);
 }
 
+/* --require a,b,c: the policy's `require` list (the layers' names are
+ * checked by the policy; here only that the text can become JSON as is). */
+static void add_require(struct options *o, const char *value)
+{
+	if (!*value || strspn(value, "abcdefghijklmnopqrstuvwxyz-,") != strlen(value) ||
+	    strstr(value, ",,") || value[0] == ',' || value[strlen(value) - 1] == ',')
+		usage_error("--require: '%s' is not a comma-separated list of layers (e.g. "
+			    "seccomp,landlock-fs,network-off)",
+			    value);
+	if (o->noverrides == sizeof(o->overrides) / sizeof(*o->overrides))
+		usage_error("too many limit flags");
+	struct override *ov = &o->overrides[o->noverrides++];
+	ov->flag = "--require";
+	ov->value = value;
+	char *p = ov->json, *end = ov->json + sizeof(ov->json);
+	p += snprintf(p, (size_t)(end - p), "{\"require\":[\"");
+	for (const char *c = value; *c && p < end - 8; c++)
+		p += *c == ',' ? snprintf(p, (size_t)(end - p), "\",\"") : (*p = *c, 1);
+	if (p >= end - 8)
+		usage_error("--require: too long");
+	snprintf(p, (size_t)(end - p), "\"]}");
+}
+
 /* "policy:1:20: 'x' must be..." -> "'x' must be...": the position is in
  * JSON the user never wrote. */
 static const char *without_position(const char *msg)
@@ -144,13 +171,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 	enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_MAX_OUTPUT, OPT_PYTHON, OPT_DEGRADED,
 	       OPT_VERSION, OPT_CGROUP_PARENT, OPT_UID_RANGE, OPT_IMAGE, OPT_PACKAGE, OPT_WHEEL_DIR,
 	       OPT_DOCKER_CONTEXT, OPT_DOCKER_HOST, OPT_SSH_HOST, OPT_SSH_USER, OPT_SSH_PORT,
-	       OPT_SSH_KEY };
+	       OPT_SSH_KEY, OPT_REQUIRE };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, 'e'},
 		{"policy", required_argument, NULL, 'p'},
 		{"input", required_argument, NULL, 'i'},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"memory", required_argument, NULL, OPT_MEMORY},
+		{"require", required_argument, NULL, OPT_REQUIRE},
 		{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 		{"python", required_argument, NULL, OPT_PYTHON},
 		{"allow-degraded", no_argument, NULL, OPT_DEGRADED},
@@ -179,6 +207,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case 'i': o->input = optarg; break;
 		case OPT_TIMEOUT: add_override(o, "--timeout", "timeout_seconds", optarg, false); break;
 		case OPT_MEMORY: add_override(o, "--memory", "memory_limit_mb", optarg, true); break;
+		case OPT_REQUIRE: add_require(o, optarg); break;
 		case OPT_MAX_OUTPUT: add_override(o, "--max-output", "max_output_kb", optarg, true); break;
 		case OPT_PYTHON: o->python = optarg; break;
 		case OPT_DEGRADED: o->allow_degraded = true; break;

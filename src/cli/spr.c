@@ -152,6 +152,22 @@ static void print_isolation(const cJSON *iso)
 		printf(" (ABI %d)", abi->valueint);
 	printf(" | cgroup %s | memory limit by %s%s\n", str(iso, "cgroup"), str(iso, "memory"),
 	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(iso, "degraded")) ? " | DEGRADED" : "");
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(iso, "pidns")) && str(iso, "process_tree")) {
+		/* What stands in for the namespaces, and what nothing can hide. */
+		const cJSON *uid = cJSON_GetObjectItemCaseSensitive(iso, "host_uid");
+		printf("            ipc %s | unix sockets %s | landlock tcp %s, scoped %s | uid %d | "
+		       "process tree: %s\n",
+		       str(iso, "ipc"), str(iso, "unix_sockets"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(iso, "landlock_tcp")) ? "yes" : "no",
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(iso, "landlock_scoped")) ? "yes"
+												: "no",
+		       cJSON_IsNumber(uid) ? uid->valueint : -1, str(iso, "process_tree"));
+		const cJSON *v;
+		printf("            visible to the code:");
+		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(iso, "visible"))
+		printf(" %s;", v->valuestring);
+		printf("\n");
+	}
 }
 
 static void print_doctor(const cJSON *r)
@@ -170,6 +186,20 @@ static void print_doctor(const cJSON *r)
 				      ? "ok"
 				      : str(run, "error") ? str(run, "error")
 							   : "failed");
+	const cJSON *where = cJSON_GetObjectItemCaseSensitive(r, "where");
+	if (str(where, "container"))
+		printf("where       inside %s container\n", str(where, "container"));
+	/* What --allow-degraded would give where the trial run could not run. */
+	const cJSON *degraded = cJSON_GetObjectItemCaseSensitive(r, "degraded_run");
+	if (degraded) {
+		printf("degraded    with --allow-degraded: %s\n",
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(degraded, "ok"))
+			       ? "a run works, with these layers:"
+			       : str(degraded, "error") ? str(degraded, "error") : "failed");
+		const cJSON *diso = cJSON_GetObjectItemCaseSensitive(degraded, "isolation");
+		if (diso)
+			print_isolation(diso);
+	}
 	const cJSON *cg = cJSON_GetObjectItemCaseSensitive(r, "cgroups");
 	printf("cgroups     %s%s\n", str(cg, "version"),
 	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cg, "usable")) ? "" : " (NOT usable)");

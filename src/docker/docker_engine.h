@@ -39,7 +39,6 @@ struct spr_docker_engine {
 	char *worker_path;	/* injected into every container at start... */
 	char *agent_path;	/* ...with spr-sandbox, linked statically */
 	spr_buf payload;	/* both, as the bootstrap reads them (pool.c) */
-	struct spr_bpf filters[SPR_SECCOMP_NVARIANTS]; /* the runs' own filters */
 	struct spr_uid_range uid_range; /* each container's host uid comes from it */
 	char *lease_file;	/* where the leases are held */
 	char *creator;		/* label value identifying this process */
@@ -53,6 +52,14 @@ SPR_HIDDEN int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_
 					const char *libexec_dir, spr_error **err);
 /* Validates "name==version" specs (SPEC §4 message). */
 SPR_HIDDEN int spr_check_packages(const char *const *packages, spr_error **err);
+
+/* Runs a container of plan serves. With the policy's network every run
+ * would share the container's network namespace (its ports, its
+ * connections in /proc/net): such containers serve one run each. */
+static inline int spr_docker_max_runs(const struct spr_docker_engine *de, const spr_plan *plan)
+{
+	return plan->network ? 1 : de->max_runs;
+}
 
 /* pool.c */
 SPR_HIDDEN struct spr_pool *spr_pool_new(struct spr_docker_engine *de);

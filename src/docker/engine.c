@@ -40,8 +40,9 @@ static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *
 	_cleanup_cjson_ cJSON *c = cJSON_CreateObject();
 	cJSON_AddStringToObject(c, "name", o->container);
 	cJSON_AddNumberToObject(c, "run", o->container_run);
-	cJSON_AddNumberToObject(c, "max_runs", de->max_runs);
-	cJSON_AddBoolToObject(c, "shared", de->max_runs > 1);
+	int max_runs = spr_docker_max_runs(de, plan);
+	cJSON_AddNumberToObject(c, "max_runs", max_runs);
+	cJSON_AddBoolToObject(c, "shared", max_runs > 1);
 	_cleanup_cjson_ cJSON *i = cJSON_CreateObject();
 	cJSON_AddStringToObject(i, "engine", "docker");
 	cJSON_AddStringToObject(i, "image", de->image);
@@ -202,8 +203,6 @@ int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_
 								   : 120;
 	const char *libexec = libexec_dir();
 	int rc = find_payload(de, libexec, err);
-	for (int v = 0; rc == 0 && v < SPR_SECCOMP_NVARIANTS; v++)
-		rc = spr_seccomp_bpf((enum spr_seccomp_variant)v, &de->filters[v], err);
 	/* Ids of this host's accounts are checked where the daemon is this
 	 * host's; a remote daemon's are the docs' to explain (SPEC §5). */
 	bool remote = opts->docker_context || opts->docker_host || opts->ssh_host;

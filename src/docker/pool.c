@@ -183,7 +183,7 @@ static char **run_args(struct spr_pool *pool, const spr_plan *plan, const struct
 	ARG("--label");
 	ARGF(SPR_LABEL_CREATOR "=%s", de->creator);
 	ARG("--label");
-	ARGF(SPR_LABEL_MAX_RUNS "=%d", de->max_runs);
+	ARGF(SPR_LABEL_MAX_RUNS "=%d", spr_docker_max_runs(de, plan));
 	ARG(de->image);
 	ARG("python3");
 	ARG("-I");
@@ -249,7 +249,7 @@ static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
 {
 	struct spr_docker_engine *de = pool->de;
 	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
-	if (spr_docker_sandbox_plan(de, plan, &sandbox, err) < 0)
+	if (spr_docker_sandbox_plan(plan, &sandbox, err) < 0)
 		return NULL;
 	struct container *c = calloc(1, sizeof(*c));
 	if (!c || !(c->key = strdup(key))) {
@@ -309,7 +309,8 @@ static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
 static bool expired(const struct spr_pool *pool, const struct container *c, int64_t now)
 {
 	const struct spr_docker_engine *de = pool->de;
-	return c->runs >= de->max_runs || now - c->started_ms >= (int64_t)de->ttl_seconds * 1000;
+	return c->runs >= spr_docker_max_runs(de, c->plan) ||
+	       now - c->started_ms >= (int64_t)de->ttl_seconds * 1000;
 }
 
 /* An idle container's worker writes nothing until it gets a request, so
@@ -653,7 +654,8 @@ static enum handover run_in(struct container *c, const spr_plan *plan, const spr
 	struct spr_run_facts *f = &o->facts;
 	const struct spr_limits *l = &plan->limits;
 	struct spr_msg q = {.type = SPR_MSG_REQUEST,
-			    .request = {.timeout_ms = l->timeout_ms, .output_cap = l->output_cap}};
+			    .request = {.timeout_ms = l->timeout_ms, .output_cap = l->output_cap,
+					.require = plan->require}};
 	_cleanup_buf_ spr_buf head = SPR_BUF_INIT, frame = SPR_BUF_INIT;
 	if (spr_msg_encode(&q, &head) < 0) {
 		spr_fail_oom(&o->infra);
@@ -698,11 +700,13 @@ static enum handover run_in(struct container *c, const spr_plan *plan, const spr
 			on_done(f, &m);
 			done = true;
 			break;
-		case SPR_MSG_ERROR: /* its sandbox failed */
+		case SPR_MSG_ERROR: /* its sandbox failed, or cannot give the run a layer */
+			spr_msg_to_error(&m, started ? "sandbox setup failed: " : "", &o->infra);
+			done = true;
+			break;
 		case SPR_MSG_FATAL: /* it cannot go on */
-			spr_msg_to_error(&m, m.type == SPR_MSG_ERROR ? "sandbox setup failed: " : "",
-					 &o->infra);
-			*retire = m.type == SPR_MSG_FATAL;
+			spr_msg_to_error(&m, "", &o->infra);
+			*retire = true;
 			if (!started)
 				return NOT_TAKEN;
 			done = true;
@@ -731,7 +735,7 @@ int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
 		 struct spr_pool_outcome *o, spr_error **err)
 {
 	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
-	if (spr_docker_sandbox_plan(pool->de, plan, &sandbox, err) < 0)
+	if (spr_docker_sandbox_plan(plan, &sandbox, err) < 0)
 		return -1;
 	_cleanup_free_ char *key = pool_key(plan, &sandbox);
 	if (!key)

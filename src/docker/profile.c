@@ -131,7 +131,7 @@ void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *
 	spr_argv_add(b, "/");
 }
 
-int spr_docker_sandbox_plan(const struct spr_docker_engine *de, const spr_plan *plan,
+int spr_docker_sandbox_plan(const spr_plan *plan,
 			    spr_buf *out, spr_error **err)
 {
 	_cleanup_free_ struct spr_sandbox_plan *sp = calloc(1, sizeof(*sp));
@@ -155,8 +155,15 @@ int spr_docker_sandbox_plan(const struct spr_docker_engine *de, const spr_plan *
 	 * every process of the container's uid. */
 	uint64_t nproc = (uint64_t)plan->limits.max_processes * 2 + 16;
 	sp->rlimits[SPR_RLIM_NPROC] = (struct spr_rlimit_plan){true, nproc, nproc};
-	for (int v = 0; v < SPR_SECCOMP_NVARIANTS; v++)
-		sp->filters[v] = (struct spr_filter_plan){de->filters[v].insns, de->filters[v].len};
+	uint32_t needed = spr_filters_needed(plan->network, false);
+	for (int v = 0; v < SPR_NFILTERS; v++) {
+		struct spr_bpf bpf;
+		if (!(needed & (1u << v)))
+			continue;
+		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &bpf, err) < 0)
+			return -1;
+		sp->filters[v] = (struct spr_filter_plan){bpf.insns, bpf.len};
+	}
 	sp->layout_request.by_agent = true;
 	memcpy(sp->layout_request.scratch, plan->scratch, sizeof(plan->scratch));
 	sp->layout_request.extra_ro.v[0] = SPR_DOCKER_SITE_DIR;

@@ -18,8 +18,6 @@
 /* Where an image's pinned packages live (image.c), shown to every run. */
 #define SPR_DOCKER_SITE_DIR "/opt/spr/site"
 
-struct spr_docker_engine;
-
 /* The container profile's JSON text (static, built once). */
 SPR_HIDDEN const char *spr_docker_seccomp_profile(spr_error **err);
 
@@ -34,7 +32,7 @@ SPR_HIDDEN void spr_docker_run_flags(struct spr_argv *args, const spr_plan *plan
 /* The sandbox plan a container's agent sets each run up with: the
  * interpreter's flags, the environment, the rlimits, the runs' filters,
  * the writable places and what else to show (its layout request). */
-SPR_HIDDEN int spr_docker_sandbox_plan(const struct spr_docker_engine *de, const spr_plan *plan,
+SPR_HIDDEN int spr_docker_sandbox_plan(const spr_plan *plan,
 				       spr_buf *out, spr_error **err);
 
 #endif

@@ -1,10 +1,12 @@
 /* spr doctor / spr cleanup for the LocalEngine. */
 #include <sys/utsname.h>
 
+#include "cache.h"
 #include "cgroup/cgroup.h"
 #include "json.h"
 #include "local/engine.h"
 #include "uid_lease.h"
+#include "where.h"
 
 static void add_problem(cJSON *problems, const char *text)
 {
@@ -12,20 +14,51 @@ static void add_problem(cJSON *problems, const char *text)
 		cJSON_AddItemToArray(problems, cJSON_CreateString(text));
 }
 
-/* The proof: a real run through every layer. */
-static void trial_run(const spr_local_options *opts, cJSON *report, cJSON *problems)
+/* A number from /proc/sys, or null when the file is not there. */
+static cJSON *sysctl_value(const char *path)
+{
+	_cleanup_buf_ spr_buf b = SPR_BUF_INIT;
+	if (!spr_read_file(path, &b) || !b.len)
+		return cJSON_CreateNull();
+	return cJSON_CreateNumber((double)strtol(b.data, NULL, 10));
+}
+
+/* Where this runs and what decides whether user namespaces are allowed:
+ * the messages name the fix from these. */
+static void describe_where(cJSON *report)
+{
+	cJSON *o = cJSON_AddObjectToObject(report, "where");
+	const char *container = spr_container_kind();
+	cJSON_AddItemToObject(o, "container",
+			      container ? cJSON_CreateString(container) : cJSON_CreateNull());
+	static const char *const sysctls[][2] = {
+		{"max_user_namespaces", "/proc/sys/user/max_user_namespaces"},
+		{"unprivileged_userns_clone", "/proc/sys/kernel/unprivileged_userns_clone"},
+		{"apparmor_restrict_unprivileged_userns",
+		 "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(sysctls); i++)
+		cJSON_AddItemToObject(o, sysctls[i][0], sysctl_value(sysctls[i][1]));
+}
+
+/* The proof: a real run through every layer. Returns 0 when it ran, 1
+ * when namespaces were refused (degrading is then the question), -1. */
+static int trial_run(const spr_local_options *opts, const char *key, cJSON *report,
+		     cJSON *problems)
 {
 	spr_engine *engine = NULL;
 	spr_error *err = NULL;
-	cJSON *run = cJSON_AddObjectToObject(report, "run");
+	int ran = -1;
+	cJSON *run = cJSON_AddObjectToObject(report, key);
 	spr_local_options one_run = *opts;
 	one_run.pool_size = SPR_LOCAL_NO_POOL;
 	if (spr_local_engine_new(&one_run, &engine, &err) < 0) {
 		cJSON_AddBoolToObject(run, "ok", false);
 		cJSON_AddStringToObject(run, "error", err->message);
 		add_problem(problems, err->message);
+		ran = strstr(err->message, "namespace") ? 1 : -1;
 		spr_error_free(err);
-		return;
+		return ran;
 	}
 	struct spr_local_engine *le = (struct spr_local_engine *)engine;
 	cJSON *py = cJSON_AddObjectToObject(report, "python");
@@ -41,6 +74,8 @@ static void trial_run(const spr_local_options *opts, cJSON *report, cJSON *probl
 		spr_error_free(err);
 	} else {
 		bool ok = spr_result_ok(r) && !strcmp(spr_result_value_json(r), "42");
+		const char *why = spr_result_error(r);
+		ran = ok ? 0 : why && strstr(why, "namespace") ? 1 : -1;
 		cJSON_AddBoolToObject(run, "ok", ok);
 		if (spr_result_error(r)) {
 			cJSON_AddStringToObject(run, "error", spr_result_error(r));
@@ -53,6 +88,7 @@ static void trial_run(const spr_local_options *opts, cJSON *report, cJSON *probl
 		spr_result_free(r);
 	}
 	spr_engine_free(engine);
+	return ran;
 }
 
 /* The ids runs get on the host (as root), and whether anyone has them. */
@@ -113,7 +149,15 @@ int spr_local_doctor(const spr_local_options *opts, char **json, spr_error **err
 	spr_cgroup_host_free(&host);
 
 	describe_uid_range(opts, report, problems);
-	trial_run(opts, report, problems);
+	describe_where(report);
+	/* Refused: what --allow-degraded would still give (its isolation
+	 * lists the layers), so that choosing it is informed. */
+	if (trial_run(opts, "run", report, problems) == 1 && !opts->allow_degraded) {
+		spr_local_options degraded = *opts;
+		degraded.allow_degraded = true;
+		_cleanup_cjson_ cJSON *ignored = cJSON_CreateArray();
+		trial_run(&degraded, "degraded_run", report, ignored);
+	}
 	cJSON_AddItemToObject(report, "problems", problems);
 	*json = spr_json_print(report);
 	return *json ? 0 : spr_fail_oom(err);

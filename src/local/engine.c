@@ -89,12 +89,12 @@ static int find_libexec(struct spr_local_engine *le, const char *dir, spr_error 
 	return 0;
 }
 
-static int load_seccomp(struct spr_local_engine *le, spr_error **err)
+/* The default filter now, so that a libseccomp that cannot build one
+ * fails the engine's start; the other variants on first use. */
+static int load_seccomp(spr_error **err)
 {
-	for (int v = 0; v < SPR_SECCOMP_NVARIANTS; v++)
-		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &le->filters[v], err) < 0)
-			return -1;
-	return 0;
+	struct spr_bpf bpf;
+	return spr_seccomp_bpf(SPR_SECCOMP_DEFAULT, &bpf, err);
 }
 
 int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_error **err)
@@ -129,7 +129,7 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	spr_cgroup_cleanup_stale(&le->cgroups, NULL);
 	outside_ids(&le->outside_uid, &le->outside_gid);
 	if (spr_uid_range_choose(opts->uid_range, geteuid() == 0, &le->uid_range, err) < 0 || find_libexec(le, opts->libexec_dir, err) < 0 ||
-	    load_seccomp(le, err) < 0 ||
+	    load_seccomp(err) < 0 ||
 	    spr_local_probe_python(le, opts->python ? opts->python : DEFAULT_PYTHON, err) < 0) {
 		spr_engine_free(&le->base);
 		return -1;

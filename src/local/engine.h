@@ -36,9 +36,6 @@ struct spr_local_engine {
 	char *worker_run_path; /* what the interpreter runs: a cached .pyc for this
 				  interpreter when it could be made, else worker_path */
 	bool allow_degraded;
-	/* The compiled filters (per spr_seccomp_variant; compiled once per
-	 * process, shared read-only). */
-	struct spr_bpf filters[SPR_SECCOMP_NVARIANTS];
 	struct spr_uid_range uid_range; /* root: each run's own host uid comes from it */
 	uid_t outside_uid; /* what the sandbox user is outside (rootless; degraded) */
 	gid_t outside_gid;

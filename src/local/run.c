@@ -69,17 +69,31 @@ static const char isolation_none[] =
 	"\"mountns\":false,\"network\":\"host\",\"seccomp\":\"none\",\"landlock\":false,"
 	"\"cgroup\":\"none\",\"memory\":\"rlimit\",\"degraded\":true}";
 
+/* What a run without namespaces cannot hide from the code (SPEC §7
+ * "Degraded mode"). */
+static const char *const degraded_visible[] = {
+	"host processes (/proc)", "hostname", "mountinfo", "/proc/net", "namespace inodes",
+};
+
 /* isolation (SPEC §3) says exactly what the helper applied. */
 static char *isolation_json(const struct spr_applied *a)
 {
 	bool ns = a->namespaces, shared = a->network_shared;
+	unsigned f = a->filter;
 	_cleanup_cjson_ cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "engine", "local");
 	cJSON_AddBoolToObject(o, "userns", ns);
 	cJSON_AddBoolToObject(o, "pidns", ns);
 	cJSON_AddBoolToObject(o, "netns", ns && !shared);
 	cJSON_AddBoolToObject(o, "mountns", ns);
-	cJSON_AddStringToObject(o, "network", shared ? "host" : "loopback");
+	cJSON_AddStringToObject(o, "network", !shared ? "loopback"
+					      : (f & SPR_FILTER_NO_INET) ? "refused"
+									 : "host");
+	cJSON_AddStringToObject(o, "ipc", ns ? "private"
+					  : (f & SPR_FILTER_NO_IPC) ? "refused"
+								    : "host");
+	cJSON_AddStringToObject(o, "unix_sockets", (f & SPR_FILTER_NO_UNIX) ? "socketpair only"
+									 : "allowed");
 	cJSON_AddStringToObject(o, "seccomp",
 				a->seccomp == SPR_SECCOMP_NO_UNIX_LOADED ? SPR_SECCOMP_PROFILE_NO_UNIX
 				: a->seccomp == SPR_SECCOMP_DEFAULT_LOADED ? SPR_SECCOMP_PROFILE
@@ -87,13 +101,21 @@ static char *isolation_json(const struct spr_applied *a)
 	cJSON_AddBoolToObject(o, "landlock", a->landlock_abi > 0);
 	if (a->landlock_abi > 0)
 		cJSON_AddNumberToObject(o, "landlock_abi", a->landlock_abi);
+	cJSON_AddBoolToObject(o, "landlock_tcp", a->landlock_net);
+	/* Signals and abstract unix sockets stay inside the run (ABI 6). */
+	cJSON_AddBoolToObject(o, "landlock_scoped", a->landlock_abi >= 6);
 	cJSON_AddStringToObject(o, "cgroup", a->cgroup == SPR_CG_V2   ? "v2"
 					     : a->cgroup == SPR_CG_V1 ? "v1"
 								      : "none");
 	cJSON_AddStringToObject(o, "memory", a->cgroup ? "cgroup" : "rlimit");
 	cJSON_AddStringToObject(o, "memfd_exec", a->memfd_noexec ? "refused" : "allowed");
-	if (a->namespaces)
-		cJSON_AddNumberToObject(o, "host_uid", a->host_uid);
+	cJSON_AddNumberToObject(o, "host_uid", a->host_uid);
+	cJSON_AddStringToObject(o, "process_tree", ns ? "pid namespace" : "subreaper");
+	if (!ns) {
+		cJSON *visible = cJSON_AddArrayToObject(o, "visible");
+		for (size_t i = 0; i < ARRAY_SIZE(degraded_visible); i++)
+			cJSON_AddItemToArray(visible, cJSON_CreateString(degraded_visible[i]));
+	}
 	cJSON_AddBoolToObject(o, "degraded", !ns || !a->seccomp || !a->cgroup);
 	return cJSON_PrintUnformatted(o);
 }
@@ -102,8 +124,9 @@ static bool same_isolation(const struct spr_applied *a, const struct spr_applied
 {
 	/* Not the host uid: each sandbox has its own. */
 	return a->namespaces == b->namespaces && a->network_shared == b->network_shared &&
-	       a->landlock_abi == b->landlock_abi && a->seccomp == b->seccomp &&
-	       a->cgroup == b->cgroup && a->memfd_noexec == b->memfd_noexec;
+	       a->landlock_abi == b->landlock_abi && a->landlock_net == b->landlock_net &&
+	       a->seccomp == b->seccomp && a->filter == b->filter && a->cgroup == b->cgroup &&
+	       a->memfd_noexec == b->memfd_noexec;
 }
 
 /* ---- the sandbox plan ------------------------------------------------------ */
@@ -111,6 +134,8 @@ static bool same_isolation(const struct spr_applied *a, const struct spr_applied
 _Static_assert((int)SPR_SECCOMP_DEFAULT == (int)SPR_FILTER_DEFAULT &&
 		       (int)SPR_SECCOMP_NO_UNIX == (int)SPR_FILTER_NO_UNIX &&
 		       (int)SPR_SECCOMP_NO_MEMFD_EXEC == (int)SPR_FILTER_NO_MEMFD_EXEC &&
+		       (int)SPR_SECCOMP_NO_IPC == (int)SPR_FILTER_NO_IPC &&
+		       (int)SPR_SECCOMP_NO_INET == (int)SPR_FILTER_NO_INET &&
 		       (int)SPR_SECCOMP_NVARIANTS == (int)SPR_NFILTERS,
 	       "filter indices");
 
@@ -176,15 +201,16 @@ static int plan_process(const struct spr_local_engine *le, const spr_plan *plan,
 		nproc = nproc * 2 + 16;
 	sp->rlimits[SPR_RLIM_NPROC] = (struct spr_rlimit_plan){true, nproc, nproc};
 
-	/* The variants the helper may pick (seccomp.h): the unix-socket ones
-	 * whenever the run may share the host network (policy, or the
-	 * degraded mode); the memory-file ones always, for where the kernel
-	 * cannot be told to refuse them (rootless, degraded). */
+	/* The variants the helper may pick (plan.h), compiled once per
+	 * process on first use. */
+	uint32_t needed = spr_filters_needed(plan->network, le->allow_degraded);
 	for (int v = 0; v < SPR_NFILTERS; v++) {
-		if ((v & SPR_FILTER_NO_UNIX) && !plan->network && !le->allow_degraded)
+		struct spr_bpf bpf;
+		if (!(needed & (1u << v)))
 			continue;
-		sp->filters[v].insns = le->filters[v].insns;
-		sp->filters[v].len = le->filters[v].len;
+		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &bpf, err) < 0)
+			return -1;
+		sp->filters[v] = (struct spr_filter_plan){bpf.insns, bpf.len};
 	}
 	sp->allow_degraded = le->allow_degraded;
 	if (geteuid() == 0)
@@ -363,6 +389,22 @@ static void on_exit_message(struct local_run *r, const struct spr_msg *m)
 	r->drain_deadline = spr_now_ms() + DRAIN_GRACE_MS;
 }
 
+/* A layer the policy requires and the sandbox has not: the request is
+ * never written (its feeding waits for STARTED), the run ends as an
+ * infrastructure failure naming it. */
+static void refuse_if_lacking(struct local_run *r)
+{
+	int lacks = spr_applied_lacks(&r->applied, r->plan->require, geteuid());
+	if (lacks < 0)
+		return;
+	spr_fail(&r->infra, SPR_LAYER_SANDBOX, EPERM,
+		 "the policy requires the isolation layer '%s', which this host cannot give the "
+		 "run (isolation: %s); `spr doctor` says why",
+		 spr_layer_req_names[lacks], r->isolation ? r->isolation : "{}");
+	r->exited = true;
+	r->drain_deadline = spr_now_ms();
+}
+
 static void on_ctrl_message(struct local_run *r, const struct spr_msg *m)
 {
 	switch (m->type) {
@@ -372,6 +414,7 @@ static void on_ctrl_message(struct local_run *r, const struct spr_msg *m)
 		free(r->isolation);
 		r->isolation = isolation_json(&m->applied);
 		r->run_deadline = spr_now_ms() + r->plan->limits.timeout_ms;
+		refuse_if_lacking(r);
 		break;
 	case SPR_MSG_EXIT:
 		on_exit_message(r, m);
@@ -482,7 +525,10 @@ static int pump(struct local_run *r, spr_error **err)
 			[P_OUT] = {.fd = r->out.fd, .events = POLLIN},
 			[P_ERR] = {.fd = r->err.fd, .events = POLLIN},
 			[P_RES] = {.fd = r->result.fd, .events = POLLIN},
-			[P_IN] = {.fd = r->request.fd, .events = POLLOUT},
+			/* Nothing of the request before the sandbox said what it
+			 * applied (a required layer may be missing). */
+			[P_IN] = {.fd = r->started && !r->infra ? r->request.fd : -1,
+				  .events = POLLOUT},
 		};
 		int64_t wait = next_deadline(r) - now;
 		if (poll(p, NP, (int)(wait > 60000 ? 60000 : wait)) < 0) {

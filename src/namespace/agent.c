@@ -26,6 +26,7 @@
  * another. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,6 +76,7 @@ struct container_cgroup {
 	const char *stat;	 /* anon and shmem bytes */
 	const char *stat_keys[2];
 	const char *limit;	 /* the memory limit */
+	int version;		 /* enum spr_cg_version of what was found; 0: none */
 };
 
 struct sandbox {
@@ -147,6 +149,7 @@ static void find_cgroup(struct container_cgroup *cg)
 			.stat = "/sys/fs/cgroup/memory.stat",
 			.stat_keys = {"anon", "shmem"},
 			.limit = "/sys/fs/cgroup/memory.max",
+			.version = 2,
 		};
 		return;
 	}
@@ -161,6 +164,7 @@ static void find_cgroup(struct container_cgroup *cg)
 		.stat_keys = {"total_rss", "total_shmem"},
 		.limit = "/sys/fs/cgroup/memory/memory.limit_in_bytes",
 	};
+	cg->version = cg->oom_events ? 1 : 0;
 }
 
 /* The number after "key " on a line of a small keyed file; -1 if absent. */
@@ -589,6 +593,24 @@ static int serve_request(struct agent *a, const spr_buf *frame, spr_error **err)
 	r.sb = take_next(a, err);
 	if (!r.sb)
 		return -1; /* before STARTED: the host gives the run to another container */
+	/* The container's cgroup limits memory, processes and CPU. */
+	r.sb->started_msg.applied.cgroup = a->cg.version;
+	int lacks = spr_applied_lacks(&r.sb->started_msg.applied, r.request.request.require,
+				      (uid_t)-1);
+	if (lacks >= 0) {
+		/* Not this run's sandbox: it stays for the next. */
+		a->next = steal_pointer(&r.sb);
+		struct spr_msg refusal = {.type = SPR_MSG_ERROR};
+		refusal.error.layer = SPR_LAYER_SANDBOX;
+		refusal.error.errnum = EPERM;
+		snprintf(refusal.error.message, sizeof(refusal.error.message),
+			 "the policy requires the isolation layer '%s', which a container of this "
+			 "image cannot give the run",
+			 spr_layer_req_names[lacks]);
+		return say(&refusal) < 0 ? spr_fail_errno(err, SPR_LAYER_SANDBOX,
+							 "writing to the host")
+					 : 0;
+	}
 	if (say(&r.sb->started_msg) < 0)
 		return spr_fail_errno(err, SPR_LAYER_SANDBOX, "writing to the host");
 	int64_t now = spr_now_ms();
@@ -811,6 +833,12 @@ static int serve(struct agent *a, spr_error **err)
 					"reading the host's frames: %s",
 					rc < 0 ? strerror(-rc) : "not a request");
 		rc = serve_request(a, &frame, err);
+		/* The request was the run's: none of it stays in the agent, and
+		 * its memory goes back before the container is measured. */
+		if (frame.data)
+			explicit_bzero(frame.data, frame.len);
+		spr_buf_free(&frame);
+		malloc_trim(0);
 		if (rc > 0)
 			return 0; /* the host let the container go during a run */
 		if (rc < 0 || check_clean(a, err) < 0)

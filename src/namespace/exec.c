@@ -96,7 +96,8 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 		fail(status_fd, err);
 	struct spr_msg setup = {.type = SPR_MSG_SETUP};
 	if (w->landlock_read) {
-		int abi = spr_landlock_apply(w->landlock_read, w->landlock_write, &err);
+		int abi = spr_landlock_apply(w->landlock_read, w->landlock_write, w->deny_tcp,
+					     &setup.applied.landlock_net, &err);
 		if (abi < 0)
 			fail(status_fd, err);
 		setup.applied.landlock_abi = abi;
@@ -110,19 +111,30 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 	/* The variant: the table, plus refusing unix sockets where the
 	 * network is the host's and Landlock cannot scope abstract ones
 	 * (ABI < 6), plus refusing executable memory files where the kernel
-	 * could not be told to (seccomp.h). A variant not sent falls back to
-	 * the closest one that was. */
-	unsigned variant = (w->network_shared && setup.applied.landlock_abi < 6 ? SPR_FILTER_NO_UNIX : 0) |
+	 * could not be told to, plus what stands in for missing namespaces
+	 * (seccomp.h). The engine sends every variant the run can need: one
+	 * missing is refused, never replaced by a weaker one. */
+	unsigned variant = w->filter_bits |
+			   (w->network_shared && setup.applied.landlock_abi < 6 ? SPR_FILTER_NO_UNIX : 0) |
 			   (w->memfd_noexec ? 0 : SPR_FILTER_NO_MEMFD_EXEC);
-	while (variant && !w->filters[variant].len)
-		variant &= variant - 1;
-	if (w->filters[variant].len) {
+	bool any = false;
+	for (size_t v = 0; v < SPR_NFILTERS; v++)
+		any = any || w->filters[v].len;
+	if (any && !w->filters[variant].len) {
+		spr_fail(&err, SPR_LAYER_SECCOMP, ENOENT,
+			 "the sandbox plan has no seccomp filter variant %u (libspr and "
+			 "spr-sandbox come from different builds: reinstall spr)",
+			 variant);
+		fail(status_fd, err);
+	}
+	if (any) {
 		int applied = load_seccomp(w->filters[variant].insns, w->filters[variant].len, w, &err);
 		if (applied < 0)
 			fail(status_fd, err);
 		setup.applied.seccomp = !applied ? SPR_SECCOMP_NONE
 					: variant & SPR_FILTER_NO_UNIX ? SPR_SECCOMP_NO_UNIX_LOADED
 								       : SPR_SECCOMP_DEFAULT_LOADED;
+		setup.applied.filter = applied ? (uint8_t)variant : 0;
 		setup.applied.memfd_noexec = applied && (variant & SPR_FILTER_NO_MEMFD_EXEC);
 	}
 	spr_msg_write(status_fd, &setup);

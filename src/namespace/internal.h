@@ -31,6 +31,10 @@ struct spr_worker_spec {
 	const struct spr_filter_plan *filters;
 	bool memfd_noexec; /* the kernel refuses executable memory files already */
 	bool network_shared;
+	/* Degraded (no namespaces): the filter bits that stand in for them
+	 * (policy/seccomp.h), and whether Landlock must refuse TCP too. */
+	unsigned filter_bits;
+	bool deny_tcp;
 	bool allow_degraded;
 	bool drop_caps;	   /* in a user namespace: clear every capability */
 	bool become;	   /* as root without namespaces: switch to uid/gid */

@@ -2,6 +2,7 @@
  * wrong, the code could read only the paths the layout meant to show and
  * write only /tmp. Best effort by ABI: newer kernels restrict more. */
 #include <fcntl.h>
+#include <stddef.h>
 #include <linux/landlock.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -18,6 +19,10 @@
 #endif
 #ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
 #define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
+#endif
+#ifndef LANDLOCK_ACCESS_NET_BIND_TCP
+#define LANDLOCK_ACCESS_NET_BIND_TCP (1ULL << 0)
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
 #endif
 #define SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
 #define SCOPE_SIGNAL (1ULL << 1)
@@ -72,14 +77,21 @@ static int add_rules(int ruleset, const struct spr_paths *paths, uint64_t allowe
 }
 
 int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *write,
-		       spr_error **err)
+		       bool deny_tcp, bool *tcp_denied, spr_error **err)
 {
+	*tcp_denied = false;
 	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
 			       LANDLOCK_CREATE_RULESET_VERSION);
 	if (abi < 0)
 		return 0; /* ENOSYS / EOPNOTSUPP: this kernel has no Landlock */
 	struct ruleset_attr attr = {.handled_access_fs = handled_for_abi(abi)};
 	size_t size = sizeof(uint64_t);
+	if (deny_tcp && abi >= 4) {
+		/* Handled and never allowed: no TCP port can be bound or
+		 * connected to (a second wall behind the seccomp filter). */
+		attr.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
+		size = offsetof(struct ruleset_attr, scoped);
+	}
 	if (abi >= 6) {
 		/* Abstract unix sockets and signals of processes outside the
 		 * sandbox (matters when the network namespace is shared). */
@@ -92,11 +104,16 @@ int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *wri
 				      abi);
 	uint64_t handled = attr.handled_access_fs;
 	if (add_rules(ruleset, read, FS_READ, handled, err) < 0 ||
-	    add_rules(ruleset, write, handled & ~(LANDLOCK_ACCESS_FS_MAKE_CHAR |
-						  LANDLOCK_ACCESS_FS_MAKE_BLOCK),
+	    /* Writable places hold data, never programs: no execute, there
+	     * as on their noexec mounts (without namespaces, the run's
+	     * directory is on the host's /tmp); no device nodes. */
+	    add_rules(ruleset, write,
+		      handled & ~(LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+				  LANDLOCK_ACCESS_FS_EXECUTE),
 		      handled, err) < 0)
 		return -1;
 	if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "landlock_restrict_self");
+	*tcp_denied = attr.handled_access_net != 0;
 	return abi;
 }

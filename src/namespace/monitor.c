@@ -56,6 +56,7 @@ struct sandbox {
 	int ns_hold[2];		   /* the run's mount and network namespaces */
 	int bind_fds[SPR_PLAN_MAX_MOUNTS]; /* root: detached bind sources, per mount */
 	struct spr_uid_lease lease; /* root: the host uid of this run, held to the end */
+	uid_t degraded_uid;	   /* degraded as root: the code's uid (0: none) */
 	bool run_over;		   /* init saw the worker end with nothing else left */
 };
 
@@ -338,7 +339,7 @@ static void close_bind_sources(struct sandbox *sb)
 static int lease_run_uid(struct sandbox *sb, spr_error **err)
 {
 	const struct spr_uid_lease_plan *p = &sb->plan->run_uid;
-	if (!p->count || geteuid() != 0)
+	if (!p->count || geteuid() != 0 || sb->lease.fd >= 0)
 		return 0;
 	struct spr_uid_range range = {p->start, p->count};
 	return spr_uid_lease_take(&range, p->lease_file, &sb->lease, err);
@@ -433,10 +434,20 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC |
 			      CLONE_NEWUTS | CLONE_NEWCGROUP | (network ? 0 : CLONE_NEWNET);
 	int sync[2], rep[2];
-	if (spr_userns_drop_groups(err) < 0 || lease_run_uid(sb, err) < 0 ||
-	    open_bind_sources(sb, err) < 0) {
+	if (spr_userns_drop_groups(err) < 0 || lease_run_uid(sb, err) < 0) {
 		close_bind_sources(sb);
 		return -1;
+	}
+	if (open_bind_sources(sb, err) < 0) {
+		close_bind_sources(sb);
+		/* Root without CAP_SYS_ADMIN (an unprivileged container): no
+		 * namespaces to be had either. */
+		if (errno != EPERM)
+			return -1;
+		spr_error_free(*err);
+		*err = NULL;
+		spr_userns_explain(EPERM, err);
+		return 1;
 	}
 	if (sb->lease.fd >= 0)
 		map.outside_uid = map.outside_gid = sb->lease.uid;
@@ -523,7 +534,9 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 		sb->applied.namespaces = true;
 		sb->applied.network_shared = network;
 		sb->applied.landlock_abi = m.applied.landlock_abi;
+		sb->applied.landlock_net = m.applied.landlock_net;
 		sb->applied.seccomp = m.applied.seccomp;
+		sb->applied.filter = m.applied.filter;
 		/* The kernel's refusal, or the filter's where it could not be had. */
 		sb->applied.memfd_noexec = sb->applied.memfd_noexec || m.applied.memfd_noexec;
 		spr_cg_run_close_tasks(&sb->cg); /* init is in: not needed anymore */
@@ -571,12 +584,25 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	struct spr_worker_spec w = worker_spec(sb, sb->workdir);
 	w.parent = getpid();
 	w.network_shared = true; /* no network namespace */
+	/* What the namespaces would have given, from the filter and Landlock
+	 * instead: no host IPC, no unix socket to a host service (Landlock
+	 * does not cover connecting to a pathname socket), and without
+	 * network in the policy no inet socket and no TCP at all. */
+	bool network = sb->plan->layout.network;
+	w.filter_bits = spr_filter_degraded(network);
+	w.deny_tcp = !network;
 	w.cg = sb->applied.cgroup ? &sb->cg : NULL;
 	if (degraded->run_as) {
-		/* Root without namespaces: run the code as nobody. */
+		/* Root without namespaces: the code runs as the run's own uid
+		 * (no host process has it: kill(-1) has nothing to hit, and
+		 * RLIMIT_NPROC counts the run alone), else as nobody. */
+		if (lease_run_uid(sb, err) < 0)
+			return -1;
 		w.become = true;
-		w.uid = degraded->uid;
-		w.gid = degraded->gid;
+		w.uid = sb->lease.fd >= 0 ? sb->lease.uid : degraded->uid;
+		w.gid = sb->lease.fd >= 0 ? sb->lease.uid : degraded->gid;
+		if (sb->lease.fd >= 0)
+			sb->degraded_uid = w.uid;
 		if (chown(sb->workdir, w.uid, w.gid) < 0)
 			return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chown %s", sb->workdir);
 	}
@@ -629,8 +655,11 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	}
 	sb->applied.network_shared = true;
 	sb->applied.landlock_abi = setup.landlock_abi;
+	sb->applied.landlock_net = setup.landlock_net;
 	sb->applied.seccomp = setup.seccomp;
+	sb->applied.filter = setup.filter;
 	sb->applied.memfd_noexec = setup.memfd_noexec;
+	sb->applied.host_uid = w.become ? w.uid : getuid();
 	return 0;
 }
 
@@ -823,12 +852,31 @@ static int kill_children(void)
 	return killed;
 }
 
+/* Degraded as root, every process of the run's own uid is the run's:
+ * killed by a child that takes that uid and kills all it may signal
+ * (kill(-1) spares the caller). This reaches what left our tree too. */
+static void kill_run_uid(uid_t uid)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setresgid(uid, uid, uid) == 0 && setresuid(uid, uid, uid) == 0)
+			kill(-1, SIGKILL);
+		_exit(0);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
 /* Nothing the code started survives the run. With namespaces the kernel
- * already killed the pid namespace; this also covers the degraded mode. */
+ * already killed the pid namespace; in the degraded mode the process
+ * group, the run's uid and (subreaper) every orphan of the tree. */
 static void sweep(struct sandbox *sb)
 {
 	if (sb->child > 0)
 		kill(-sb->child, SIGKILL);
+	if (sb->degraded_uid)
+		kill_run_uid(sb->degraded_uid);
 	for (;;) {
 		kill_children();
 		int st;

@@ -9,8 +9,13 @@
  * The server outlives no one: it exits when its caller's process does
  * (a pidfd, not PDEATHSIG, which fires when the spawning *thread* ends),
  * and the monitors, whose PDEATHSIG names the server, die with it — so
- * killing the caller still kills every run. On "bye" (the engine is being
- * freed) it waits for its monitors to finish their clean-up first. */
+ * killing the caller still kills every run. It gives them a moment first:
+ * a monitor sees its control socket close with the caller and ends its
+ * run itself, which a run without namespaces needs (its processes do not
+ * die with a pid namespace; the monitor's sweep and the run's uid find
+ * them). On "bye" (the engine is being freed) it waits for its monitors
+ * to finish their clean-up too. */
+#include "proc.h"
 #include "protocol/message.h"
 #include "protocol/sandbox.h"
 
@@ -25,12 +30,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* How long monitors may take to end their runs once the caller is gone. */
+#define ORPHANED_GRACE_MS 5000
+
 struct server {
 	pid_t caller;
 	int caller_fd; /* pidfd: readable once the caller's process is gone */
 	int sigfd;
 	sigset_t saved_mask;
 	bool closing;
+	int64_t give_up; /* the caller is gone: monitors left by then are killed */
 };
 
 /* An ERROR (this request failed) or FATAL (the server is exiting). */
@@ -224,21 +233,28 @@ int spr_sandbox_serve_on(int sock, pid_t caller)
 		bool monitors_left = reap_monitors();
 		if (s.closing && !monitors_left)
 			return 0;
+		int64_t now = spr_now_ms();
+		if (s.give_up && now >= s.give_up)
+			return 0; /* (PDEATHSIG) the monitors left go with us */
 		enum { P_SOCK, P_CALLER, P_CHILD, NP };
 		struct pollfd p[NP] = {
 			[P_SOCK] = {.fd = s.closing ? -1 : sock, .events = POLLIN},
-			[P_CALLER] = {.fd = s.caller_fd, .events = POLLIN},
+			[P_CALLER] = {.fd = s.give_up ? -1 : s.caller_fd, .events = POLLIN},
 			[P_CHILD] = {.fd = s.sigfd, .events = POLLIN},
 		};
-		if (poll(p, NP, -1) < 0) {
+		if (poll(p, NP, s.give_up ? (int)(s.give_up - now) : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return server_fail(sock, "poll");
 		}
-		/* The caller is gone: so are we, and (PDEATHSIG) every monitor
-		 * with its run, clean-up or not — as if it had run them itself. */
-		if (p[P_CALLER].revents)
-			return 0;
+		/* The caller is gone: its monitors see their control sockets
+		 * close and end their runs; then we go, and any monitor still
+		 * there with us (PDEATHSIG), as if the caller had run them. */
+		if (p[P_CALLER].revents) {
+			s.closing = true;
+			s.give_up = spr_now_ms() + ORPHANED_GRACE_MS;
+			continue;
+		}
 		if (p[P_CHILD].revents) {
 			struct signalfd_siginfo si;
 			while (read(s.sigfd, &si, sizeof(si)) > 0) {

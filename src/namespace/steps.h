@@ -36,9 +36,11 @@ SPR_HIDDEN int spr_caps_become(uid_t uid, gid_t gid, spr_error **err);
 SPR_HIDDEN int spr_no_new_privs(spr_error **err);
 
 /* landlock.c: read+execute under `read`, read+write under `write`
- * (missing paths are skipped). Returns the ABI version applied, 0 when
- * the kernel has no Landlock. */
+ * (missing paths are skipped); with deny_tcp, no TCP bind or connect
+ * where the kernel can refuse them (ABI 4; *tcp_denied says whether it
+ * did). Returns the ABI version applied, 0 when the kernel has no
+ * Landlock. */
 SPR_HIDDEN int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *write,
-				  spr_error **err);
+				  bool deny_tcp, bool *tcp_denied, spr_error **err);
 
 #endif

@@ -1,7 +1,11 @@
 #include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
 #include <grp.h>
 
 #include "namespace/steps.h"
+#include "where.h"
 
 static int write_file(pid_t pid, const char *name, const char *text, spr_error **err)
 {
@@ -53,27 +57,50 @@ static long read_sysctl(const char *path)
 	return v;
 }
 
+static const char *container_phrase(const char *kind)
+{
+	return !strcmp(kind, "docker")	       ? "a docker container"
+	       : !strcmp(kind, "podman")       ? "a podman container"
+	       : !strcmp(kind, "kubernetes") ? "a Kubernetes pod"
+					       : "a container";
+}
+
+/* This program's path, for a profile to name. */
+static const char *self_path(void)
+{
+	static char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	if (n <= 0)
+		return "spr-sandbox";
+	path[n] = '\0';
+	return path;
+}
+
 int spr_userns_explain(int errnum, spr_error **err)
 {
-	static const char fallback[] = " (or pass --allow-degraded / allow_degraded to run without "
-				       "namespaces, reported in isolation)";
+	/* What degrading keeps: say it, so that choosing it is informed. */
+	static const char fallback[] =
+		" (or pass --allow-degraded / allow_degraded: the seccomp filter, Landlock, no host "
+		"IPC or inet sockets without network, the run's own uid as root and the whole "
+		"process tree killed still apply; isolation lists what does)";
 	bool root = geteuid() == 0;
+	const char *container = spr_container_kind();
 	if (read_sysctl("/proc/sys/user/max_user_namespaces") == 0)
 		return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
 				"user namespaces are disabled: sysctl user.max_user_namespaces=0 "
-				"(set it to e.g. 15000 in /etc/sysctl.d)%s",
-				fallback);
+				"(set it to e.g. 15000 in /etc/sysctl.d%s)%s",
+				container ? ", on the container's host" : "", fallback);
 	if (!root && read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") == 0)
 		return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
 				"user namespaces are disabled for unprivileged users: sysctl "
-				"kernel.unprivileged_userns_clone=0 (set it to 1, or run as root)%s",
-				fallback);
+				"kernel.unprivileged_userns_clone=0 (set it to 1%s)%s",
+				container ? " on the container's host" : ", or run as root", fallback);
 	if (!root && read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == 1)
 		return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
 				"user namespaces are restricted by AppArmor: sysctl "
-				"kernel.apparmor_restrict_unprivileged_userns=1 (set it to 0, add an "
-				"AppArmor profile allowing userns for spr-sandbox, or run as root)%s",
-				fallback);
+				"kernel.apparmor_restrict_unprivileged_userns=1 (add an AppArmor "
+				"profile that allows userns for %s, or set the sysctl to 0)%s",
+				self_path(), fallback);
 	if (errnum == ENOSPC)
 		return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
 				"the user namespace limit is reached: raise sysctl "
@@ -83,10 +110,19 @@ int spr_userns_explain(int errnum, spr_error **err)
 		return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
 				"this kernel has no user namespaces (CONFIG_USER_NS is off)%s",
 				fallback);
+	if (container)
+		return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
+				"creating the sandbox namespaces failed: %s — this runs inside %s, "
+				"whose seccomp profile and dropped capabilities refuse them: run the "
+				"container with a seccomp profile that allows unshare and clone with "
+				"namespace flags and with %s (a sandbox's fresh /proc needs it), and "
+				"give it a delegated cgroup%s",
+				strerror(errnum), container_phrase(container),
+				!strcmp(container, "podman") ? "--security-opt unmask=ALL"
+							     : "--security-opt systempaths=unconfined",
+				fallback);
 	return spr_fail(err, SPR_LAYER_NAMESPACE, errnum,
-			"creating the sandbox namespaces failed: %s — is spr running inside a "
-			"container or under a seccomp profile that forbids unshare/clone of "
-			"namespaces? (Docker: --security-opt seccomp=unconfined or a profile "
-			"allowing CLONE_NEWUSER)%s",
+			"creating the sandbox namespaces failed: %s — a seccomp profile or a "
+			"security module forbids unshare/clone of namespaces here%s",
 			strerror(errnum), fallback);
 }

@@ -1,3 +1,4 @@
+#include "protocol/message.h"
 #include "compile.h"
 
 #include <math.h>
@@ -127,6 +128,18 @@ int spr_plan_compile(const struct spr_policy *p, spr_plan **out, spr_error **err
 	l->tmp_bytes = (uint64_t)p->tmp_size_mb << 20;
 	l->output_cap = (size_t)p->max_output_kb * 1024;
 	plan->network = p->network;
+	const cJSON *layer;
+	cJSON_ArrayForEach(layer, p->require)
+	{
+		int i = spr_layer_req_find(layer->valuestring);
+		if (i >= 0)
+			plan->require |= 1u << i;
+	}
+	if (p->network && (plan->require & (1u << SPR_REQ_NETWORK_OFF))) {
+		spr_plan_unref(plan);
+		return spr_fail(err, SPR_LAYER_POLICY, EINVAL,
+				"'require' names network-off but 'network' is true: drop one of them");
+	}
 	plan->python_flags = python_flags;
 	plan->workdir = SPR_RUN_WORKDIR;
 	plan->scratch[0] = (struct spr_scratch){SPR_RUN_WORKDIR, l->tmp_bytes, 01777};

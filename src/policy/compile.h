@@ -36,6 +36,7 @@ typedef struct spr_plan {
 	char *worker_policy_json;
 	struct spr_limits limits;
 	bool network;
+	uint32_t require; /* layers a run must have (mask over enum spr_layer_req) */
 	/* The interpreter's flags, between its path and the worker's
 	 * (docs/WORKER_PROTOCOL.md "Invocation"); NULL-terminated, static. */
 	const char *const *python_flags;

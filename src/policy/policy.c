@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "json.h"
+#include "protocol/message.h"
 #include "policy/toml.h"
 
 enum field_kind {
@@ -20,6 +21,7 @@ enum field_kind {
 	F_NUMBER,      /* number > 0, <= max */
 	F_BOOL,
 	F_STRLIST,
+	F_LAYERS,      /* a list of isolation layers (protocol/message.h) */
 	F_TABLE,
 	F_ENV,
 };
@@ -51,6 +53,7 @@ static const struct field fields[] = {
 	{"cpu_seconds", F_OPT_SECONDS, OFF(cpu_seconds), 0, SPR_MAX_TIMEOUT_SECONDS, "seconds"},
 	{"tmp_size_mb", F_INT, OFF(tmp_size_mb), 1, SPR_MAX_TMP_MB, "MiB"},
 	{"env", F_ENV, OFF(env), 0, 0, NULL},
+	{"require", F_LAYERS, OFF(require), 0, 0, NULL},
 };
 #undef OFF
 
@@ -74,7 +77,7 @@ static void policy_clear(struct spr_policy *p)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		enum field_kind k = fields[i].kind;
-		if (k == F_STRLIST || k == F_TABLE || k == F_ENV) {
+		if (k == F_STRLIST || k == F_LAYERS || k == F_TABLE || k == F_ENV) {
 			cJSON **slot = FIELD_PTR(p, &fields[i], cJSON *);
 			cJSON_Delete(*slot);
 			*slot = NULL;
@@ -120,9 +123,10 @@ int spr_policy_new(spr_policy **out, spr_error **err)
 	p->cpu_seconds = 0;
 	p->tmp_size_mb = 64;
 	p->env = cJSON_CreateObject();
+	p->require = string_array(none);
 	if (!p->blocked_imports || !p->blocked_builtins || !p->allowed_imports ||
 	    !p->allowed_builtins || !p->allowed_globals || !p->blocked_globals ||
-	    !p->extra_globals || !p->env)
+	    !p->extra_globals || !p->env || !p->require)
 		return spr_fail_oom(err);
 	*out = steal_pointer(&p);
 	return 0;
@@ -136,12 +140,12 @@ int spr_policy_copy(const struct spr_policy *src, struct spr_policy **out, spr_e
 	*p = *src;
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		enum field_kind k = fields[i].kind;
-		if (k == F_STRLIST || k == F_TABLE || k == F_ENV)
+		if (k == F_STRLIST || k == F_LAYERS || k == F_TABLE || k == F_ENV)
 			*FIELD_PTR(p, &fields[i], cJSON *) = NULL;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		enum field_kind k = fields[i].kind;
-		if (k == F_STRLIST || k == F_TABLE || k == F_ENV) {
+		if (k == F_STRLIST || k == F_LAYERS || k == F_TABLE || k == F_ENV) {
 			cJSON *from = *FIELD_PTR(src, &fields[i], cJSON *);
 			cJSON *dup = cJSON_Duplicate(from, true);
 			if (!dup)
@@ -316,6 +320,38 @@ static int apply_strlist(struct spr_policy *p, const struct field *f, const cJSO
 	return replace_tree(p, f, v, err);
 }
 
+/* A list of the isolation layers spr knows (SPEC §7 "Requiring
+ * isolation"), each named once. */
+static int apply_layers(struct spr_policy *p, const struct field *f, const cJSON *v,
+			const struct source *src, spr_error **err)
+{
+	if (!cJSON_IsArray(v))
+		return fail_at(err, src, v, "'%s' must be an array of strings, found %s", f->name,
+			       type_name(v));
+	uint32_t seen = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, v)
+	{
+		int i = cJSON_IsString(item) ? spr_layer_req_find(item->valuestring) : -1;
+		if (i < 0) {
+			char known[256] = "";
+			for (int k = 0; k < SPR_NREQ; k++)
+				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+					 k ? ", " : "", spr_layer_req_names[k]);
+			if (!cJSON_IsString(item))
+				return fail_at(err, src, item, "'%s' must contain only strings, found %s",
+					       f->name, type_name(item));
+			return fail_at(err, src, item, "'%s': unknown isolation layer '%s' (known: %s)",
+				       f->name, item->valuestring, known);
+		}
+		if (seen & (1u << i))
+			return fail_at(err, src, item, "'%s' names '%s' twice", f->name,
+				       item->valuestring);
+		seen |= 1u << i;
+	}
+	return replace_tree(p, f, v, err);
+}
+
 static bool env_name_ok(const char *s)
 {
 	if (!(*s == '_' || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
@@ -381,6 +417,8 @@ static int apply_field(struct spr_policy *p, const struct field *f, const cJSON 
 		return 0;
 	case F_STRLIST:
 		return apply_strlist(p, f, v, src, err);
+	case F_LAYERS:
+		return apply_layers(p, f, v, src, err);
 	case F_TABLE:
 	case F_ENV:
 		return apply_table(p, f, v, src, err);
@@ -589,6 +627,7 @@ cJSON *spr_policy_to_cjson(const struct spr_policy *p)
 			v = cJSON_CreateBool(*FIELD_PTR(p, f, const bool));
 			break;
 		case F_STRLIST:
+		case F_LAYERS:
 		case F_TABLE:
 		case F_ENV:
 			v = cJSON_Duplicate(*FIELD_PTR(p, f, cJSON *const), true);

@@ -26,6 +26,7 @@ struct spr_policy {
 	double cpu_seconds; /* 0: no CPU-time limit */
 	int64_t tmp_size_mb;
 	cJSON *env; /* object of strings */
+	cJSON *require; /* isolation layers a run must have (names, protocol/message.h) */
 };
 
 /* Bounds, shared with the documentation (docs/SPEC.md §2). */

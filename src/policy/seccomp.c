@@ -95,6 +95,36 @@ static const struct spr_seccomp_rule no_memfd_exec_rules[] = {
 	{"memfd_create", EPERM, SPR_CMP_MASKED_EQ, 1, MFD_NOEXEC_SEAL_FLAG, 0},
 };
 
+/* SPR_SECCOMP_NO_IPC: without an IPC namespace every SysV object and
+ * POSIX queue is the host's; a run may not create, attach to or use any
+ * (an id or name can be guessed). */
+static const struct spr_seccomp_rule no_ipc_rules[] = {
+	DENY("shmget"),	    DENY("shmat"),	  DENY("shmctl"),	   DENY("shmdt"),
+	DENY("semget"),	    DENY("semop"),	  DENY("semtimedop"),	   DENY("semctl"),
+	DENY("msgget"),	    DENY("msgsnd"),	  DENY("msgrcv"),	   DENY("msgctl"),
+	DENY("mq_open"),    DENY("mq_unlink"),	  DENY("mq_timedsend"),	   DENY("mq_timedreceive"),
+	DENY("mq_notify"),  DENY("mq_getsetattr"),
+};
+
+/* SPR_SECCOMP_NO_INET: without a network namespace the only way to keep
+ * the network off is to refuse inet sockets (TCP, UDP and raw alike). */
+static const struct spr_seccomp_rule no_inet_rules[] = {
+	DENY_IF("socket", 0, SPR_CMP_EQ, AF_INET),
+	DENY_IF("socket", 0, SPR_CMP_EQ, AF_INET6),
+};
+
+const struct spr_seccomp_rule *spr_seccomp_no_ipc_rules(size_t *count)
+{
+	*count = ARRAY_SIZE(no_ipc_rules);
+	return no_ipc_rules;
+}
+
+const struct spr_seccomp_rule *spr_seccomp_no_inet_rules(size_t *count)
+{
+	*count = ARRAY_SIZE(no_inet_rules);
+	return no_inet_rules;
+}
+
 const struct spr_seccomp_rule *spr_seccomp_no_memfd_exec_rules(size_t *count)
 {
 	*count = ARRAY_SIZE(no_memfd_exec_rules);
@@ -198,7 +228,11 @@ static int compile(enum spr_seccomp_variant variant, void **insns, size_t *len, 
 	    ((variant & SPR_SECCOMP_NO_UNIX) &&
 	     add_rules(ctx, no_unix_rules, ARRAY_SIZE(no_unix_rules), err) < 0) ||
 	    ((variant & SPR_SECCOMP_NO_MEMFD_EXEC) &&
-	     add_rules(ctx, no_memfd_exec_rules, ARRAY_SIZE(no_memfd_exec_rules), err) < 0))
+	     add_rules(ctx, no_memfd_exec_rules, ARRAY_SIZE(no_memfd_exec_rules), err) < 0) ||
+	    ((variant & SPR_SECCOMP_NO_IPC) &&
+	     add_rules(ctx, no_ipc_rules, ARRAY_SIZE(no_ipc_rules), err) < 0) ||
+	    ((variant & SPR_SECCOMP_NO_INET) &&
+	     add_rules(ctx, no_inet_rules, ARRAY_SIZE(no_inet_rules), err) < 0))
 		return -1;
 	/* libseccomp 2.5 exports to a descriptor only. */
 	_cleanup_close_ int fd = memfd_create("spr-seccomp", MFD_CLOEXEC);

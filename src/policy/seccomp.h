@@ -27,12 +27,16 @@
  * socketpair(SOCK_STREAM), what multiprocessing uses, stays. */
 #define SPR_SECCOMP_PROFILE_NO_UNIX "spr-deny-v4-no-unix-socket"
 
-/* Variants are the table plus, per bit, a set of extra rules. */
+/* Variants are the table plus, per bit, a set of extra rules. The last
+ * two stand in for namespaces a degraded run does not have (SPEC §7
+ * "Degraded mode"). */
 enum spr_seccomp_variant {
 	SPR_SECCOMP_DEFAULT = 0,
 	SPR_SECCOMP_NO_UNIX = 1,       /* the host's network without Landlock's scope */
 	SPR_SECCOMP_NO_MEMFD_EXEC = 2, /* where vm.memfd_noexec could not be set */
-	SPR_SECCOMP_NVARIANTS = 4
+	SPR_SECCOMP_NO_IPC = 4,	       /* no IPC namespace: SysV IPC and POSIX queues refused */
+	SPR_SECCOMP_NO_INET = 8,       /* no network namespace, no network: inet sockets refused */
+	SPR_SECCOMP_NVARIANTS = 16
 };
 
 enum spr_seccomp_cmp {
@@ -61,6 +65,9 @@ SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_unix_rules(size_t *coun
  * kernel's own vm.memfd_noexec needs the host's root: rootless callers
  * and containers cannot set it). */
 SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_memfd_exec_rules(size_t *count);
+/* What SPR_SECCOMP_NO_IPC and SPR_SECCOMP_NO_INET add. */
+SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_ipc_rules(size_t *count);
+SPR_HIDDEN const struct spr_seccomp_rule *spr_seccomp_no_inet_rules(size_t *count);
 /* Whether a rule of the table belongs to setting a sandbox up (mounts,
  * namespaces, the netlink socket that brings its loopback up): a
  * container that runs spr-sandbox needs those calls, so its outer profile

@@ -379,12 +379,12 @@ static void add_dev(struct layout *l)
 }
 
 /* Without namespaces the host tree is all there is: Landlock then allows
- * reading only what the sandbox would have shown, writing only the device
- * nodes (the helper adds the run directory). */
+ * reading only what the sandbox would have shown, and of /dev only the
+ * device nodes a run needs (not the host's /dev/shm, nor its other
+ * nodes); writing only those nodes (the helper adds the run directory). */
 static void add_degraded(struct layout *l, struct spr_degraded_plan *d)
 {
 	landlock(l, l->host_read, "/proc");
-	landlock(l, l->host_read, "/dev");
 	char path[64];
 	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
 		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);

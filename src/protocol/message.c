@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include "protocol/plan.h"
 #include "protocol/wire.h"
 
 static void visit_applied(struct spr_wire *w, struct spr_applied *a, bool whole)
@@ -10,6 +11,8 @@ static void visit_applied(struct spr_wire *w, struct spr_applied *a, bool whole)
 	spr_wire_i32(w, &a->landlock_abi);
 	spr_wire_enum(w, &a->seccomp, 3);
 	spr_wire_bool(w, &a->memfd_noexec);
+	spr_wire_u8(w, &a->filter);
+	spr_wire_bool(w, &a->landlock_net);
 	if (!whole)
 		return;
 	spr_wire_bool(w, &a->namespaces);
@@ -58,6 +61,7 @@ static void visit_msg(struct spr_wire *w, struct spr_msg *m)
 	case SPR_MSG_REQUEST:
 		spr_wire_i64(w, &m->request.timeout_ms);
 		spr_wire_u64(w, &m->request.output_cap);
+		spr_wire_u32(w, &m->request.require);
 		break;
 	default: /* RUN, BYE, KILL, HELLO: the type is all */
 		break;
@@ -268,4 +272,46 @@ int spr_msg_next(struct spr_msg_stream *s, struct spr_msg *m)
 			return -1;
 		}
 	}
+}
+
+const char *const spr_layer_req_names[SPR_NREQ] = {
+	[SPR_REQ_NAMESPACES] = "namespaces",
+	[SPR_REQ_CGROUP] = "cgroup",
+	[SPR_REQ_SECCOMP] = "seccomp",
+	[SPR_REQ_LANDLOCK_FS] = "landlock-fs",
+	[SPR_REQ_LANDLOCK_TCP] = "landlock-tcp",
+	[SPR_REQ_LANDLOCK_SCOPED] = "landlock-scoped",
+	[SPR_REQ_NETWORK_OFF] = "network-off",
+	[SPR_REQ_IPC_PRIVATE] = "ipc-private",
+	[SPR_REQ_OWN_UID] = "own-uid",
+	[SPR_REQ_MEMFD_EXEC_REFUSED] = "memfd-exec-refused",
+};
+
+int spr_layer_req_find(const char *name)
+{
+	for (int i = 0; i < SPR_NREQ; i++)
+		if (!strcmp(spr_layer_req_names[i], name))
+			return i;
+	return -1;
+}
+
+int spr_applied_lacks(const struct spr_applied *a, uint32_t require, uid_t caller)
+{
+	/* 65534: the kernel's overflow id, nobody's and everybody's. */
+	bool has[SPR_NREQ] = {
+		[SPR_REQ_NAMESPACES] = a->namespaces,
+		[SPR_REQ_CGROUP] = a->cgroup != 0,
+		[SPR_REQ_SECCOMP] = a->seccomp != SPR_SECCOMP_NONE,
+		[SPR_REQ_LANDLOCK_FS] = a->landlock_abi > 0,
+		[SPR_REQ_LANDLOCK_TCP] = a->landlock_net,
+		[SPR_REQ_LANDLOCK_SCOPED] = a->landlock_abi >= 6,
+		[SPR_REQ_NETWORK_OFF] = !a->network_shared || (a->filter & SPR_FILTER_NO_INET),
+		[SPR_REQ_IPC_PRIVATE] = a->namespaces || (a->filter & SPR_FILTER_NO_IPC),
+		[SPR_REQ_OWN_UID] = a->host_uid != caller && a->host_uid != 65534,
+		[SPR_REQ_MEMFD_EXEC_REFUSED] = a->memfd_noexec,
+	};
+	for (int i = 0; i < SPR_NREQ; i++)
+		if ((require & (1u << i)) && !has[i])
+			return i;
+	return -1;
 }

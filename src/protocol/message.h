@@ -54,9 +54,31 @@ struct spr_applied {
 	int32_t landlock_abi; /* 0: none */
 	int seccomp;	      /* enum spr_seccomp_applied */
 	int cgroup;	      /* enum spr_cg_version */
-	bool memfd_noexec;    /* vm.memfd_noexec=2 in the run's pid namespace */
+	bool memfd_noexec;    /* executable memory files refused (the kernel or the filter) */
+	uint8_t filter;	      /* the seccomp variant loaded (policy/seccomp.h bits) */
+	bool landlock_net;    /* Landlock refuses TCP bind and connect */
 	uint32_t host_uid;    /* the uid the code's processes have on the host */
 };
+
+/* Isolation layers a policy may require (its `require` list, SPEC §7
+ * "Requiring isolation"): a run whose sandbox lacks one never gets its
+ * request. By index; the names are the policy's words. */
+enum spr_layer_req {
+	SPR_REQ_NAMESPACES,	    /* user, pid, mount, IPC, UTS (+ network) namespaces */
+	SPR_REQ_CGROUP,		    /* memory, pids and CPU limited by a cgroup */
+	SPR_REQ_SECCOMP,	    /* the seccomp filter */
+	SPR_REQ_LANDLOCK_FS,	    /* Landlock on the filesystem */
+	SPR_REQ_LANDLOCK_TCP,	    /* Landlock refusing TCP bind and connect */
+	SPR_REQ_LANDLOCK_SCOPED,    /* signals and abstract sockets kept inside */
+	SPR_REQ_NETWORK_OFF,	    /* no network: a namespace of its own, or inet refused */
+	SPR_REQ_IPC_PRIVATE,	    /* no host IPC: a namespace of its own, or IPC refused */
+	SPR_REQ_OWN_UID,	    /* a host uid no one else has */
+	SPR_REQ_MEMFD_EXEC_REFUSED, /* memory files cannot be executed */
+	SPR_NREQ
+};
+SPR_HIDDEN extern const char *const spr_layer_req_names[SPR_NREQ];
+/* The index of a layer's name, or -1. */
+SPR_HIDDEN int spr_layer_req_find(const char *name);
 
 #define SPR_MSG_TEXT 2048
 
@@ -73,6 +95,7 @@ struct spr_msg {
 	struct {
 		int64_t timeout_ms;  /* from the request's handover to the kill */
 		uint64_t output_cap; /* bytes of stdout and of stderr forwarded */
+		uint32_t require;    /* layers the run needs (enum spr_layer_req) */
 	} request;		     /* REQUEST */
 	struct {
 		bool timed_out;
@@ -84,6 +107,11 @@ struct spr_msg {
 		char message[SPR_MSG_TEXT];
 	} error; /* ERROR, FATAL */
 };
+
+/* The first layer of `require` (a mask over enum spr_layer_req) that a
+ * sandbox with `a` lacks, or -1. caller: the uid of whoever asked (a run
+ * as that uid, or as nobody, has no uid of its own). */
+SPR_HIDDEN int spr_applied_lacks(const struct spr_applied *a, uint32_t require, uid_t caller);
 
 /* The largest encoded message. */
 #define SPR_MSG_MAX (SPR_MSG_TEXT + 128)

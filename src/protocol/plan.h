@@ -114,14 +114,41 @@ struct spr_degraded_plan {
 };
 
 /* Filter variants (policy/seccomp.h), by bits: NO_UNIX (1) where the
- * network is shared and Landlock cannot scope abstract unix sockets,
- * NO_MEMFD_EXEC (2) where vm.memfd_noexec could not be set. */
+ * network is shared and Landlock cannot scope abstract unix sockets (and
+ * always without namespaces: the host's pathname sockets), NO_MEMFD_EXEC
+ * (2) where vm.memfd_noexec could not be set, NO_IPC (4) and NO_INET (8)
+ * without namespaces (the host's IPC; no network in the policy). A plan
+ * carries the variants its sandbox can need, the rest empty. */
 enum spr_filter_index {
 	SPR_FILTER_DEFAULT = 0,
 	SPR_FILTER_NO_UNIX = 1,
 	SPR_FILTER_NO_MEMFD_EXEC = 2,
-	SPR_NFILTERS = 4
+	SPR_FILTER_NO_IPC = 4,
+	SPR_FILTER_NO_INET = 8,
+	SPR_NFILTERS = 16
 };
+
+/* The variant a run without namespaces loads (degraded: its rlimits, no
+ * pid namespace, so no vm.memfd_noexec either). */
+static inline unsigned spr_filter_degraded(bool network)
+{
+	return SPR_FILTER_NO_UNIX | SPR_FILTER_NO_MEMFD_EXEC | SPR_FILTER_NO_IPC |
+	       (network ? 0 : SPR_FILTER_NO_INET);
+}
+
+/* The variants a sandbox of a plan may load, as a mask over variants:
+ * with namespaces the table, with or without executable memory files,
+ * and where the network is the host's also without unix sockets; plus
+ * the degraded one when the plan allows degrading. */
+static inline uint32_t spr_filters_needed(bool network, bool allow_degraded)
+{
+	uint32_t mask = 1u << SPR_FILTER_DEFAULT | 1u << SPR_FILTER_NO_MEMFD_EXEC;
+	if (network)
+		mask |= 1u << SPR_FILTER_NO_UNIX | 1u << (SPR_FILTER_NO_UNIX | SPR_FILTER_NO_MEMFD_EXEC);
+	if (allow_degraded)
+		mask |= 1u << spr_filter_degraded(network);
+	return mask;
+}
 
 /* As root, the run's user namespace is created by a host uid leased for
  * this run from [start, start + count) (core/uid_lease.h), so the kernel

@@ -30,8 +30,9 @@ import tempfile
 import time
 import unittest
 
-from integration.common import (PERMISSIVE, SPR_RUN, ENGINE, Run, host_processes,  # noqa: F401
-                                spr_run, write_policy)
+from integration.common import (DEGRADED, DEGRADED_ARGS, DEGRADED_PREFIX,  # noqa: F401
+                                PERMISSIVE, SPR_RUN, ENGINE, Run, host_processes, spr_run,
+                                write_policy)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "probe.py")) as _f:
@@ -67,6 +68,59 @@ EXPECTED_ISOLATION = {"engine": "local", "userns": True, "pidns": True, "netns":
                       "mountns": True, "network": "loopback", "seccomp": "spr-deny-v4",
                       "landlock": True, "degraded": False}
 EXPECTED_ISOLATION_HOST_NET = dict(EXPECTED_ISOLATION, netns=False, network="host")
+# Degraded mode (SPR_TEST_DEGRADED=1): no namespaces; the filter and
+# Landlock stand in (SPEC §7 "Degraded mode").
+EXPECTED_DEGRADED = {"engine": "local", "userns": False, "pidns": False, "netns": False,
+                     "mountns": False, "network": "refused", "ipc": "refused",
+                     "unix_sockets": "socketpair only", "landlock": True, "degraded": True,
+                     "process_tree": "subreaper"}
+EXPECTED_DEGRADED_HOST_NET = dict(EXPECTED_DEGRADED, network="host")
+
+
+class _AnyRefusal(dict):
+    """Equal to any failed attempt ({"ok": False, ...})."""
+
+    def __eq__(self, other):
+        return isinstance(other, dict) and other.get("ok") is False
+
+    __hash__ = None
+
+
+class _AnyErrno(str):
+    """Equal to any errno name."""
+
+    def __eq__(self, other):
+        return isinstance(other, str) and other.startswith("E") and other != "EAGAIN"
+
+    __hash__ = str.__hash__
+
+
+def refused(errname):
+    """What the sandbox answers an attempt with: errname with namespaces;
+    without them (degraded) another wall may answer first (Landlock's
+    EACCES, the filter's EPERM), and any refusal holds."""
+    return _AnyErrno(errname) if DEGRADED else errname
+
+
+def failed_attempt(errname):
+    return _AnyRefusal() if DEGRADED else {"ok": False, "errno": errname}
+
+
+def namespaced_only(why):
+    """Assertions about the namespaced sandbox's own layout, which a
+    degraded run does not have (not an escape: skipped, not counted)."""
+    def wrap(f):
+        return unittest.skipIf(DEGRADED, f"namespaced only: {why}")(f)
+    return wrap
+
+
+def visible_when_degraded(what):
+    """A case degraded mode cannot hold: what it shows is in SPEC §7's list
+    of what a run without namespaces sees (and in isolation.visible). In
+    degraded mode the case is skipped and counted as an escape."""
+    def wrap(f):
+        return unittest.skipIf(DEGRADED, f"degraded escape: {what}")(f)
+    return wrap
 
 
 def script(body: str) -> str:
@@ -136,7 +190,7 @@ def spr_run_fds(code, *, input_data=None, policy=None, pass_fds=(), timeout=60) 
     """spr-run --json with extra descriptors inherited (common.spr_run has no
     pass_fds)."""
     with tempfile.TemporaryDirectory(prefix="spr-hostile-") as tmp:
-        cmd = [SPR_RUN, "--engine", ENGINE, "--json",
+        cmd = [*DEGRADED_PREFIX, SPR_RUN, "--engine", ENGINE, "--json", *DEGRADED_ARGS,
                "--policy", write_policy(dict(PERMISSIVE, **(policy or {})), tmp)]
         if input_data is not None:
             cmd += ["--input", json.dumps(input_data)]
@@ -200,6 +254,10 @@ class HostileCase(unittest.TestCase):
 
     def assertIsolation(self, run, network=False):
         iso = run["isolation"]
+        if DEGRADED:
+            want = EXPECTED_DEGRADED_HOST_NET if network else EXPECTED_DEGRADED
+            self.assertEqual({k: iso.get(k) for k in want}, want, run)
+            return
         want = EXPECTED_ISOLATION_HOST_NET if network else EXPECTED_ISOLATION
         if network and iso.get("landlock_abi", 0) < 6:
             # no Landlock scope for abstract unix sockets: the stricter filter

@@ -10,9 +10,10 @@ import subprocess
 import tempfile
 import time
 
-from integration.common import PERMISSIVE, SPR_RUN, ENGINE, write_policy
-from hostile.harness import (HOST_HOSTNAME, IS_ROOT, HostileCase, host_processes,
-                             kill_quiet, run_direct_raw, script, token)
+from integration.common import (DEGRADED_ARGS, DEGRADED_PREFIX, PERMISSIVE, SPR_RUN, ENGINE,
+                                write_policy)
+from hostile.harness import (DEGRADED, HOST_HOSTNAME, IS_ROOT, HostileCase, host_processes,
+                             kill_quiet, run_direct_raw, script, token, visible_when_degraded)
 
 HOST_PROCS = r'''
 import errno, os, signal
@@ -64,6 +65,14 @@ class HostProcesses(HostileCase):
 
         inside = self.sandboxed(HOST_PROCS, {"token": victim_tok, "pid": victim.pid,
                                              "inside": True})
+        if DEGRADED:
+            # Without a pid namespace host processes are visible (SPEC §7,
+            # isolation.visible); Landlock's scope keeps them unsignalable.
+            self.assertEqual(inside["found"], [victim.pid])
+            self.assertEqual((inside["kill 0"], inside["kill TERM"]), ("EPERM", "EPERM"), inside)
+            time.sleep(0.1)
+            self.assertIsNone(victim.poll(), "the host process was signalled")
+            return
         self.assertEqual(inside, {
             "found": [],
             "visible": False,
@@ -107,7 +116,8 @@ def _start_spr_run(case, body, tok, timeout, prefix=()):
     with open(code, "w") as f:
         f.write(script(body))
     pol = write_policy(dict(PERMISSIVE, timeout_seconds=timeout), tmp)
-    proc = subprocess.Popen([*prefix, SPR_RUN, "--engine", ENGINE, "--json", "--policy", pol,
+    proc = subprocess.Popen([*prefix, *DEGRADED_PREFIX, SPR_RUN, "--engine", ENGINE, "--json",
+                             *DEGRADED_ARGS, "--policy", pol,
                              "--input", json.dumps({"token": tok}), code],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     case.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait(),
@@ -361,6 +371,16 @@ class Identity(HostileCase):
         out, err = proc.communicate(timeout=60)
         run = json.loads(out)
         self.assertTrue(run["ok"], run)
+        if DEGRADED:
+            # No user namespace: the ids are the host's (its maps are the
+            # host's, visible); as root the run's own uid, no groups.
+            want = run["isolation"]["host_uid"]
+            if IS_ROOT:
+                self.assertTrue(1879048192 <= want < 1879048192 + 65536, run)
+                self.assertEqual(host, {"Uid": [want] * 4, "Gid": [want] * 4, "Groups": []})
+            else:
+                self.assertEqual(host["Uid"], [uid] * 4)
+            return
         if IS_ROOT:  # the run's own, reported in isolation, no account's
             outside_uid = outside_gid = run["isolation"]["host_uid"]
             self.assertTrue(1879048192 <= outside_uid < 1879048192 + 65536, run)
@@ -423,7 +443,12 @@ class Environment(HostileCase):
 
         inside = self.sandboxed(ENVIRONMENT, inp, policy={"env": {"FOO": "bar",
                                                                   "HOME": "/root"}})
-        self.assertEqual(inside, {"environ": dict(BASE_ENV, FOO="bar"), "secret seen": False})
+        env = dict(BASE_ENV, FOO="bar")
+        if DEGRADED:  # the run's private directory on the host
+            run_dir = inside["environ"].get("HOME", "")
+            self.assertRegex(run_dir, r"/spr-run-[A-Za-z0-9]{6}$")
+            env.update(HOME=run_dir, TMPDIR=run_dir)
+        self.assertEqual(inside, {"environ": env, "secret seen": False})
 
 
 FDS = r'''
@@ -484,6 +509,7 @@ if input_data["inside"]:
 
 
 class Hostname(HostileCase):
+    @visible_when_degraded("hostname")
     def test_hostname_differs(self):
         host_uts = os.readlink("/proc/self/ns/uts")
         ctl = self.control(HOSTNAME, {"inside": False, "host_uts": host_uts})

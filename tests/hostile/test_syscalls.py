@@ -20,7 +20,7 @@ Either way the sandboxed half is the same: EPERM from the filter.
 import errno as E
 import signal
 
-from hostile.harness import IS_ROOT, HostileCase
+from hostile.harness import DEGRADED, IS_ROOT, HostileCase
 
 ANY, ADMIN, INITCAP, ALLOWED = "any", "admin", "initcap", "allowed"
 
@@ -124,6 +124,12 @@ PROBES = {
     "socketpair_AF_NETLINK": ({E.EINVAL}, E.EPERM, ANY),
     "socketpair_AF_UNIX": ({E.EINVAL}, E.EINVAL, ALLOWED),
 }
+if DEGRADED:
+    # Without namespaces the filter stands in: no inet socket (no network
+    # in the policy) and no unix socket (the host's are in reach); the
+    # probes then meet the filter first (SPEC §7 "Degraded mode").
+    for _probe in ("socket_AF_INET", "socket_AF_INET6", "socket_AF_UNIX"):
+        PROBES[_probe] = ({E.EINVAL}, E.EPERM, ANY)
 
 PROBE_BODY = "result = run_probes()\n"
 

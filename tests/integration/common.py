@@ -17,6 +17,12 @@ BUILD = os.environ.get("SPR_BUILD") or os.path.join(
 SPR_RUN = os.path.join(BUILD, "spr-run")
 SPR = os.path.join(BUILD, "spr")
 ENGINE = os.environ.get("SPR_TEST_ENGINE", "local")
+# SPR_TEST_DEGRADED=1 (make hostile-degraded): every spr-run of the suites
+# runs where user namespaces are refused (tests/tools/deny-userns), with
+# --allow-degraded: what degraded mode still holds, case by case.
+DEGRADED = os.environ.get("SPR_TEST_DEGRADED") == "1"
+DEGRADED_PREFIX = [os.path.join(BUILD, "tests", "tools", "deny-userns")] if DEGRADED else []
+DEGRADED_ARGS = ["--allow-degraded"] if DEGRADED else []
 
 # A permissive Python policy: tests of the kernel boundary must not be
 # stopped by the Python guardrail first (SPEC §2).
@@ -91,7 +97,8 @@ def spr_run(code=None, *, file=None, input_data=None, input_text=None, policy=No
     input_text is passed verbatim to --input. wrapper is a command prefix
     (e.g. a shell that first moves itself into a cgroup)."""
     with tempfile.TemporaryDirectory(prefix="spr-it-") as tmp:
-        cmd = list(wrapper) + [SPR_RUN, "--engine", engine or ENGINE]
+        cmd = list(wrapper) + DEGRADED_PREFIX + [SPR_RUN, "--engine", engine or ENGINE,
+                                                 *DEGRADED_ARGS]
         if json_mode:
             cmd.append("--json")
         if policy is not None:

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from integration.common import (BUILD, ENGINE, PERMISSIVE, SPR_RUN, SprTestCase, host_processes,
+from integration.common import (BUILD, ENGINE, PERMISSIVE, SPR, SPR_RUN, SprTestCase, host_processes,
                                 host_pids_with_argv0, write_policy)
 
 DENY = os.path.join(BUILD, "tests", "tools", "deny-userns")
@@ -35,8 +35,27 @@ class RefusedUserNamespace(SprTestCase):
         msg = proc.stderr.strip().splitlines()[-1]
         self.assertTrue(msg.startswith("spr-run: sandbox setup failed: creating the sandbox "
                                        "namespaces failed: Operation not permitted"), msg)
-        self.assertIn("CLONE_NEWUSER", msg)
+        # The cause, the fix, and what degrading would still give.
+        self.assertIn("forbids unshare/clone of namespaces", msg)
         self.assertIn("--allow-degraded", msg)
+        self.assertIn("the seccomp filter, Landlock", msg)
+
+    def test_doctor_shows_where_and_what_degrading_keeps(self):
+        """spr doctor, where namespaces are refused: the trial run's refusal,
+        where it runs, and a degraded trial run's layers (SPEC §7)."""
+        proc = subprocess.run([DENY, SPR, "--json", "doctor"], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(
+                                  BUILD, "libexec", "spr")))
+        doc = json.loads(proc.stdout)
+        self.assertFalse(doc["run"]["ok"], doc["run"])
+        self.assertIn("namespaces failed", doc["run"]["error"])
+        self.assertIn("container", doc["where"])
+        self.assertIn("max_user_namespaces", doc["where"])
+        deg = doc["degraded_run"]
+        self.assertTrue(deg["ok"], deg)
+        self.assertEqual((deg["isolation"]["network"], deg["isolation"]["ipc"]),
+                         ("refused", "refused"), deg)
+        self.assertTrue(any("--allow-degraded" in p for p in doc["problems"]), doc["problems"])
 
     def test_json_result_for_125(self):
         proc = run_denied("result = 1", "--json")
@@ -58,13 +77,20 @@ class RefusedUserNamespace(SprTestCase):
         self.assertTrue(iso["degraded"])
         for layer in ("userns", "pidns", "netns", "mountns"):
             self.assertFalse(iso[layer], (layer, iso))
-        self.assertEqual(iso["network"], "host")
-        # What does not need namespaces is still applied.
-        # (the host network without Landlock's abstract-socket scope gets
-        # the filter that refuses unix sockets)
-        self.assertEqual(iso["seccomp"], "spr-deny-v4" if iso.get("landlock_abi", 0) >= 6
-                         else "spr-deny-v4-no-unix-socket")
+        # What does not need namespaces is still applied, and what stands
+        # in for them (SPEC §7 "Degraded mode").
+        self.assertEqual((iso["network"], iso["ipc"], iso["unix_sockets"]),
+                         ("refused", "refused", "socketpair only"), iso)
+        self.assertEqual(iso["seccomp"], "spr-deny-v4-no-unix-socket")
+        self.assertEqual(iso["process_tree"], "subreaper")
+        self.assertEqual(iso["visible"], ["host processes (/proc)", "hostname", "mountinfo",
+                                          "/proc/net", "namespace inodes"])
         self.assertTrue(iso["landlock"])
+        # The policy's network: inet sockets stay, unix ones are refused.
+        net = json.loads(run_denied("result = 1", "--json", "--allow-degraded",
+                                    policy=dict(network=True)).stdout)
+        self.assertEqual((net["isolation"]["network"], net["isolation"]["unix_sockets"]),
+                         ("host", "socketpair only"), net)
 
     def test_degraded_still_contains_the_code(self):
         code = (
@@ -85,7 +111,9 @@ class RefusedUserNamespace(SprTestCase):
         self.assertTrue(res["ok"], res)
         r = res["result"]
         if os.geteuid() == 0:
-            self.assertEqual(r["uid"], 65534)  # root's code runs as nobody
+            # root's code runs as a uid of the run's own (the range's)
+            self.assertIn(r["uid"], range(1879048192, 1879048192 + 65536))
+            self.assertEqual(r["uid"], res["isolation"]["host_uid"])
         else:
             self.assertEqual(r["uid"], os.geteuid())
         self.assertEqual(r["passwd"], "PermissionError")  # Landlock

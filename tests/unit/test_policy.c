@@ -4,6 +4,7 @@
 #include "json.h"
 #include "policy/compile.h"
 #include "policy/policy.h"
+#include "protocol/message.h"
 #include "unit.h"
 
 static char tmpdir[] = "/tmp/spr-test-policy-XXXXXX";
@@ -74,7 +75,7 @@ START_TEST(defaults_match_spec)
 			 "\"allowed_imports\":[],\"allowed_builtins\":[],\"allowed_globals\":[],"
 			 "\"blocked_globals\":[],\"extra_globals\":{},\"network\":false,"
 			 "\"max_processes\":64,\"cpu_cores\":1.0,\"cpu_seconds\":null,"
-			 "\"tmp_size_mb\":64,\"env\":{}}");
+			 "\"tmp_size_mb\":64,\"env\":{},\"require\":[]}");
 	free(json);
 	spr_policy_free(p);
 }
@@ -191,6 +192,24 @@ START_TEST(validation_errors_name_file_line_col)
 	load_fails("extra_globals = 3\n", "'extra_globals' must be a table, found a number");
 	load_fails("[env]\n1X = \"a\"\n", "'env' key '1X' is not a valid environment variable name");
 	load_fails("[env]\nX = 1\n", "'env.X' must be a string, found a number");
+	/* require: the layers spr knows, each once, as typed. */
+	load_fails("require = \"seccomp\"\n", "'require' must be an array of strings, found a string");
+	load_fails("require = [1]\n", "'require' must contain only strings, found a number");
+	const char *unknown[] = {"", "Seccomp", "landlock", "network_off", "userns", "seccomp ",
+				 "network-off,seccomp"};
+	for (size_t i = 0; i < ARRAY_SIZE(unknown); i++) {
+		char text[96], want[128];
+		snprintf(text, sizeof(text), "require = [\"%s\"]\n", unknown[i]);
+		snprintf(want, sizeof(want), "'require': unknown isolation layer '%s' (known: "
+					     "namespaces, cgroup, seccomp,", unknown[i]);
+		load_fails(text, want);
+	}
+	load_fails("require = [\"seccomp\", \"seccomp\"]\n", "'require' names 'seccomp' twice");
+	for (int i = 0; i < SPR_NREQ; i++) {
+		char text[96];
+		snprintf(text, sizeof(text), "require = [\"%s\"]\n", spr_layer_req_names[i]);
+		spr_policy_free(load_ok(text));
+	}
 }
 END_TEST
 
@@ -337,6 +356,7 @@ START_TEST(plan_compilation)
 	ck_assert(plan->limits.cpu_cores == 0.5);
 	ck_assert_int_eq(plan->limits.max_processes, 10);
 	ck_assert(plan->network);
+	ck_assert_uint_eq(plan->require, 0);
 	/* One environment for every engine: the fixed one, then the policy's. */
 	ck_assert_str_eq(plan->env[0], "PATH=/usr/local/bin:/usr/bin:/bin");
 	ck_assert_str_eq(plan->env[1], "LANG=C.UTF-8");
@@ -376,6 +396,18 @@ START_TEST(plan_compilation)
 	ck_assert_ptr_eq(spr_plan_ref(plan), plan);
 	spr_plan_unref(plan);
 	spr_plan_unref(plan);
+	spr_policy_free(p);
+	/* require becomes the plan's mask; network-off with network is refused. */
+	p = load_ok("require = [\"seccomp\", \"own-uid\"]\n");
+	ck_assert_ok(spr_plan_compile(p, &plan, &err), err);
+	ck_assert_uint_eq(plan->require, 1u << SPR_REQ_SECCOMP | 1u << SPR_REQ_OWN_UID);
+	spr_plan_unref(plan);
+	spr_policy_free(p);
+	p = load_ok("network = true\nrequire = [\"network-off\"]\n");
+	ck_assert_int_eq(spr_plan_compile(p, &plan, &err), -1);
+	ck_assert_str_eq(err->message,
+			 "'require' names network-off but 'network' is true: drop one of them");
+	spr_error_free(err);
 	spr_policy_free(p);
 }
 END_TEST

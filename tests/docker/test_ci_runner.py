@@ -1,0 +1,57 @@
+"""spr-run inside a CI job's container (SPEC §7 "Degraded mode"): a real
+container on the test daemon, with Docker's default seccomp profile and
+capabilities, spr's build bind-mounted in (and the one runtime library the
+base image lacks, libcjson), as root and as uid 1000 — GitLab's docker
+executor, Jenkins agents, GitHub Actions `container:` jobs. User namespaces
+are refused there; `--allow-degraded` must still keep the code from the
+job's network, /dev/shm, SysV IPC and processes, and leave nothing running.
+tests/tools/ci_job.py plays the job; tests/hostile/test_degraded.py says
+what must hold."""
+import json
+import os
+import subprocess
+import unittest
+
+from docker.test_docker import READY, WHY
+from hostile.test_degraded import CI_JOB, DegradedJobChecks
+from integration.common import BUILD, SprTestCase
+
+BASE_IMAGE = os.environ.get("SPR_DOCKER_BASE_IMAGE", "spr-base:bookworm")
+LIBCJSON = "/lib/x86_64-linux-gnu/libcjson.so.1"
+
+
+def in_container(user, *command):
+    return subprocess.run(
+        ["docker", "run", "--rm", "--user", user,
+         "-v", f"{os.path.abspath(BUILD)}:/spr:ro", "-v", f"{CI_JOB}:/ci_job.py:ro",
+         "-v", f"{LIBCJSON}:/usr/lib/x86_64-linux-gnu/libcjson.so.1:ro",
+         "--label", "io.spr.test=ci-runner", BASE_IMAGE, *command],
+        capture_output=True, text=True, timeout=900)
+
+
+@unittest.skipUnless(READY, WHY)
+class CiRunnerContainer(SprTestCase, DegradedJobChecks):
+    def job(self, user, own_uid):
+        p = in_container(user, "python3", "/ci_job.py", "/spr/spr-run")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.check_job(json.loads(p.stdout), own_uid)
+
+    def test_as_root(self):
+        self.job("0:0", own_uid=True)
+
+    def test_as_uid_1000(self):
+        self.job("1000:1000", own_uid=False)
+
+    def test_without_allow_degraded_the_fix_is_named(self):
+        for user in ("0:0", "1000:1000"):
+            with self.subTest(user=user):
+                p = in_container(user, "sh", "-c", "echo 'result = 1' | /spr/spr-run -")
+                self.assertEqual(p.returncode, 125, p.stderr)
+                self.assertIn("inside a docker container", p.stderr)
+                self.assertIn("systempaths=unconfined", p.stderr)
+                self.assertIn("--allow-degraded", p.stderr)
+                self.assertNotIn("run as root", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
