@@ -228,6 +228,12 @@ assert lib.spr_local_engine_new(ctypes.byref(opts), ctypes.byref(engine), ctypes
 """
 
 
+def sanitized():
+    """Whether the build under test is a sanitizer build (make asan)."""
+    ldd = subprocess.run(["ldd", SPR_RUN], capture_output=True, text=True).stdout
+    return "libasan" in ldd or "libubsan" in ldd
+
+
 def sanitizer_env(lib):
     """A sanitizer build (make asan) of libspr.so loads into an interpreter
     only behind its runtime; the interpreter's own allocations are not ours
