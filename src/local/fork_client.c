@@ -178,7 +178,8 @@ static bool needs_replacing(const struct spr_fork_server *s)
 }
 
 int spr_fork_server_start(struct spr_fork_server *s, const char *path,
-			  const int fds[SPR_SANDBOX_NFDS], int *pidfd, unsigned *generation,
+			  const int fds[SPR_SANDBOX_NFDS], bool orphan_grace, int *pidfd,
+			  unsigned *generation,
 			  spr_error **err)
 {
 	pthread_mutex_lock(&s->lock);
@@ -196,7 +197,8 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 		if (fresh && spawn_server(s, path, err) < 0)
 			break;
 		struct spr_msg reply;
-		enum spr_monitor_reply kind = spr_sandbox_ask_monitor(s->sock, fds, pidfd, &reply);
+		enum spr_monitor_reply kind = spr_sandbox_ask_monitor(s->sock, fds, orphan_grace, pidfd,
+								   &reply);
 		if (kind == SPR_REPLY_MONITOR) {
 			*generation = s->generation;
 			rc = 0;

@@ -33,9 +33,10 @@ SPR_HIDDEN void spr_fork_server_init(struct spr_fork_server *s);
 
 /* Starts a run's monitor on fds (slot order, sandbox.h), starting the
  * server at path first when needed (and once more if it died). *pidfd is
- * the monitor's, for killing it; *generation the server's that forked it. */
+ * the monitor's, for killing it; *generation the server's that forked it.
+ * orphan_grace: the run may go without namespaces (message.h). */
 SPR_HIDDEN int spr_fork_server_start(struct spr_fork_server *s, const char *path,
-				     const int fds[SPR_SANDBOX_NFDS], int *pidfd,
+				     const int fds[SPR_SANDBOX_NFDS], bool orphan_grace, int *pidfd,
 				     unsigned *generation, spr_error **err);
 
 /* The generation of the server that would fork the next monitor, 0 when a

@@ -303,8 +303,8 @@ static struct spr_prepared *prepare_sandbox(struct spr_local_engine *le, const s
 		p->out = ends.out;
 		p->err = ends.err;
 		p->result = ends.result;
-		rc = spr_fork_server_start(&le->server, le->sandbox_path, child, &p->helper,
-					   &p->server, err);
+		rc = spr_fork_server_start(&le->server, le->sandbox_path, child,
+					   le->allow_degraded, &p->helper, &p->server, err);
 	}
 	spr_sandbox_child_ends_close(child);
 	if (rc == 0 && send(p->ctrl, plan->data, plan->len, MSG_NOSIGNAL) < 0)

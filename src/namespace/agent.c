@@ -338,7 +338,8 @@ static struct sandbox *sandbox_prepare(struct agent *a, spr_error **err)
 		return NULL;
 	}
 	struct spr_msg reply;
-	enum spr_monitor_reply kind = spr_sandbox_ask_monitor(a->server, child, &sb->monitor, &reply);
+	enum spr_monitor_reply kind = spr_sandbox_ask_monitor(a->server, child, false, &sb->monitor,
+							   &reply);
 	spr_sandbox_child_ends_close(child);
 	int rc = 0;
 	if (kind == SPR_REPLY_MONITOR)

@@ -9,12 +9,14 @@
  * The server outlives no one: it exits when its caller's process does
  * (a pidfd, not PDEATHSIG, which fires when the spawning *thread* ends),
  * and the monitors, whose PDEATHSIG names the server, die with it — so
- * killing the caller still kills every run. It gives them a moment first:
- * a monitor sees its control socket close with the caller and ends its
- * run itself, which a run without namespaces needs (its processes do not
- * die with a pid namespace; the monitor's sweep and the run's uid find
- * them). On "bye" (the engine is being freed) it waits for its monitors
- * to finish their clean-up too. */
+ * killing the caller still kills every run, at once: a run's pid
+ * namespace ends with its monitor, whether or not that monitor gets the
+ * CPU. Only a run that may go without namespaces (the engine allows
+ * degraded runs) is given a moment first: its processes do not die with a
+ * pid namespace, so its monitor, which sees its control socket close with
+ * the caller, ends the run itself (the sweep and the run's uid find them).
+ * On "bye" (the engine is being freed) it waits for its monitors to
+ * finish their clean-up too. */
 #include "proc.h"
 #include "protocol/message.h"
 #include "protocol/sandbox.h"
@@ -23,6 +25,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/signalfd.h>
@@ -33,14 +36,28 @@
 /* How long monitors may take to end their runs once the caller is gone. */
 #define ORPHANED_GRACE_MS 5000
 
+/* A monitor the server forked, until it is reaped. */
+struct monitor {
+	pid_t pid;
+	bool orphan_grace; /* message.h: the run may go without namespaces */
+};
+
 struct server {
 	pid_t caller;
+	struct monitor *monitors;
+	size_t nmonitors, cap;
 	int caller_fd; /* pidfd: readable once the caller's process is gone */
 	int sigfd;
 	sigset_t saved_mask;
 	bool closing;
 	int64_t give_up; /* the caller is gone: monitors left by then are killed */
 };
+
+/* The descriptors die with the process; the list is all there is to free. */
+static void server_free(struct server *s)
+{
+	free(s->monitors);
+}
 
 /* An ERROR (this request failed) or FATAL (the server is exiting). */
 static void reply_error(int sock, int type, int errnum, const char *fmt, ...)
@@ -113,15 +130,41 @@ static int watch_children(struct server *s)
 	return s->sigfd < 0 ? -1 : 0;
 }
 
+static void forget_monitor(struct server *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->nmonitors; i++)
+		if (s->monitors[i].pid == pid) {
+			s->monitors[i] = s->monitors[--s->nmonitors];
+			return;
+		}
+}
+
 /* Returns false when no monitor is left. */
-static bool reap_monitors(void)
+static bool reap_monitors(struct server *s)
 {
 	for (;;) {
 		pid_t pid = waitpid(-1, NULL, WNOHANG);
-		if (pid > 0)
+		if (pid > 0) {
+			forget_monitor(s, pid);
 			continue;
+		}
 		return pid == 0;
 	}
+}
+
+/* The caller is gone: runs that have namespaces end now (SIGKILL to the
+ * monitor: its pid namespace goes with it); returns whether any monitor
+ * is owed the grace. */
+static bool end_orphaned_runs(const struct server *s)
+{
+	bool lingering = false;
+	for (size_t i = 0; i < s->nmonitors; i++) {
+		if (s->monitors[i].orphan_grace)
+			lingering = true;
+		else
+			kill(s->monitors[i].pid, SIGKILL);
+	}
+	return lingering;
 }
 
 /* In the forked child: put the run's descriptors where a freshly executed
@@ -148,12 +191,26 @@ __attribute__((noreturn)) static void become_monitor(const struct server *s, pid
 
 /* A RUN message carries the run's descriptors in slot order; the reply
  * is MONITOR with a pidfd of its monitor, or ERROR. */
-static void start_monitor(struct server *s, int sock, int fds[SPR_SANDBOX_NFDS])
+static void start_monitor(struct server *s, int sock, int fds[SPR_SANDBOX_NFDS],
+			  bool orphan_grace)
 {
+	if (s->nmonitors == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		struct monitor *grown = realloc(s->monitors, cap * sizeof(*grown));
+		if (!grown) {
+			reply_error(sock, SPR_MSG_ERROR, ENOMEM,
+				    "spr-sandbox could not start a run's monitor: out of memory");
+			return;
+		}
+		s->monitors = grown;
+		s->cap = cap;
+	}
 	pid_t server = getpid();
 	pid_t pid = fork();
 	if (pid == 0)
 		become_monitor(s, server, fds);
+	if (pid > 0)
+		s->monitors[s->nmonitors++] = (struct monitor){pid, orphan_grace};
 	int pidfd = -1;
 	/* Not reaped before this: SIGCHLD is only handled by the loop. */
 	if (pid > 0 && (pidfd = pidfd_open(pid, 0)) >= 0) {
@@ -192,7 +249,7 @@ static bool handle_request(struct server *s, int sock)
 	if (rc == 0 || m.type == SPR_MSG_BYE)
 		return false;
 	if (m.type == SPR_MSG_RUN && nfds == SPR_SANDBOX_NFDS)
-		start_monitor(s, sock, fds);
+		start_monitor(s, sock, fds, m.run.orphan_grace);
 	else
 		reply_error(sock, SPR_MSG_ERROR, EINVAL, "spr-sandbox --serve: not a run request");
 	for (size_t i = 0; i < nfds; i++)
@@ -219,7 +276,8 @@ int spr_sandbox_serve(int argc, char **argv)
 
 int spr_sandbox_serve_on(int sock, pid_t caller)
 {
-	struct server s = {.caller = caller, .caller_fd = -1, .sigfd = -1};
+	__attribute__((cleanup(server_free))) struct server s = {
+		.caller = caller, .caller_fd = -1, .sigfd = -1};
 	/* Out of the caller's process group: a terminal's ^Z must not stop
 	 * the server, which has to see its caller die to end the runs. */
 	if (setpgid(0, 0) < 0)
@@ -230,7 +288,7 @@ int spr_sandbox_serve_on(int sock, pid_t caller)
 		return server_fail(sock, "watching the monitors (signalfd)");
 
 	for (;;) {
-		bool monitors_left = reap_monitors();
+		bool monitors_left = reap_monitors(&s);
 		if (s.closing && !monitors_left)
 			return 0;
 		int64_t now = spr_now_ms();
@@ -247,10 +305,13 @@ int spr_sandbox_serve_on(int sock, pid_t caller)
 				continue;
 			return server_fail(sock, "poll");
 		}
-		/* The caller is gone: its monitors see their control sockets
-		 * close and end their runs; then we go, and any monitor still
-		 * there with us (PDEATHSIG), as if the caller had run them. */
+		/* The caller is gone: runs with namespaces end now; monitors of
+		 * runs that may have none see their control sockets close and
+		 * end their runs; then we go, and any monitor still there with
+		 * us (PDEATHSIG), as if the caller had run them. */
 		if (p[P_CALLER].revents) {
+			if (!end_orphaned_runs(&s))
+				return 0;
 			s.closing = true;
 			s.give_up = spr_now_ms() + ORPHANED_GRACE_MS;
 			continue;

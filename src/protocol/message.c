@@ -63,7 +63,10 @@ static void visit_msg(struct spr_wire *w, struct spr_msg *m)
 		spr_wire_u64(w, &m->request.output_cap);
 		spr_wire_u32(w, &m->request.require);
 		break;
-	default: /* RUN, BYE, KILL, HELLO: the type is all */
+	case SPR_MSG_RUN:
+		spr_wire_bool(w, &m->run.orphan_grace);
+		break;
+	default: /* BYE, KILL, HELLO: the type is all */
 		break;
 	}
 }

@@ -98,6 +98,11 @@ struct spr_msg {
 		uint32_t require;    /* layers the run needs (enum spr_layer_req) */
 	} request;		     /* REQUEST */
 	struct {
+		/* The run may go without namespaces: should its caller die, its
+		 * monitor is given time to end it (no pid namespace ends it). */
+		bool orphan_grace;
+	} run; /* RUN */
+	struct {
 		bool timed_out;
 		uint64_t out_total, err_total, result_total; /* bytes written */
 	} done;					     /* DONE */

@@ -75,10 +75,11 @@ int spr_sandbox_channels(struct spr_sandbox_ends *ours, int child[SPR_SANDBOX_NF
 #define SPR_REPLY_TIMEOUT_MS 10000
 
 enum spr_monitor_reply spr_sandbox_ask_monitor(int sock, const int fds[SPR_SANDBOX_NFDS],
-					       int *pidfd, struct spr_msg *m)
+					       bool orphan_grace, int *pidfd, struct spr_msg *m)
 {
 	*pidfd = -1;
-	if (spr_msg_send(sock, &(struct spr_msg){.type = SPR_MSG_RUN}, fds, SPR_SANDBOX_NFDS) < 0)
+	struct spr_msg run = {.type = SPR_MSG_RUN, .run.orphan_grace = orphan_grace};
+	if (spr_msg_send(sock, &run, fds, SPR_SANDBOX_NFDS) < 0)
 		return SPR_REPLY_BROKEN;
 	struct pollfd p = {.fd = sock, .events = POLLIN};
 	int64_t deadline = spr_now_ms() + SPR_REPLY_TIMEOUT_MS;

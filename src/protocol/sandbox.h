@@ -49,7 +49,8 @@ SPR_HIDDEN int spr_sandbox_channels(struct spr_sandbox_ends *ours, int child[SPR
 SPR_HIDDEN void spr_sandbox_ends_close(struct spr_sandbox_ends *ends);
 SPR_HIDDEN void spr_sandbox_child_ends_close(int child[SPR_SANDBOX_NFDS]);
 
-/* Asks the fork server on sock for a monitor on fds (RUN) and reads its
+/* Asks the fork server on sock for a monitor on fds (RUN; orphan_grace:
+ * the run may go without namespaces, message.h) and reads its
  * answer: MONITOR (*pidfd set), ERROR (this request failed; *m says why),
  * FATAL (the server is exiting; *m says why) or BROKEN (no answer; errno). */
 enum spr_monitor_reply {
@@ -61,7 +62,8 @@ enum spr_monitor_reply {
 struct spr_msg;
 SPR_HIDDEN enum spr_monitor_reply spr_sandbox_ask_monitor(int sock,
 							  const int fds[SPR_SANDBOX_NFDS],
-							  int *pidfd, struct spr_msg *m);
+							  bool orphan_grace, int *pidfd,
+							  struct spr_msg *m);
 
 /* `spr-sandbox --serve CALLER_PID`, the engine's fork server
  * (src/namespace/server.c; src/namespace/main.c calls it), its socket on
