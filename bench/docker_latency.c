@@ -2,7 +2,8 @@
  * is created once (as a long-lived caller holds it), warmed, then timed
  * run by run through the C API.
  *
- *   bench/docker_latency N [--pause-ms MS] [--docker-host URL] [--docker-context NAME]
+ *   bench/docker_latency N [--pause-ms MS] [--engine docker|podman] [--docker-host URL]
+ *        [--docker-context NAME]
  *        [--ssh-host H] [--ssh-user U] [--ssh-port P] [--ssh-key-path K]
  *
  * --pause-ms: untimed time between runs (the next run's sandbox is then
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
 		.ssh_user = option(argc, argv, "--ssh-user"),
 		.ssh_key_path = option(argc, argv, "--ssh-key-path"),
 		.ssh_port = port ? atoi(port) : 0,
+		.container_cli = option(argc, argv, "--engine"),
 	};
 	spr_engine *e = NULL;
 	spr_error *err = NULL;

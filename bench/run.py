@@ -108,48 +108,62 @@ def docker_warm(runs, extra=()):
     return json.loads(out.stdout)
 
 
-def docker_rows(runs, cold_runs):
-    warm = docker_warm(runs, ["--pause-ms", "50"])
+def docker_rows(runs, cold_runs, cli="docker"):
+    engine = ["--engine", cli]
+    warm = docker_warm(runs, ["--pause-ms", "50", *engine])
     image = warm["result"]["isolation"]["image"]
-    cold = timed(["docker", "run", "--rm", "-i", *HARDENED, image, *ONE_PLUS_ONE], cold_runs)
+    # podman's defaults exceed the hard nofile limit here (SPEC §7 "Podman")
+    ulimits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+    cold = timed([cli, "run", "--rm", "-i", *HARDENED, *ulimits, image, *ONE_PLUS_ONE],
+                 cold_runs)
     name = f"spr-bench-exec-{os.getpid()}"
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, *HARDENED, image,
+    subprocess.run([cli, "run", "-d", "--rm", "--name", name, *HARDENED, *ulimits, image,
                     "sleep", "3600"], check=True, capture_output=True)
     try:
-        exec_ = timed(["docker", "exec", name, *ONE_PLUS_ONE], runs)
+        exec_ = timed([cli, "exec", name, *ONE_PLUS_ONE], runs)
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run([cli, "rm", "-f", name], capture_output=True)
     return image, cold, exec_, warm
 
 
-def docker_section(runs, cold_runs, ssh_args):
-    image, cold, exec_, warm = docker_rows(runs, cold_runs)
-    burst = docker_warm(runs)
-    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
-                             capture_output=True, text=True).stdout.strip()
+def docker_section(runs, cold_runs, ssh_args, cli="docker"):
+    image, cold, exec_, warm = docker_rows(runs, cold_runs, cli)
+    burst = docker_warm(runs, ["--engine", cli])
+    if cli == "podman":
+        version = subprocess.run(["podman", "version", "--format", "{{.Client.Version}}"],
+                                 capture_output=True, text=True).stdout.strip()
+        storage = subprocess.run(["podman", "info", "--format", "{{.Store.GraphDriverName}}"],
+                                 capture_output=True, text=True).stdout.strip()
+        what = f"podman {version} (rootful, runc, {storage}; this checkout's test storage)"
+        target = "make bench-podman"
+    else:
+        version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                                 capture_output=True, text=True).stdout.strip()
+        what = f"docker {version} (the test daemon, overlay2)"
+        target = "make bench-docker"
     when = datetime.date.today().isoformat()
     row = "| {} | {:.1f} ms | {:.1f} ms | {:.1f} ms | {} |"
-    lines = [f"Measured {when} on {machine()}, docker {version} (the test daemon, overlay2), "
-             f"image `{image}`, with `make bench-docker`. `result = 1 + 1`; medians.", "",
+    lines = [f"Measured {when} on {machine()}, {what}, "
+             f"image `{image}`, with `{target}`. `result = 1 + 1`; medians.", "",
              "| how | median | p90 | min | runs |", "|---|---|---|---|---|",
-             row.format("cold `docker run --rm` per run", cold["median_ms"], cold["p90_ms"],
+             row.format(f"cold `{cli} run --rm` per run", cold["median_ms"], cold["p90_ms"],
                         cold["min_ms"], cold["runs"]),
-             row.format("`docker exec` into a running container", exec_["median_ms"],
+             row.format(f"`{cli} exec` into a running container", exec_["median_ms"],
                         exec_["p90_ms"], exec_["min_ms"], exec_["runs"]),
              row.format("**spr warm pool**, the run's sandbox ready (50 ms between runs)",
                         warm["median_ms"], warm["p90_ms"], warm["min_ms"], warm["runs"]),
              row.format("spr warm pool, runs back to back (each waits for its sandbox)",
                         burst["median_ms"], burst["p90_ms"], burst["min_ms"], burst["runs"]),
              "",
-             f"Warm pool vs `docker exec`: **{exec_['median_ms'] / warm['median_ms']:.0f}x** "
-             f"faster; vs cold `docker run`: {cold['median_ms'] / warm['median_ms']:.0f}x. "
-             "The cold and exec rows time the docker CLI from a Python loop (about 1 ms of "
+             f"Warm pool vs `{cli} exec`: **{exec_['median_ms'] / warm['median_ms']:.0f}x** "
+             f"faster; vs cold `{cli} run`: {cold['median_ms'] / warm['median_ms']:.0f}x. "
+             f"The cold and exec rows time the {cli} CLI from a Python loop (about 1 ms of "
              "process spawn included) and run only the interpreter, without spr's worker, "
              "so they are lower bounds for those approaches. Every spr run has a sandbox of "
              "its own inside the container (a fresh interpreter in fresh namespaces, set up "
              "while the previous run runs): back to back, a run waits for that set-up, "
              "which the container's CPU quota (`cpu_cores`, 1) also pays."]
-    sections = {"DOCKER": "\n".join(lines)}
+    sections = {"PODMAN" if cli == "podman" else "DOCKER": "\n".join(lines)}
     if ssh_args:
         sections["SSH"] = ssh_section(runs, ssh_args, when, row)
     return sections
@@ -245,6 +259,8 @@ def main() -> int:
                     help="interpreters to measure (default: /usr/bin/python3)")
     ap.add_argument("--docker", action="store_true",
                     help="measure the DockerEngine instead (needs DOCKER_HOST)")
+    ap.add_argument("--podman", action="store_true",
+                    help="measure the DockerEngine through podman (section PODMAN)")
     ap.add_argument("--cold-runs", type=int, default=30)
     ap.add_argument("--ssh", nargs=argparse.REMAINDER, default=[],
                     help="with --docker: also through SSH; the rest are docker_latency "
@@ -261,8 +277,9 @@ def main() -> int:
         with open(RESULTS, "w") as f:
             f.write(replace_section(text, "COMPARE", body))
         return 0
-    if args.docker:
-        sections = docker_section(args.runs, args.cold_runs, args.ssh)
+    if args.docker or args.podman:
+        sections = docker_section(args.runs, args.cold_runs, args.ssh,
+                                  "podman" if args.podman else "docker")
         text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
         for name, body in sections.items():
             print(body)

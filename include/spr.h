@@ -127,6 +127,11 @@ typedef struct spr_docker_options {
 	const char *uid_range;	       /* each container runs as a host uid of its own
 					  from "START:COUNT" (SPEC §5); NULL:
 					  $SPR_UID_RANGE, else 1879048192:65536 */
+	const char *container_cli;     /* "docker" (default; podman when that is what
+					  `docker` is) or "podman" */
+	bool allow_degraded;	       /* run where the runtime cannot enforce the
+					  limits (rootless podman on cgroup v1): rlimits
+					  instead, reported in isolation */
 } spr_docker_options;
 
 SPR_API int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out,
@@ -171,6 +176,11 @@ SPR_API int spr_docker_stop_container(spr_docker_admin *admin, const char *id,
 				      int timeout_seconds, char **full_id, spr_error **err);
 SPR_API int spr_docker_kill_container(spr_docker_admin *admin, const char *id, char **full_id,
 				      spr_error **err);
+/* What the container CLI runs on (spr doctor): {"cli": "docker"|"podman",
+ *   "path", "version", "remote" (bool), and for podman "rootless" (bool),
+ *   "cgroup_version" (1|2), "storage" (driver), "limits": {"memory",
+ *   "pids", "cpu"} (bool: enforced)}. */
+SPR_API int spr_docker_describe(spr_docker_admin *admin, char **json, spr_error **err);
 /* Stops every running managed container: {"stopped": [ids]}. */
 SPR_API int spr_docker_stop_all(spr_docker_admin *admin, int timeout_seconds, char **json,
 				spr_error **err);

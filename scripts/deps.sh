@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages spr needs to build and test. Idempotent and quick:
 # dpkg-query decides what is missing, apt-get runs only when something is.
-#   usage: scripts/deps.sh [build|test|docker|vm|all]   (default: build)
+#   usage: scripts/deps.sh [build|test|docker|vm|podman|all]   (default: build)
 set -eu
 
 build_pkgs="gcc make pkg-config libc6-dev libseccomp-dev libcap-ng-dev libnl-3-dev
@@ -9,14 +9,18 @@ libnl-route-3-dev libcjson-dev check libsubunit-dev python3"
 test_pkgs="clang libclang-rt-14-dev procps iproute2 strace"
 docker_pkgs="docker.io debootstrap openssh-server openssh-client"
 vm_pkgs="qemu-system-x86 busybox-static cpio"
+# runc named: podman's first choice, crun 1.8, cannot run containers on a
+# hybrid cgroup host; uidmap for rootless podman's newuidmap.
+podman_pkgs="podman runc uidmap slirp4netns fuse-overlayfs conmon"
 
 case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want="$build_pkgs $test_pkgs" ;;
 docker) want=$docker_pkgs ;;
 vm) want=$vm_pkgs ;;
-all) want="$build_pkgs $test_pkgs $docker_pkgs $vm_pkgs" ;;
-*) echo "usage: scripts/deps.sh [build|test|docker|vm|all]" >&2; exit 2 ;;
+podman) want=$podman_pkgs ;;
+all) want="$build_pkgs $test_pkgs $docker_pkgs $vm_pkgs $podman_pkgs" ;;
+*) echo "usage: scripts/deps.sh [build|test|docker|vm|podman|all]" >&2; exit 2 ;;
 esac
 
 missing_pkgs() {

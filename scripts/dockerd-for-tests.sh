@@ -7,6 +7,7 @@
 #   scripts/dockerd-for-tests.sh stop [PID]
 #   scripts/dockerd-for-tests.sh base-image        # (re)import spr-base:bookworm only
 #   scripts/dockerd-for-tests.sh dir               # prints the daemon directory
+#   scripts/dockerd-for-tests.sh tarball           # prints the base rootfs tarball (made if missing)
 #
 # Each checkout has its own daemon: the directory defaults to
 # /var/lib/spr-test-docker-<id>, <id> being 12 hex digits of the sha256 of
@@ -279,9 +280,9 @@ make_tarball() {
   say "cached $CACHE/$name.tar ($(du -h "$CACHE/$name.tar" | cut -f1), $((SECONDS - t0))s)"
 }
 
-ensure_base_image() {
-  local name with_pip=$SUITE-minbase-python3-pip plain=$SUITE-minbase-python3
-  if dk image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+# Sets TARBALL to the cached rootfs tarball, making it first if needed.
+base_tarball() {
+  local with_pip=$SUITE-minbase-python3-pip plain=$SUITE-minbase-python3
   # The cache is shared by every checkout's daemon (each holds only its own
   # $D/lock): the first to need the tarball makes it, the others wait here
   # and then import it. Our own lock (fd 9) stays held meanwhile.
@@ -291,22 +292,28 @@ ensure_base_image() {
     say "another checkout's dockerd-for-tests.sh is making the base tarball; waiting for it"
     flock -w 900 7 || die "$CACHE/rootfs.lock still held after 15 minutes (a stuck debootstrap? see the other checkout's debootstrap.log)"
   fi
-  if [ -f "$CACHE/$with_pip.tar" ]; then name=$with_pip
-  elif [ -f "$CACHE/$plain.tar" ]; then name=$plain
-  elif make_tarball "$with_pip" python3,python3-pip; then name=$with_pip
+  if [ -f "$CACHE/$with_pip.tar" ]; then TARBALL=$CACHE/$with_pip.tar
+  elif [ -f "$CACHE/$plain.tar" ]; then TARBALL=$CACHE/$plain.tar
+  elif make_tarball "$with_pip" python3,python3-pip; then TARBALL=$CACHE/$with_pip.tar
   else
     # python3-pip is only needed to build package images from wheels.
     say "warning: falling back to python3 only (no pip in $BASE_IMAGE)"
     make_tarball "$plain" python3 || die "debootstrap failed; see $D/debootstrap.log"
-    name=$plain
+    TARBALL=$CACHE/$plain.tar
   fi
   exec 7>&- # the tarball is complete and never rewritten: import it unlocked
-  say "docker import $CACHE/$name.tar $BASE_IMAGE"
-  local t0=$SECONDS
+}
+
+ensure_base_image() {
+  if dk image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  base_tarball
+  say "docker import $TARBALL $BASE_IMAGE"
+  local t0=$SECONDS name
+  name=$(basename "$TARBALL" .tar)
   dk import -m "debootstrap --variant=minbase $name" \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'ENV LANG=C.UTF-8' -c "LABEL io.spr.base=$name" -c 'CMD ["python3"]' \
-    "$CACHE/$name.tar" "$BASE_IMAGE" >/dev/null
+    "$TARBALL" "$BASE_IMAGE" >/dev/null
   say "imported $BASE_IMAGE in $((SECONDS - t0))s"
 }
 
@@ -347,6 +354,13 @@ stop)
 dir)
   echo "$D"
   ;;
+tarball)
+  # The base image's rootfs tarball (made once, cached), for other engines'
+  # test set-ups (scripts/podman-for-tests.sh).
+  lock
+  base_tarball
+  echo "$TARBALL"
+  ;;
 status)
   pid=$(pid_of "$PIDFILE")
   if answers; then
@@ -361,5 +375,5 @@ status)
   fi
   ;;
 *)
-  echo "usage: $0 start|stop [PID]|status|base-image|dir" >&2; exit 2 ;;
+  echo "usage: $0 start|stop [PID]|status|base-image|dir|tarball" >&2; exit 2 ;;
 esac

@@ -25,7 +25,7 @@
 #define MAX_CODE_BYTES ((size_t)64 << 20)
 
 static const char usage_line[] =
-	"usage: spr-run [--engine local|docker] [--policy FILE] [--input JSON|@FILE] "
+	"usage: spr-run [--engine local|docker|podman] [--policy FILE] [--input JSON|@FILE] "
 	"[--timeout S] [--memory MB] [--max-output KB] [--require LAYER,...] [--python PATH] [--allow-degraded] "
 	"[--cgroup-parent NAME] [--uid-range START:COUNT] [--image IMAGE] [--package NAME==VERSION]... "
 	"[--docker-context NAME "
@@ -49,7 +49,8 @@ static void help(void)
 	printf("%s\n\n"
 	       "Run untrusted Python code in a sandbox and report its output and exit code.\n"
 	       "FILE is the code to run ('-' reads it from stdin).\n\n"
-	       "  --engine local|docker  where to run (default: local)\n"
+	       "  --engine local|docker|podman  where to run (default: local; podman: the\n"
+	       "                         DockerEngine through podman, rootful or rootless)\n"
 	       "  --policy FILE          TOML policy file (SPEC §2); flags below override it\n"
 	       "  --input JSON|@FILE     input_data as JSON text, or read from FILE\n"
 	       "  --timeout S            wall-clock limit in seconds (fractions allowed)\n"
@@ -255,18 +256,20 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (optind + 1 < argc)
 		usage_error("unexpected argument '%s' (only one FILE)", argv[optind + 1]);
 	o->file = argv[optind];
-	if (strcmp(o->engine, "local") && strcmp(o->engine, "docker"))
-		usage_error("--engine must be 'local' or 'docker' (got '%s')", o->engine);
+	if (strcmp(o->engine, "local") && strcmp(o->engine, "docker") && strcmp(o->engine, "podman"))
+		usage_error("--engine must be 'local', 'docker' or 'podman' (got '%s')", o->engine);
+	bool containers = strcmp(o->engine, "local") != 0;
 	if (!strcmp(o->file, "-") && o->input && !strcmp(o->input, "@-"))
 		usage_error("the code and --input cannot both come from stdin");
 	const spr_docker_options *d = &o->docker;
 	bool docker_opts = d->image || d->packages || d->wheel_dir || d->docker_context ||
 			   d->docker_host || d->ssh_host || d->ssh_user || d->ssh_port ||
 			   d->ssh_key_path;
-	if (docker_opts && strcmp(o->engine, "docker"))
-		usage_error("--image, --package and the docker/ssh options need --engine docker");
-	if (!strcmp(o->engine, "docker") && (o->python || o->cgroup_parent || o->allow_degraded))
-		usage_error("--python, --cgroup-parent and --allow-degraded are LocalEngine options");
+	if (docker_opts && !containers)
+		usage_error("--image, --package and the docker/ssh options need --engine docker "
+			    "or podman");
+	if (containers && (o->python || o->cgroup_parent))
+		usage_error("--python and --cgroup-parent are LocalEngine options");
 }
 
 /* Reads a whole file (or stdin for "-") into memory, NUL-terminated. */
@@ -459,8 +462,11 @@ int main(int argc, char **argv)
 	_cleanup_(engine_freep) spr_engine *engine = NULL;
 	o.docker.show_build_progress = isatty(STDERR_FILENO);
 	o.docker.uid_range = o.uid_range; /* both engines: the same range */
-	int rc = !strcmp(o.engine, "docker") ? spr_docker_engine_new(&o.docker, &engine, &err)
-					     : spr_local_engine_new(&lo, &engine, &err);
+	o.docker.allow_degraded = o.allow_degraded;
+	if (!strcmp(o.engine, "podman"))
+		o.docker.container_cli = "podman";
+	int rc = strcmp(o.engine, "local") ? spr_docker_engine_new(&o.docker, &engine, &err)
+					   : spr_local_engine_new(&lo, &engine, &err);
 	if (rc < 0)
 		return report_failure(err, o.json, EXIT_ENGINE);
 

@@ -25,7 +25,7 @@
 #define EXIT_ENGINE 125
 
 static const char usage_line[] =
-	"usage: spr [--json] [REMOTE OPTIONS] COMMAND [ARGS]\n"
+	"usage: spr [--json] [--engine docker|podman] [REMOTE OPTIONS] COMMAND [ARGS]\n"
 	"commands: list containers [--all] | list images | container ID |\n"
 	"          stop container ID [--timeout-seconds N] | stop all [--timeout-seconds N] |\n"
 	"          kill container ID | cleanup | doctor | version";
@@ -44,6 +44,7 @@ struct globals {
 	const char *cgroup_parent;
 	spr_docker_options docker;
 	bool remote; /* any remote option given */
+	bool engine_given; /* --engine: doctor examines that CLI only, and must reach it */
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -91,9 +92,13 @@ static void help(const char *cmd)
 		       "skipped, and the output says so.\n\n%s",
 		       remote_help);
 	} else if (cmd && !strcmp(cmd, "doctor")) {
-		printf("usage: spr doctor [--json] [--python PATH] [--cgroup-parent NAME]\n\n"
+		printf("usage: spr doctor [--json] [--python PATH] [--cgroup-parent NAME]\n"
+		       "                  [--engine docker|podman]\n\n"
 		       "What the LocalEngine can use here: cgroup hierarchies per controller (and\n"
 		       "the fix when one is unusable), and the isolation a trial run actually got.\n"
+		       "Then the container CLIs (docker, podman; --engine: that one only, and it\n"
+		       "must work): version, podman's mode (rootful or rootless), cgroup version,\n"
+		       "storage driver, and which limits it can enforce.\n"
 		       "Exit 1 when problems were found.\n");
 	} else {
 		printf("%s\n\n"
@@ -108,6 +113,8 @@ static void help(const char *cmd)
 		       "  version           print the version\n\n"
 		       "Options (anywhere on the line):\n"
 		       "  --json            machine-readable output\n"
+		       "  --engine docker|podman  the container CLI (default: docker, which may be\n"
+		       "                    podman; SPEC §5 \"Podman\")\n"
 		       "  --python PATH     interpreter for doctor's trial run (/usr/bin/python3)\n"
 		       "  --cgroup-parent NAME  cgroup (relative to this process's own) that runs go\n"
 		       "                    under; default $SPR_CGROUP_PARENT\n"
@@ -226,6 +233,10 @@ static void print_doctor(const cJSON *r)
 			       : " (docker containers; rootless runs are the caller's)",
 		       str(uids, "overlaps") ? ", includes " : ", no account uses them",
 		       str(uids, "overlaps") ? str(uids, "overlaps") : "");
+}
+
+static void print_problems(const cJSON *r)
+{
 	const cJSON *problems = cJSON_GetObjectItemCaseSensitive(r, "problems");
 	const cJSON *p;
 	if (cJSON_GetArraySize(problems))
@@ -233,6 +244,82 @@ static void print_doctor(const cJSON *r)
 	cJSON_ArrayForEach(p, problems)
 	{
 		printf("  - %s\n", p->valuestring);
+	}
+}
+
+/* One container CLI as the DockerEngine would use it, or why not. */
+static cJSON *describe_cli(const struct globals *g, const char *cli)
+{
+	spr_docker_options o = g->docker;
+	o.container_cli = cli;
+	spr_docker_admin *a = NULL;
+	spr_error *err = NULL;
+	char *json = NULL;
+	cJSON *d = NULL;
+	if (spr_docker_admin_new(&o, &a, &err) == 0 && spr_docker_describe(a, &json, &err) == 0)
+		d = cJSON_Parse(json);
+	spr_docker_admin_free(a);
+	spr_free(json);
+	if (!d) {
+		d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "cli", cli);
+		cJSON_AddStringToObject(d, "error", err ? err->message : "out of memory");
+	}
+	spr_error_free(err);
+	return d;
+}
+
+static void add_containers(const struct globals *g, cJSON *r)
+{
+	cJSON *list = cJSON_AddArrayToObject(r, "containers");
+	cJSON *problems = cJSON_GetObjectItemCaseSensitive(r, "problems");
+	static const char *const clis[] = {"docker", "podman"};
+	for (size_t i = 0; i < sizeof(clis) / sizeof(*clis); i++) {
+		if (g->engine_given && strcmp(clis[i], g->docker.container_cli))
+			continue;
+		cJSON *d = describe_cli(g, clis[i]);
+		const cJSON *limits = cJSON_GetObjectItemCaseSensitive(d, "limits");
+		/* Asked for: it must work and enforce every limit. */
+		if (g->engine_given && str(d, "error"))
+			cJSON_AddItemToArray(problems, cJSON_CreateString(str(d, "error")));
+		else if (g->engine_given && limits &&
+			 !(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "memory")) &&
+			   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "pids")) &&
+			   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "cpu"))))
+			cJSON_AddItemToArray(
+				problems,
+				cJSON_CreateString("rootless podman cannot enforce every limit here: "
+						   "runs fail closed unless --allow-degraded (then "
+						   "rlimits); run podman as root, or on cgroup v2 with "
+						   "the memory, pids and cpu controllers delegated"));
+		cJSON_AddItemToArray(list, d);
+	}
+}
+
+static void print_container_clis(const cJSON *r)
+{
+	const cJSON *d;
+	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(r, "containers"))
+	{
+		if (str(d, "error")) {
+			printf("%-11s %s\n", str(d, "cli"), str(d, "error"));
+			continue;
+		}
+		const cJSON *limits = cJSON_GetObjectItemCaseSensitive(d, "limits");
+		bool mem = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "memory"));
+		bool pids = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "pids"));
+		bool cpu = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "cpu"));
+		printf("%-11s %s %s (%s)", str(d, "cli"), str(d, "version"), str(d, "path"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "remote")) ? "remote"
+											: "local");
+		const cJSON *cgv = cJSON_GetObjectItemCaseSensitive(d, "cgroup_version");
+		if (cJSON_IsNumber(cgv))
+			printf(" | %s | cgroup v%d | storage %s",
+			       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "rootless")) ? "rootless"
+												: "rootful",
+			       cgv->valueint, str(d, "storage"));
+		printf(" | limits: memory %s, pids %s, cpu %s\n", mem ? "yes" : "NO",
+		       pids ? "yes" : "NO", cpu ? "yes" : "NO");
 	}
 }
 
@@ -247,6 +334,7 @@ static int cmd_doctor(const struct globals *g)
 		return EXIT_ENGINE;
 	}
 	cJSON *r = cJSON_Parse(json);
+	add_containers(g, r);
 	int problems = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "problems"));
 	if (g->json) {
 		char *pretty = cJSON_Print(r);
@@ -254,6 +342,8 @@ static int cmd_doctor(const struct globals *g)
 		free(pretty);
 	} else {
 		print_doctor(r);
+		print_container_clis(r);
+		print_problems(r);
 	}
 	cJSON_Delete(r);
 	spr_free(json);
@@ -777,6 +867,7 @@ int main(int argc, char **argv)
 		OPT_SSH_USER,
 		OPT_SSH_PORT,
 		OPT_SSH_KEY,
+		OPT_ENGINE,
 	};
 	static const struct option longopts[] = {
 		{"json", no_argument, NULL, 'j'},
@@ -790,6 +881,7 @@ int main(int argc, char **argv)
 		{"ssh-user", required_argument, NULL, OPT_SSH_USER},
 		{"ssh-port", required_argument, NULL, OPT_SSH_PORT},
 		{"ssh-key-path", required_argument, NULL, OPT_SSH_KEY},
+		{"engine", required_argument, NULL, OPT_ENGINE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, OPT_VERSION},
 		{0},
@@ -819,6 +911,14 @@ int main(int argc, char **argv)
 			if (parse_port(optarg, &g.docker.ssh_port) < 0)
 				return usage_error("--ssh-port: '%s' is not a port (1-65535)", optarg);
 			g.remote = true;
+			break;
+		case OPT_ENGINE:
+			if (strcmp(optarg, "docker") && strcmp(optarg, "podman"))
+				return usage_error("--engine: '%s' is not a container engine (docker "
+						   "or podman)",
+						   optarg);
+			g.docker.container_cli = optarg;
+			g.engine_given = true;
 			break;
 		case 'h': want_help = true; break;
 		case OPT_VERSION: printf("spr %s\n", SPR_VERSION); return 0;

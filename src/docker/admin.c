@@ -298,7 +298,11 @@ static void add_string_or_null(cJSON *o, const char *key, const char *s)
  * container, and it works against remote daemons. -1: unknown. */
 static long runs_served(const struct spr_docker_target *t, const char *id)
 {
-	char *args[] = {(char *)"top", (char *)id, (char *)"-o", (char *)"pid,comm", NULL};
+	/* podman's top takes its own descriptors (ps options would need a ps
+	 * in the container). */
+	char *docker_args[] = {(char *)"top", (char *)id, (char *)"-o", (char *)"pid,comm", NULL};
+	char *podman_args[] = {(char *)"top", (char *)id, (char *)"pid", (char *)"comm", NULL};
+	char **args = t->podman ? podman_args : docker_args;
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
 	_cleanup_error_ spr_error *err = NULL;
 	if (docker_out(t, args, CMD_TIMEOUT_MS, &out, &err) < 0 || !out.data)
@@ -525,6 +529,26 @@ void spr_docker_admin_free(spr_docker_admin *a)
 		return;
 	spr_docker_target_free(&a->target);
 	free(a);
+}
+
+int spr_docker_describe(spr_docker_admin *a, char **json, spr_error **err)
+{
+	const struct spr_docker_target *t = &a->target;
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "cli", spr_docker_cli_name(t));
+	cJSON_AddStringToObject(doc, "path", t->docker);
+	cJSON_AddStringToObject(doc, "version", t->version);
+	cJSON_AddBoolToObject(doc, "remote", t->context || t->host);
+	if (t->podman) {
+		cJSON_AddBoolToObject(doc, "rootless", t->rootless);
+		cJSON_AddNumberToObject(doc, "cgroup_version", t->cgroup_version);
+		cJSON_AddStringToObject(doc, "storage", t->storage);
+	}
+	cJSON *limits = cJSON_AddObjectToObject(doc, "limits");
+	cJSON_AddBoolToObject(limits, "memory", t->enforces.memory);
+	cJSON_AddBoolToObject(limits, "pids", t->enforces.pids);
+	cJSON_AddBoolToObject(limits, "cpu", t->enforces.cpu);
+	return print_json(doc, json, err);
 }
 
 int spr_docker_list_containers(spr_docker_admin *a, bool all_states, char **json,
@@ -759,8 +783,9 @@ static cJSON *image_users(const struct spr_docker_target *t, spr_error **err)
 /* spr's own tags of an image: spr-env:<io.spr.env-hash> or
  * spr-runtime:<io.spr.worker-version>. Labels alone prove nothing (an
  * image built FROM spr's inherits them, and anyone can set them): an image
- * is spr's only under a name spr gives, and only that name is spr's. */
-static cJSON *spr_tags(const cJSON *image, const char **kind)
+ * is spr's only under a name spr gives, and only that name is spr's
+ * (podman's own: localhost/ before it, podman's name for a local image). */
+static cJSON *spr_tags(const cJSON *image, bool podman, const char **kind)
 {
 	const char *what = label_of(image, SPR_LABEL_IMAGE);
 	const char *hash = what && !strcmp(what, "env")       ? label_of(image, SPR_LABEL_ENV_HASH)
@@ -776,7 +801,10 @@ static cJSON *spr_tags(const cJSON *image, const char **kind)
 	const cJSON *tag;
 	cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(image, "RepoTags"))
 	{
-		if (cJSON_IsString(tag) && !strcmp(tag->valuestring, want))
+		const char *name = cJSON_IsString(tag) ? tag->valuestring : "";
+		if (podman && !strncmp(name, "localhost/", 10))
+			name += 10;
+		if (!strcmp(name, want))
 			cJSON_AddItemToArray(tags, cJSON_CreateString(want));
 	}
 	return tags;
@@ -819,7 +847,7 @@ static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 	cJSON_ArrayForEach(obj, raw)
 	{
 		const char *kind = NULL, *id = str_at(obj, "Id", NULL);
-		cJSON *tags = spr_tags(obj, &kind);
+		cJSON *tags = spr_tags(obj, t->podman, &kind);
 		if (!id || !cJSON_GetArraySize(tags)) {
 			cJSON_Delete(tags);
 			continue;

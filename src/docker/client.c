@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "json.h"
 #include "proc.h"
 
 #define PING_TIMEOUT_MS 30000
@@ -87,21 +88,53 @@ static int check_remote_options(const spr_docker_options *o, spr_error **err)
 	return 0;
 }
 
+/* Whether the CLI called docker is podman's (podman-docker, or a link). */
+static bool is_podman(struct spr_docker_target *t)
+{
+	char *args[] = {(char *)"--version", NULL};
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
+	_cleanup_error_ spr_error *ignored = NULL;
+	char **env = t->env;
+	extern char **environ;
+	t->env = environ; /* (before the target's own environment exists) */
+	int rc = spr_docker_cmd(t, args, PING_TIMEOUT_MS, &out, NULL, &ignored);
+	t->env = env;
+	return rc == 0 && out.data && strstr(out.data, "podman");
+}
+
 int spr_docker_target_init(struct spr_docker_target *t, const spr_docker_options *o,
 			   spr_error **err)
 {
 	*t = (struct spr_docker_target){0};
 	if (check_remote_options(o, err) < 0)
 		return -1;
-	t->docker = find_in_path("docker");
+	const char *cli = o->container_cli ? o->container_cli : "docker";
+	if (strcmp(cli, "docker") && strcmp(cli, "podman"))
+		return spr_fail(err, SPR_LAYER_API, EINVAL,
+				"container_cli must be 'docker' or 'podman' (got '%s')", cli);
+	t->podman = !strcmp(cli, "podman");
+	t->docker = find_in_path(cli);
 	if (!t->docker)
-		return spr_fail(err, SPR_LAYER_DOCKER, ENOENT, SPR_DOCKER_MISSING);
+		return spr_fail(err, SPR_LAYER_DOCKER, ENOENT,
+				t->podman ? SPR_PODMAN_MISSING : SPR_DOCKER_MISSING);
+	if (!t->podman)
+		t->podman = is_podman(t);
 	if (o->docker_context && !(t->context = strdup(o->docker_context)))
 		return spr_fail_oom(err);
 	if (o->docker_host && !(t->host = strdup(o->docker_host)))
 		return spr_fail_oom(err);
-	if (o->ssh_host && spr_docker_ssh_target(t, o, err) < 0)
+	if (o->ssh_host && t->podman) {
+		/* Podman's ssh is its own: a URL naming the remote service's
+		 * socket (the rootful one, podman.socket's; a rootless service
+		 * is reached with docker_host and its full URL) and --identity. */
+		int rc = asprintf(&t->host, "ssh://%s%s%s:%d" SPR_PODMAN_REMOTE_SOCKET,
+				  o->ssh_user ? o->ssh_user : "", o->ssh_user ? "@" : "",
+				  o->ssh_host, o->ssh_port ? o->ssh_port : 22);
+		if (rc < 0 || (o->ssh_key_path && !(t->identity = strdup(o->ssh_key_path))))
+			return spr_fail_oom(err);
+	} else if (o->ssh_host && spr_docker_ssh_target(t, o, err) < 0) {
 		return -1;
+	}
 	t->env = cli_env(t);
 	if (!t->env)
 		return spr_fail_oom(err);
@@ -113,6 +146,7 @@ void spr_docker_target_free(struct spr_docker_target *t)
 	free(t->docker);
 	free(t->context);
 	free(t->host);
+	free(t->identity);
 	if (t->env)
 		for (char **e = t->env; *e; e++)
 			free(*e);
@@ -126,17 +160,21 @@ char **spr_docker_argv(const struct spr_docker_target *t, char *const args[])
 	size_t n = 0;
 	while (args[n])
 		n++;
-	char **argv = calloc(n + 4, sizeof(*argv));
+	char **argv = calloc(n + 6, sizeof(*argv));
 	if (!argv)
 		return NULL;
 	size_t k = 0;
 	argv[k++] = t->docker;
 	if (t->context) {
-		argv[k++] = (char *)"--context";
+		argv[k++] = (char *)(t->podman ? "--connection" : "--context");
 		argv[k++] = t->context;
 	} else if (t->host) {
-		argv[k++] = (char *)"--host";
+		argv[k++] = (char *)(t->podman ? "--url" : "--host");
 		argv[k++] = t->host;
+		if (t->identity) {
+			argv[k++] = (char *)"--identity";
+			argv[k++] = t->identity;
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		argv[k++] = args[i];
@@ -168,14 +206,70 @@ const char *spr_docker_last_line(spr_buf *errout)
 	return nl ? nl + 1 : errout->data;
 }
 
-int spr_docker_ping(const struct spr_docker_target *t, spr_error **err)
+/* What podman says of itself: rootless or not, the host's cgroup version
+ * and the controllers it may use, its storage driver. */
+static int podman_info(struct spr_docker_target *t, spr_error **err)
 {
-	char *args[] = {(char *)"version", (char *)"--format", (char *)"{{.Server.Version}}", NULL};
+	char *args[] = {(char *)"info", (char *)"--format", (char *)"json", NULL};
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
 	_cleanup_error_ spr_error *run_err = NULL;
 	int rc = spr_docker_cmd(t, args, PING_TIMEOUT_MS, &out, &errout, &run_err);
-	if (rc == 0 && out.len)
+	_cleanup_cjson_ cJSON *info = rc == 0 && out.data ? cJSON_Parse(out.data) : NULL;
+	const cJSON *host = cJSON_GetObjectItemCaseSensitive(info, "host");
+	if (!host)
+		return spr_fail(err, SPR_LAYER_DOCKER, EHOSTUNREACH, SPR_PODMAN_NO_SERVICE " (%s)",
+				rc < 0 ? run_err->message : spr_docker_last_line(&errout));
+	const cJSON *security = cJSON_GetObjectItemCaseSensitive(host, "security");
+	t->rootless = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(security, "rootless"));
+	const cJSON *version = cJSON_GetObjectItemCaseSensitive(host, "cgroupVersion");
+	t->cgroup_version = cJSON_IsString(version) && !strcmp(version->valuestring, "v2") ? 2 : 1;
+	/* Rootless podman on cgroup v1 ignores every limit; on v2 it has
+	 * what the user's cgroup was delegated. */
+	bool memory = false, pids = false, cpu = false;
+	const cJSON *c;
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(host, "cgroupControllers"))
+	{
+		if (!cJSON_IsString(c))
+			continue;
+		memory = memory || !strcmp(c->valuestring, "memory");
+		pids = pids || !strcmp(c->valuestring, "pids");
+		cpu = cpu || !strcmp(c->valuestring, "cpu");
+	}
+	/* Rootful podman has every controller of the host (v1 hierarchies). */
+	bool v2 = t->cgroup_version == 2;
+	t->enforces.memory = !t->rootless || (v2 && memory);
+	t->enforces.pids = !t->rootless || (v2 && pids);
+	t->enforces.cpu = !t->rootless || (v2 && cpu);
+	t->limits = t->enforces.memory && t->enforces.pids && t->enforces.cpu;
+	const cJSON *store = cJSON_GetObjectItemCaseSensitive(info, "store");
+	const cJSON *driver = cJSON_GetObjectItemCaseSensitive(store, "graphDriverName");
+	snprintf(t->storage, sizeof(t->storage), "%s",
+		 cJSON_IsString(driver) ? driver->valuestring : "unknown");
+	return 0;
+}
+
+int spr_docker_ping(struct spr_docker_target *t, spr_error **err)
+{
+	/* A local podman has no server (the CLI is the runtime). */
+	bool local_podman = t->podman && !t->context && !t->host;
+	char *args[] = {(char *)"version", (char *)"--format",
+			(char *)(local_podman ? "{{.Client.Version}}" : "{{.Server.Version}}"), NULL};
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
+	_cleanup_error_ spr_error *run_err = NULL;
+	int rc = spr_docker_cmd(t, args, PING_TIMEOUT_MS, &out, &errout, &run_err);
+	if (rc == 0 && out.len) {
+		snprintf(t->version, sizeof(t->version), "%.*s", (int)strcspn(out.data, "\n"),
+			 out.data);
+		if (t->podman)
+			return podman_info(t, err);
+		t->enforces.memory = t->enforces.pids = t->enforces.cpu = t->limits = true;
 		return 0;
+	}
 	const char *why = rc < 0 ? run_err->message : spr_docker_last_line(&errout);
-	return spr_fail(err, SPR_LAYER_DOCKER, EHOSTUNREACH, SPR_DOCKER_NO_DAEMON " (%s)", why);
+	/* A remote podman service: which URL was tried (ssh_host makes one). */
+	if (t->podman && t->host)
+		return spr_fail(err, SPR_LAYER_DOCKER, EHOSTUNREACH, "%s (%s; the service at %s)",
+				SPR_PODMAN_NO_SERVICE, why, t->host);
+	return spr_fail(err, SPR_LAYER_DOCKER, EHOSTUNREACH, "%s (%s)",
+			t->podman ? SPR_PODMAN_NO_SERVICE : SPR_DOCKER_NO_DAEMON, why);
 }

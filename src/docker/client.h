@@ -12,14 +12,36 @@
 #define SPR_DOCKER_MISSING "Docker CLI was not found. Install Docker and ensure it is on PATH."
 #define SPR_DOCKER_NO_DAEMON                                                                 \
 	"Docker is installed but the daemon is not running or not accessible."
+#define SPR_PODMAN_MISSING "Podman CLI was not found. Install podman and ensure it is on PATH."
+#define SPR_PODMAN_NO_SERVICE "Podman is installed but cannot run containers here."
+/* The remote podman service ssh_host reaches (podman.socket, rootful). */
+#define SPR_PODMAN_REMOTE_SOCKET "/run/podman/podman.sock"
 
 struct spr_docker_target {
 	char *docker;	  /* absolute path of the CLI */
-	char *context;	  /* --context NAME, or NULL */
-	char *host;	  /* --host URL (DOCKER_HOST), or NULL */
+	char *context;	  /* --context NAME (podman: --connection), or NULL */
+	char *host;	  /* --host URL (DOCKER_HOST; podman: --url), or NULL */
+	char *identity;	  /* podman's own ssh: --identity KEY, or NULL */
 	char **env;	  /* environment for the CLI (NULL-terminated) */
 	char *ssh_config; /* a private ssh config when a key/port/user is given */
+	/* Podman (asked for, or what `docker` turned out to be), as its info
+	 * describes itself once the engine pinged it. */
+	bool podman;
+	bool rootless;	   /* podman without root: the user's own namespaces */
+	int cgroup_version; /* 1 or 2 (podman; 0: not known) */
+	bool limits;	   /* memory, pids and CPU limits are enforced */
+	struct {
+		bool memory, pids, cpu;
+	} enforces;	   /* each limit on its own */
+	char storage[32];  /* podman's storage driver */
+	char version[32];  /* the CLI's (local podman) or the daemon's version */
 };
+
+/* "docker" or "podman", as the CLI should be named in messages. */
+static inline const char *spr_docker_cli_name(const struct spr_docker_target *t)
+{
+	return t->podman ? "podman" : "docker";
+}
 
 /* Validates the remote options (SPEC §5 rules and messages) and finds the
  * CLI. */
@@ -36,8 +58,9 @@ SPR_HIDDEN char **spr_docker_argv(const struct spr_docker_target *t, char *const
 SPR_HIDDEN int spr_docker_cmd(const struct spr_docker_target *t, char *const args[],
 			      int64_t timeout_ms, spr_buf *out, spr_buf *errout, spr_error **err);
 
-/* The daemon answers: `docker version`. */
-SPR_HIDDEN int spr_docker_ping(const struct spr_docker_target *t, spr_error **err);
+/* The daemon answers: `docker version` (podman: and what `podman info`
+ * says of its mode, cgroups, limits and storage, into t). */
+SPR_HIDDEN int spr_docker_ping(struct spr_docker_target *t, spr_error **err);
 
 /* remote.c: the ssh:// URL (and key wrapper) from the ssh_* options. */
 SPR_HIDDEN int spr_docker_ssh_target(struct spr_docker_target *t, const spr_docker_options *o,

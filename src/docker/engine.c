@@ -1,5 +1,6 @@
 /* DockerEngine construction and one run. */
 #include <fcntl.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -62,9 +63,17 @@ static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *
 		cJSON_AddNumberToObject(i, "landlock_abi", a->landlock_abi);
 	cJSON_AddBoolToObject(i, "read_only_root", true);
 	cJSON_AddBoolToObject(i, "capabilities", false);
-	cJSON_AddStringToObject(i, "memory", "cgroup");
+	cJSON_AddStringToObject(i, "memory", de->target.limits ? "cgroup" : "rlimit");
 	cJSON_AddStringToObject(i, "memfd_exec", a->memfd_noexec ? "refused" : "allowed");
-	cJSON_AddNumberToObject(i, "host_uid", o->host_uid);
+	/* Rootless podman: the container's uid is one of the user's
+	 * subordinate ones on the host. */
+	cJSON_AddNumberToObject(i, "host_uid", de->target.rootless
+						       ? (double)(de->subuid_base + o->host_uid - 1)
+						       : (double)o->host_uid);
+	cJSON_AddStringToObject(i, "runtime", spr_docker_cli_name(&de->target));
+	if (de->target.podman)
+		cJSON_AddBoolToObject(i, "rootless", de->target.rootless);
+	cJSON_AddBoolToObject(i, "degraded", !de->target.limits);
 	cJSON_AddItemToObject(i, "container", steal_pointer(&c));
 	return cJSON_PrintUnformatted(i);
 }
@@ -173,6 +182,57 @@ static int choose_lease_file(struct spr_docker_engine *de, spr_error **err)
 	return de->lease_file ? 0 : spr_fail_oom(err);
 }
 
+/* A runtime that would ignore the limits (rootless podman on cgroup v1,
+ * or on v2 without delegated controllers) fails closed, unless degrading
+ * was asked for: then rlimits stand in, and isolation says so. */
+static int check_limits(struct spr_docker_engine *de, const spr_docker_options *o,
+			spr_error **err)
+{
+	if (de->target.limits || o->allow_degraded)
+		return 0;
+	return spr_fail(err, SPR_LAYER_DOCKER, EPERM,
+			"rootless podman cannot enforce memory, process or CPU limits here (cgroup "
+			"v%d%s): run podman as root, or on a cgroup v2 host whose user slice has the "
+			"memory, pids and cpu controllers delegated (systemd: Delegate=yes for "
+			"user@.service), or pass allow_degraded / --allow-degraded to run with "
+			"rlimits only (reported in isolation)",
+			de->target.cgroup_version,
+			de->target.cgroup_version == 1 ? ": podman ignores limits there" : "");
+}
+
+/* Rootless podman maps a container's uids onto the user's subordinate
+ * range (/etc/subuid): a container's own uid is one of those, leased from
+ * 10000-65535 inside (uid_range does not apply), and its host uid is the
+ * subordinate one. */
+#define ROOTLESS_UIDS_START 10000u
+#define ROOTLESS_UIDS_COUNT 55536u
+static int rootless_ids(struct spr_docker_engine *de, spr_error **err)
+{
+	de->uid_range = (struct spr_uid_range){ROOTLESS_UIDS_START, ROOTLESS_UIDS_COUNT};
+	struct passwd *pw = getpwuid(getuid());
+	_cleanup_buf_ spr_buf subuid = SPR_BUF_INIT;
+	if (!spr_read_file("/etc/subuid", &subuid) || !subuid.data)
+		return spr_fail_errno(err, SPR_LAYER_DOCKER,
+				      "rootless podman: reading /etc/subuid (the user's subordinate "
+				      "uids; add a range: usermod --add-subuids)");
+	for (char *line = strtok(subuid.data, "\n"); line; line = strtok(NULL, "\n")) {
+		char who[256];
+		unsigned long start, count;
+		if (sscanf(line, "%255[^:]:%lu:%lu", who, &start, &count) != 3)
+			continue;
+		bool mine = (pw && !strcmp(who, pw->pw_name)) ||
+			    strtoul(who, NULL, 10) == getuid();
+		if (mine && count >= ROOTLESS_UIDS_START + ROOTLESS_UIDS_COUNT - 1) {
+			de->subuid_base = (uint32_t)start;
+			return 0;
+		}
+	}
+	return spr_fail(err, SPR_LAYER_DOCKER, ENOENT,
+			"rootless podman: /etc/subuid gives uid %d no range of at least 65535 ids "
+			"(usermod --add-subuids START-END USER)",
+			(int)getuid());
+}
+
 static const char *libexec_dir(void)
 {
 	const char *env = getenv("SPR_LIBEXEC_DIR");
@@ -210,11 +270,15 @@ int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_
 		rc = spr_uid_range_choose(opts->uid_range, !remote, &de->uid_range, err);
 	if (rc == 0)
 		rc = choose_lease_file(de, err);
-	/* The checklist: CLI, daemon, image, profile, pool. */
+	/* The checklist: CLI, daemon, what it enforces, image, profile, pool. */
 	if (rc == 0)
 		rc = spr_docker_target_init(&de->target, opts, err);
 	if (rc == 0)
 		rc = spr_docker_ping(&de->target, err);
+	if (rc == 0)
+		rc = check_limits(de, opts, err);
+	if (rc == 0 && de->target.rootless)
+		rc = rootless_ids(de, err);
 	if (rc == 0)
 		rc = spr_docker_resolve_image(de, opts, libexec, err);
 	if (rc == 0) {

@@ -171,11 +171,11 @@ static char **run_args(struct spr_pool *pool, const spr_plan *plan, const struct
 	ARG("--rm");
 	ARG("--name");
 	ARG(c->name);
-	spr_docker_run_flags(&b, plan, de->seccomp_file, c->uid.uid);
+	spr_docker_run_flags(&b, plan, de->seccomp_file, c->uid.uid, &de->target);
 	ARG("--label");
 	ARG(SPR_LABEL_MANAGED "=1");
 	ARG("--label");
-	ARG(SPR_LABEL_ENGINE "=docker");
+	ARGF(SPR_LABEL_ENGINE "=%s", spr_docker_cli_name(&de->target));
 	ARG("--label");
 	ARGF(SPR_LABEL_ENV "=%s", de->image_id);
 	ARG("--label");
@@ -249,7 +249,7 @@ static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
 {
 	struct spr_docker_engine *de = pool->de;
 	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
-	if (spr_docker_sandbox_plan(plan, &sandbox, err) < 0)
+	if (spr_docker_sandbox_plan(plan, de->target.limits, &sandbox, err) < 0)
 		return NULL;
 	struct container *c = calloc(1, sizeof(*c));
 	if (!c || !(c->key = strdup(key))) {
@@ -735,7 +735,7 @@ int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
 		 struct spr_pool_outcome *o, spr_error **err)
 {
 	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
-	if (spr_docker_sandbox_plan(plan, &sandbox, err) < 0)
+	if (spr_docker_sandbox_plan(plan, pool->de->target.limits, &sandbox, err) < 0)
 		return -1;
 	_cleanup_free_ char *key = pool_key(plan, &sandbox);
 	if (!key)

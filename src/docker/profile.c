@@ -3,6 +3,7 @@
 #include <cJSON.h>
 #include <pthread.h>
 #include <seccomp.h>
+#include <sys/resource.h>
 
 #include "json.h"
 #include "policy/seccomp.h"
@@ -87,8 +88,18 @@ const char *spr_docker_seccomp_profile(spr_error **err)
 	return profile;
 }
 
+/* A hard limit of the caller's, for what podman (which sets rlimits with
+ * the caller's rights, unlike a daemon) may ask for. */
+static uint64_t within_caller(int resource, uint64_t want)
+{
+	struct rlimit r;
+	if (getrlimit(resource, &r) == 0 && r.rlim_max != RLIM_INFINITY && want > r.rlim_max)
+		return r.rlim_max;
+	return want;
+}
+
 void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *seccomp_file,
-			  uint32_t uid)
+			  uint32_t uid, const struct spr_docker_target *t)
 {
 	const struct spr_limits *l = &plan->limits;
 	uint64_t memory = l->memory_bytes + SPR_CONTAINER_MEMORY_HEADROOM;
@@ -106,17 +117,28 @@ void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *
 	 * (masked paths). What that unmasks is root's, and the container's
 	 * processes are not root. */
 	spr_argv_add(b, "--security-opt");
-	spr_argv_add(b, "systempaths=unconfined");
+	spr_argv_add(b, t->podman ? "unmask=ALL" : "systempaths=unconfined");
 	spr_argv_add(b, "--user");
 	spr_argv_addf(b, "%" PRIu32 ":%" PRIu32, uid, uid);
-	spr_argv_add(b, "--pids-limit");
-	spr_argv_addf(b, "%lld", (long long)l->max_processes + SPR_CONTAINER_PROCESSES);
-	spr_argv_add(b, "--memory");
-	spr_argv_addf(b, "%llub", (unsigned long long)memory);
-	spr_argv_add(b, "--memory-swap"); /* equal to --memory: no swap */
-	spr_argv_addf(b, "%llub", (unsigned long long)memory);
-	spr_argv_add(b, "--cpus");
-	spr_argv_addf(b, "%g", l->cpu_cores);
+	/* Every rlimit the container starts with, said (podman would set
+	 * them above the caller's hard limits, which it may not raise). */
+	uint64_t nofile = within_caller(RLIMIT_NOFILE, 4096);
+	uint64_t nproc = within_caller(RLIMIT_NPROC, (uint64_t)l->max_processes * 2 + 16 +
+							 SPR_CONTAINER_PROCESSES);
+	spr_argv_add(b, "--ulimit");
+	spr_argv_addf(b, "nofile=%llu:%llu", (unsigned long long)nofile, (unsigned long long)nofile);
+	spr_argv_add(b, "--ulimit");
+	spr_argv_addf(b, "nproc=%llu:%llu", (unsigned long long)nproc, (unsigned long long)nproc);
+	if (t->limits) {
+		spr_argv_add(b, "--pids-limit");
+		spr_argv_addf(b, "%lld", (long long)l->max_processes + SPR_CONTAINER_PROCESSES);
+		spr_argv_add(b, "--memory");
+		spr_argv_addf(b, "%llub", (unsigned long long)memory);
+		spr_argv_add(b, "--memory-swap"); /* equal to --memory: no swap */
+		spr_argv_addf(b, "%llub", (unsigned long long)memory);
+		spr_argv_add(b, "--cpus");
+		spr_argv_addf(b, "%g", l->cpu_cores);
+	}
 	/* The container's own IPC namespace, without even a /dev/shm: each
 	 * run has its own inside. */
 	spr_argv_add(b, "--ipc");
@@ -131,7 +153,7 @@ void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *
 	spr_argv_add(b, "/");
 }
 
-int spr_docker_sandbox_plan(const spr_plan *plan,
+int spr_docker_sandbox_plan(const spr_plan *plan, bool limits,
 			    spr_buf *out, spr_error **err)
 {
 	_cleanup_free_ struct spr_sandbox_plan *sp = calloc(1, sizeof(*sp));
@@ -154,6 +176,15 @@ int spr_docker_sandbox_plan(const spr_plan *plan,
 	/* The container's pids limit is the real one; this backstop counts
 	 * every process of the container's uid. */
 	uint64_t nproc = (uint64_t)plan->limits.max_processes * 2 + 16;
+	if (!limits) {
+		/* No cgroup limits the container (rootless podman on cgroup
+		 * v1): rlimits stand in, as in the LocalEngine's degraded mode
+		 * (the container's uid is the run's alone: RLIMIT_NPROC counts
+		 * it). */
+		nproc = (uint64_t)plan->limits.max_processes + SPR_CONTAINER_PROCESSES;
+		uint64_t as = plan->limits.memory_bytes;
+		sp->rlimits[SPR_RLIM_AS] = (struct spr_rlimit_plan){true, as, as};
+	}
 	sp->rlimits[SPR_RLIM_NPROC] = (struct spr_rlimit_plan){true, nproc, nproc};
 	uint32_t needed = spr_filters_needed(plan->network, false);
 	for (int v = 0; v < SPR_NFILTERS; v++) {
@@ -170,5 +201,6 @@ int spr_docker_sandbox_plan(const spr_plan *plan,
 	sp->layout_request.extra_ro.n = 1;
 	sp->layout_request.network = plan->network;
 	sp->layout_request.workdir = plan->workdir;
+	sp->layout_request.limits = limits;
 	return spr_plan_encode(sp, out, err);
 }

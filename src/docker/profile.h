@@ -6,6 +6,7 @@
 #define SPR_DOCKER_PROFILE_H
 
 #include "argv.h"
+#include "docker/client.h"
 #include "error.h"
 #include "policy/compile.h"
 
@@ -27,12 +28,13 @@ SPR_HIDDEN const char *spr_docker_seccomp_profile(spr_error **err);
  * container's own uid, the pids, memory (no swap) and CPU limits with
  * what the agent needs, private IPC, the agent's /tmp, no logging. */
 SPR_HIDDEN void spr_docker_run_flags(struct spr_argv *args, const spr_plan *plan,
-				     const char *seccomp_file, uint32_t uid);
+				     const char *seccomp_file, uint32_t uid,
+				     const struct spr_docker_target *target);
 
 /* The sandbox plan a container's agent sets each run up with: the
  * interpreter's flags, the environment, the rlimits, the runs' filters,
  * the writable places and what else to show (its layout request). */
-SPR_HIDDEN int spr_docker_sandbox_plan(const spr_plan *plan,
+SPR_HIDDEN int spr_docker_sandbox_plan(const spr_plan *plan, bool limits,
 				       spr_buf *out, spr_error **err);
 
 #endif

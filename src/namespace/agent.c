@@ -306,6 +306,9 @@ static int complete_plan(struct agent *a, const spr_buf *frame, spr_error **err)
 	argv[0] = a->python;
 	argv[p->argv.n - 1] = inside;
 	p->argv.v = argv;
+	/* Without container limits its cgroup files say nothing of ours. */
+	if (!p->layout_request.limits)
+		a->cg = (struct container_cgroup){0};
 	p->layout_request = (struct spr_layout_request){0};
 	p->allow_degraded = false; /* a container gets every layer, or no run */
 	return spr_plan_encode(p, &a->plan, err);

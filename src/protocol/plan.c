@@ -5,7 +5,7 @@
 /* "SPRP" and the format's version: a helper from another build is told
  * apart instead of misreading the fields. Bump on any change below. */
 #define PLAN_MAGIC 0x50525053u
-#define PLAN_VERSION 5u
+#define PLAN_VERSION 6u
 
 static void visit_paths(struct spr_wire *w, struct spr_paths *list)
 {
@@ -113,6 +113,7 @@ static void visit_layout_request(struct spr_wire *w, struct spr_layout_request *
 	visit_paths(w, &r->extra_ro);
 	spr_wire_bool(w, &r->network);
 	visit_dst(w, &r->workdir);
+	spr_wire_bool(w, &r->limits);
 }
 
 static void visit_plan(struct spr_wire *w, struct spr_sandbox_plan *p)

@@ -172,6 +172,7 @@ struct spr_layout_request {
 	struct spr_paths extra_ro;
 	bool network;	     /* the container's network, not a namespace's */
 	const char *workdir; /* cwd, HOME and TMPDIR of the code */
+	bool limits;	     /* the container's cgroup limits the run (else rlimits) */
 };
 
 struct spr_sandbox_plan {

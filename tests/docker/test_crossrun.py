@@ -33,7 +33,7 @@ import textwrap
 import time
 import unittest
 
-from docker.test_docker import READY, WHY, batch, docker, managed_containers, start_batch
+from docker.test_docker import READY, WHY, batch, docker, managed_containers, start_batch, top
 from integration.common import PERMISSIVE, SprTestCase
 
 DEFAULT_POOL = ()  # the engine's defaults: pool_size min(CPUs, 4), max_runs 25
@@ -934,7 +934,7 @@ def started_batch_results(proc, timeout=300):
 
 def container_processes(cid):
     """(host pid, host ppid, command) of every process of container cid."""
-    out = docker("top", cid, "-eo", "pid,ppid,args").stdout.splitlines()[1:]
+    out = top(cid, "pid", "ppid", "args").splitlines()[1:]
     rows = []
     for line in out:
         pid, ppid, args = line.split(None, 2)
@@ -964,7 +964,7 @@ class CrossRun8Retirement(CrossRunCase):
             mine = set(managed_containers()) - before
             if mine:
                 cid = mine.pop()
-                if "spr-runs-1" in docker("top", cid, "-o", "pid,comm").stdout:
+                if "spr-runs-1" in top(cid, "pid", "comm"):
                     break
             time.sleep(0.1)
         self.assertTrue(cid, "the batch never started a container")
@@ -990,7 +990,7 @@ class CrossRun8Retirement(CrossRunCase):
         # Root's (the agent's uid cannot kill it), in the container's pid
         # namespace, where the agent looks after every run.
         docker("exec", "--user", "0", "-d", cid, "sleep", "300")
-        self.assertIn("sleep 300", docker("top", cid).stdout)
+        self.assertIn("sleep 300", top(cid, "pid", "args"))
         # Run 2 still runs there (the agent looks after it), then the
         # container goes and run 3 gets a fresh one.
         self.check(proc, secret, retired_after=2)

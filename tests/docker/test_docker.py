@@ -25,8 +25,29 @@ def docker(*args, check=True):
                           check=check, env=ENV)
 
 
+# `make podman` runs these suites with podman behind the `docker` on PATH
+# (the engine finds out itself: SPEC §5 "Podman").
+PODMAN = os.environ.get("SPR_TEST_PODMAN") == "1"
+# How the CLI itself is pointed at a service (podman ignores DOCKER_HOST).
+HOST_VAR = "CONTAINER_HOST" if PODMAN else "DOCKER_HOST"
+
+
+def top(cid, *fields, check=True):
+    """`docker top` of container cid with these ps fields (pid, ppid,
+    args, comm): docker passes ps options, podman takes descriptors."""
+    if PODMAN:
+        return docker("top", cid, *fields, check=check).stdout
+    return docker("top", cid, "-eo", ",".join(fields), check=check).stdout
+
+
+def ipc_ns_of(cid):
+    """The IPC namespace of container cid's first process."""
+    pid = docker("inspect", "--format", "{{.State.Pid}}", cid).stdout.strip()
+    return os.readlink(f"/proc/{pid}/ns/ipc")
+
+
 def daemon_ready():
-    if not os.environ.get("DOCKER_HOST"):
+    if not os.environ.get("DOCKER_HOST") and not PODMAN:
         return False, "DOCKER_HOST is not set (make docker-env-start)"
     try:
         docker("info")
@@ -164,6 +185,13 @@ result = {
             cid = new_container(before, proc)
             self.assertTrue(cid, "the batch never started a container")
             info = json.loads(docker("inspect", cid).stdout)[0]
+            if PODMAN:
+                container_ipc = ipc_ns_of(cid)
+                ipc_and_caps = (container_ipc,
+                                docker("exec", cid, "test", "-e", "/dev/shm",
+                                       check=False).returncode == 0,
+                                docker("exec", cid, "sh", "-c",
+                                       "grep CapBnd /proc/1/status | cut -f2").stdout.strip())
         finally:
             proc.kill()
             proc.communicate()
@@ -175,9 +203,18 @@ result = {
         self.assertEqual(hc["MemorySwap"], hc["Memory"], "no swap")
         self.assertEqual(hc["PidsLimit"], 33 + 6)
         self.assertEqual(hc["NanoCpus"], 500_000_000)
-        self.assertEqual(hc["IpcMode"], "none")
-        self.assertEqual(hc["NetworkMode"], "none")
-        self.assertEqual(hc["CapDrop"], ["ALL"])
+        if PODMAN:
+            # podman 4.3 reports "shareable" for --ipc none; what it made
+            # is an IPC namespace of the container's own without /dev/shm
+            self.assertEqual(ipc_and_caps, (container_ipc, False, "0000000000000000"))
+            self.assertNotEqual(container_ipc, os.readlink("/proc/self/ns/ipc"))
+            self.assertEqual(hc["NetworkMode"], "none")
+            # podman lists what ALL dropped
+            self.assertLessEqual({"CAP_SYS_CHROOT", "CAP_SETUID", "CAP_KILL"}, set(hc["CapDrop"]))
+        else:
+            self.assertEqual(hc["IpcMode"], "none")
+            self.assertEqual(hc["NetworkMode"], "none")
+            self.assertEqual(hc["CapDrop"], ["ALL"])
         self.assertFalse(hc["CapAdd"])
         self.assertFalse(hc["Privileged"])
         # The agent's own /tmp; each run has its own inside its sandbox.
@@ -189,7 +226,12 @@ result = {
         self.assertIn("no-new-privileges", opts)
         seccomp = [o for o in opts if o.startswith("seccomp=")]
         self.assertEqual(len(seccomp), 1, opts)
-        profile = json.loads(seccomp[0][len("seccomp="):])  # the CLI sends the file's JSON
+        # docker's CLI sends the file's JSON; podman keeps its path
+        profile = seccomp[0][len("seccomp="):]
+        if not profile.startswith("{"):
+            with open(profile) as f:
+                profile = f.read()
+        profile = json.loads(profile)
         self.assertEqual(profile["defaultAction"], "SCMP_ACT_ALLOW")
         denied = {n for e in profile["syscalls"] if e["action"] == "SCMP_ACT_ERRNO"
                   for n in e["names"]}
@@ -481,12 +523,14 @@ class ImagesAndErrors(SprTestCase):
             path = os.path.join(tmp, "c.py")
             with open(path, "w") as f:
                 f.write("result = 1")
+            # podman: CONTAINER_HOST (it ignores DOCKER_HOST)
             proc = subprocess.run([SPR_RUN, "--engine", "docker", "--json", path],
                                   capture_output=True, text=True, timeout=120,
-                                  env=dict(ENV, DOCKER_HOST=f"unix://{tmp}/no.sock"))
+                                  env=dict(ENV, **{HOST_VAR: f"unix://{tmp}/no.sock"}))
         self.assertEqual(proc.returncode, 125)
         res = json.loads(proc.stdout)
         self.assertTrue(res["error"].startswith(
+            "Podman is installed but cannot run containers here." if PODMAN else
             "Docker is installed but the daemon is not running or not accessible."), res)
 
     def test_cli_missing_is_125_with_spec_message(self):
@@ -522,6 +566,8 @@ class ImagesAndErrors(SprTestCase):
             self.assertEqual(docker("image", "inspect", "--format", "{{.Created}}",
                                     image).stdout, created, "the image was built again")
 
+    @unittest.skipIf(PODMAN, "podman 4.3 records no event for a build's tag (the build lock "
+                             "is the engine's, whichever CLI: make docker tests it)")
     def test_two_callers_never_build_the_same_image_twice(self):
         """The build lock: two processes wanting the same new env image at
         once get one build (one `tag` event on the daemon), both run."""

@@ -316,6 +316,16 @@ class Options(CliCase):
     def test_engine_bogus(self):
         self.assertUsageError(run_cli(["--engine", "bogus", self.ok_py]), "bogus", usage=True)
 
+    def test_engine_values_people_type(self):
+        # Only the three exact names; near misses are usage errors, never
+        # a guess (a "Docker" that ran locally would be a silent fallback).
+        for value in ("Docker", "PODMAN", "podman ", " local", "", "lxc", "containerd",
+                      "local,docker", "docker-ce", "nerdctl", "crun", "runc"):
+            with self.subTest(value=value):
+                proc = run_cli(["--engine", value, self.ok_py])
+                self.assertEqual(proc.returncode, 2, proc.stderr)
+                self.assertIn("--engine", proc.stderr)
+
     def test_help(self):
         proc = run_cli(["--help"])
         self.assertEqual(proc.returncode, 0)

@@ -58,7 +58,7 @@ def make_venv(python, where):
     return venv_python
 
 
-@unittest.skipIf(ENGINE == "docker", "--python is the LocalEngine's")
+@unittest.skipIf(ENGINE != "local", "--python is the LocalEngine's")
 class VenvTest(SprTestCase):
 
     @classmethod

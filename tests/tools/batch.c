@@ -1,7 +1,7 @@
 /* batch: runs many requests through ONE engine, as a long-lived caller
  * does (the pool only shows its behaviour across runs of one engine).
  *
- *   batch [--engine local|docker] [--threads N] [--pool-size N (both engines;
+ *   batch [--engine local|docker|podman] [--allow-degraded] [--threads N] [--pool-size N (both engines;
  *         local: -1 for none)]
  *         [--max-runs N] [--ttl S] [--image IMAGE] [remote options as
  *         spr-run's: --docker-context, --docker-host, --ssh-*] < requests.jsonl
@@ -75,6 +75,8 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--engine") && v)
 			engine = argv[++i];
+		else if (!strcmp(a, "--allow-degraded"))
+			d.allow_degraded = lo.allow_degraded = true;
 		else if (!strcmp(a, "--threads") && v)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(a, "--pool-size") && v)
@@ -98,7 +100,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--ssh-key-path") && v)
 			d.ssh_key_path = argv[++i];
 		else {
-			fprintf(stderr, "usage: batch [--engine local|docker] [--threads N] "
+			fprintf(stderr, "usage: batch [--engine local|docker|podman] [--allow-degraded] [--threads N] "
 					"[--pool-size N] [--max-runs N] [--ttl S] [--image I] "
 					"[--docker-context NAME | --docker-host URL | --ssh-host H "
 					"[--ssh-user U] [--ssh-port P] [--ssh-key-path K]]\n");
@@ -125,8 +127,10 @@ int main(int argc, char **argv)
 	}
 	free(line);
 	spr_error *err = NULL;
-	int rc = !strcmp(engine, "docker") ? spr_docker_engine_new(&d, &b.engine, &err)
-					   : spr_local_engine_new(&lo, &b.engine, &err);
+	if (!strcmp(engine, "podman"))
+		d.container_cli = "podman";
+	int rc = strcmp(engine, "local") ? spr_docker_engine_new(&d, &b.engine, &err)
+					 : spr_local_engine_new(&lo, &b.engine, &err);
 	if (rc < 0) {
 		fprintf(stderr, "batch: engine: %s\n", err->message);
 		spr_error_free(err);
