@@ -49,8 +49,8 @@ static void spawn_attrs_free(struct spawn_attrs *s)
 		posix_spawn_file_actions_destroy(&s->actions);
 }
 
-int spr_spawn(const char *path, char *const argv[], char *const envp[], const int *fds,
-	      int nfds, pid_t *pid, spr_error **err)
+int spr_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+	      const int *fds, int nfds, pid_t *pid, spr_error **err)
 {
 	__attribute__((cleanup(spawn_attrs_free))) struct spawn_attrs s = {0};
 	int rc = posix_spawnattr_init(&s.attr);
@@ -76,6 +76,8 @@ int spr_spawn(const char *path, char *const argv[], char *const envp[], const in
 		}
 		rc = posix_spawn_file_actions_adddup2(&s.actions, fds[i], i);
 	}
+	if (!rc && cwd)
+		rc = posix_spawn_file_actions_addchdir_np(&s.actions, cwd);
 	if (rc)
 		goto fail;
 	rc = posix_spawn(pid, path, &s.actions, &s.attr, argv, envp);
@@ -196,7 +198,7 @@ int spr_command_output(char *const argv[], char *const envp[], int64_t timeout_m
 		spr_fail_errno(err, SPR_LAYER_CORE, "fcntl(F_DUPFD_CLOEXEC)");
 		goto done;
 	}
-	if (spr_spawn(argv[0], argv, envp, fds, 3, &pid, err) < 0)
+	if (spr_spawn(argv[0], argv, envp, NULL, fds, 3, &pid, err) < 0)
 		goto done;
 	close(steal_fd(&out_w));
 	close(steal_fd(&err_w));
@@ -267,7 +269,7 @@ int spr_command_passthrough(char *const argv[], char *const envp[], int out_fd,
 		return spr_fail_errno(err, SPR_LAYER_CORE, "dup of fd %d", out_fd);
 	int fds[3] = {devnull, out, out};
 	pid_t pid;
-	if (spr_spawn(argv[0], argv, envp, fds, 3, &pid, err) < 0)
+	if (spr_spawn(argv[0], argv, envp, NULL, fds, 3, &pid, err) < 0)
 		return -1;
 	/* Wait on a pidfd so the timeout needs no polling loop. */
 	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -14,13 +14,13 @@
 /* Monotonic milliseconds. */
 SPR_HIDDEN int64_t spr_now_ms(void);
 
-/* Runs path with argv/envp. Child fd i is fds[i] (i < nfds; every source
+/* Runs path with argv/envp in directory cwd (NULL: ours). Child fd i is fds[i] (i < nfds; every source
  * must be >= nfds so the dup2 sequence cannot clobber one). All other fds
  * are close-on-exec (the library opens everything O_CLOEXEC). The child
  * starts with an empty signal mask and default dispositions. Uses
  * posix_spawn (vfork-like), so it is safe from threaded callers. */
 SPR_HIDDEN int spr_spawn(const char *path, char *const argv[], char *const envp[],
-			 const int *fds, int nfds, pid_t *pid, spr_error **err);
+			 const char *cwd, const int *fds, int nfds, pid_t *pid, spr_error **err);
 
 /* Moves fd to the lowest free number >= min (close-on-exec), closing the
  * original; used to keep spawn sources clear of 0..nfds. */

@@ -36,6 +36,9 @@ struct spr_docker_engine {
 	char *image_id;		/* its sha256 ID */
 	char *sys_path_json;	/* where the image's packages live */
 	char *seccomp_file;	/* the container's profile, written once for the CLI */
+	char *cli_dir;		/* where `docker run` runs: podman's conmon writes a
+				   file named oom into its working directory when
+				   the container's cgroup has an OOM kill */
 	char *worker_path;	/* injected into every container at start... */
 	char *agent_path;	/* ...with spr-sandbox, linked statically */
 	spr_buf payload;	/* both, as the bootstrap reads them (pool.c) */

@@ -16,10 +16,8 @@ static void docker_destroy(spr_engine *engine)
 {
 	struct spr_docker_engine *de = (struct spr_docker_engine *)engine;
 	spr_pool_free(de->pool);
-	if (de->seccomp_file) {
-		unlink(de->seccomp_file);
-		free(de->seccomp_file);
-	}
+	free(de->seccomp_file); /* shared by every engine of this build: kept */
+	free(de->cli_dir);
 	spr_docker_target_free(&de->target);
 	free(de->image);
 	free(de->image_id);
@@ -118,22 +116,46 @@ static const struct spr_engine_ops docker_ops = {
 	.destroy = docker_destroy,
 };
 
+/* Whether path holds exactly len bytes of data. */
+static bool file_holds(const char *path, const char *data, size_t len)
+{
+	_cleanup_buf_ spr_buf have = SPR_BUF_INIT;
+	return spr_read_file(path, &have) && have.len == len && !memcmp(have.data, data, len);
+}
+
+/* The outer profile, named by its content in our cache directory: every
+ * engine of a build shares one file, written once (aside, then renamed
+ * into place whole), so an engine killed before it could remove a file
+ * of its own leaves nothing behind. */
 static int write_profile(struct spr_docker_engine *de, spr_error **err)
 {
 	const char *profile = spr_docker_seccomp_profile(err);
 	if (!profile)
 		return -1;
-	_cleanup_free_ char *dir = spr_cache_dir();
-	if (asprintf(&de->seccomp_file, "%s/seccomp-%d-XXXXXX.json", dir ? dir : "/tmp",
-		     (int)getpid()) < 0)
-		return spr_fail_oom(err);
-	_cleanup_close_ int fd = mkstemps(de->seccomp_file, 5);
 	size_t len = strlen(profile);
-	if (fd < 0 || write(fd, profile, len) != (ssize_t)len) {
+	_cleanup_free_ char *dir = spr_cache_dir();
+	if (!dir)
+		return spr_fail(err, SPR_LAYER_DOCKER, EACCES,
+				"no private cache directory for the containers' seccomp profile "
+				"(set SPR_CACHE_DIR to a directory only this user may write)");
+	if (!(de->cli_dir = strdup(dir)))
+		return spr_fail_oom(err);
+	if (asprintf(&de->seccomp_file, "%s/seccomp-%016llx.json", dir,
+		     (unsigned long long)spr_fnv1a(SPR_FNV_OFFSET, profile, len)) < 0)
+		return spr_fail_oom(err);
+	if (file_holds(de->seccomp_file, profile, len))
+		return 0;
+	_cleanup_free_ char *tmp = NULL;
+	if (asprintf(&tmp, "%s.%d.XXXXXX", de->seccomp_file, (int)getpid()) < 0)
+		return spr_fail_oom(err);
+	_cleanup_close_ int fd = mkstemp(tmp);
+	bool ok = fd >= 0 && write(fd, profile, len) == (ssize_t)len &&
+		  rename(tmp, de->seccomp_file) == 0;
+	if (!ok) {
 		spr_fail_errno(err, SPR_LAYER_DOCKER, "writing the seccomp profile %s",
 			       de->seccomp_file);
-		free(de->seccomp_file);
-		de->seccomp_file = NULL;
+		if (fd >= 0)
+			unlink(tmp);
 		return -1;
 	}
 	return 0;

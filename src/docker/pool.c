@@ -225,7 +225,7 @@ static int container_spawn(struct spr_pool *pool, struct container *c, spr_error
 	if (rc == 0) {
 		int fds[3] = {spr_fd_above(sp[1], 3), spr_fd_above(out[1], 3),
 			      spr_fd_above(diag[1], 3)};
-		rc = spr_spawn(argv[0], argv, de->target.env, fds, 3, &c->cli, err);
+		rc = spr_spawn(argv[0], argv, de->target.env, de->cli_dir, fds, 3, &c->cli, err);
 		for (int i = 0; i < 3; i++)
 			close(fds[i]);
 		sp[1] = out[1] = diag[1] = -1;

@@ -100,7 +100,7 @@ static int spawn_server(struct spr_fork_server *s, const char *path, spr_error *
 		snprintf(caller, sizeof(caller), "%d", (int)getpid());
 		char *argv[] = {(char *)path, (char *)"--serve", caller, NULL};
 		char *envp[] = {NULL};
-		rc = spr_spawn(path, argv, envp, fds, 3, &pid, err);
+		rc = spr_spawn(path, argv, envp, NULL, fds, 3, &pid, err);
 	}
 	if (fds[0] >= 0)
 		close(fds[0]);

@@ -567,7 +567,9 @@ class B_Listing(AdminCase):
         # managed container cannot be had honestly through it.
         cls.exited = exited_container(f"{TAG}-exited-managed", MANAGED)
         cls.exited_unmanaged = exited_container(f"{TAG}-exited-unmanaged")
-        cls.runtime_tag = inspect(cls.pooled[0], "{{.Config.Image}}")
+        # podman names a local image localhost/...; spr lists it as its own name
+        cls.podman_tag = inspect(cls.pooled[0], "{{.Config.Image}}")
+        cls.runtime_tag = cls.podman_tag.removeprefix("localhost/") if PODMAN else cls.podman_tag
         cls.runtime_id = inspect(cls.pooled[0], "{{.Image}}")
 
     @classmethod
@@ -593,7 +595,8 @@ class B_Listing(AdminCase):
         c = listed[cid]
         self.assertEqual(c["runs"], 1, c)
         self.assertEqual(c["name"], inspect(cid, "{{.Name}}").lstrip("/"), c)
-        self.assertIn(c["image"], (self.runtime_tag, self.runtime_id, bare(self.runtime_id)), c)
+        self.assertIn(c["image"], (self.runtime_tag, self.podman_tag, self.runtime_id,
+                                   bare(self.runtime_id)), c)
         self.assertEqual(c["state"], "running", c)
         self.assertTrue(c["status"], c)
         self.assertTrue(c["created"], c)

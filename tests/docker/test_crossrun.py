@@ -33,7 +33,7 @@ import textwrap
 import time
 import unittest
 
-from docker.test_docker import READY, WHY, batch, docker, managed_containers, start_batch, top
+from docker.test_docker import PODMAN, READY, WHY, batch, docker, managed_containers, start_batch, top
 from integration.common import PERMISSIVE, SprTestCase
 
 DEFAULT_POOL = ()  # the engine's defaults: pool_size min(CPUs, 4), max_runs 25
@@ -934,6 +934,11 @@ def started_batch_results(proc, timeout=300):
 
 def container_processes(cid):
     """(host pid, host ppid, command) of every process of container cid."""
+    if PODMAN:  # podman's pid and ppid are the container's; hpid the host's
+        rows = [line.split(None, 3) for line in
+                top(cid, "pid", "hpid", "ppid", "args").splitlines()[1:]]
+        host = {int(pid): int(hpid) for pid, hpid, _, _ in rows}
+        return [(int(hpid), host.get(int(ppid), 0), args) for _, hpid, ppid, args in rows]
     out = top(cid, "pid", "ppid", "args").splitlines()[1:]
     rows = []
     for line in out:

@@ -166,6 +166,8 @@ def fingerprint(key):
 def setUpModule():
     ENV.clear()
     ENV.update(os.environ, SPR_LIBEXEC_DIR=LIBEXEC)
+    if os.environ.get("SPR_TEST_PODMAN") == "1":  # tests/podman/test_remote.py
+        raise unittest.SkipTest("a docker daemon over SSH and contexts (podman: tests/podman)")
     if not os.environ.get("DOCKER_HOST"):
         require("DOCKER_HOST is not set: start the test daemon first, "
                 "eval \"$(make -s docker-env-start)\"")

@@ -31,7 +31,7 @@ import time
 import unittest
 
 from integration.common import (DEGRADED, DEGRADED_ARGS, DEGRADED_PREFIX,  # noqa: F401
-                                PERMISSIVE, SPR_RUN, ENGINE, Run, host_processes, spr_run,
+                                PERMISSIVE, SPR_RUN, ENGINE, ENGINE_KIND, Run, host_processes, spr_run,
                                 write_policy)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,6 +68,12 @@ EXPECTED_ISOLATION = {"engine": "local", "userns": True, "pidns": True, "netns":
                       "mountns": True, "network": "loopback", "seccomp": "spr-deny-v4",
                       "landlock": True, "degraded": False}
 EXPECTED_ISOLATION_HOST_NET = dict(EXPECTED_ISOLATION, netns=False, network="host")
+# The same sandbox inside a container (SPEC §7 "DockerEngine"); with
+# network the run shares the container's network namespace.
+IN_CONTAINER = ENGINE_KIND == "docker"
+if IN_CONTAINER:
+    EXPECTED_ISOLATION = dict(EXPECTED_ISOLATION, engine="docker", network="none")
+    EXPECTED_ISOLATION_HOST_NET = dict(EXPECTED_ISOLATION, netns=False, network="bridge")
 # Degraded mode (SPR_TEST_DEGRADED=1): no namespaces; the filter and
 # Landlock stand in (SPEC §7 "Degraded mode").
 EXPECTED_DEGRADED = {"engine": "local", "userns": False, "pidns": False, "netns": False,

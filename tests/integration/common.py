@@ -17,6 +17,8 @@ BUILD = os.environ.get("SPR_BUILD") or os.path.join(
 SPR_RUN = os.path.join(BUILD, "spr-run")
 SPR = os.path.join(BUILD, "spr")
 ENGINE = os.environ.get("SPR_TEST_ENGINE", "local")
+# The engine a run names (isolation.engine): podman is the DockerEngine's CLI.
+ENGINE_KIND = "docker" if ENGINE == "podman" else ENGINE
 # SPR_TEST_DEGRADED=1 (make hostile-degraded): every spr-run of the suites
 # runs where user namespaces are refused (tests/tools/deny-userns), with
 # --allow-degraded: what degraded mode still holds, case by case.

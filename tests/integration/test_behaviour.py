@@ -7,7 +7,7 @@ caps, memory) are in test_limits.py; command-line edge cases in test_cli.py.
 import json
 import textwrap
 
-from integration.common import (ENGINE, PERMISSIVE, RESULT_FIELDS, SprTestCase,
+from integration.common import (ENGINE_KIND, PERMISSIVE, RESULT_FIELDS, SprTestCase,
                                  spr_run, strict_json_loads)
 
 DEFAULT_BLOCKED_IMPORTS = ("os", "subprocess", "socket", "ctypes", "importlib")
@@ -699,7 +699,7 @@ class RunnerResultShape(SprTestCase):
                         (type(d["memory_peak_kb"]) is int and d["memory_peak_kb"] >= 0),
                         d["memory_peak_kb"])
         self.assertIsInstance(d["isolation"], dict)
-        self.assertEqual(d["isolation"]["engine"], ENGINE)
+        self.assertEqual(d["isolation"]["engine"], ENGINE_KIND)
         strict_json_loads(r.stdout)
 
     def test_shape_ok(self):

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import textwrap
 
-from integration.common import (ENGINE, SPR, SprTestCase, run_cli, spr_run,
+from integration.common import (ENGINE_KIND, SPR, SprTestCase, run_cli, spr_run,
                                  strict_json_loads)
 
 USAGE = "usage: spr-run"
@@ -440,7 +440,7 @@ class PolicyFile(CliCase):
         res = strict_json_loads(proc.stdout)
         self.assertTrue(res["ok"], res)
         self.assertEqual(res["result"], "safe-py-runner")
-        self.assertEqual(res["isolation"]["engine"], ENGINE)
+        self.assertEqual(res["isolation"]["engine"], ENGINE_KIND)
 
     def test_reference_policy_lists_honoured(self):
         _, proc = self.run_policy(self.REFERENCE_POLICY, code="import os")

@@ -10,7 +10,7 @@ import time
 import unittest
 import uuid
 
-from integration.common import (ENGINE, PERMISSIVE, host_pids_with_argv0, SPR_RUN, SprTestCase, spr_run,
+from integration.common import (ENGINE, ENGINE_KIND, PERMISSIVE, host_pids_with_argv0, SPR_RUN, SprTestCase, spr_run,
                                  strict_json_loads, write_policy)
 
 LOOP = "while True:\n    pass\n"
@@ -473,7 +473,7 @@ class ImpossiblePolicies(SprTestCase):
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertEqual(proc.stdout, "")
         self.assertIn("'max_processes' must be at least 2 on the", proc.stderr)
-        self.assertIn(f" {ENGINE} engine", proc.stderr)
+        self.assertIn(f" {ENGINE_KIND} engine", proc.stderr)
 
     def test_the_floor_runs(self):
         proc = self.run_policy({"max_processes": 2})

@@ -1,4 +1,6 @@
 /* Process supervision blocks against the real kernel (pipes, children). */
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -70,8 +72,42 @@ START_TEST(spawn_reports_missing_program)
 	char *envp[] = {NULL};
 	pid_t pid;
 	spr_error *err = NULL;
-	ck_assert_int_lt(spr_spawn(argv[0], argv, envp, NULL, 0, &pid, &err), 0);
+	ck_assert_int_lt(spr_spawn(argv[0], argv, envp, NULL, NULL, 0, &pid, &err), 0);
 	ck_assert_ptr_nonnull(strstr(err->message, "/nonexistent/prog"));
+	spr_error_free(err);
+}
+END_TEST
+
+/* The container CLI runs in spr's cache directory (podman's conmon drops
+ * files into its working directory), never in the caller's. */
+START_TEST(spawn_runs_in_the_given_directory)
+{
+	char dir[] = "/tmp/spr-spawn-XXXXXX";
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	int out[2];
+	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int fds[3] = {spr_fd_above(devnull, 3), spr_fd_above(out[1], 3), -1};
+	fds[2] = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+	char *argv[] = {(char *)"/bin/pwd", NULL};
+	char *envp[] = {NULL};
+	pid_t pid;
+	spr_error *err = NULL;
+	ck_assert_int_eq(spr_spawn(argv[0], argv, envp, dir, fds, 3, &pid, &err), 0);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	char got[PATH_MAX] = {0};
+	ssize_t n = read(out[0], got, sizeof(got) - 1);
+	ck_assert_int_gt(n, 0);
+	got[strcspn(got, "\n")] = '\0';
+	ck_assert_str_eq(got, dir);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	close(out[0]);
+	rmdir(dir);
+	/* A directory that is not there: the spawn fails, saying so. */
+	ck_assert_int_lt(spr_spawn(argv[0], argv, envp, "/nonexistent/dir", NULL, 0, &pid, &err),
+			 0);
 	spr_error_free(err);
 }
 END_TEST
@@ -84,6 +120,7 @@ Suite *make_suite(void)
 	tcase_add_test(t, feeder_survives_a_closed_reader);
 	tcase_add_test(t, command_output_and_timeout);
 	tcase_add_test(t, spawn_reports_missing_program);
+	tcase_add_test(t, spawn_runs_in_the_given_directory);
 	suite_add_tcase(s, t);
 	return s;
 }
