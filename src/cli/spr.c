@@ -96,9 +96,9 @@ static void help(const char *cmd)
 		       "                  [--engine docker|podman]\n\n"
 		       "What the LocalEngine can use here: cgroup hierarchies per controller (and\n"
 		       "the fix when one is unusable), and the isolation a trial run actually got.\n"
-		       "Then the container CLIs (docker, podman; --engine: that one only, and it\n"
-		       "must work): version, podman's mode (rootful or rootless), cgroup version,\n"
-		       "storage driver, and which limits it can enforce.\n"
+		       "With --engine, that container CLI too (it must work): version, podman's\n"
+		       "mode (rootful or rootless), cgroup version, storage driver, and which\n"
+		       "limits it can enforce.\n"
 		       "Exit 1 when problems were found.\n");
 	} else {
 		printf("%s\n\n"
@@ -109,7 +109,7 @@ static void help(const char *cmd)
 		       "  container ID      one managed container in detail\n"
 		       "  stop container ID / stop all / kill container ID\n"
 		       "  cleanup           remove what killed callers left behind\n"
-		       "  doctor            what the LocalEngine can use on this host\n"
+		       "  doctor            what the LocalEngine and the container CLIs can use here\n"
 		       "  version           print the version\n\n"
 		       "Options (anywhere on the line):\n"
 		       "  --json            machine-readable output\n"
@@ -269,35 +269,35 @@ static cJSON *describe_cli(const struct globals *g, const char *cli)
 	return d;
 }
 
+/* Only with --engine: examining a CLI runs it, and podman sets up its
+ * storage for whoever runs it (a diagnostic must not, unasked). */
 static void add_containers(const struct globals *g, cJSON *r)
 {
+	if (!g->engine_given)
+		return;
 	cJSON *list = cJSON_AddArrayToObject(r, "containers");
 	cJSON *problems = cJSON_GetObjectItemCaseSensitive(r, "problems");
-	static const char *const clis[] = {"docker", "podman"};
-	for (size_t i = 0; i < sizeof(clis) / sizeof(*clis); i++) {
-		if (g->engine_given && strcmp(clis[i], g->docker.container_cli))
-			continue;
-		cJSON *d = describe_cli(g, clis[i]);
-		const cJSON *limits = cJSON_GetObjectItemCaseSensitive(d, "limits");
-		/* Asked for: it must work and enforce every limit. */
-		if (g->engine_given && str(d, "error"))
-			cJSON_AddItemToArray(problems, cJSON_CreateString(str(d, "error")));
-		else if (g->engine_given && limits &&
-			 !(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "memory")) &&
-			   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "pids")) &&
-			   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "cpu"))))
-			cJSON_AddItemToArray(
-				problems,
-				cJSON_CreateString("rootless podman cannot enforce every limit here: "
-						   "runs fail closed unless --allow-degraded (then "
-						   "rlimits); run podman as root, or on cgroup v2 with "
-						   "the memory, pids and cpu controllers delegated"));
-		cJSON_AddItemToArray(list, d);
-	}
+	cJSON *d = describe_cli(g, g->docker.container_cli);
+	const cJSON *limits = cJSON_GetObjectItemCaseSensitive(d, "limits");
+	/* Asked for: it must work and enforce every limit. */
+	if (str(d, "error"))
+		cJSON_AddItemToArray(problems, cJSON_CreateString(str(d, "error")));
+	else if (limits && !(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "memory")) &&
+			     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "pids")) &&
+			     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(limits, "cpu"))))
+		cJSON_AddItemToArray(
+			problems,
+			cJSON_CreateString("rootless podman cannot enforce every limit here: runs "
+					   "fail closed unless --allow-degraded (then rlimits); run "
+					   "podman as root, or on cgroup v2 with the memory, pids and "
+					   "cpu controllers delegated"));
+	cJSON_AddItemToArray(list, d);
 }
 
 static void print_container_clis(const cJSON *r)
 {
+	if (!cJSON_GetObjectItemCaseSensitive(r, "containers"))
+		printf("containers  spr doctor --engine docker|podman examines one\n");
 	const cJSON *d;
 	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(r, "containers"))
 	{
