@@ -233,6 +233,7 @@ START_TEST(plan_asking_the_agent)
 	spr_paths_add(&r->extra_ro, "/opt/spr/site");
 	r->network = true;
 	r->workdir = "/tmp";
+	r->limits = true;
 	spr_buf b = SPR_BUF_INIT;
 	encode(&in, &b);
 	struct spr_arena arena = SPR_ARENA_INIT;
@@ -240,7 +241,7 @@ START_TEST(plan_asking_the_agent)
 	int rc = spr_plan_decode(b.data, b.len, &out, &arena, &err);
 	ck_assert_ok(rc, err);
 	const struct spr_layout_request *o = &out.layout_request;
-	ck_assert(o->by_agent && o->network);
+	ck_assert(o->by_agent && o->network && o->limits);
 	for (size_t i = 0; i < SPR_PLAN_NSCRATCH; i++) {
 		same_str(o->scratch[i].path, r->scratch[i].path);
 		ck_assert_uint_eq(o->scratch[i].bytes, r->scratch[i].bytes);
