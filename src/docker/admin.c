@@ -926,12 +926,20 @@ static int remove_unused_images(const struct spr_docker_target *t, int *removed,
 		_cleanup_free_ char **args = calloc(n + 2, sizeof(*args));
 		if (!args)
 			return spr_fail_oom(err);
+		/* podman: the exact local name, never a short name it would
+		 * resolve (another registry's spr-env:HASH, should ours be gone) */
+		_cleanup_free_ char(*names)[256] = calloc(n ? n : 1, sizeof(*names));
+		if (!names)
+			return spr_fail_oom(err);
 		size_t k = 0;
 		args[k++] = (char *)"rmi";
 		const cJSON *tag;
 		cJSON_ArrayForEach(tag, tags)
 		{
-			args[k++] = tag->valuestring;
+			snprintf(names[k - 1], sizeof(*names), "%s%s", t->podman ? "localhost/" : "",
+				 tag->valuestring);
+			args[k] = names[k - 1];
+			k++;
 		}
 		_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
 		_cleanup_error_ spr_error *run_err = NULL;

@@ -130,6 +130,8 @@ int spr_docker_target_init(struct spr_docker_target *t, const spr_docker_options
 		int rc = asprintf(&t->host, "ssh://%s%s%s:%d" SPR_PODMAN_REMOTE_SOCKET,
 				  o->ssh_user ? o->ssh_user : "", o->ssh_user ? "@" : "",
 				  o->ssh_host, o->ssh_port ? o->ssh_port : 22);
+		if (rc < 0)
+			t->host = NULL; /* asprintf leaves it undefined */
 		if (rc < 0 || (o->ssh_key_path && !(t->identity = strdup(o->ssh_key_path))))
 			return spr_fail_oom(err);
 	} else if (o->ssh_host && spr_docker_ssh_target(t, o, err) < 0) {
@@ -241,6 +243,23 @@ static int podman_info(struct spr_docker_target *t, spr_error **err)
 	t->enforces.pids = !t->rootless || (v2 && pids);
 	t->enforces.cpu = !t->rootless || (v2 && cpu);
 	t->limits = t->enforces.memory && t->enforces.pids && t->enforces.cpu;
+	const cJSON *m;
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(
+				      cJSON_GetObjectItemCaseSensitive(host, "idMappings"), "uidmap"))
+	{
+		const cJSON *in = cJSON_GetObjectItemCaseSensitive(m, "container_id");
+		const cJSON *host_id = cJSON_GetObjectItemCaseSensitive(m, "host_id");
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "size");
+		if (t->nuidmap == sizeof(t->uidmap) / sizeof(*t->uidmap) || !cJSON_IsNumber(in) ||
+		    !cJSON_IsNumber(host_id) || !cJSON_IsNumber(n) || in->valuedouble < 0 ||
+		    host_id->valuedouble < 0 || n->valuedouble < 1 ||
+		    in->valuedouble + n->valuedouble > 4294967296.0 ||
+		    host_id->valuedouble + n->valuedouble > 4294967296.0)
+			continue;
+		t->uidmap[t->nuidmap++] = (struct spr_id_map){
+			(uint32_t)in->valuedouble, (uint32_t)host_id->valuedouble,
+			(uint32_t)n->valuedouble};
+	}
 	const cJSON *store = cJSON_GetObjectItemCaseSensitive(info, "store");
 	const cJSON *driver = cJSON_GetObjectItemCaseSensitive(store, "graphDriverName");
 	snprintf(t->storage, sizeof(t->storage), "%s",
@@ -258,11 +277,15 @@ int spr_docker_ping(struct spr_docker_target *t, spr_error **err)
 	_cleanup_error_ spr_error *run_err = NULL;
 	int rc = spr_docker_cmd(t, args, PING_TIMEOUT_MS, &out, &errout, &run_err);
 	if (rc == 0 && out.len) {
+		if (t->described)
+			return 0;
 		snprintf(t->version, sizeof(t->version), "%.*s", (int)strcspn(out.data, "\n"),
 			 out.data);
-		if (t->podman)
-			return podman_info(t, err);
-		t->enforces.memory = t->enforces.pids = t->enforces.cpu = t->limits = true;
+		if (t->podman && podman_info(t, err) < 0)
+			return -1;
+		if (!t->podman)
+			t->enforces.memory = t->enforces.pids = t->enforces.cpu = t->limits = true;
+		t->described = true;
 		return 0;
 	}
 	const char *why = rc < 0 ? run_err->message : spr_docker_last_line(&errout);

@@ -4,6 +4,7 @@
 #define SPR_DOCKER_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "error.h"
@@ -35,6 +36,16 @@ struct spr_docker_target {
 	} enforces;	   /* each limit on its own */
 	char storage[32];  /* podman's storage driver */
 	char version[32];  /* the CLI's (local podman) or the daemon's version */
+	/* Rootless podman: container uid inside -> host uid outside, count ids
+	 * (podman info's host.idMappings.uidmap). */
+	struct spr_id_map {
+		uint32_t inside, outside, count;
+	} uidmap[8];
+	size_t nuidmap;
+	/* The first ping described the runtime; later pings (after a failed
+	 * start) only check it answers: what the engine decided from the
+	 * description (limits, degraded) never changes under a live engine. */
+	bool described;
 };
 
 /* "docker" or "podman", as the CLI should be named in messages. */

@@ -43,7 +43,7 @@ struct spr_docker_engine {
 	char *agent_path;	/* ...with spr-sandbox, linked statically */
 	spr_buf payload;	/* both, as the bootstrap reads them (pool.c) */
 	struct spr_uid_range uid_range; /* each container's own uid comes from it */
-	uint32_t subuid_base;	/* rootless podman: the user's first subordinate uid */
+	struct spr_id_map rootless_map; /* rootless podman: where the leased uids go */
 	char *lease_file;	/* where the leases are held */
 	char *creator;		/* label value identifying this process */
 	int pool_size, max_runs, ttl_seconds, acquire_timeout_seconds;

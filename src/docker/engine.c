@@ -65,9 +65,11 @@ static char *isolation_json(const struct spr_docker_engine *de, const spr_plan *
 	cJSON_AddStringToObject(i, "memfd_exec", a->memfd_noexec ? "refused" : "allowed");
 	/* Rootless podman: the container's uid is one of the user's
 	 * subordinate ones on the host. */
-	cJSON_AddNumberToObject(i, "host_uid", de->target.rootless
-						       ? (double)(de->subuid_base + o->host_uid - 1)
-						       : (double)o->host_uid);
+	cJSON_AddNumberToObject(i, "host_uid",
+				de->target.rootless
+					? (double)((uint64_t)de->rootless_map.outside + o->host_uid -
+						   de->rootless_map.inside)
+					: (double)o->host_uid);
 	cJSON_AddStringToObject(i, "runtime", spr_docker_cli_name(&de->target));
 	if (de->target.podman)
 		cJSON_AddBoolToObject(i, "rootless", de->target.rootless);
@@ -141,16 +143,22 @@ static int write_profile(struct spr_docker_engine *de, spr_error **err)
 	if (!(de->cli_dir = strdup(dir)))
 		return spr_fail_oom(err);
 	if (asprintf(&de->seccomp_file, "%s/seccomp-%016llx.json", dir,
-		     (unsigned long long)spr_fnv1a(SPR_FNV_OFFSET, profile, len)) < 0)
+		     (unsigned long long)spr_fnv1a(SPR_FNV_OFFSET, profile, len)) < 0) {
+		de->seccomp_file = NULL; /* asprintf leaves it undefined */
 		return spr_fail_oom(err);
+	}
 	if (file_holds(de->seccomp_file, profile, len))
 		return 0;
 	_cleanup_free_ char *tmp = NULL;
-	if (asprintf(&tmp, "%s.%d.XXXXXX", de->seccomp_file, (int)getpid()) < 0)
+	if (asprintf(&tmp, "%s.%d.XXXXXX", de->seccomp_file, (int)getpid()) < 0) {
+		tmp = NULL;
 		return spr_fail_oom(err);
-	_cleanup_close_ int fd = mkstemp(tmp);
-	bool ok = fd >= 0 && write(fd, profile, len) == (ssize_t)len &&
-		  rename(tmp, de->seccomp_file) == 0;
+	}
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	ssize_t wrote = fd >= 0 ? write(fd, profile, len) : -1;
+	if (wrote >= 0 && wrote != (ssize_t)len)
+		errno = ENOSPC; /* a short write sets no errno */
+	bool ok = wrote == (ssize_t)len && rename(tmp, de->seccomp_file) == 0;
 	if (!ok) {
 		spr_fail_errno(err, SPR_LAYER_DOCKER, "writing the seccomp profile %s",
 			       de->seccomp_file);
@@ -222,37 +230,44 @@ static int check_limits(struct spr_docker_engine *de, const spr_docker_options *
 			de->target.cgroup_version == 1 ? ": podman ignores limits there" : "");
 }
 
+/* A remote podman service opens the seccomp profile at the path the
+ * client names, on its own host (docker's CLI sends the profile itself):
+ * only a service on this host's unix socket reads the file spr wrote. */
+static int check_podman_remote(const struct spr_docker_target *t, spr_error **err)
+{
+	if (!t->podman || (!t->context && (!t->host || !strncmp(t->host, "unix://", 7))))
+		return 0;
+	return spr_fail(err, SPR_LAYER_DOCKER, EOPNOTSUPP,
+			"podman reads a container's seccomp profile on the service's host, and "
+			"spr's profile is a file on this one: run spr on the podman host (a "
+			"service here is reached with docker_host unix://PATH), or use a docker "
+			"daemon, whose CLI sends the profile along (%s)",
+			t->context ? "docker_context names a podman connection" : t->host);
+}
+
 /* Rootless podman maps a container's uids onto the user's subordinate
- * range (/etc/subuid): a container's own uid is one of those, leased from
- * 10000-65535 inside (uid_range does not apply), and its host uid is the
- * subordinate one. */
+ * ids: a container's own uid is leased from 10000-65535 inside (uid_range
+ * does not apply), and its host uid is where podman's own map (podman
+ * info: host.idMappings) puts it. */
 #define ROOTLESS_UIDS_START 10000u
 #define ROOTLESS_UIDS_COUNT 55536u
 static int rootless_ids(struct spr_docker_engine *de, spr_error **err)
 {
 	de->uid_range = (struct spr_uid_range){ROOTLESS_UIDS_START, ROOTLESS_UIDS_COUNT};
-	struct passwd *pw = getpwuid(getuid());
-	_cleanup_buf_ spr_buf subuid = SPR_BUF_INIT;
-	if (!spr_read_file("/etc/subuid", &subuid) || !subuid.data)
-		return spr_fail_errno(err, SPR_LAYER_DOCKER,
-				      "rootless podman: reading /etc/subuid (the user's subordinate "
-				      "uids; add a range: usermod --add-subuids)");
-	for (char *line = strtok(subuid.data, "\n"); line; line = strtok(NULL, "\n")) {
-		char who[256];
-		unsigned long start, count;
-		if (sscanf(line, "%255[^:]:%lu:%lu", who, &start, &count) != 3)
-			continue;
-		bool mine = (pw && !strcmp(who, pw->pw_name)) ||
-			    strtoul(who, NULL, 10) == getuid();
-		if (mine && count >= ROOTLESS_UIDS_START + ROOTLESS_UIDS_COUNT - 1) {
-			de->subuid_base = (uint32_t)start;
+	const uint64_t first = ROOTLESS_UIDS_START, last = first + ROOTLESS_UIDS_COUNT - 1;
+	for (size_t i = 0; i < de->target.nuidmap; i++) {
+		const struct spr_id_map *m = &de->target.uidmap[i];
+		if (m->inside <= first && last < (uint64_t)m->inside + m->count) {
+			de->rootless_map = *m;
 			return 0;
 		}
 	}
 	return spr_fail(err, SPR_LAYER_DOCKER, ENOENT,
-			"rootless podman: /etc/subuid gives uid %d no range of at least 65535 ids "
-			"(usermod --add-subuids START-END USER)",
-			(int)getuid());
+			"rootless podman maps no range of this user's subordinate uids over the "
+			"container uids %llu-%llu spr leases (podman info: host.idMappings): give "
+			"the user a range of at least 65536 ids (usermod --add-subuids START-END "
+			"USER, then podman system migrate)",
+			(unsigned long long)first, (unsigned long long)last);
 }
 
 static const char *libexec_dir(void)
@@ -295,6 +310,8 @@ int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out, spr_
 	/* The checklist: CLI, daemon, what it enforces, image, profile, pool. */
 	if (rc == 0)
 		rc = spr_docker_target_init(&de->target, opts, err);
+	if (rc == 0)
+		rc = check_podman_remote(&de->target, err);
 	if (rc == 0)
 		rc = spr_docker_ping(&de->target, err);
 	if (rc == 0)

@@ -169,6 +169,11 @@ static char **run_args(struct spr_pool *pool, const spr_plan *plan, const struct
 	ARG("run");
 	ARG("--interactive");
 	ARG("--rm");
+	/* The engine resolved (and pulled) its image when it started: a name
+	 * that no longer resolves here must not become a pull from a registry
+	 * (podman tries registries for short names). */
+	ARG("--pull");
+	ARG("never");
 	ARG("--name");
 	ARG(c->name);
 	spr_docker_run_flags(&b, plan, de->seccomp_file, c->uid.uid, &de->target);

@@ -88,12 +88,15 @@ const char *spr_docker_seccomp_profile(spr_error **err)
 	return profile;
 }
 
-/* A hard limit of the caller's, for what podman (which sets rlimits with
- * the caller's rights, unlike a daemon) may ask for. */
-static uint64_t within_caller(int resource, uint64_t want)
+/* A hard limit of the caller's, for what a local podman (which sets
+ * rlimits with the caller's rights, unlike a daemon or a service) may ask
+ * for. */
+static uint64_t within_caller(const struct spr_docker_target *t, int resource, uint64_t want)
 {
 	struct rlimit r;
-	if (getrlimit(resource, &r) == 0 && r.rlim_max != RLIM_INFINITY && want > r.rlim_max)
+	bool local_podman = t->podman && !t->host && !t->context;
+	if (local_podman && getrlimit(resource, &r) == 0 && r.rlim_max != RLIM_INFINITY &&
+	    want > r.rlim_max)
 		return r.rlim_max;
 	return want;
 }
@@ -122,8 +125,8 @@ void spr_docker_run_flags(struct spr_argv *b, const spr_plan *plan, const char *
 	spr_argv_addf(b, "%" PRIu32 ":%" PRIu32, uid, uid);
 	/* Every rlimit the container starts with, said (podman would set
 	 * them above the caller's hard limits, which it may not raise). */
-	uint64_t nofile = within_caller(RLIMIT_NOFILE, 4096);
-	uint64_t nproc = within_caller(RLIMIT_NPROC, (uint64_t)l->max_processes * 2 + 16 +
+	uint64_t nofile = within_caller(t, RLIMIT_NOFILE, 4096);
+	uint64_t nproc = within_caller(t, RLIMIT_NPROC, (uint64_t)l->max_processes * 2 + 16 +
 							 SPR_CONTAINER_PROCESSES);
 	spr_argv_add(b, "--ulimit");
 	spr_argv_addf(b, "nofile=%llu:%llu", (unsigned long long)nofile, (unsigned long long)nofile);

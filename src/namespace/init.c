@@ -45,14 +45,15 @@ static int set_hostname(const struct spr_layout *layout, spr_error **err)
 	/* In its own UTS namespace only a seccomp filter refuses this: that
 	 * of a container spr runs in (podman's default profile). The run's
 	 * hostname would be the container's: no run, not a silent leak. */
-	if (sethostname(name, strlen(name)) < 0)
-		return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
-				      "sethostname in the sandbox's own UTS namespace (refused by "
-				      "the seccomp profile of the container spr runs in, as "
-				      "podman's default profile does: run that container with a "
-				      "profile that allows sethostname, e.g. --security-opt "
-				      "seccomp=unconfined)");
-	return 0;
+	if (sethostname(name, strlen(name)) == 0)
+		return 0;
+	if (errno != EPERM)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "sethostname");
+	return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+			      "sethostname in the sandbox's own UTS namespace (refused by the "
+			      "seccomp profile of the container spr runs in, as podman's default "
+			      "profile does: run that container with a profile that allows "
+			      "sethostname, e.g. --security-opt seccomp=unconfined)");
 }
 
 /* The kernel clears PDEATHSIG whenever the euid changes (as root, init's
