@@ -123,10 +123,21 @@ static void remove_context(const char *dir)
 
 /* `docker build`: progress to fd 2 when asked (a terminal), else
  * captured for the error message. */
-static int docker_build(const struct spr_docker_target *t, char *const args[], bool progress,
+static int docker_build(const struct spr_docker_target *t, char *const given[], bool progress,
 			const char *tag, spr_error **err)
 {
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
+	/* podman (buildah 1.28) reuses a cached LABEL layer whose build-arg
+	 * value differs: the image would carry another version's label. An
+	 * image is built once per tag anyway, so podman builds from scratch. */
+	char *args[16];
+	size_t n = 0;
+	args[n++] = given[0];
+	if (t->podman)
+		args[n++] = (char *)"--no-cache";
+	for (size_t i = 1; given[i] && n < sizeof(args) / sizeof(*args) - 1; i++)
+		args[n++] = given[i];
+	args[n] = NULL;
 	int rc;
 	if (progress) {
 		_cleanup_free_ char **argv = spr_docker_argv(t, args);
