@@ -115,6 +115,11 @@ static char *isolation_json(const struct spr_applied *a)
 		cJSON *visible = cJSON_AddArrayToObject(o, "visible");
 		for (size_t i = 0; i < ARRAY_SIZE(degraded_visible); i++)
 			cJSON_AddItemToArray(visible, cJSON_CreateString(degraded_visible[i]));
+		/* Neither a uid of its own (root) nor Landlock's scope (ABI 6):
+		 * the code can signal whatever runs as the caller. */
+		if (a->landlock_abi < 6 && a->host_uid == (uint32_t)geteuid())
+			cJSON_AddItemToArray(visible, cJSON_CreateString(
+							      "signals to the caller's processes"));
 	}
 	cJSON_AddBoolToObject(o, "degraded", !ns || !a->seccomp || !a->cgroup);
 	return cJSON_PrintUnformatted(o);
