@@ -190,14 +190,8 @@ int spr_docker_sandbox_plan(const spr_plan *plan, bool limits,
 	}
 	sp->rlimits[SPR_RLIM_NPROC] = (struct spr_rlimit_plan){true, nproc, nproc};
 	uint32_t needed = spr_filters_needed(plan->network, false);
-	for (int v = 0; v < SPR_NFILTERS; v++) {
-		struct spr_bpf bpf;
-		if (!(needed & (1u << v)))
-			continue;
-		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &bpf, err) < 0)
-			return -1;
-		sp->filters[v] = (struct spr_filter_plan){bpf.insns, bpf.len};
-	}
+	if (spr_seccomp_plan_filters(sp, needed, err) < 0)
+		return -1;
 	sp->layout_request.by_agent = true;
 	memcpy(sp->layout_request.scratch, plan->scratch, sizeof(plan->scratch));
 	sp->layout_request.extra_ro.v[0] = SPR_DOCKER_SITE_DIR;

@@ -209,14 +209,8 @@ static int plan_process(const struct spr_local_engine *le, const spr_plan *plan,
 	/* The variants the helper may pick (plan.h), compiled once per
 	 * process on first use. */
 	uint32_t needed = spr_filters_needed(plan->network, le->allow_degraded);
-	for (int v = 0; v < SPR_NFILTERS; v++) {
-		struct spr_bpf bpf;
-		if (!(needed & (1u << v)))
-			continue;
-		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &bpf, err) < 0)
-			return -1;
-		sp->filters[v] = (struct spr_filter_plan){bpf.insns, bpf.len};
-	}
+	if (spr_seccomp_plan_filters(sp, needed, err) < 0)
+		return -1;
 	sp->allow_degraded = le->allow_degraded;
 	if (geteuid() == 0)
 		sp->run_uid = (struct spr_uid_lease_plan){le->uid_range.start, le->uid_range.count,

@@ -1,4 +1,5 @@
 #include "policy/seccomp.h"
+#include "protocol/plan.h"
 
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -274,4 +275,17 @@ int spr_seccomp_bpf(enum spr_seccomp_variant variant, struct spr_bpf *out, spr_e
 	out->len = bpf_len[variant];
 	pthread_mutex_unlock(&bpf_lock);
 	return rc;
+}
+
+int spr_seccomp_plan_filters(struct spr_sandbox_plan *sp, uint32_t needed, spr_error **err)
+{
+	for (int v = 0; v < SPR_NFILTERS; v++) {
+		struct spr_bpf bpf;
+		if (!(needed & (1u << v)))
+			continue;
+		if (spr_seccomp_bpf((enum spr_seccomp_variant)v, &bpf, err) < 0)
+			return -1;
+		sp->filters[v] = (struct spr_filter_plan){bpf.insns, bpf.len};
+	}
+	return 0;
 }

@@ -83,6 +83,11 @@ struct spr_bpf {
 	const void *insns;
 	size_t len; /* bytes */
 };
+/* Compiles the variants in `needed` (a mask of 1 << variant, plan.h's
+ * spr_filters_needed) into sp's filters; the others stay empty. */
+struct spr_sandbox_plan;
+SPR_HIDDEN int spr_seccomp_plan_filters(struct spr_sandbox_plan *sp, uint32_t needed,
+					spr_error **err);
 SPR_HIDDEN int spr_seccomp_bpf(enum spr_seccomp_variant variant, struct spr_bpf *out,
 			       spr_error **err);
 
