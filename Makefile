@@ -102,7 +102,7 @@ $(B)/libspr.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(B)/libspr.so: $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libspr.so.2 -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
+	$(CC) -shared -Wl,-soname,libspr.so.3 -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(B)/spr-run: $(B)/obj/src/cli/spr-run.o $(B)/libspr.a
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
@@ -273,7 +273,7 @@ $(B)/bench/%: bench/%.c bench/bench.h $(B)/libspr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libspr.a $(LDFLAGS_ALL) $(PKG_LIBS)
 
-bench: all $(B)/bench/run_latency
+bench: all $(B)/bench/run_latency $(B)/bench/venv_latency
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py $(BENCH_ARGS)
 
 # ---- docker test environment -------------------------------------------------
@@ -387,8 +387,8 @@ install: all
 		$(DESTDIR)$(LIBEXECDIR)/spr/
 	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile \
 		$(DESTDIR)$(LIBEXECDIR)/spr/
-	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.2
-	ln -sf libspr.so.2 $(DESTDIR)$(LIBDIR)/libspr.so
+	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.3
+	ln -sf libspr.so.3 $(DESTDIR)$(LIBDIR)/libspr.so
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \

@@ -9,7 +9,9 @@ interpreter `python3 -I -S -c 'result = 1 + 1'` measured in the same loop,
 interleaved, so machine noise hits both alike; without the warm pool, with
 it, with it and time for it to refill, and back to back (run_latency's
 modes). Writes the figures to
-bench/RESULTS.md (the section between the LOCAL markers).
+bench/RESULTS.md (the section between the LOCAL markers); then an
+environment's costs (bench/venv_latency: venv build, reuse, runs in it;
+section VENV).
 
 DockerEngine (--docker; needs DOCKER_HOST, `make bench-docker` starts the
 test daemon): `result = 1 + 1` three ways on the same image with the same
@@ -238,6 +240,52 @@ def isolated_cli(python: str, runs: int = 25) -> dict:
         os.unlink(f.name)
 
 
+def make_wheel(directory: str, name: str, version: str, source: str) -> None:
+    """A minimal pure-Python wheel (no index here)."""
+    import zipfile
+    dist = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(os.path.join(directory, f"{name}-{version}-py3-none-any.whl"), "w") as z:
+        z.writestr(f"{name}/__init__.py", source)
+        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: spr-bench\n"
+                                    "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{dist}/RECORD", "")
+
+
+def venv_section(python: str, runs: int) -> str:
+    """An environment's costs (bench/venv_latency): building the venv in
+    a sandbox, reusing it from another engine, a warm run in it."""
+    import shutil
+    work = tempfile.mkdtemp(prefix="spr-bench-venv-")
+    try:
+        wheels = os.path.join(work, "wheels")
+        os.mkdir(wheels)
+        make_wheel(wheels, "alpha", "1.0", "VALUE = 42\n")
+        out = subprocess.run([os.path.join(BUILD, "bench", "venv_latency"), str(runs), python,
+                              wheels, work], check=True, capture_output=True, text=True,
+                             env=dict(os.environ,
+                                      SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr")))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    r = json.loads(out.stdout)
+    print(json.dumps(r))
+    return "\n".join([
+        f"Measured {datetime.date.today().isoformat()} on {machine()} with `make bench` "
+        f"(bench/venv_latency, `{python}`, one pure-Python wheel from a local directory, "
+        "`--pip-no-index`): medians.", "",
+        "| what | time |", "|---|---|",
+        f"| first build of a venv_dir (engine creation: `-m venv` with pip, pip install, "
+        f"in a sandbox; 3 builds) | {r['build_median_ms'] / 1000:.2f} s "
+        f"(min {r['build_min_ms'] / 1000:.2f}, max {r['build_max_ms'] / 1000:.2f}) |",
+        f"| a second engine on the built venv_dir (engine creation, {r['runs']} times) | "
+        f"{r['reuse_median_ms']:.2f} ms |",
+        f"| an engine without a venv (engine creation) | {r['engine_median_ms']:.2f} ms |",
+        f"| warm run in the venv: `import alpha` | {r['run_import_ms']:.2f} ms |",
+        f"| warm run in the venv: `result = 1 + 1` | {r['run_venv_ms']:.2f} ms |",
+        f"| warm run without a venv: `result = 1 + 1` | {r['run_plain_ms']:.2f} ms |",
+    ])
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     kernel = platform.release()
@@ -331,8 +379,10 @@ def main() -> int:
               "| interpreter | `python3 -I -S FILE` | `spr-run FILE` |", "|---|---|---|"]
     for py, c in clis:
         lines.append(f"| `{py}` | {c['bare_ms']:.1f} ms | {c['spr_run_ms']:.1f} ms |")
+    venv = venv_section(pythons[0], min(args.runs, 50))
     text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
     text = replace_section(text, "LOCAL", "\n".join(lines))
+    text = replace_section(text, "VENV", venv)
     with open(RESULTS, "w") as f:
         f.write(text)
     print(f"wrote {RESULTS}")

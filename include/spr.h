@@ -77,11 +77,21 @@ SPR_API void spr_policy_free(spr_policy *policy);
 
 typedef struct spr_engine spr_engine;
 
+/* Where pip finds the packages of an environment (the LocalEngine's venv,
+ * the DockerEngine's image; SPEC §4 "Environments"). Zero: the index
+ * pip is configured with by default (pypi.org). */
+typedef struct spr_pip_options {
+	const char *index_url;	/* --index-url: http(s):// or file:// */
+	const char *find_links; /* --find-links: an absolute directory of wheels and
+				   sdists, shown read-only to the install */
+	bool no_index;		/* --no-index: find_links only, and no network */
+} spr_pip_options;
+
 /* Options for the LocalEngine. Zero-initialise and set what you need;
  * fields are only ever appended. The library reads the whole struct, so a
  * program built against an older header (a shorter struct) must not load
  * a newer library: appending a field bumps the soname (libspr.so.2 since
- * uid_range). */
+ * uid_range, libspr.so.3 since venv_dir). */
 typedef struct spr_local_options {
 	const char *python;      /* interpreter; NULL: /usr/bin/python3 */
 	const char *libexec_dir; /* spr-sandbox + spr_worker.py; NULL: $SPR_LIBEXEC_DIR,
@@ -97,6 +107,20 @@ typedef struct spr_local_options {
 	const char *uid_range; /* as root, each run gets a host uid of its own from
 				  "START:COUNT" (SPEC §4 "Identity"); NULL:
 				  $SPR_UID_RANGE, else 1879048192:65536 */
+	/* An environment spr makes and keeps (SPEC §4 "Environments"): the
+	 * venv at venv_dir (absolute), made by venv_manager ("python": the
+	 * interpreter's `-m venv`, the default; "uv") from `python`, with
+	 * exactly `packages` (NULL-terminated "name==version"), installed in
+	 * a sandbox. Runs then use its interpreter. */
+	const char *venv_dir;
+	const char *venv_manager;
+	const char *const *packages;
+	spr_pip_options pip;
+	const spr_policy *install_policy; /* the install's limits (its timeout is
+					     install_timeout_seconds); NULL: defaults */
+	int install_timeout_seconds;	  /* 0: 600 */
+	bool show_progress; /* a venv build writes what it does and pip's output
+			       to fd 2 */
 } spr_local_options;
 
 #define SPR_LOCAL_NO_POOL (-1)
@@ -132,6 +156,8 @@ typedef struct spr_docker_options {
 	bool allow_degraded;	       /* run where the runtime cannot enforce the
 					  limits (rootless podman on cgroup v1): rlimits
 					  instead, reported in isolation */
+	spr_pip_options pip;	       /* where `packages` come from; wheel_dir is
+					  the same as pip.find_links + pip.no_index */
 } spr_docker_options;
 
 SPR_API int spr_docker_engine_new(const spr_docker_options *opts, spr_engine **out,

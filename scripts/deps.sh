@@ -6,7 +6,9 @@ set -eu
 
 build_pkgs="gcc make pkg-config libc6-dev libseccomp-dev libcap-ng-dev libnl-3-dev
 libnl-route-3-dev libcjson-dev check libsubunit-dev python3"
-test_pkgs="clang libclang-rt-14-dev procps iproute2 strace"
+# python3-venv and the wheels: venv builds (ensurepip) and the environment tests.
+test_pkgs="clang libclang-rt-14-dev procps iproute2 strace python3-venv python3-pip-whl
+python3-setuptools-whl"
 docker_pkgs="docker.io debootstrap openssh-server openssh-client"
 vm_pkgs="qemu-system-x86 busybox-static cpio"
 # runc named: podman's first choice, crun 1.8, cannot run containers on a

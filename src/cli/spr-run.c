@@ -27,7 +27,9 @@
 static const char usage_line[] =
 	"usage: spr-run [--engine local|docker|podman] [--policy FILE] [--input JSON|@FILE] "
 	"[--timeout S] [--memory MB] [--max-output KB] [--require LAYER,...] [--python PATH] [--allow-degraded] "
-	"[--cgroup-parent NAME] [--uid-range START:COUNT] [--image IMAGE] [--package NAME==VERSION]... "
+	"[--cgroup-parent NAME] [--uid-range START:COUNT] [--venv DIR [--venv-manager python|uv]] "
+	"[--package NAME==VERSION]... [--pip-find-links DIR] [--pip-no-index] [--pip-index-url URL] "
+	"[--image IMAGE] "
 	"[--docker-context NAME "
 	"| --docker-host URL | --ssh-host HOST [--ssh-user U] [--ssh-port N] [--ssh-key-path K]] "
 	"[--json] FILE|-";
@@ -69,11 +71,22 @@ static void help(void)
 	       "                         ids, which no account may use (default:\n"
 	       "                         $SPR_UID_RANGE, else 1879048192:65536); with\n"
 	       "                         --engine docker, each container's\n"
+	       "Environments (SPEC §4; --package with either engine):\n"
+	       "  --venv DIR             run in the venv at DIR, made (in a sandbox) with\n"
+	       "                         exactly the --package pins if it is not there\n"
+	       "  --venv-manager python|uv  how to make it (default: python, the\n"
+	       "                         interpreter's venv module and pip)\n"
+	       "  --package N==V         pinned package (repeatable)\n"
+	       "  --pip-find-links DIR   wheels and sdists in DIR (read-only to the install)\n"
+	       "  --pip-no-index         only --pip-find-links; the install has no network\n"
+	       "  --pip-index-url URL    another package index (reached over the host's\n"
+	       "                         network, for the install only)\n"
+	       "  --install-timeout S    limit of a venv build (default 600; the other\n"
+	       "                         limits are the policy's)\n"
 	       "DockerEngine (--engine docker):\n"
 	       "  --image IMAGE          run in this image (default: spr's runtime image,\n"
 	       "                         built from $SPR_DOCKER_BASE_IMAGE or python:3.12-slim)\n"
-	       "  --package N==V         pinned package for the image (repeatable)\n"
-	       "  --wheel-dir DIR        install --package from these wheels (no index)\n"
+	       "  --wheel-dir DIR        the same as --pip-find-links DIR --pip-no-index\n"
 	       "  --docker-context NAME  use this docker context\n"
 	       "  --docker-host URL      unix://, tcp:// or ssh:// daemon\n"
 	       "  --ssh-host HOST, --ssh-user USER, --ssh-port N, --ssh-key-path FILE\n"
@@ -96,6 +109,9 @@ struct options {
 	spr_docker_options docker;
 	const char *packages[65];
 	size_t npackages;
+	const char *venv, *venv_manager;
+	int install_timeout;
+	spr_pip_options pip;
 	bool json;
 	const char *file;
 	/* The limit flags, applied one by one after the policy file so an
@@ -172,7 +188,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 	enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_MAX_OUTPUT, OPT_PYTHON, OPT_DEGRADED,
 	       OPT_VERSION, OPT_CGROUP_PARENT, OPT_UID_RANGE, OPT_IMAGE, OPT_PACKAGE, OPT_WHEEL_DIR,
 	       OPT_DOCKER_CONTEXT, OPT_DOCKER_HOST, OPT_SSH_HOST, OPT_SSH_USER, OPT_SSH_PORT,
-	       OPT_SSH_KEY, OPT_REQUIRE };
+	       OPT_SSH_KEY, OPT_REQUIRE, OPT_VENV, OPT_VENV_MANAGER, OPT_PIP_FIND_LINKS,
+	       OPT_PIP_NO_INDEX, OPT_PIP_INDEX_URL, OPT_INSTALL_TIMEOUT };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, 'e'},
 		{"policy", required_argument, NULL, 'p'},
@@ -188,6 +205,12 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"image", required_argument, NULL, OPT_IMAGE},
 		{"package", required_argument, NULL, OPT_PACKAGE},
 		{"wheel-dir", required_argument, NULL, OPT_WHEEL_DIR},
+		{"venv", required_argument, NULL, OPT_VENV},
+		{"venv-manager", required_argument, NULL, OPT_VENV_MANAGER},
+		{"pip-find-links", required_argument, NULL, OPT_PIP_FIND_LINKS},
+		{"pip-no-index", no_argument, NULL, OPT_PIP_NO_INDEX},
+		{"pip-index-url", required_argument, NULL, OPT_PIP_INDEX_URL},
+		{"install-timeout", required_argument, NULL, OPT_INSTALL_TIMEOUT},
 		{"docker-context", required_argument, NULL, OPT_DOCKER_CONTEXT},
 		{"docker-host", required_argument, NULL, OPT_DOCKER_HOST},
 		{"ssh-host", required_argument, NULL, OPT_SSH_HOST},
@@ -229,6 +252,27 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->docker.packages = o->packages;
 			break;
 		case OPT_WHEEL_DIR: o->docker.wheel_dir = optarg; break;
+		case OPT_VENV:
+			if (optarg[0] != '/')
+				usage_error("--venv: '%s' is not an absolute path", optarg);
+			o->venv = optarg;
+			break;
+		case OPT_VENV_MANAGER:
+			if (strcmp(optarg, "python") && strcmp(optarg, "uv"))
+				usage_error("--venv-manager must be 'python' or 'uv' (got '%s')", optarg);
+			o->venv_manager = optarg;
+			break;
+		case OPT_PIP_FIND_LINKS: o->pip.find_links = optarg; break;
+		case OPT_PIP_NO_INDEX: o->pip.no_index = true; break;
+		case OPT_PIP_INDEX_URL: o->pip.index_url = optarg; break;
+		case OPT_INSTALL_TIMEOUT: {
+			long long t;
+			if (!spr_parse_whole(optarg, 1, 86400, &t))
+				usage_error("--install-timeout: '%s' is not a whole number of seconds "
+					    "(1-86400)", optarg);
+			o->install_timeout = (int)t;
+			break;
+		}
 		case OPT_DOCKER_CONTEXT: o->docker.docker_context = optarg; break;
 		case OPT_DOCKER_HOST: o->docker.docker_host = optarg; break;
 		case OPT_SSH_HOST: o->docker.ssh_host = optarg; break;
@@ -262,14 +306,22 @@ static void parse_args(int argc, char **argv, struct options *o)
 	if (!strcmp(o->file, "-") && o->input && !strcmp(o->input, "@-"))
 		usage_error("the code and --input cannot both come from stdin");
 	const spr_docker_options *d = &o->docker;
-	bool docker_opts = d->image || d->packages || d->wheel_dir || d->docker_context ||
-			   d->docker_host || d->ssh_host || d->ssh_user || d->ssh_port ||
-			   d->ssh_key_path;
+	bool docker_opts = d->image || d->wheel_dir || d->docker_context || d->docker_host ||
+			   d->ssh_host || d->ssh_user || d->ssh_port || d->ssh_key_path;
 	if (docker_opts && !containers)
-		usage_error("--image, --package and the docker/ssh options need --engine docker "
+		usage_error("--image, --wheel-dir and the docker/ssh options need --engine docker "
 			    "or podman");
-	if (containers && (o->python || o->cgroup_parent))
-		usage_error("--python and --cgroup-parent are LocalEngine options");
+	if (containers && (o->python || o->cgroup_parent || o->venv || o->venv_manager ||
+			   o->install_timeout))
+		usage_error("--python, --cgroup-parent, --venv, --venv-manager and "
+			    "--install-timeout are LocalEngine options");
+	bool pip_opts = o->pip.find_links || o->pip.no_index || o->pip.index_url;
+	if (!containers && !o->venv && (o->npackages || o->venv_manager || pip_opts))
+		usage_error("--package, --venv-manager and the --pip options need --venv DIR (the "
+			    "venv to install into) with the local engine");
+	if (containers && pip_opts && !o->npackages)
+		usage_error("the --pip options need --package (what to install)");
+	o->docker.pip = o->pip;
 }
 
 /* Reads a whole file (or stdin for "-") into memory, NUL-terminated. */
@@ -457,6 +509,13 @@ int main(int argc, char **argv)
 				 : env_parent && *env_parent ? env_parent
 							     : NULL,
 		.uid_range = o.uid_range,
+		.venv_dir = o.venv,
+		.venv_manager = o.venv_manager,
+		.packages = o.npackages ? o.packages : NULL,
+		.pip = o.pip,
+		.install_policy = policy,
+		.install_timeout_seconds = o.install_timeout,
+		.show_progress = isatty(STDERR_FILENO),
 	};
 	_cleanup_(error_freep) spr_error *err = NULL;
 	_cleanup_(engine_freep) spr_engine *engine = NULL;

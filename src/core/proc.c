@@ -88,6 +88,23 @@ fail:
 	return spr_fail(err, SPR_LAYER_CORE, rc, "cannot start %s: %s", path, strerror(rc));
 }
 
+/* Appends data, then drops the oldest bytes beyond keep. */
+static void keep_tail(spr_buf *b, const char *data, size_t n, size_t keep)
+{
+	if (n >= keep) {
+		b->len = 0;
+		spr_buf_append(b, data + n - keep, keep);
+		return;
+	}
+	spr_buf_append(b, data, n);
+	if (b->oom || b->len <= keep)
+		return;
+	size_t drop = b->len - keep;
+	memmove(b->data, b->data + drop, keep);
+	b->len = keep;
+	b->data[keep] = '\0';
+}
+
 int spr_capture_read(struct spr_capture *c)
 {
 	char chunk[65536];
@@ -104,7 +121,18 @@ int spr_capture_read(struct spr_capture *c)
 			return 1;
 		}
 		c->total += (uint64_t)n;
-		if (c->buf.len < c->keep) {
+		if (c->to_stderr) {
+			/* Progress only: a closed or full terminal must not stop the build. */
+			ssize_t shown = write(STDERR_FILENO, chunk, (size_t)n);
+			(void)shown;
+		}
+		if (c->tail) {
+			keep_tail(&c->buf, chunk, (size_t)n, c->keep);
+			if (c->buf.oom) {
+				errno = ENOMEM;
+				return -1;
+			}
+		} else if (c->buf.len < c->keep) {
 			size_t room = c->keep - c->buf.len;
 			spr_buf_append(&c->buf, chunk, (size_t)n < room ? (size_t)n : room);
 			if (c->buf.oom) {

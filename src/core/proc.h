@@ -35,6 +35,8 @@ struct spr_capture {
 	spr_buf buf;
 	size_t keep;
 	uint64_t total;
+	bool tail;	/* keep the last `keep` bytes rather than the first */
+	bool to_stderr; /* also copy what arrives to fd 2 (progress of a build) */
 };
 /* Reads what is available. Returns 1 at EOF, 0 otherwise, -1 on error. */
 SPR_HIDDEN int spr_capture_read(struct spr_capture *c);

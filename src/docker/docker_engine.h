@@ -54,9 +54,6 @@ struct spr_docker_engine {
  * needed (serialized across processes). */
 SPR_HIDDEN int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_docker_options *o,
 					const char *libexec_dir, spr_error **err);
-/* Validates "name==version" specs (SPEC §4 message). */
-SPR_HIDDEN int spr_check_packages(const char *const *packages, spr_error **err);
-
 /* Runs a container of plan serves. With the policy's network every run
  * would share the container's network namespace (its ports, its
  * connections in /proc/net): such containers serve one run each. */

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "cache.h"
+#include "engine/packages.h"
 #include "docker/docker_engine.h"
 #include "docker/profile.h"
 #include "proc.h"
@@ -20,25 +21,6 @@
 #define BUILD_TIMEOUT_MS (30LL * 60 * 1000)
 #define INSPECT_TIMEOUT_MS 60000
 #define DEFAULT_BASE_IMAGE "python:3.12-slim"
-
-int spr_check_packages(const char *const *packages, spr_error **err)
-{
-	for (const char *const *p = packages; p && *p; p++) {
-		const char *s = *p, *eq = strstr(s, "==");
-		bool ok = eq && eq > s && eq[2] && !strpbrk(s, " \t<>!~;,'\"\\") &&
-			  !strchr(eq + 2, '=');
-		for (const char *c = s; ok && c < eq; c++)
-			ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-			     (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.' ||
-			     *c == '[' || *c == ']';
-		if (!ok)
-			return spr_fail(err, SPR_LAYER_DOCKER, EINVAL,
-					"Package specs must be pinned as 'name==version'. Invalid "
-					"package: %s",
-					s);
-	}
-	return 0;
-}
 
 /* The image's ID, or NULL when the daemon does not have it. */
 static char *image_id(const struct spr_docker_target *t, const char *image, spr_error **err)
@@ -208,32 +190,46 @@ static int build_runtime(struct spr_docker_engine *de, const spr_docker_options 
 	return rc;
 }
 
-static int compare_strings(const void *a, const void *b)
+/* wheel_dir is the older spelling of find_links with no_index. */
+static int effective_pip(const spr_docker_options *o, spr_pip_options *pip, spr_error **err)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	*pip = o->pip;
+	if (o->wheel_dir) {
+		if (pip->find_links && strcmp(pip->find_links, o->wheel_dir))
+			return spr_fail(err, SPR_LAYER_API, EINVAL,
+					"wheel_dir (%s) and pip.find_links (%s) differ: give one",
+					o->wheel_dir, pip->find_links);
+		pip->find_links = o->wheel_dir;
+		pip->no_index = !pip->index_url;
+	}
+	return spr_check_pip(pip, err);
+}
+
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	return s ? spr_fnv1a(h, s, strlen(s) + 1) : spr_fnv1a(h, "", 1);
 }
 
 /* The packages image is named by what goes into it. */
-static char *env_tag(const char *runtime_id, const spr_docker_options *o)
+static char *env_tag(const char *runtime_id, const spr_docker_options *o,
+		     const spr_pip_options *pip)
 {
 	size_t n = 0;
-	while (o->packages[n])
-		n++;
-	const char **sorted = calloc(n + 1, sizeof(*sorted));
+	const char **sorted = spr_sorted_packages(o->packages, &n);
 	if (!sorted)
 		return NULL;
-	memcpy(sorted, o->packages, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), compare_strings);
 	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, runtime_id, strlen(runtime_id) + 1);
 	for (size_t i = 0; i < n; i++)
-		h = spr_fnv1a(h, sorted[i], strlen(sorted[i]) + 1);
+		h = hash_str(h, sorted[i]);
 	free(sorted);
-	if (o->wheel_dir) {
-		DIR *d = opendir(o->wheel_dir);
+	h = hash_str(h, pip->index_url);
+	h = spr_fnv1a(h, &pip->no_index, sizeof(pip->no_index));
+	if (pip->find_links) {
+		DIR *d = opendir(pip->find_links);
 		struct dirent *de;
 		while (d && (de = readdir(d))) {
 			char path[1024];
-			snprintf(path, sizeof(path), "%s/%s", o->wheel_dir, de->d_name);
+			snprintf(path, sizeof(path), "%s/%s", pip->find_links, de->d_name);
 			spr_buf content = SPR_BUF_INIT;
 			if (de->d_name[0] != '.' && spr_read_file(path, &content)) {
 				h = spr_fnv1a(h, de->d_name, strlen(de->d_name) + 1);
@@ -253,6 +249,9 @@ static char *env_tag(const char *runtime_id, const spr_docker_options *o)
 static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 		     const char *runtime, const char *tag, spr_error **err)
 {
+	spr_pip_options pip;
+	if (effective_pip(o, &pip, err) < 0)
+		return -1;
 	char ctx[] = "/tmp/spr-build-XXXXXX";
 	if (!mkdtemp(ctx))
 		return spr_fail_errno(err, SPR_LAYER_DOCKER, "creating a build context");
@@ -262,21 +261,22 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 		       "FROM %s\n"
 		       "USER 0:0\n",
 		       runtime);
-	bool wheels = o->wheel_dir != NULL;
+	bool wheels = pip.find_links != NULL;
 	int rc = 0;
 	if (wheels) {
 		char dir[512];
 		snprintf(dir, sizeof(dir), "%s/wheels", ctx);
 		mkdir(dir, 0755);
-		DIR *d = opendir(o->wheel_dir);
+		DIR *d = opendir(pip.find_links);
 		if (!d)
-			rc = spr_fail_errno(err, SPR_LAYER_DOCKER, "wheel_dir %s", o->wheel_dir);
+			rc = spr_fail_errno(err, SPR_LAYER_DOCKER, "find-links directory %s",
+					    pip.find_links);
 		struct dirent *ent;
 		while (rc == 0 && d && (ent = readdir(d))) {
 			if (ent->d_name[0] == '.')
 				continue;
 			char from[1024], to[1024];
-			snprintf(from, sizeof(from), "%s/%s", o->wheel_dir, ent->d_name);
+			snprintf(from, sizeof(from), "%s/%s", pip.find_links, ent->d_name);
 			snprintf(to, sizeof(to), "%s/%s", dir, ent->d_name);
 			rc = copy_file(from, to, err);
 		}
@@ -286,9 +286,12 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 	}
 	/* --target: packages in a directory of our own, outside the image's
 	 * (possibly externally managed) Python. */
-	spr_buf_printf(&df, "RUN python3 -m pip install --no-cache-dir --disable-pip-version-check "
-			    "--target " SPR_DOCKER_SITE_DIR "%s",
-		       wheels ? " --no-index --find-links /tmp/spr-wheels" : "");
+	spr_buf_puts(&df, "RUN python3 -m pip install --no-cache-dir --disable-pip-version-check "
+			  "--no-input --target " SPR_DOCKER_SITE_DIR);
+	const char *args[SPR_PIP_MAX_ARGS];
+	size_t nargs = spr_pip_args(&pip, "/tmp/spr-wheels", args);
+	for (size_t i = 0; i < nargs; i++)
+		spr_buf_printf(&df, " '%s'", args[i]);
 	for (const char *const *p = o->packages; *p; p++)
 		spr_buf_printf(&df, " '%s'", *p);
 	spr_buf_printf(&df,
@@ -301,10 +304,11 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 		rc = df.oom ? spr_fail_oom(err) : write_text(path, df.data, err);
 	/* From local wheels nothing is downloaded; from an index pip needs
 	 * the daemon's default network. */
-	char *args[] = {(char *)"build", (char *)"--network", (char *)(wheels ? "none" : "default"),
-			(char *)"--tag", (char *)tag, ctx, NULL};
+	char *argv[] = {(char *)"build", (char *)"--network",
+			(char *)(pip.no_index ? "none" : "default"), (char *)"--tag", (char *)tag, ctx,
+			NULL};
 	if (rc == 0)
-		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
+		rc = docker_build(&de->target, argv, o->show_build_progress, tag, err);
 	remove_context(ctx);
 	return rc;
 }
@@ -347,7 +351,8 @@ int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_docker_opti
 			     const char *libexec, spr_error **err)
 {
 	const struct spr_docker_target *t = &de->target;
-	if (spr_check_packages(o->packages, err) < 0)
+	spr_pip_options pip;
+	if (spr_check_packages(o->packages, err) < 0 || effective_pip(o, &pip, err) < 0)
 		return -1;
 	if (o->image) {
 		de->image = strdup(o->image);
@@ -373,7 +378,7 @@ int spr_docker_resolve_image(struct spr_docker_engine *de, const spr_docker_opti
 	if (!de->image_id)
 		return spr_fail(err, SPR_LAYER_DOCKER, ENOENT, "image %s has no ID", de->image);
 	if (o->packages && o->packages[0]) {
-		char *tag = env_tag(de->image_id, o);
+		char *tag = env_tag(de->image_id, o, &pip);
 		if (!tag)
 			return spr_fail_oom(err);
 		int rc = ensure_built(de, tag, build_env_cb, o, de->image, NULL, err);

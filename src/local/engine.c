@@ -49,6 +49,7 @@ static void local_destroy(spr_engine *engine)
 	spr_cgroup_release(&le->cgroups);
 	spr_cgroup_host_free(&le->cgroups);
 	spr_python_info_free(&le->python);
+	spr_closep(&le->venv_hold);
 	free(le->sandbox_path);
 	free(le->worker_path);
 	free(le->worker_run_path);
@@ -97,6 +98,41 @@ static int load_seccomp(spr_error **err)
 	return spr_seccomp_bpf(SPR_SECCOMP_DEFAULT, &bpf, err);
 }
 
+/* With venv_dir, the interpreter probed so far is the venv's base: the
+ * venv is made (or found) with it, then the engine runs the venv's. */
+static int use_venv(struct spr_local_engine *le, const spr_local_options *opts, spr_error **err)
+{
+	bool wants = opts->venv_dir || opts->venv_manager || (opts->packages && opts->packages[0]);
+	if (!wants)
+		return 0;
+	if (!opts->venv_dir)
+		return spr_fail(err, SPR_LAYER_API, EINVAL,
+				"packages and venv_manager need a venv to go into: LocalEngine "
+				"requires a non-empty 'venv_dir' (--venv DIR)");
+	struct spr_local_venv_request req = {
+		.dir = opts->venv_dir,
+		.manager = opts->venv_manager ? opts->venv_manager : "python",
+		.packages = opts->packages,
+		.pip = opts->pip,
+		.limits = opts->install_policy,
+		.timeout_seconds = opts->install_timeout_seconds,
+		.show_progress = opts->show_progress,
+	};
+	if (opts->install_timeout_seconds < 0 || opts->install_timeout_seconds > 86400)
+		return spr_fail(err, SPR_LAYER_API, EINVAL,
+				"install_timeout_seconds must be between 1 and 86400 (0: 600), not %d",
+				opts->install_timeout_seconds);
+	_cleanup_free_ char *python = NULL;
+	if (spr_local_venv_prepare(le, &req, &python, &le->venv_hold, err) < 0)
+		return -1;
+	spr_python_info_free(&le->python);
+	if (spr_local_probe_python(le, python, err) < 0) {
+		spr_error_prefix(err, "the venv at %s: ", opts->venv_dir);
+		return -1;
+	}
+	return 0;
+}
+
 int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_error **err)
 {
 	if (!out)
@@ -112,6 +148,7 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	if (!le)
 		return spr_fail_oom(err);
 	spr_engine_init(&le->base, &local_ops);
+	le->venv_hold = -1;
 	spr_fork_server_init(&le->server);
 	spr_local_pool_init(&le->pool, opts->pool_size == 0 ? 1 : opts->pool_size,
 			    spr_local_prepare, le);
@@ -130,7 +167,8 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	outside_ids(&le->outside_uid, &le->outside_gid);
 	if (spr_uid_range_choose(opts->uid_range, geteuid() == 0, &le->uid_range, err) < 0 || find_libexec(le, opts->libexec_dir, err) < 0 ||
 	    load_seccomp(err) < 0 ||
-	    spr_local_probe_python(le, opts->python ? opts->python : DEFAULT_PYTHON, err) < 0) {
+	    spr_local_probe_python(le, opts->python ? opts->python : DEFAULT_PYTHON, err) < 0 ||
+	    use_venv(le, opts, err) < 0) {
 		spr_engine_free(&le->base);
 		return -1;
 	}

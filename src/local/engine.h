@@ -42,6 +42,7 @@ struct spr_local_engine {
 	struct spr_cg_host cgroups; /* detected once, at engine start */
 	struct spr_fork_server server; /* spr-sandbox --serve: forks the monitors */
 	struct spr_local_pool pool;    /* sandboxes prepared for the next run */
+	int venv_hold; /* the venv's marker, locked shared (venv.c), or -1 */
 };
 
 /* python.c: asks the interpreter at path about itself (in a sandbox;
@@ -52,6 +53,23 @@ SPR_HIDDEN int spr_local_probe_python(struct spr_local_engine *le, const char *p
  * its path, or NULL when it could not be made (the source still works). */
 SPR_HIDDEN char *spr_local_compiled_worker(struct spr_local_engine *le);
 SPR_HIDDEN void spr_python_info_free(struct spr_python_info *p);
+
+/* venv.c: the environment at dir (SPEC §4 "Environments"), made with the
+ * engine's interpreter (engine->python, the base) if it is not there.
+ * *python gets the venv's interpreter, *hold the marker's descriptor the
+ * engine keeps (a shared lock: the venv is not removed while held). */
+struct spr_local_venv_request {
+	const char *dir;
+	const char *manager; /* "python" or "uv" */
+	const char *const *packages;
+	spr_pip_options pip;
+	const spr_policy *limits;
+	int timeout_seconds;
+	bool show_progress;
+};
+SPR_HIDDEN int spr_local_venv_prepare(struct spr_local_engine *le,
+				      const struct spr_local_venv_request *req, char **python,
+				      int *hold, spr_error **err);
 
 /* Sets a sandbox up for the pool (spr_prepare_fn; engine: the local engine). */
 SPR_HIDDEN struct spr_prepared *spr_local_prepare(void *engine, const spr_buf *plan);
@@ -71,9 +89,18 @@ struct spr_local_command {
 	size_t output_cap;		/* stdout beyond it is an error */
 	int64_t timeout_ms;
 	spr_buf *errout;		/* its stderr (capped), or NULL */
+	/* An install (src/local/venv.c) also has: */
+	const spr_policy *limits;	/* memory, processes, CPU, tmp from it;
+					   NULL: the defaults */
+	const char *writable_dir;	/* shown writable (layout.h) */
+	const struct spr_paths *extra_ro;
+	bool network;			/* the host's network */
+	bool errout_tail;		/* errout keeps the last output_cap bytes */
+	bool show_progress;		/* stderr is copied to fd 2 as it arrives */
+	uint32_t host_uid;		/* out: the host uid the command ran as */
 };
 /* *status: its exit status, 128 + n when killed by signal n. */
-SPR_HIDDEN int spr_local_command(struct spr_local_engine *le, const struct spr_local_command *cmd,
+SPR_HIDDEN int spr_local_command(struct spr_local_engine *le, struct spr_local_command *cmd,
 				 spr_buf *out, int *status, spr_error **err);
 
 #endif

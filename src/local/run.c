@@ -662,22 +662,28 @@ int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *
 
 /* ---- the engine's own commands ---------------------------------------------- */
 
-int spr_local_command(struct spr_local_engine *le, const struct spr_local_command *cmd,
+int spr_local_command(struct spr_local_engine *le, struct spr_local_command *cmd,
 		      spr_buf *out, int *status, spr_error **err)
 {
 	_cleanup_policy_ struct spr_policy *policy = NULL;
 	_cleanup_plan_ spr_plan *plan = NULL;
-	if (spr_policy_new(&policy, err) < 0)
+	if ((cmd->limits ? spr_policy_copy(cmd->limits, &policy, err)
+			 : spr_policy_new(&policy, err)) < 0)
 		return -1;
 	policy->timeout_seconds = (double)cmd->timeout_ms / 1000.0;
 	policy->max_output_kb = (int64_t)(cmd->output_cap / 1024);
+	policy->network = cmd->network;
 	if (spr_plan_compile(policy, &plan, err) < 0)
 		return -1;
 	__attribute__((cleanup(local_run_free))) struct local_run r = run_init(le, plan);
 	r.request.data = cmd->input;
 	r.request.len = cmd->input_len;
 	r.out.keep = cmd->output_cap;
+	r.err.tail = cmd->errout_tail;
+	r.err.to_stderr = cmd->show_progress;
 	struct sandbox_spec spec = {.argv = cmd->argv, .layout = cmd->layout};
+	spec.layout.writable_dir = cmd->writable_dir;
+	spec.layout.extra_ro = cmd->extra_ro;
 	_cleanup_buf_ spr_buf sandbox = SPR_BUF_INIT;
 	bool prepared;
 	if (sandbox_plan(le, plan, &spec, &sandbox, err) < 0 ||
@@ -694,6 +700,7 @@ int spr_local_command(struct spr_local_engine *le, const struct spr_local_comman
 		return spr_fail(err, SPR_LAYER_SANDBOX, EMSGSIZE,
 				"%s wrote more than %zu bytes", cmd->argv[0], cmd->output_cap);
 	const struct spr_run_facts *f = &r.facts;
+	cmd->host_uid = r.applied.host_uid;
 	*status = !f->have_status ? -1 : f->exited ? f->exit_status : 128 + f->term_signal;
 	spr_buf_append(out, r.out.buf.data, r.out.buf.len);
 	if (cmd->errout)

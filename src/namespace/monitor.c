@@ -24,6 +24,8 @@
 
 #include "cgroup/cgroup.h"
 #include "namespace/internal.h"
+#include "namespace/mounts.h"
+#include "tree.h"
 #include "uid_lease.h"
 #include "protocol/message.h"
 #include "protocol/plan.h"
@@ -291,6 +293,38 @@ static void kill_and_reap(pid_t pid)
 		;
 }
 
+/* A writable directory (an install's venv, made empty by the library) is
+ * written by the sandbox user, which as root is the run's leased uid: the
+ * directory itself is handed to it. Only a directory root owns, and not
+ * through a link. The library takes what the run wrote back afterwards
+ * (src/local/venv.c). */
+static int give_to_uid(const char *path, uid_t uid, spr_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "opening the writable directory %s",
+				      path);
+	if (st.st_uid != 0)
+		return spr_fail(err, SPR_LAYER_NAMESPACE, EPERM,
+				"the writable directory %s is not root's (uid %u)", path,
+				(unsigned)st.st_uid);
+	if (fchown(fd, uid, uid) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
+				      "giving the writable directory %s to the run's uid %u", path,
+				      (unsigned)uid);
+	return 0;
+}
+
+static int give_writable_dirs(const struct spr_layout *layout, uid_t uid, spr_error **err)
+{
+	for (size_t i = 0; i < layout->nmounts; i++)
+		if (layout->mounts[i].kind == SPR_MOUNT_BIND_RW &&
+		    give_to_uid(layout->mounts[i].src, uid, err) < 0)
+			return -1;
+	return 0;
+}
+
 /* As root, the monitor makes every bind source a detached mount (and sets
  * its flags there): init runs as the sandbox user and could not traverse,
  * say, /root to reach a pyenv interpreter or the worker's cache, nor
@@ -304,8 +338,12 @@ static int open_bind_sources(struct sandbox *sb, spr_error **err)
 	const struct spr_layout *layout = &sb->plan->layout;
 	for (size_t i = 0; i < layout->nmounts; i++) {
 		const struct spr_mount_op *op = &layout->mounts[i];
-		if (op->kind != SPR_MOUNT_BIND_RO && op->kind != SPR_MOUNT_BIND_DEV)
+		if (op->kind != SPR_MOUNT_BIND_RO && op->kind != SPR_MOUNT_BIND_DEV &&
+		    op->kind != SPR_MOUNT_BIND_RW)
 			continue;
+		if (op->kind == SPR_MOUNT_BIND_RW && sb->lease.fd >= 0 &&
+		    give_to_uid(op->src, sb->lease.uid, err) < 0)
+			return -1;
 		int fd = open_tree(AT_FDCWD, op->src,
 				   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
 		if (fd < 0 && errno == ENOSYS)
@@ -314,11 +352,7 @@ static int open_bind_sources(struct sandbox *sb, spr_error **err)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE,
 					      "cannot open %s to show it in the sandbox", op->src);
 		sb->bind_fds[i] = fd;
-		struct mount_attr attr = {
-			.attr_set = op->kind == SPR_MOUNT_BIND_DEV
-					    ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
-					    : MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-		};
+		struct mount_attr attr = {.attr_set = spr_bind_attrs(op->kind)};
 		if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
 			return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "setting flags on %s",
 					      op->src);
@@ -605,6 +639,8 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 			sb->degraded_uid = w.uid;
 		if (chown(sb->workdir, w.uid, w.gid) < 0)
 			return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chown %s", sb->workdir);
+		if (give_writable_dirs(&sb->plan->layout, w.uid, err) < 0)
+			return -1;
 	}
 	sb->degraded_write = degraded->landlock_write;
 	if (!spr_paths_add(&sb->degraded_write, sb->workdir))
@@ -893,30 +929,6 @@ static void sweep(struct sandbox *sb)
 	}
 }
 
-/* Removes the run directory without following anything the code planted. */
-static void remove_tree_at(int dirfd)
-{
-	DIR *d = fdopendir(dirfd);
-	if (!d) {
-		close(dirfd);
-		return;
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (unlinkat(dirfd, de->d_name, 0) == 0)
-			continue;
-		int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0) {
-			fchmod(sub, 0700);
-			remove_tree_at(sub);
-		}
-		unlinkat(dirfd, de->d_name, AT_REMOVEDIR);
-	}
-	closedir(d);
-}
-
 static void remove_workdir(struct sandbox *sb)
 {
 	if (!sb->workdir[0])
@@ -924,7 +936,7 @@ static void remove_workdir(struct sandbox *sb)
 	int fd = open(sb->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
 		fchmod(fd, 0700);
-		remove_tree_at(fd);
+		spr_remove_tree_at(fd);
 	}
 	rmdir(sb->workdir);
 	sb->workdir[0] = '\0';

@@ -109,7 +109,7 @@ static int attach_tree(int *fd, const char *src_rel, const char *dst, spr_error 
 	return 0;
 }
 
-static int do_bind(const char *src_rel, int *fd, const char *dst, bool dev, spr_error **err)
+static int do_bind(const char *src_rel, int *fd, const char *dst, int kind, spr_error **err)
 {
 	if (*fd >= 0)
 		return attach_tree(fd, src_rel, dst, err);
@@ -122,10 +122,8 @@ static int do_bind(const char *src_rel, int *fd, const char *dst, bool dev, spr_
 		return -1;
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "bind mount %s", src_rel);
-	uint64_t attrs = dev ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC
-			     : MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-	if (add_mount_attrs(dst, attrs, true) < 0)
-		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "making %s read-only", src_rel);
+	if (add_mount_attrs(dst, spr_bind_attrs(kind), true) < 0)
+		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "setting the flags of %s", src_rel);
 	return 0;
 }
 
@@ -204,7 +202,8 @@ static int apply_op(const struct spr_mount_op *o, int *bind_fd, spr_error **err)
 	switch ((enum spr_mount_kind)o->kind) {
 	case SPR_MOUNT_BIND_RO:
 	case SPR_MOUNT_BIND_DEV:
-		return do_bind(o->src, bind_fd, dst, o->kind == SPR_MOUNT_BIND_DEV, err);
+	case SPR_MOUNT_BIND_RW:
+		return do_bind(o->src, bind_fd, dst, o->kind, err);
 	case SPR_MOUNT_TMPFS:
 		return do_tmpfs(o, dst, err);
 	case SPR_MOUNT_FILE:

@@ -7,6 +7,23 @@
 #include "error.h"
 #include "protocol/plan.h"
 
+#include <sys/mount.h>
+
+/* The flags a bind of this kind gets (MOUNT_ATTR_*): read-only binds,
+ * device nodes (noexec) and writable directories (the one place a build
+ * may write: an install's venv). All nosuid. */
+static inline uint64_t spr_bind_attrs(int kind)
+{
+	switch (kind) {
+	case SPR_MOUNT_BIND_DEV:
+		return MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC;
+	case SPR_MOUNT_BIND_RW:
+		return MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+	default:
+		return MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+	}
+}
+
 /* bind_fds[i]: mount i's source as a detached tree the monitor opened, or
  * -1 (bound by path). Each used descriptor is closed. */
 SPR_HIDDEN int spr_mounts_setup(const struct spr_layout *layout, int *bind_fds,

@@ -142,6 +142,23 @@ static int bind_ro(struct layout *l, const char *path, bool required, spr_error 
 	return 0;
 }
 
+/* A writable bind of a host directory at the same place (after the
+ * read-only ones it may lie below). */
+static int bind_rw(struct layout *l, const char *path, struct spr_paths *degraded_write,
+		   spr_error **err)
+{
+	struct stat st;
+	if (!host_lstat(l, path, &st) || !S_ISDIR(st.st_mode))
+		return spr_fail(err, SPR_LAYER_NAMESPACE, ENOTDIR,
+				"%s must be a directory to be shown writable", path);
+	op(l, SPR_MOUNT_BIND_RW, path)->src = keep(l, path);
+	landlock(l, &l->out->landlock_read, path);
+	landlock(l, &l->out->landlock_write, path);
+	landlock(l, l->host_read, path);
+	landlock(l, degraded_write, path);
+	return 0;
+}
+
 static int add_system(struct layout *l, spr_error **err)
 {
 	if (bind_ro(l, "/usr", true, err) < 0)
@@ -421,6 +438,8 @@ int spr_layout_build(const struct spr_layout_input *in, struct spr_layout *layou
 	}
 	for (size_t i = 0; rc == 0 && in->extra_ro && i < in->extra_ro->n; i++)
 		rc = bind_ro(&l, in->extra_ro->v[i], true, err);
+	if (rc == 0 && in->writable_dir)
+		rc = bind_rw(&l, in->writable_dir, &degraded->landlock_write, err);
 	if (rc == 0)
 		rc = add_worker(&l, err);
 	for (size_t i = 0; i < l.nbound; i++)

@@ -30,6 +30,9 @@ struct spr_layout_input {
 	const char *worker_path;
 	/* Also shown read-only, at their own paths (the image's packages). */
 	const struct spr_paths *extra_ro;
+	/* A host directory shown writable at its own path (an install's
+	 * venv), or NULL. */
+	const char *writable_dir;
 	bool network;
 	/* The plan's writable places (policy/compile.h): tmpfs mounts, and
 	 * the code's working directory among them. */

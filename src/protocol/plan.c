@@ -5,7 +5,7 @@
 /* "SPRP" and the format's version: a helper from another build is told
  * apart instead of misreading the fields. Bump on any change below. */
 #define PLAN_MAGIC 0x50525053u
-#define PLAN_VERSION 6u
+#define PLAN_VERSION 7u
 
 static void visit_paths(struct spr_wire *w, struct spr_paths *list)
 {
@@ -32,6 +32,7 @@ static void visit_mount(struct spr_wire *w, struct spr_mount_op *op)
 	switch (op->kind) {
 	case SPR_MOUNT_BIND_RO:
 	case SPR_MOUNT_BIND_DEV:
+	case SPR_MOUNT_BIND_RW:
 		spr_wire_str(w, &op->src);
 		if (!w->bad && (!op->src || op->src[0] != '/'))
 			spr_wire_fail(w, "bind source not absolute");

@@ -38,6 +38,8 @@ enum spr_mount_kind {
 	SPR_MOUNT_MASK,	    /* dst: hidden (empty tmpfs, or /dev/null) */
 	SPR_MOUNT_READONLY, /* dst: remounted read-only */
 	SPR_MOUNT_SEAL,	    /* dst: a mount made read-only once filled */
+	SPR_MOUNT_BIND_RW,  /* dst, src: a directory the code may write (nosuid,
+			       nodev); as root it is given to the run's own uid */
 	SPR_MOUNT_NKINDS
 };
 

@@ -221,7 +221,12 @@ lib.spr_free.argtypes = [P]
 class LocalOptions(ctypes.Structure):
     _fields_ = [("python", ctypes.c_char_p), ("libexec_dir", ctypes.c_char_p),
                 ("allow_degraded", ctypes.c_bool), ("cgroup_parent", ctypes.c_char_p),
-                ("pool_size", ctypes.c_int), ("uid_range", ctypes.c_char_p)]
+                ("pool_size", ctypes.c_int), ("uid_range", ctypes.c_char_p),
+                ("venv_dir", ctypes.c_char_p), ("venv_manager", ctypes.c_char_p),
+                ("packages", ctypes.c_void_p), ("pip_index_url", ctypes.c_char_p),
+                ("pip_find_links", ctypes.c_char_p), ("pip_no_index", ctypes.c_bool),
+                ("install_policy", ctypes.c_void_p), ("install_timeout_seconds", ctypes.c_int),
+                ("show_progress", ctypes.c_bool)]
 # as spr-run does: a rootless caller's delegated subtree
 parent = os.environ.get("SPR_CGROUP_PARENT")
 opts = LocalOptions(cgroup_parent=parent.encode() if parent else None)

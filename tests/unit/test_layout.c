@@ -299,6 +299,50 @@ START_TEST(venv_links_outside_binds_are_recreated)
 }
 END_TEST
 
+/* An install's venv: writable, at its own path, after the read-only
+ * binds it may lie under, in both Landlock write lists; nothing else is. */
+START_TEST(writable_dir_for_an_install)
+{
+	mk("/srv/.venv.spr/0123456789abcdef", true);
+	struct spr_layout_input in = {
+		.python_executable = "/root/.pyenv/versions/3.11.7/bin/python3.11",
+		.python_base_prefix = "/root/.pyenv/versions/3.11.7",
+		.python_prefix = "/root/.pyenv/versions/3.11.7",
+		.writable_dir = "/srv/.venv.spr/0123456789abcdef",
+		.scratch = scratch,
+		.nscratch = 2,
+		.workdir = "/tmp",
+		.host_root = root,
+	};
+	struct built *b = build_from(&in);
+	int rw = find_op(b, SPR_MOUNT_BIND_RW, in.writable_dir);
+	ck_assert_int_ge(rw, 0);
+	ck_assert_str_eq(op_at(b, rw)->src, in.writable_dir);
+	ck_assert_int_gt(rw, find_op(b, SPR_MOUNT_BIND_RO, "/usr"));
+	ck_assert(list_has(&b->layout.landlock_write, in.writable_dir));
+	ck_assert(list_has(&b->degraded.landlock_write, in.writable_dir));
+	ck_assert(!list_has(&b->layout.landlock_write, "/srv"));
+	size_t rw_count = 0;
+	for (size_t i = 0; i < b->layout.nmounts; i++)
+		rw_count += b->layout.mounts[i].kind == SPR_MOUNT_BIND_RW;
+	ck_assert_uint_eq(rw_count, 1);
+	built_free(b);
+	/* A run (no writable_dir) has none. */
+	b = build(false, true);
+	for (size_t i = 0; i < b->layout.nmounts; i++)
+		ck_assert_int_ne(b->layout.mounts[i].kind, SPR_MOUNT_BIND_RW);
+	built_free(b);
+	/* Only a directory. */
+	in.writable_dir = "/etc/shadow";
+	spr_error *err = NULL;
+	struct built bad = {0};
+	ck_assert_int_lt(spr_layout_build(&in, &bad.layout, &bad.degraded, &bad.arena, &err), 0);
+	spr_arena_free(&bad.arena);
+	ck_assert_ptr_nonnull(strstr(err->message, "/etc/shadow"));
+	spr_error_free(err);
+}
+END_TEST
+
 START_TEST(missing_interpreter_is_an_error)
 {
 	struct spr_layout_input in = python_at("/nope/bin/python3", "/nope", "/nope");
@@ -324,6 +368,7 @@ Suite *make_suite(void)
 	tcase_add_test(t, ids_and_degraded);
 	tcase_add_test(t, venv_links_outside_binds_are_recreated);
 	tcase_add_test(t, missing_interpreter_is_an_error);
+	tcase_add_test(t, writable_dir_for_an_install);
 	suite_add_tcase(s, t);
 	return s;
 }

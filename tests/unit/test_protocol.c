@@ -52,6 +52,7 @@ static void full_plan(struct spr_sandbox_plan *p)
 		{.kind = SPR_MOUNT_MASK, .dst = "/proc/kcore"},
 		{.kind = SPR_MOUNT_READONLY, .dst = "/proc/sys"},
 		{.kind = SPR_MOUNT_SEAL, .dst = "/dev"},
+		{.kind = SPR_MOUNT_BIND_RW, .dst = "/srv/.venv.spr/k", .src = "/srv/.venv.spr/k"},
 	};
 	ck_assert_uint_eq(ARRAY_SIZE(ops) - 1, SPR_MOUNT_NKINDS); /* every kind (file twice) */
 	memcpy(l->mounts, ops, sizeof(ops));
