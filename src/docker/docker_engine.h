@@ -24,6 +24,7 @@
  * spr's to stop. "runtime" or "env"; env images also the package hash. */
 #define SPR_LABEL_IMAGE "io.spr.image"
 #define SPR_LABEL_ENV_HASH "io.spr.env-hash"
+#define SPR_LABEL_BUILD "io.spr.build" /* one build's layers: removed when it fails */
 #define SPR_RUNTIME_REPO "spr-runtime"
 #define SPR_ENV_REPO "spr-env"
 

@@ -105,6 +105,28 @@ static void remove_context(const char *dir)
 
 /* `docker build`: progress to fd 2 when asked (a terminal), else
  * captured for the error message. */
+/* What pip said went wrong in a failed build (its "ERROR:" lines, from
+ * either stream: the legacy builder writes the steps' output to stdout),
+ * joined; NULL when it said nothing of the kind. */
+static char *build_complaints(const spr_buf *out, const spr_buf *errout)
+{
+	spr_buf found = SPR_BUF_INIT;
+	const spr_buf *streams[] = {out, errout};
+	for (size_t s = 0; s < ARRAY_SIZE(streams); s++) {
+		const char *line = streams[s]->data;
+		while (line && *line) {
+			size_t len = strcspn(line, "\n");
+			const char *e = memmem(line, len, "ERROR: ", 7);
+			if (e && found.len < 2048) {
+				spr_buf_puts(&found, found.len ? "; " : "");
+				spr_buf_append(&found, e, len - (size_t)(e - line));
+			}
+			line += len + (line[len] == '\n');
+		}
+	}
+	return found.data;
+}
+
 static int docker_build(const struct spr_docker_target *t, char *const given[], bool progress,
 			const char *tag, spr_error **err)
 {
@@ -134,10 +156,13 @@ static int docker_build(const struct spr_docker_target *t, char *const given[], 
 	}
 	if (rc < 0)
 		return -1;
-	if (rc != 0)
+	if (rc != 0) {
+		_cleanup_free_ char *why = progress ? NULL : build_complaints(&out, &errout);
 		return spr_fail(err, SPR_LAYER_DOCKER, EIO, "building %s failed: %s", tag,
 				progress ? "see the build output above"
+				: why	 ? why
 					 : spr_docker_last_line(&errout));
+	}
 	return 0;
 }
 
@@ -188,6 +213,17 @@ static int build_runtime(struct spr_docker_engine *de, const spr_docker_options 
 		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
 	remove_context(ctx);
 	return rc;
+}
+
+static void remove_build_layers(const struct spr_docker_target *t, const char *build_id)
+{
+	char filter[128];
+	snprintf(filter, sizeof(filter), "label=" SPR_LABEL_BUILD "=%s", build_id);
+	char *args[] = {(char *)"image", (char *)"prune", (char *)"--force", (char *)"--filter",
+			filter, NULL};
+	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
+	_cleanup_error_ spr_error *ignored = NULL; /* the build's error is the one to report */
+	spr_docker_cmd(t, args, INSPECT_TIMEOUT_MS, &out, &errout, &ignored);
 }
 
 /* wheel_dir is the older spelling of find_links with no_index. */
@@ -256,11 +292,17 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 	if (!mkdtemp(ctx))
 		return spr_fail_errno(err, SPR_LAYER_DOCKER, "creating a build context");
 	_cleanup_buf_ spr_buf df = SPR_BUF_INIT;
+	/* Every layer of this build carries its id: a failed build's
+	 * layers are removed by it (no <none> images left behind). */
+	char build_id[64];
+	snprintf(build_id, sizeof(build_id), "%s-%d-%lld", strchr(tag, ':') + 1, (int)getpid(),
+		 (long long)spr_now_ms());
 	spr_buf_printf(&df,
 		       "# spr package environment (generated)\n"
 		       "FROM %s\n"
+		       "LABEL " SPR_LABEL_BUILD "=\"%s\"\n"
 		       "USER 0:0\n",
-		       runtime);
+		       runtime, build_id);
 	bool wheels = pip.find_links != NULL;
 	int rc = 0;
 	if (wheels) {
@@ -304,11 +346,11 @@ static int build_env(struct spr_docker_engine *de, const spr_docker_options *o,
 		rc = df.oom ? spr_fail_oom(err) : write_text(path, df.data, err);
 	/* From local wheels nothing is downloaded; from an index pip needs
 	 * the daemon's default network. */
-	char *argv[] = {(char *)"build", (char *)"--network",
+	char *argv[] = {(char *)"build", (char *)"--force-rm", (char *)"--network",
 			(char *)(pip.no_index ? "none" : "default"), (char *)"--tag", (char *)tag, ctx,
 			NULL};
-	if (rc == 0)
-		rc = docker_build(&de->target, argv, o->show_build_progress, tag, err);
+	if (rc == 0 && (rc = docker_build(&de->target, argv, o->show_build_progress, tag, err)) < 0)
+		remove_build_layers(&de->target, build_id);
 	remove_context(ctx);
 	return rc;
 }

@@ -675,6 +675,10 @@ int spr_local_command(struct spr_local_engine *le, struct spr_local_command *cmd
 	policy->network = cmd->network;
 	if (spr_plan_compile(policy, &plan, err) < 0)
 		return -1;
+	/* An install from an index has the network by design; every other
+	 * layer the policy requires still holds for it. */
+	if (cmd->network)
+		plan->require &= ~(1u << SPR_REQ_NETWORK_OFF);
 	__attribute__((cleanup(local_run_free))) struct local_run r = run_init(le, plan);
 	r.request.data = cmd->input;
 	r.request.len = cmd->input_len;

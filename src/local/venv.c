@@ -38,7 +38,6 @@
 
 #define INSTALL_TIMEOUT_DEFAULT 600
 #define ANSWER_CAP (1 << 20)
-#define OUTPUT_TAIL (32 << 10)
 #define ERROR_LINES 12
 #define MARKER_FORMAT 1
 
@@ -357,13 +356,16 @@ static void collect_old(const struct venv *v)
  * venv, installs, and answers with what is installed ("name version" per
  * line). pip's own output goes to stderr, which is the progress and the
  * tail an error quotes. pip reads no configuration of the host (there is
- * none to read in the sandbox; PIP_CONFIG_FILE makes it explicit). */
+ * none to read in the sandbox; PIP_CONFIG_FILE makes it explicit), nor
+ * PIP_ or UV_ variables of the policy's env: the pip options say where
+ * packages come from. */
 static const char install_code[] =
 	"import os, subprocess, sys\n"
 	"venv, manager, uv, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n"
 	"opts, packages = sys.argv[5:5 + n], sys.argv[5 + n:]\n"
 	"py = os.path.join(venv, 'bin', 'python')\n"
-	"env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT='1',\n"
+	"env = {k: v for k, v in os.environ.items() if not k.startswith(('PIP_', 'UV_'))}\n"
+	"env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT='1',\n"
 	"           PIP_DISABLE_PIP_VERSION_CHECK='1', PIP_NO_CACHE_DIR='1',\n"
 	"           UV_NO_CONFIG='1', UV_PYTHON_DOWNLOADS='never', UV_NO_CACHE='1')\n"
 	"def step(what, argv):\n"

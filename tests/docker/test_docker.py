@@ -566,6 +566,49 @@ class ImagesAndErrors(SprTestCase):
             self.assertEqual(docker("image", "inspect", "--format", "{{.Created}}",
                                     image).stdout, created, "the image was built again")
 
+    def test_pip_options_as_for_the_local_engine(self):
+        """--pip-find-links/--pip-no-index (the LocalEngine's spelling)
+        build the image offline; a dependency comes along."""
+        version = f"2.0.{int(time.time() * 1000) % 1000000}"
+        with tempfile.TemporaryDirectory() as wheels:
+            make_wheel(wheels, "sprbase", "1.0", "N = 40\n")
+            make_wheel(wheels, "sprtop", version, "import sprbase\nN = sprbase.N + 2\n",
+                       requires=["sprbase==1.0"])
+            run = spr_run("import sprtop\nresult = sprtop.N", engine="docker", timeout=900,
+                          args=["--package", f"sprtop=={version}", "--pip-no-index",
+                                "--pip-find-links", wheels])
+            self.assertOk(run, 42)
+            self.assertTrue(run["isolation"]["image"].startswith("spr-env:"), run)
+
+    def test_failed_build_tags_no_image(self):
+        """A corrupt wheel and a missing package: a clear error naming
+        pip's complaint, and no env image left behind."""
+        version = f"3.0.{int(time.time() * 1000) % 1000000}"
+        before = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        with tempfile.TemporaryDirectory() as wheels:
+            good = make_wheel(wheels, "sprbroken", version, "X = 1\n")
+            with open(good, "rb") as f:
+                data = f.read()
+            with open(good, "wb") as f:
+                f.write(data[:len(data) // 2])
+            for package, says in ((f"sprbroken=={version}", "invalid"),
+                                  (f"sprmissing=={version}", "No matching distribution")):
+                run = spr_run("result = 1", engine="docker", timeout=900,
+                              args=["--package", package, "--pip-no-index",
+                                    "--pip-find-links", wheels])
+                self.assertFailed(run, 125)
+                self.assertIn(says, run["error"])
+        after = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+        self.assertEqual(sorted(set(after) - set(before)), [])
+
+    def test_pip_options_need_a_package_and_are_checked(self):
+        with tempfile.TemporaryDirectory() as wheels:
+            for args, says in ((["--pip-no-index", "--pip-find-links", wheels], 2),
+                               (["--package", "x==1", "--pip-no-index"], 125),
+                               (["--package", "x==1", "--pip-index-url", "ftp://x"], 125)):
+                run = spr_run("result = 1", engine="docker", args=args)
+                self.assertEqual(run.returncode, says, (args, run))
+
     @unittest.skipIf(PODMAN, "podman 4.3 records no event for a build's tag (the build lock "
                              "is the engine's, whichever CLI: make docker tests it)")
     def test_two_callers_never_build_the_same_image_twice(self):
@@ -600,13 +643,14 @@ class ImagesAndErrors(SprTestCase):
             self.assertEqual(events.count(image), 1, events)
 
 
-def make_wheel(directory, name, version, source):
+def make_wheel(directory, name, version, source, requires=()):
     """A minimal pure-Python wheel (no index here: tests build their own)."""
     dist = f"{name}-{version}.dist-info"
     path = os.path.join(directory, f"{name}-{version}-py3-none-any.whl")
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(f"{name}/__init__.py", source)
-        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
         z.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: spr-tests\n"
                                     "Root-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr(f"{dist}/RECORD", "")
