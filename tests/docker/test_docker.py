@@ -4,6 +4,7 @@ The SPEC §1-§3 behaviour suite runs against this engine too
 (SPR_TEST_ENGINE=docker tests/run.py integration); this file covers what
 only the DockerEngine has: the hardened container, the warm pool
 (rotation, TTL, wiping, fresh state, concurrency), images, and errors."""
+import glob
 import json
 import os
 import signal
@@ -579,6 +580,21 @@ class ImagesAndErrors(SprTestCase):
                                 "--pip-find-links", wheels])
             self.assertOk(run, 42)
             self.assertTrue(run["isolation"]["image"].startswith("spr-env:"), run)
+
+    @unittest.skipUnless(glob.glob("/usr/share/python-wheels/setuptools-*.whl"),
+                         "Debian's python3-setuptools-whl is not installed")
+    def test_a_real_wheel_from_debian(self):
+        """setuptools from Debian's wheel directory (python3-setuptools-whl),
+        offline, imported from the environment's site directory."""
+        wheel = os.path.basename(glob.glob("/usr/share/python-wheels/setuptools-*.whl")[0])
+        version = wheel.split("-")[1]
+        run = spr_run("import setuptools\nresult = [setuptools.__version__, setuptools.__file__]",
+                      engine="docker", timeout=900,
+                      args=["--package", f"setuptools=={version}", "--pip-no-index",
+                            "--pip-find-links", "/usr/share/python-wheels"])
+        self.assertOk(run)
+        self.assertEqual(run["result"][0], version)
+        self.assertTrue(run["result"][1].startswith("/opt/spr"), run["result"])
 
     def test_failed_build_tags_no_image(self):
         """A corrupt wheel and a missing package: a clear error naming
