@@ -305,6 +305,8 @@ static int give_to_uid(const char *path, uid_t uid, spr_error **err)
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "opening the writable directory %s",
 				      path);
+	if (st.st_uid == uid) /* given already (before degrading) */
+		return 0;
 	if (st.st_uid != 0)
 		return spr_fail(err, SPR_LAYER_NAMESPACE, EPERM,
 				"the writable directory %s is not root's (uid %u)", path,

@@ -6,10 +6,14 @@
 
 #include "buf.h"
 
-/* The only files of the host /etc the code sees, read-only, when present. */
+/* The only files of the host /etc the code sees, read-only, when present.
+ * The distribution's name and version too: pip and platform read them,
+ * and without namespaces Landlock would make them an error (EACCES)
+ * rather than absent; they say no more than the interpreter's path. */
 static const char *const etc_binds[] = {
 	"/etc/ld.so.cache", "/etc/ssl",	    "/etc/ca-certificates", "/etc/alternatives",
-	"/etc/protocols",   "/etc/services", "/etc/mime.types",
+	"/etc/protocols",   "/etc/services", "/etc/mime.types",	    "/etc/os-release",
+	"/etc/debian_version",
 };
 
 /* Top-level directories that merged-/usr systems make symlinks. */
