@@ -228,14 +228,17 @@ static int inspect_dir(const struct venv *v, char linked_to[17], spr_error **err
 
 /* ---- the marker --------------------------------------------------------------- */
 
-/* A complete venv for this key: its marker, a regular file of ours.
+/* A complete venv for this key: its marker, a regular file of ours, and
+ * the venv it describes (someone may have removed the directory).
  * Returns the marker open (for the engine's shared lock), or -1. */
 static int open_marker(const struct venv *v)
 {
 	int fd = open(v->marker, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
+	struct stat st, cfg;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/pyvenv.cfg", v->version);
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-			!st.st_size)) {
+			!st.st_size || lstat(path, &cfg) < 0 || !S_ISREG(cfg.st_mode))) {
 		close(fd);
 		fd = -1;
 	}
