@@ -255,8 +255,13 @@ static char *env_tag(const char *runtime_id, const spr_docker_options *o,
 	if (!sorted)
 		return NULL;
 	uint64_t h = spr_fnv1a(SPR_FNV_OFFSET, runtime_id, strlen(runtime_id) + 1);
-	for (size_t i = 0; i < n; i++)
-		h = hash_str(h, sorted[i]);
+	/* As pip reads them (Alpha==1.0 is alpha==1.0.0); the list is short
+	 * and sorted by what was typed, which differs in case only. */
+	for (size_t i = 0; i < n; i++) {
+		char *key = spr_package_key(sorted[i]);
+		h = hash_str(h, key ? key : sorted[i]);
+		free(key);
+	}
 	free(sorted);
 	h = hash_str(h, pip->index_url);
 	h = spr_fnv1a(h, &pip->no_index, sizeof(pip->no_index));

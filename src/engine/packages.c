@@ -1,6 +1,8 @@
 #include "engine/packages.h"
 
 #include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,6 +50,64 @@ const char **spr_sorted_packages(const char *const *packages, size_t *n)
 	sorted[kept] = NULL;
 	*n = kept;
 	return sorted;
+}
+
+void spr_normalize_name(const char *in, size_t len, char *out, size_t cap)
+{
+	size_t o = 0;
+	bool dash = false;
+	for (size_t i = 0; i < len && o + 1 < cap; i++) {
+		char c = in[i];
+		if (c == '-' || c == '_' || c == '.') {
+			dash = true;
+			continue;
+		}
+		if (dash && o && o + 2 < cap)
+			out[o++] = '-';
+		dash = false;
+		out[o++] = (char)tolower((unsigned char)c);
+	}
+	out[o] = '\0';
+}
+
+/* The length of a version without trailing ".0" release segments. */
+static size_t release_len(const char *v)
+{
+	size_t n = strlen(v);
+	while (n > 2 && !strncmp(v + n - 2, ".0", 2))
+		n -= 2;
+	return n;
+}
+
+bool spr_same_release(const char *a, const char *b)
+{
+	size_t la = release_len(a), lb = release_len(b);
+	if (la != lb)
+		return false;
+	for (size_t i = 0; i < la; i++)
+		if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+char *spr_package_key(const char *spec)
+{
+	const char *eq = strstr(spec, "==");
+	if (!eq)
+		return strdup(spec);
+	size_t name_len = strcspn(spec, "[");
+	if (name_len > (size_t)(eq - spec))
+		name_len = (size_t)(eq - spec);
+	char name[256];
+	spr_normalize_name(spec, name_len, name, sizeof(name));
+	const char *version = eq + 2;
+	char *key = NULL;
+	if (asprintf(&key, "%s%.*s==%.*s", name, (int)(eq - spec - (ptrdiff_t)name_len),
+		     spec + name_len, (int)release_len(version), version) < 0)
+		return NULL;
+	for (char *c = key; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return key;
 }
 
 static bool plain_text(const char *s)

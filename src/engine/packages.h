@@ -12,6 +12,13 @@ SPR_HIDDEN int spr_check_packages(const char *const *packages, spr_error **err);
 /* A sorted copy without duplicates (free with free(); the strings are
  * borrowed); *n gets the count. NULL when out of memory. */
 SPR_HIDDEN const char **spr_sorted_packages(const char *const *packages, size_t *n);
+/* PEP 503's normal form of a name: lower case, runs of -_. as one -. */
+SPR_HIDDEN void spr_normalize_name(const char *in, size_t len, char *out, size_t cap);
+/* One release spelled two ways ("1.0" and "1.0.0", PEP 440). */
+SPR_HIDDEN bool spr_same_release(const char *a, const char *b);
+/* A checked spec as pip reads it: normal name, extras and version in
+ * lower case, trailing ".0"s of the release dropped (malloc'd). */
+SPR_HIDDEN char *spr_package_key(const char *spec);
 /* index_url is http(s):// or file://, find_links an absolute directory,
  * no_index comes with find_links and without index_url. */
 SPR_HIDDEN int spr_check_pip(const spr_pip_options *pip, spr_error **err);

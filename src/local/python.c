@@ -372,10 +372,14 @@ char *spr_local_compiled_worker(struct spr_local_engine *le)
 			    &ignored) == 0 &&
 		  status == 0 && out.len > 16 && asprintf(&tmp, "%s.%d.tmp", pyc, (int)getpid()) >= 0;
 	if (ok) {
+		/* Published with link(), never replacing: another engine's
+		 * sandbox may be mounting the file that is there, and a mount
+		 * of a file renamed over fails (ENOENT). The same compiler and
+		 * source made both, so the one there serves. */
 		_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 		ok = fd >= 0 && write(fd, out.data, out.len) == (ssize_t)out.len &&
-		     rename(tmp, pyc) == 0;
-		if (!ok && fd >= 0)
+		     (link(tmp, pyc) == 0 || errno == EEXIST);
+		if (fd >= 0)
 			unlink(tmp);
 	}
 	if (!ok) {

@@ -156,8 +156,25 @@ static int name_paths(struct venv *v, const struct spr_python_info *py, spr_erro
 		h = spr_fnv1a(h, id, sizeof(id));
 	}
 	h = hash_str(h, v->req->manager);
+	/* As pip reads them: Alpha==1.0 and alpha==1.0.0 are one venv. */
+	_cleanup_free_ char **keys = calloc(v->npackages + 1, sizeof(*keys));
+	if (!keys)
+		return spr_fail_oom(err);
 	for (size_t i = 0; i < v->npackages; i++)
-		h = hash_str(h, v->packages[i]);
+		if (!(keys[i] = spr_package_key(v->packages[i]))) {
+			for (size_t j = 0; j < i; j++)
+				free(keys[j]);
+			return spr_fail_oom(err);
+		}
+	size_t nkeys = 0;
+	const char **sorted = spr_sorted_packages((const char *const *)keys, &nkeys);
+	for (size_t i = 0; sorted && i < nkeys; i++)
+		h = hash_str(h, sorted[i]);
+	free(sorted);
+	for (size_t i = 0; i < v->npackages; i++)
+		free(keys[i]);
+	if (!sorted)
+		return spr_fail_oom(err);
 	snprintf(v->key, sizeof(v->key), "%016llx", (unsigned long long)h);
 	const char *name = strrchr(v->dir, '/') + 1;
 	int parent_len = (int)(name - 1 - v->dir);
@@ -419,37 +436,6 @@ static char *last_lines(spr_buf *b, int want)
 	return out.data;
 }
 
-/* PEP 503's normal form: lower case, runs of -_. as one -. */
-static void normalize_name(const char *in, size_t len, char *out, size_t cap)
-{
-	size_t o = 0;
-	bool dash = false;
-	for (size_t i = 0; i < len && o + 1 < cap; i++) {
-		char c = in[i];
-		if (c == '-' || c == '_' || c == '.') {
-			dash = true;
-			continue;
-		}
-		if (dash && o)
-			out[o++] = '-';
-		dash = false;
-		if (o + 1 < cap)
-			out[o++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-	}
-	out[o] = '\0';
-}
-
-/* "1.0" and "1.0.0" are the same release (PEP 440): trailing ".0"s go. */
-static bool same_release(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	while (la > 2 && !strncmp(a + la - 2, ".0", 2))
-		la -= 2;
-	while (lb > 2 && !strncmp(b + lb - 2, ".0", 2))
-		lb -= 2;
-	return la == lb && !strncmp(a, b, la);
-}
-
 /* What the install answered, as {"name": "version"}; every pin must be
  * there at its version (else the install did not do what was asked). */
 static int check_installed(const struct venv *v, char *answer, cJSON **out, spr_error **err)
@@ -463,7 +449,7 @@ static int check_installed(const struct venv *v, char *answer, cJSON **out, spr_
 			continue;
 		*space = '\0';
 		char name[256];
-		normalize_name(line, strlen(line), name, sizeof(name));
+		spr_normalize_name(line, strlen(line), name, sizeof(name));
 		if (!cJSON_GetObjectItemCaseSensitive(installed, name))
 			cJSON_AddStringToObject(installed, name, space + 1);
 	}
@@ -473,9 +459,9 @@ static int check_installed(const struct venv *v, char *answer, cJSON **out, spr_
 		if (len > (size_t)(eq - spec))
 			len = (size_t)(eq - spec);
 		char name[256];
-		normalize_name(spec, len, name, sizeof(name));
+		spr_normalize_name(spec, len, name, sizeof(name));
 		const cJSON *got = cJSON_GetObjectItemCaseSensitive(installed, name);
-		if (!cJSON_IsString(got) || !same_release(got->valuestring, eq + 2))
+		if (!cJSON_IsString(got) || !spr_same_release(got->valuestring, eq + 2))
 			return spr_fail(err, SPR_LAYER_WORKER, EPROTO,
 					"the install of %s into %s ended without error, but the venv "
 					"has %s %s",

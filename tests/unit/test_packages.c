@@ -73,6 +73,40 @@ static void expect_pip(spr_pip_options pip, const char *fragment)
 	spr_error_free(err);
 }
 
+START_TEST(specs_as_pip_reads_them)
+{
+	static const char *const same[][2] = {
+		{"Alpha==1.0", "alpha==1.0.0"},	    {"zope.interface==6.0", "Zope_Interface==6"},
+		{"a-b_c==2.0.0", "A.B-C==2"},	    {"req[Socks]==2.31.0", "req[socks]==2.31"},
+		{"pkg==1.0RC1", "pkg==1.0rc1"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(same); i++) {
+		char *a = spr_package_key(same[i][0]), *b = spr_package_key(same[i][1]);
+		ck_assert_msg(!strcmp(a, b), "%s -> %s, %s -> %s", same[i][0], a, same[i][1], b);
+		free(a);
+		free(b);
+	}
+	static const char *const differ[][2] = {
+		{"alpha==1.0", "alpha==1.0.1"}, {"alpha==1.10", "alpha==1.1"},
+		{"alpha==1.0", "alphab==1.0"},	{"alpha==1.0.post1", "alpha==1.0"},
+		{"alpha==10", "alpha==1"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(differ); i++) {
+		char *a = spr_package_key(differ[i][0]), *b = spr_package_key(differ[i][1]);
+		ck_assert_msg(strcmp(a, b), "%s and %s", differ[i][0], differ[i][1]);
+		free(a);
+		free(b);
+	}
+	char name[64];
+	spr_normalize_name("Foo__Bar.-baz", 13, name, sizeof(name));
+	ck_assert_str_eq(name, "foo-bar-baz");
+	ck_assert(spr_same_release("1.0", "1"));
+	ck_assert(spr_same_release("2.0.0", "2.0"));
+	ck_assert(!spr_same_release("1.0", "1.01"));
+	ck_assert(!spr_same_release("10", "1"));
+}
+END_TEST
+
 START_TEST(pip_options)
 {
 	expect_pip((spr_pip_options){0}, NULL);
@@ -191,6 +225,7 @@ Suite *make_suite(void)
 	TCase *t = tcase_create("packages");
 	tcase_add_test(t, pinned_specs);
 	tcase_add_test(t, sorted_without_duplicates);
+	tcase_add_test(t, specs_as_pip_reads_them);
 	tcase_add_test(t, pip_options);
 	tcase_add_test(t, pip_arguments);
 	tcase_add_test(t, chown_and_remove_trees);
