@@ -282,6 +282,15 @@ static int write_marker(const struct venv *v, const struct spr_python_info *py,
 	cJSON *python = cJSON_AddObjectToObject(m, "python");
 	cJSON_AddStringToObject(python, "executable", py->executable);
 	cJSON_AddStringToObject(python, "version", py->version);
+	/* The build: the binary's identity, as the key hashed it. */
+	char real[PATH_MAX];
+	struct stat st;
+	if (realpath(py->executable, real) && stat(real, &st) == 0) {
+		cJSON *build = cJSON_AddObjectToObject(python, "binary");
+		cJSON_AddStringToObject(build, "path", real);
+		cJSON_AddNumberToObject(build, "size", (double)st.st_size);
+		cJSON_AddNumberToObject(build, "mtime", (double)st.st_mtime);
+	}
 	cJSON_AddStringToObject(m, "manager", v->req->manager);
 	cJSON *pkgs = cJSON_AddArrayToObject(m, "packages");
 	for (size_t i = 0; i < v->npackages; i++)
