@@ -173,15 +173,21 @@ class SprRuntimeError(SprError, RuntimeError):
     """spr could not do it (a venv build failed, docker unreachable, ...)."""
 
 
-class SprFileNotFoundError(SprError, FileNotFoundError, ValueError):
-    """A file spr needs is missing (a policy file, the uv or docker program).
-    Also a ValueError: a missing policy file is a bad policy (SPEC §2)."""
+class SprFileNotFoundError(SprError, FileNotFoundError):
+    """A program or file spr needs is missing (uv, the docker CLI)."""
+
+
+class PolicyFileNotFoundError(SprFileNotFoundError, ValueError):
+    """A missing policy file: also a ValueError, since a missing policy file
+    is a bad policy (SPEC §2), never a silent default."""
 
 
 def make_error(message, errnum=0, layer=LAYER_API):
     layer_name = LAYER_NAMES[layer] if 0 <= layer < len(LAYER_NAMES) else str(layer)
-    if errnum == _errno.ENOENT and layer in (LAYER_API, LAYER_POLICY, LAYER_REQUEST,
-                                             LAYER_DOCKER):
+    if errnum == _errno.ENOENT and layer in (LAYER_POLICY, LAYER_REQUEST):
+        exc = PolicyFileNotFoundError(message)
+        exc.errno = errnum
+    elif errnum == _errno.ENOENT and layer in (LAYER_API, LAYER_DOCKER):
         exc = SprFileNotFoundError(message)
         exc.errno = errnum
     elif layer in (LAYER_API, LAYER_POLICY, LAYER_REQUEST) or (
