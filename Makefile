@@ -74,7 +74,7 @@ PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
 	$(LIBEXEC_OUT)/runtime.Dockerfile
 
 .PHONY: FORCE all deps demo check unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench \
-	install clean check-worker check-vm check-demo check-install
+	install clean check-worker check-vm check-demo check-install check-python
 all: $(PROGRAMS)
 
 # scripts/deps.sh is idempotent and fast when everything is present; the
@@ -193,6 +193,7 @@ check: all
 	$(MAKE) --no-print-directory check-worker
 	$(MAKE) --no-print-directory check-demo
 	$(MAKE) --no-print-directory check-install
+	$(MAKE) --no-print-directory check-python
 	$(MAKE) --no-print-directory fuzz-smoke
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory hostile
@@ -326,6 +327,7 @@ docker: all $(TOOL_BINS)
 	SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py integration; \
 	if [ "$(DOCKER_HOSTILE)" = 1 ]; then \
 		SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py hostile; fi; \
+	scripts/deps.sh test && $(TEST_PYTHON) -m pytest -q tests/python -k docker; \
 	for i in $$(seq 60); do \
 		left=$$(docker ps -aq --filter label=io.spr.managed); [ -z "$$left" ] && break; sleep 0.5; \
 	done; \
@@ -379,6 +381,13 @@ bench-podman: all $(B)/bench/docker_latency
 
 # ---- install ---------------------------------------------------------------
 
+# The Python package (python/: safe_py_runner and spr) goes where
+# INSTALL_PYTHON imports from under PREFIX (Debian: /usr/local/lib/python3.N/
+# dist-packages; PYTHONDIR=DIR picks another), written by its own installer
+# (no pip, nothing from an index), with LIBDIR/BINDIR/LIBEXECDIR recorded in
+# it. No console script: `spr` stays the C program (`python -m spr` runs it).
+INSTALL_PYTHON ?= $(TEST_PYTHON)
+PYTHONDIR ?=
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(LIBEXECDIR)/spr $(DESTDIR)$(PKGCONFIGDIR)
@@ -393,6 +402,16 @@ install: all
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@PKGS@|$(LIB_PKGS)|' libspr.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/libspr.pc
+	$(INSTALL_PYTHON) python/_build/spr_build.py install --prefix $(PREFIX) --destdir "$(DESTDIR)" \
+		--libdir $(LIBDIR) --bindir $(BINDIR) --libexecdir $(LIBEXECDIR) \
+		$(if $(PYTHONDIR),--sitedir $(PYTHONDIR))
+
+# The Python package (python/, tests/python with Debian's python3-pytest):
+# installed offline into a temporary directory, then run against this
+# build. The LocalEngine part; the DockerEngine part runs in `make docker`.
+check-python: all
+	@scripts/deps.sh test
+	env -u DOCKER_HOST SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) -m pytest -q tests/python
 
 # README's first command, checked: the RunnerResult and the expected result.
 check-demo: all

@@ -6,9 +6,10 @@ set -eu
 
 build_pkgs="gcc make pkg-config libc6-dev libseccomp-dev libcap-ng-dev libnl-3-dev
 libnl-route-3-dev libcjson-dev check libsubunit-dev python3"
-# python3-venv and the wheels: venv builds (ensurepip) and the environment tests.
+# python3-venv and the wheels: venv builds (ensurepip) and the environment tests;
+# python3-pytest and python3-pip: the Python package's tests (tests/python).
 test_pkgs="clang libclang-rt-14-dev procps iproute2 strace python3-venv python3-pip-whl
-python3-setuptools-whl"
+python3-setuptools-whl python3-pytest python3-pip"
 docker_pkgs="docker.io debootstrap openssh-server openssh-client"
 vm_pkgs="qemu-system-x86 busybox-static cpio"
 # runc named: podman's first choice, crun 1.8, cannot run containers on a
