@@ -2,6 +2,7 @@
 thread (ctypes releases the GIL during spr_run_json), results never mix,
 and awaiting runs leaves the event loop free."""
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -65,7 +66,7 @@ def test_a_run_does_not_hold_the_gil(local_engine):
 
 
 # A ticker in a process of its own, which spr never touches: when the whole
-# machine stalls (other work on its 2 CPUs, the hypervisor), it is late too.
+# machine stalls (the hypervisor, other work on its 2 CPUs), it is late too.
 CONTROL_TICKER = """
 import sys, time
 nxt = time.monotonic()
@@ -79,36 +80,67 @@ while True:
 """
 
 
+def cpu_waits():
+    """Per thread of this process, the time it spent runnable but waiting for
+    a CPU (schedstat's run_delay, in seconds)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                out[tid] = int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
 def unexplained_lateness(stalls, control):
-    """How late each of our ticks was beyond 50 ms that the control ticker,
-    stalled over the same interval, does not account for (machine-wide stalls
-    are not the event loop's)."""
+    """Our ticks' lateness beyond 50 ms that neither a stall of the whole
+    machine (the control ticker late over the same interval) nor a lack of
+    CPU (the loop thread, or the thread it waited for, runnable but not
+    running) accounts for: that is the event loop being blocked."""
     out = []
-    for due, woke in stalls:
+    for due, woke, cpu_wait in stalls:
         covered = sum(max(0.0, min(woke, c_woke) - max(due, c_due)) for c_due, c_woke in control)
-        excess = (woke - due) - covered - 0.050
-        if excess > 0.010:  # one tick of slack for the control's own phase
-            out.append((round((woke - due) * 1000, 1), round(covered * 1000, 1)))
+        excess = (woke - due) - max(covered, cpu_wait) - 0.050
+        if excess > 0.010:  # a tick of slack for the control's own phase
+            out.append({"late_ms": round((woke - due) * 1000, 1),
+                        "machine_stalled_ms": round(covered * 1000, 1),
+                        "waiting_for_cpu_ms": round(cpu_wait * 1000, 1)})
     return out
 
 
 def test_asyncio_100_concurrent_runs_and_a_punctual_ticker(engine):
     """100 awaits complete, each with its own result, and a 10 ms ticker on
-    the same loop is never late by more than 50 ms (beyond a stall of the
-    whole machine, which a control ticker in another process measures)."""
+    the same loop is never late by more than 50 ms. On a loaded machine (2
+    CPUs shared with the sandboxes and whatever else runs) a thread that is
+    ready may still wait for a CPU; the kernel counts that wait
+    (schedstat), and a control ticker in another process shows stalls of the
+    whole machine: lateness they account for is not the loop's. What fails
+    the test is the loop being blocked: a run holding the GIL or blocking
+    the loop's thread."""
+    loop_tid = None
+
     async def main():
+        nonlocal loop_tid
+        loop_tid = str(threading.get_native_id())
         stalls, lateness = [], []
         stop = asyncio.Event()
 
         async def ticker():
             next_at = time.monotonic()
+            before = cpu_waits()
             while not stop.is_set():
                 next_at += 0.010
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 now = time.monotonic()
+                after = cpu_waits()
                 lateness.append(now - next_at)
                 if now - next_at > 0.050:
-                    stalls.append((next_at, now))
+                    own = after.get(loop_tid, 0) - before.get(loop_tid, 0)
+                    others = max([after[t] - before.get(t, 0) for t in after if t != loop_tid],
+                                 default=0)
+                    stalls.append((next_at, now, own + others))
+                before = after
                 next_at = max(next_at, now)
 
         tick = asyncio.create_task(ticker())
@@ -132,9 +164,8 @@ def test_asyncio_100_concurrent_runs_and_a_punctual_ticker(engine):
     assert [r.result for r in results] == [n * n for n in range(100)]
     assert all(r.ok for r in results)
     assert len(lateness) > 10
-    assert not unexplained_lateness(stalls, control_stalls), (
-        f"the event loop was blocked: ticks late by (ms, of which the machine stalled): "
-        f"{unexplained_lateness(stalls, control_stalls)}")
+    blocked = unexplained_lateness(stalls, control_stalls)
+    assert not blocked, f"the event loop was blocked: {blocked}"
 
 
 def test_arun_errors_and_foreign_engines():
