@@ -15,9 +15,16 @@ SPR_HIDDEN void spr_remove_tree_at(int dirfd);
 /* Removes path and everything below it; a missing path is no error.
  * Returns -1 (errno set) when something is left. */
 SPR_HIDDEN int spr_remove_tree(const char *path);
-/* Gives every entry under path (and path itself) owned by from_uid to
- * to_uid:to_gid; other entries are left alone. Set-id bits of what was
- * handed over are cleared. Returns -1 (errno set) on the first failure. */
-SPR_HIDDEN int spr_chown_tree(const char *path, uid_t from_uid, uid_t to_uid, gid_t to_gid);
+/* A tree another uid wrote (an install's venv), made the caller's:
+ * every entry owned by from_uid becomes to_uid:to_gid's (none when they
+ * are equal: a rootless caller's own), set-id bits and writing by group
+ * or others are cleared everywhere. Fails (-1, errno) on the first entry
+ * that is not a regular file, directory or link (EINVAL), that belongs
+ * to anyone else (EPERM), or deeper than 256 levels (ELOOP). */
+struct tree_owner {
+	uid_t from_uid, to_uid;
+	gid_t to_gid;
+};
+SPR_HIDDEN int spr_hand_over_tree(const char *path, const struct tree_owner *o);
 
 #endif

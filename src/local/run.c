@@ -120,6 +120,13 @@ static char *isolation_json(const struct spr_applied *a)
 		if (a->landlock_abi < 6 && a->host_uid == (uint32_t)geteuid())
 			cJSON_AddItemToArray(visible, cJSON_CreateString(
 							      "signals to the caller's processes"));
+		/* Running as the caller: Landlock covers no chmod, utimes or
+		 * xattr calls, so the metadata of the caller's files (not
+		 * their content) is the code's to change. */
+		if (a->host_uid == (uint32_t)geteuid())
+			cJSON_AddItemToArray(visible,
+					     cJSON_CreateString("metadata of the caller's files (mode, "
+								"times, extended attributes)"));
 	}
 	cJSON_AddBoolToObject(o, "degraded", !ns || !a->seccomp || !a->cgroup);
 	return cJSON_PrintUnformatted(o);

@@ -201,9 +201,47 @@ static int mkdir_parents(char *path, spr_error **err)
 	return 0;
 }
 
+/* Only we may change what we keep: the directory holding venv_dir is
+ * ours or root's and no one else's to write into (unless sticky, where
+ * only an entry's owner may rename it), and the store, when there, is a
+ * directory of ours no one else may write. Else another local user could
+ * swap the venv root's runs use, or have spr remove files through a
+ * store that is a link (checked before any use, the fast path too). */
+static int check_place(const struct venv *v, spr_error **err)
+{
+	_cleanup_free_ char *parent = strndup(v->dir, (size_t)(strrchr(v->dir, '/') - v->dir));
+	if (!parent)
+		return spr_fail_oom(err);
+	struct stat st;
+	uid_t me = geteuid();
+	if (stat(*parent ? parent : "/", &st) == 0 &&
+	    ((st.st_uid != 0 && st.st_uid != me) ||
+	     ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))))
+		return spr_fail(err, SPR_LAYER_API, EPERM,
+				"the directory holding venv_dir (%s) is owned by uid %u or writable "
+				"by others (mode %04o): anyone who can rename in it could swap the "
+				"venv; choose a venv_dir in a directory only you (or root) can write",
+				*parent ? parent : "/", (unsigned)st.st_uid,
+				(unsigned)(st.st_mode & 07777));
+	if (lstat(v->store, &st) < 0)
+		return errno == ENOENT ? 0 : spr_fail_errno(err, SPR_LAYER_API, "%s", v->store);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != me || (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return spr_fail(err, SPR_LAYER_API, EPERM,
+				"%s is not a directory of uid %u that only it can write (%s, uid %u, "
+				"mode %04o): spr keeps venv_dir's venvs there and will not use "
+				"someone else's; remove it",
+				v->store, (unsigned)me, S_ISDIR(st.st_mode) ? "a directory" : "not a directory",
+				(unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
 /* The key venv_dir links to when it is a link of ours into the store. */
 static bool linked_key(const struct venv *v, char key[17])
 {
+	struct stat st;
+	key[0] = '\0';
+	if (lstat(v->dir, &st) < 0 || !S_ISLNK(st.st_mode) || st.st_uid != geteuid())
+		return false;
 	char target[PATH_MAX], prefix[PATH_MAX];
 	ssize_t n = readlink(v->dir, target, sizeof(target) - 1);
 	snprintf(prefix, sizeof(prefix), ".%s.spr/", strrchr(v->dir, '/') + 1);
@@ -251,11 +289,13 @@ static int inspect_dir(const struct venv *v, char linked_to[17], spr_error **err
 static int open_marker(const struct venv *v)
 {
 	int fd = open(v->marker, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st, cfg;
+	struct stat st, cfg, venv;
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/pyvenv.cfg", v->version);
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-			!st.st_size || lstat(path, &cfg) < 0 || !S_ISREG(cfg.st_mode))) {
+			!st.st_size || lstat(v->version, &venv) < 0 || !S_ISDIR(venv.st_mode) ||
+			venv.st_uid != geteuid() || (venv.st_mode & (S_IWGRP | S_IWOTH)) ||
+			lstat(path, &cfg) < 0 || !S_ISREG(cfg.st_mode))) {
 		close(fd);
 		fd = -1;
 	}
@@ -541,12 +581,6 @@ static int install(struct spr_local_engine *le, const struct venv *v, cJSON **in
 		spr_error_prefix(err, "building the venv %s: ", v->dir);
 		return -1;
 	}
-	/* Before anything else looks: what the install wrote is the caller's. */
-	if (geteuid() == 0 && cmd.host_uid != 0 &&
-	    spr_chown_tree(v->version, cmd.host_uid, geteuid(), getegid()) < 0)
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX,
-				      "handing the new venv %s to uid %u", v->version,
-				      (unsigned)geteuid());
 	if (status != 0) {
 		_cleanup_free_ char *tail = last_lines(&output, ERROR_LINES);
 		return spr_fail(err, SPR_LAYER_WORKER, 0,
@@ -554,6 +588,15 @@ static int install(struct spr_local_engine *le, const struct venv *v, cJSON **in
 				"it was. The install's last lines:\n%s",
 				v->dir, status, tail ? tail : "");
 	}
+	/* Before anything else looks: what the install wrote is the caller's,
+	 * and only what a venv holds. */
+	struct tree_owner owner = {cmd.host_uid, geteuid(), getegid()};
+	if (spr_hand_over_tree(v->version, &owner) < 0)
+		return spr_fail(err, SPR_LAYER_WORKER, errno,
+				"the install left in %s what a venv may not hold (%s: a fifo, "
+				"socket or device, another owner's file, or a tree deeper than 256 "
+				"levels), or it could not be handed to uid %u",
+				v->version, strerror(errno), (unsigned)geteuid());
 	return check_installed(v, answer.data ? answer.data : (char *)"", installed, err);
 }
 
@@ -625,6 +668,8 @@ int spr_local_venv_prepare(struct spr_local_engine *le, const struct spr_local_v
 		return spr_fail_oom(err);
 	if (name_paths(&v, &le->python, err) < 0)
 		return -1;
+	if (check_place(&v, err) < 0)
+		return -1;
 	if (asprintf(python, "%s/bin/python", v.version) < 0) {
 		*python = NULL;
 		return spr_fail_oom(err);
@@ -647,6 +692,8 @@ int spr_local_venv_prepare(struct spr_local_engine *le, const struct spr_local_v
 		return -1;
 	if (mkdir(v.store, 0755) < 0 && errno != EEXIST)
 		return spr_fail_errno(err, SPR_LAYER_API, "creating the venv store %s", v.store);
+	if (check_place(&v, err) < 0) /* made by someone else meanwhile? */
+		return -1;
 	_cleanup_close_ int lock = -1;
 	if (lock_store(&v, &lock, req->show_progress, err) < 0)
 		return -1;

@@ -1,5 +1,6 @@
 #include "protocol/layout.h"
 
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -523,9 +524,21 @@ static char *venv_root(const char *path, char **home)
 			continue;
 		char cfg[PATH_MAX];
 		snprintf(cfg, sizeof(cfg), "%s/pyvenv.cfg", strcmp(dirs[i], "/") ? dirs[i] : "");
-		_cleanup_fclose_ FILE *f = fopen(cfg, "re");
-		if (!f)
+		/* Whoever made the venv chose what is there (an install's code
+		 * may have): only a plain file of a sane size is read, never a
+		 * fifo that would hang us, a device, or a link to either. */
+		int fd = open(cfg, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		struct stat st;
+		if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 65536)) {
+			close(fd);
+			fd = -1;
+		}
+		_cleanup_fclose_ FILE *f = fd >= 0 ? fdopen(fd, "re") : NULL;
+		if (!f) {
+			if (fd >= 0)
+				close(fd);
 			continue;
+		}
 		char line[PATH_MAX + 16];
 		while (fgets(line, sizeof(line), f)) {
 			char *key = line + strspn(line, " \t");

@@ -189,7 +189,8 @@ class KillSprRun(HostileCase):
 
     def kill_round(self, stop_monitor):
         """Starts spr-run on FORK_AND_LOOP, SIGKILLs it once the code's three
-        processes run; returns what is left 1.5 s later (and ends it)."""
+        processes run; returns what is left 1.5 s later (8 s without
+        namespaces) (and ends it)."""
         tok = token("spr-orphan")
         self.addCleanup(self.cleanup_token, tok)
         proc = _start_spr_run(self, FORK_AND_LOOP, tok, 120)
@@ -212,7 +213,11 @@ class KillSprRun(HostileCase):
 
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 1.5
+        # Without namespaces the helper is given up to 5 s to end the run
+        # once its caller is gone (SPEC §7 "Degraded mode"); on a loaded
+        # host (a CI machine running other suites) that takes longer than
+        # the usual instant. The loop ends as soon as nothing is left.
+        deadline = time.monotonic() + (8.0 if DEGRADED else 1.5)
         while time.monotonic() < deadline:
             if not _live(tok) and not _still_alive(tree):
                 break

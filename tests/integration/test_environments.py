@@ -1030,3 +1030,102 @@ class InstallSandboxTest(SprTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# ---- what an install may leave, and where spr keeps venvs ---------------------------
+
+def make_pth_wheel(directory, name, version, pth_code):
+    """A wheel whose top-level NAME.pth runs pth_code whenever site runs
+    in the venv: in the install's last step (it asks the new venv's
+    interpreter what is installed), so after pip and the build."""
+    path = make_wheel(directory, name, version, "VALUE = 1\n")
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr(f"{name}.pth", "import os, sys; " + pth_code + "\n")
+    return path
+
+
+@unittest.skipIf(ENGINE != "local", "--venv builds with the LocalEngine's sandbox")
+class WhatAnInstallLeavesTest(SprTestCase):
+    """An installed package's code runs at install time and may shape the
+    venv: nothing it leaves may make the venv writable by others, hang or
+    act on the host when spr reads it, or outlast a failed build."""
+
+    def setUp(self):
+        self.tmp = make_tmp("spr-env-leaves-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.wheels = os.path.join(self.tmp, "wheels")
+        os.mkdir(self.wheels)
+
+    def build(self, name, pth_code):
+        make_pth_wheel(self.wheels, name, "1.0", pth_code)
+        venv_dir = os.path.join(self.tmp, name, "env")
+        run = spr_run(f"import {name}\nresult = {name}.VALUE",
+                      args=venv_args(venv_dir, [f"{name}==1.0"], self.wheels), timeout=300)
+        return venv_dir, run
+
+    def test_world_writable_modes_are_cleaned(self):
+        venv_dir, run = self.build(
+            "chmodder", "[os.chmod(p, 0o777 if os.path.isdir(p) else 0o666) for p in "
+                        "[sys.prefix, *[os.path.join(d, n) for d, ds, fs in os.walk(sys.prefix) "
+                        "for n in ds + fs if not os.path.islink(os.path.join(d, n))]]]")
+        self.assertOk(run, 1)
+        prefix = os.path.realpath(venv_dir)
+        writable = []
+        for d, ds, fs in os.walk(prefix):
+            for p in [d] + [os.path.join(d, n) for n in ds + fs]:
+                st = os.lstat(p)
+                if not stat_islink(st) and st.st_mode & 0o022:
+                    writable.append((p, oct(st.st_mode)))
+        self.assertEqual(writable, [], "the install left the venv writable by others")
+
+    def test_special_files_fail_the_install(self):
+        """A fifo where spr reads pyvenv.cfg would hang the next engine's
+        start (root opening what the package chose): the install fails."""
+        venv_dir, run = self.build(
+            "fifomaker", "p = os.path.join(sys.prefix, 'bin', 'pyvenv.cfg'); "
+                         "os.path.lexists(p) or os.mkfifo(p)")
+        self.assertFailed(run, 125)
+        self.assertIn("what a venv may not hold", run["error"])
+        self.assertFalse(os.path.lexists(venv_dir))
+        self.assertEqual(keys_in(store_of(venv_dir)), set())
+
+    def test_deep_tree_fails_and_goes(self):
+        venv_dir, run = self.build(
+            "deepdirs", "p = os.path.join(sys.prefix, 'deep', *['d'] * 300); "
+                        "os.path.exists(p) or os.makedirs(p)")
+        self.assertFailed(run, 125)
+        self.assertIn("deeper than 256", run["error"])
+        self.assertFalse(os.path.lexists(venv_dir))
+        self.assertEqual(keys_in(store_of(venv_dir)), set())
+
+    def test_a_place_others_can_change_is_refused(self):
+        make_wheel(self.wheels, "plain", "1.0", "VALUE = 1\n")
+        # A directory anyone may rename in (not sticky): refused.
+        open_dir = os.path.join(self.tmp, "open")
+        os.mkdir(open_dir)
+        os.chmod(open_dir, 0o777)
+        run = spr_run("result = 1", args=venv_args(os.path.join(open_dir, "env"), ["plain==1.0"],
+                                                   self.wheels))
+        self.assertFailed(run, 125)
+        self.assertIn(f"the directory holding venv_dir ({open_dir})", run["error"])
+        self.assertEqual(os.listdir(open_dir), [])
+        # Sticky (as /tmp): only an entry's owner may rename it: fine.
+        os.chmod(open_dir, 0o1777)
+        run = spr_run("import plain\nresult = plain.VALUE",
+                      args=venv_args(os.path.join(open_dir, "env"), ["plain==1.0"], self.wheels),
+                      timeout=300)
+        self.assertOk(run, 1)
+        # A store someone else made (or made writable) is not used.
+        theirs = os.path.join(self.tmp, "theirs")
+        os.makedirs(os.path.join(theirs, ".env.spr"))
+        os.chmod(os.path.join(theirs, ".env.spr"), 0o777)
+        run = spr_run("result = 1", args=venv_args(os.path.join(theirs, "env"), ["plain==1.0"],
+                                                   self.wheels))
+        self.assertFailed(run, 125)
+        self.assertIn(f"{theirs}/.env.spr is not a directory of uid {os.geteuid()}", run["error"])
+        self.assertEqual(os.listdir(os.path.join(theirs, ".env.spr")), [])
+
+
+def stat_islink(st):
+    import stat as _stat
+    return _stat.S_ISLNK(st.st_mode)

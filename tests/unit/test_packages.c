@@ -1,5 +1,6 @@
 /* What both engines accept as an environment's packages and pip options,
  * and the tree walks a venv's hand-over relies on. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -171,9 +172,16 @@ static struct stat at(const char *rel)
 	return st;
 }
 
-/* Only what the install's uid owns is handed over, links are not
- * followed, set-id bits do not survive; then the tree goes. */
-START_TEST(chown_and_remove_trees)
+static int hand_over(uid_t from, uid_t to)
+{
+	struct tree_owner o = {from, to, to};
+	return spr_hand_over_tree(dir, &o);
+}
+
+/* What the install's uid owns is handed over, links are not followed,
+ * set-id bits and others' write bits do not survive; special files and
+ * other owners' files fail the hand-over; then the tree goes. */
+START_TEST(hand_over_and_remove_trees)
 {
 	if (geteuid() != 0)
 		return; /* chown to another uid needs root */
@@ -188,25 +196,58 @@ START_TEST(chown_and_remove_trees)
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	ck_assert_int_eq(mkdir(path, 0755), 0);
 	ck_assert_int_eq(chown(path, run, run), 0);
+	ck_assert_int_eq(chmod(path, 02777), 0);
 	ck_assert_int_eq(chown(dir, run, run), 0);
-	put("sub/mod.py", 0644, run);
-	put("sub/setuid", 04755, run);
-	put("theirs", 0644, other);
+	put("sub/mod.py", 0666, run);
+	put("sub/setuid", 06755, run);
 	snprintf(path, sizeof(path), "%s/sub/link", dir);
 	ck_assert_int_eq(symlink(outside, path), 0);
 	ck_assert_int_eq(lchown(path, run, run), 0);
 
-	ck_assert_int_eq(spr_chown_tree(dir, run, 0, 0), 0);
+	ck_assert_int_eq(hand_over(run, 0), 0);
 	ck_assert_uint_eq(at("sub/mod.py").st_uid, 0);
+	ck_assert_uint_eq(at("sub/mod.py").st_mode & 07777, 0644);
 	ck_assert_uint_eq(at("sub").st_uid, 0);
+	ck_assert_uint_eq(at("sub").st_mode & 07777, 0755);
 	ck_assert_uint_eq(at("sub/link").st_uid, 0);
 	ck_assert_uint_eq(at("sub/setuid").st_mode & 07777, 0755);
-	ck_assert_uint_eq(at("theirs").st_uid, other);
 	struct stat st;
 	ck_assert_int_eq(lstat(outside, &st), 0);
 	ck_assert_uint_eq(st.st_uid, run); /* not followed */
 	ck_assert_int_eq(lstat(dir, &st), 0);
 	ck_assert_uint_eq(st.st_uid, 0);
+
+	/* A file of someone else's, a fifo: refused. */
+	put("theirs", 0644, other);
+	ck_assert_int_lt(hand_over(run, 0), 0);
+	ck_assert_int_eq(errno, EPERM);
+	snprintf(path, sizeof(path), "%s/theirs", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/sub/fifo", dir);
+	ck_assert_int_eq(mkfifo(path, 0644), 0);
+	ck_assert_int_lt(hand_over(run, 0), 0);
+	ck_assert_int_eq(errno, EINVAL);
+	unlink(path);
+	/* A rootless caller's own tree: nothing changes hands, modes are cleaned. */
+	put("sub/again", 0666, 0);
+	ck_assert_int_eq(hand_over(0, 0), 0);
+	ck_assert_uint_eq(at("sub/again").st_mode & 07777, 0644);
+
+	/* Deeper than the hand-over goes, and than descriptors would allow
+	 * a recursive removal: 3000 levels, some left unwritable. */
+	int cur = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (int i = 0; i < 3000; i++) {
+		ck_assert_int_eq(mkdirat(cur, "d", 0755), 0);
+		int next = openat(cur, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ck_assert_int_ge(next, 0);
+		if (i % 500 == 0)
+			fchmod(cur, 0500);
+		close(cur);
+		cur = next;
+	}
+	close(cur);
+	ck_assert_int_lt(hand_over(run, 0), 0);
+	ck_assert_int_eq(errno, ELOOP);
 
 	snprintf(path, sizeof(path), "%s/sub", dir);
 	ck_assert_int_eq(chmod(path, 0500), 0);
@@ -228,7 +269,7 @@ Suite *make_suite(void)
 	tcase_add_test(t, specs_as_pip_reads_them);
 	tcase_add_test(t, pip_options);
 	tcase_add_test(t, pip_arguments);
-	tcase_add_test(t, chown_and_remove_trees);
+	tcase_add_test(t, hand_over_and_remove_trees);
 	suite_add_tcase(s, t);
 	return s;
 }
