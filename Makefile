@@ -327,7 +327,7 @@ docker: all $(TOOL_BINS)
 	SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py integration; \
 	if [ "$(DOCKER_HOSTILE)" = 1 ]; then \
 		SPR_TEST_ENGINE=docker $(TEST_PYTHON) tests/run.py hostile; fi; \
-	scripts/deps.sh test && $(TEST_PYTHON) -m pytest -q tests/python -k docker; \
+	$(if $(SANITIZE),,scripts/deps.sh test; $(TEST_PYTHON) -m pytest -q tests/python -k docker;) \
 	for i in $$(seq 60); do \
 		left=$$(docker ps -aq --filter label=io.spr.managed); [ -z "$$left" ] && break; sleep 0.5; \
 	done; \
