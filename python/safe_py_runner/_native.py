@@ -190,9 +190,10 @@ def make_error(message, errnum=0, layer=LAYER_API):
     elif errnum == _errno.ENOENT and layer in (LAYER_API, LAYER_DOCKER):
         exc = SprFileNotFoundError(message)
         exc.errno = errnum
-    elif layer in (LAYER_API, LAYER_POLICY, LAYER_REQUEST) or (
-            layer == LAYER_DOCKER and errnum in (_errno.EINVAL, _errno.EPERM, _errno.ESRCH,
-                                                 _errno.ENOTUNIQ)):
+    elif layer in (LAYER_API, LAYER_POLICY, LAYER_REQUEST) or errnum == _errno.EINVAL or (
+            layer == LAYER_DOCKER and errnum in (_errno.EPERM, _errno.ESRCH, _errno.ENOTUNIQ)):
+        # A bad argument, option or policy (EINVAL, whichever layer checked
+        # it), or a container the admin API refuses to touch.
         exc = SprValueError(message)
     else:
         exc = SprRuntimeError(message)

@@ -8,6 +8,8 @@ import errno
 import inspect
 import json
 import os
+import re
+import sys
 import tomllib
 
 import pytest
@@ -386,6 +388,21 @@ def test_local_engine_option_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(empty_bin))
     with pytest.raises(FileNotFoundError, match="venv_manager='python'"):
         LocalEngine(venv_dir=str(tmp_path / "v"), venv_manager="uv")
+
+
+def test_spr_local_engine_options():
+    with spr.LocalEngine(pool_size=spr.NO_POOL, allow_degraded=True,
+                         uid_range="1879048192:65536", python=sys.executable) as engine:
+        r = run_code("import sys\nresult = sys.version_info[:2]", engine)
+        assert r.ok and r.result == list(sys.version_info[:2]), r
+        assert isinstance(engine.doctor()["problems"], list)
+    for kwargs, exc, text in [
+            ({"uid_range": "bogus"}, ValueError, "uid_range"),
+            ({"cgroup_parent": "../x"}, ValueError, "cgroup_parent '../x' must be a relative"),
+            ({"python": "/nonexistent/python3"}, RuntimeError, "/nonexistent/python3")]:
+        with pytest.raises(exc, match=re.escape(text)) as info:
+            spr.LocalEngine(**kwargs)
+        assert isinstance(info.value, spr.SprError)
 
 
 def test_venv_manager_defaults_to_python_without_uv(tmp_path, monkeypatch):
