@@ -11,6 +11,8 @@ noise hits all alike:
   - the package: spr.run_code(code, engine) on spr.LocalEngine();
   - the C API from this same process: spr_run_json through bare ctypes
     (the request encoded once; no package code on the path);
+  - (not a row) run_code's steps one by one, timing the package's own code
+    apart from the C call;
   - the C API from a C program: build/bench/run_latency N PYTHON ready.
 The package's own cost is the first minus the second.
 
@@ -47,14 +49,15 @@ from run import machine, replace_section  # noqa: E402  (bench/run.py's helpers)
 
 
 def interleaved(methods, n):
-    """Median ms per method; the methods take turns run by run, each after a
-    50 ms pause (its engine's next sandbox ready)."""
+    """Median ms per method; the methods take turns run by run (in alternating
+    order), each after a 50 ms pause (its engine's next sandbox ready)."""
     for one in methods.values():  # warm-up: the pool's server, the first sandboxes
         for _ in range(3):
             one()
     times = {k: [] for k in methods}
-    for _ in range(n):
-        for k, one in methods.items():
+    order = list(methods.items())
+    for i in range(n):
+        for k, one in (order if i % 2 else order[::-1]):  # ABBA: no method always first
             time.sleep(PAUSE)
             t0 = time.perf_counter()
             one()
@@ -66,6 +69,32 @@ def package_run(engine):
     def one():
         r = spr.run_code(CODE, engine)
         assert r.ok and r.result == 2, r
+    return one
+
+
+def split_run(engine, own):
+    """What run_code(CODE, engine) does, step by step (engine.run: the
+    request, the in-flight count, spr_run_json, the RunnerResult), with the
+    time outside the C call appended to `own` (ms): the package's own code
+    as it runs after a pause, caches cold, not as a tight loop would."""
+    from safe_py_runner.execution._base import request_json
+    from safe_py_runner.policy import RunnerResult
+
+    def one():
+        t0 = time.perf_counter()
+        req = request_json(CODE)
+        engine._h.enter()
+        try:
+            ptr = engine._engine_ptr()
+            t1 = time.perf_counter()
+            doc = engine._call_run(ptr, req)  # spr_run_json, the result text decoded
+            t2 = time.perf_counter()
+        finally:
+            engine._h.leave()
+        r = RunnerResult.from_dict(doc)
+        t3 = time.perf_counter()
+        assert r.ok and r.result == 2, r
+        own.append((t1 - t0 + t3 - t2) * 1000)
     return one
 
 
@@ -127,12 +156,16 @@ def main():
     load = os.getloadavg()[0]
     with_c = ensure_run_latency()
     rounds = {"package": [], "ctypes": [], "c": []}
-    with spr.LocalEngine(python=python) as pkg_engine, spr.LocalEngine(python=python) as raw:
-        methods = {"package": package_run(pkg_engine), "ctypes": ctypes_run(raw._h.ptr)}
+    own = []
+    with spr.LocalEngine(python=python) as pkg_engine, spr.LocalEngine(python=python) as raw, \
+            spr.LocalEngine(python=python) as split_engine:
+        methods = {"package": package_run(pkg_engine), "ctypes": ctypes_run(raw._h.ptr),
+                   "split": split_run(split_engine, own)}
         own_us = package_code_us(pkg_engine)
         for i in range(args.rounds):
             for k, ms in interleaved(methods, args.runs).items():
-                rounds[k].append(ms)
+                if k != "split":
+                    rounds[k].append(ms)
             if with_c:
                 rounds["c"].append(run_latency_round(args.runs, python))
             print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} ms"
@@ -145,7 +178,7 @@ def main():
              f"`bench/python_latency.py --runs {args.runs} --rounds {args.rounds}` "
              f"(`{python}`, {sys.version.split()[0]} running the package): `{CODE}` on a "
              f"warm LocalEngine each, 50 ms before each run (the sandbox ready); the package "
-             "and bare ctypes take turns run by run, the C program runs after them in each "
+             "and bare ctypes take turns run by run (ABBA), the C program runs after them in each "
              f"round; the median of the round medians. Load average {load:.1f} at the start "
              "(other work on the machine shows in every row alike).", "",
              "| how | median | round medians (ms) |", "|---|---|---|"]
@@ -155,10 +188,13 @@ def main():
                          + ", ".join(f"{x:.2f}" for x in rounds[key]) + " |")
     lines.append(f"| the reference package (safe-py-runner 0.1.7, LocalEngine) | "
                  f"~{REFERENCE_MS} ms | not measured here (see below) |")
-    lines += ["", f"The package's own code costs {own_us:.0f} µs per run (encoding the "
-              "request, the engine's in-flight count, decoding the RunnerResult into the "
-              "dataclass; timed alone, without the run): the rows differ by the run's noise, "
-              "not by the binding. ctypes releases the GIL for the whole run. "
+    own_ms = statistics.median(own)
+    lines += ["", f"The package's own code (encoding the request, the engine's in-flight "
+              "count, decoding the RunnerResult into the dataclass) costs "
+              f"{own_ms * 1000:.0f} µs per run at the median as it runs here, after a 50 ms "
+              f"pause with caches cold ({own_us:.0f} µs in a tight loop): that, and the "
+              "run's noise, is the difference between the first two rows. ctypes releases "
+              "the GIL for the whole run. "
               f"Against the reference: {REFERENCE_MS / med['package']:.0f}x faster. The "
               "reference cannot be installed on this machine (no package index, and its "
               "source is not here), so its figure is the one the issue's author measured "
