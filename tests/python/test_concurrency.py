@@ -197,7 +197,9 @@ def test_close_waits_for_runs_in_flight():
         for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while engine._h.active < 3 and time.monotonic() < deadline:  # all three in flight
+        time.sleep(0.01)
     engine.close()
     for t in threads:
         t.join()

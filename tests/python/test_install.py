@@ -12,8 +12,6 @@ import sys
 import tarfile
 import textwrap
 
-import pytest
-
 from conftest import BUILD, LIBRARY, PACKAGE_DIR, PYTHON_SRC, REPO, SPR
 
 CLEAN_ENV = {k: v for k, v in os.environ.items()
