@@ -15,6 +15,9 @@ import sys
 import pytest
 
 from conftest import BUILD, DOCKER, PACKAGE_DIR, SPR, SPR_RUN, WHY_NO_DOCKER
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from integration.common import write_policy as common_write_policy  # noqa: E402
 from safe_py_runner import RunnerPolicy, run_code
 
 CASES = [
@@ -39,23 +42,10 @@ CASES = [
 ]
 
 
-def toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(x)}" for k, x in v.items()) + "}"
-
-
-def write_policy(policy, path):
-    with open(path, "w") as f:
-        f.write("[policy]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in
-                                      (policy or {}).items()))
-    return str(path)
+def write_policy(policy, directory):
+    """The policy as DIRECTORY/policy.toml, written as the integration
+    suites write theirs (one spelling of TOML for both)."""
+    return common_write_policy(policy or {}, str(directory))
 
 
 def comparable(doc):
@@ -78,7 +68,7 @@ def test_package_and_spr_run_give_the_same_result(tmp_path, engine_kind, request
     engine = request.getfixturevalue(f"{engine_kind}_engine")
     code_file = tmp_path / "code.py"
     code_file.write_text(code, encoding="utf-8", errors="surrogatepass")
-    policy_file = write_policy(policy, tmp_path / "policy.toml")
+    policy_file = write_policy(policy, tmp_path)
     argv = [SPR_RUN, "--engine", engine_kind, "--json", "--policy", policy_file]
     if input_data is not None:
         argv += ["--input", json.dumps(input_data)]
