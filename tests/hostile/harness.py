@@ -25,6 +25,7 @@ import pwd
 import secrets
 import signal
 import socket
+import shutil
 import subprocess
 import tempfile
 import time
@@ -181,15 +182,8 @@ def run_direct_raw(body, input_data=None, *, userns=False, pass_fds=(), timeout=
         return DirectRun(proc.returncode, proc.stdout.decode("utf-8", "replace"),
                          proc.stderr.decode("utf-8", "replace"), result)
     finally:
-        for name in ("case.py", "input.json", "result.json"):
-            try:
-                os.unlink(os.path.join(tmp, name))
-            except FileNotFoundError:
-                pass
-        try:
-            os.rmdir(tmp)
-        except OSError:
-            pass
+        # Whatever the control wrote there too (its cwd) goes with it.
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def spr_run_fds(code, *, input_data=None, policy=None, pass_fds=(), timeout=60) -> Run:

@@ -15,6 +15,7 @@ root's attempt succeeds. Rootless callers' runs are their own uid's by
 design (SPEC §4), so the suite is root's.
 """
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -111,6 +112,9 @@ class Budgets(HostileCase):
         finally:
             proc.kill()
             proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def sandboxed_attempt(self, kind):
         with tempfile.TemporaryDirectory() as d:
