@@ -470,9 +470,15 @@ class EnvironmentTest(SprTestCase):
             (["--pip-find-links", self.wheels], 2, "need --venv DIR"),
             (["--pip-no-index"], 2, "need --venv DIR"),
             (["--pip-index-url", "http://127.0.0.1:9/simple/"], 2, "need --venv DIR"),
-            (["--venv", venv_dir, "--install-timeout", "0"], 2, "--install-timeout"),
-            (["--venv", venv_dir, "--install-timeout", "86401"], 2, "--install-timeout"),
-            (["--venv", venv_dir, "--install-timeout", "1.5"], 2, "--install-timeout"),
+            # --install-timeout as people type it: whole seconds 1..86400
+            # pass the flag check (and reach the engine, which stops at uv
+            # missing: nothing is built); the rest are usage errors.
+            *[(["--venv", venv_dir, "--venv-manager", "uv", "--install-timeout", t], 125,
+               "venv_manager 'uv' needs the uv program")
+              for t in ("1", "10", "100", "600", "1000", "3600", "86400")],
+            *[(["--venv", venv_dir, "--install-timeout", t], 2, "--install-timeout")
+              for t in ("0", "86401", "1.5", "0.5", "-5", "+10", "1e3", " 10", "10s", "abc",
+                        "", "99999999999999999999")],
             (["--venv", venv_dir, "--package", "alpha==1.0", "--pip-no-index"], 125,
              "no_index needs find_links"),
             # uv looked up on PATH (here an empty one): a clear way out.
