@@ -87,6 +87,12 @@ import builtins
 import posix  # `os` is not loaded under -S; posix is built in and loaded
 import sys
 
+# What the interpreter itself loaded before this file ran (under -I -S:
+# sys, builtins, encodings, codecs, io, abc, posix, time, zipimport, the
+# frozen import machinery, ...): allow mode's preload check ignores them
+# (see check_preloads).
+STARTUP_MODULES = frozenset(sys.modules)
+
 RESULT_FD = 3
 USER_FILENAME = "<user_code>"
 MAX_ERROR_CHARS = 8192
@@ -123,6 +129,11 @@ POLICY_LISTS = (
 PROTECTED_GLOBALS = frozenset(("__builtins__", "__name__", "input_data", "result"))
 # input_data keys never injected (SPEC §1).
 RESERVED_GLOBALS = frozenset(("__builtins__", "input_data", "result"))
+
+
+# The environment variable that carries the preloads (docs/WORKER_PROTOCOL.md
+# "Preloads"); the worker removes it before any preload or code runs.
+PRELOAD_ENV = "SPR_WORKER_PRELOAD"
 
 
 class RequestError(Exception):
@@ -455,6 +466,191 @@ def extend_sys_path(dirs):
             sys.path.append(d)
 
 
+# ---- preloads (policy preload_imports) -----------------------------------
+
+
+class Preloads:
+    """What importing the preloads did, kept for the request's check.
+
+    names: the preloads in order; pulled: module root -> the first preload
+    that pulled it in (in the order they came); failure: (preload, the
+    exception) for the first preload that failed (the rest are not tried);
+    problem: why the preload configuration itself was unusable.
+    """
+
+    def __init__(self, names=()):
+        self.names = list(names)
+        self.pulled = {}
+        self.failure = None
+        self.problem = None
+
+
+def take_preload_config(environ=None):
+    """Removes PRELOAD_ENV from the environment (neither the preloads, nor
+    the code, nor its subprocesses see it) and returns its parsed value:
+    None without one, else a Preloads with problem set or a dict
+    {"imports": [str], "sys_path": [str], "prefix": str|None}."""
+    if environ is None:
+        environ = posix.environ  # os.environ wraps this very dict
+    key = PRELOAD_ENV.encode("ascii")
+    raw = environ.pop(key, None)
+    if raw is None:
+        return None
+    try:
+        posix.unsetenv(key)
+    except (OSError, ValueError):
+        pass
+    try:
+        config = json_loads(raw.decode("utf-8"))
+        if type(config) is not dict:
+            raise ValueError("not a JSON object")
+        imports = _string_list(config.get("imports"), "'imports'")
+        sys_path = _string_list(config.get("sys_path", []), "'sys_path'")
+        prefix = config.get("prefix")
+        if prefix is not None and type(prefix) is not str:
+            raise ValueError("'prefix' must be a string")
+    except MemoryError:
+        raise
+    except Exception as e:
+        bad = Preloads()
+        bad.problem = f"{PRELOAD_ENV} is malformed ({describe(e)})"
+        return bad
+    return {"imports": imports, "sys_path": sys_path, "prefix": prefix}
+
+
+def _import_root(name, globals, level):
+    """The top-level package an __import__ call names (a relative import:
+    the importing module's)."""
+    if level:
+        package = globals.get("__package__") or globals.get("__name__") or ""
+        return package.partition(".")[0] if type(package) is str else ""
+    return name.partition(".")[0]
+
+
+def run_preloads(config):
+    """Imports config's modules with the real import machinery, recording
+    every module root they pull in: each name passed to __import__ while
+    they load (this sees `import os` even when os is loaded already) and
+    each module new in sys.modules (importlib.import_module does not pass
+    through __import__; modules an extension registers without an import,
+    such as Cython's cython_runtime, have no __spec__ and are left out).
+    A preload that raises is recorded, not propagated; the ones after it
+    are not tried. Runs in the sandbox, before the request is read."""
+    preloads = Preloads(config["imports"])
+    enter_venv(config["prefix"])
+    extend_sys_path(config["sys_path"])
+    real_import = builtins.__import__
+    pulled = preloads.pulled
+    current = None
+
+    def note(root):
+        if type(root) is str and root and root not in pulled:
+            pulled[root] = current
+
+    def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+        module = real_import(name, globals, locals, fromlist, level)
+        try:
+            note(_import_root(str.__str__(name), globals, level))
+        except Exception:
+            pass  # a name __import__ accepted but we cannot read: sys.modules has it
+        return module
+
+    for name in preloads.names:
+        current = name
+        before = set(sys.modules)
+        builtins.__import__ = recording_import
+        try:
+            recording_import(name, None, None, ("__name__",), 0)
+        except BaseException as e:  # SystemExit, KeyboardInterrupt: a failure too
+            preloads.failure = (name, e)
+        finally:
+            builtins.__import__ = real_import
+        for module_name in [m for m in list(sys.modules) if m not in before]:
+            try:
+                has_spec = getattr(sys.modules.get(module_name), "__spec__", None) is not None
+            except Exception:
+                has_spec = True
+            if has_spec and type(module_name) is str:
+                note(module_name.partition(".")[0])
+        if preloads.failure is not None:
+            break
+    return preloads
+
+
+def _quoted_list(names):
+    quoted = [f"'{n}'" for n in names]
+    if len(quoted) == 1:
+        return quoted[0]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def check_preloads(preloads, policy, startup=STARTUP_MODULES):
+    """None when the preloads may serve a run under policy, else the result
+    message that refuses the run (before any code runs).
+
+    The module roots they pulled in meet the code's import rules (SPEC §2):
+    restrict mode refuses a root in blocked_imports, allow mode a root not
+    in allowed_imports, except what the interpreter had loaded at start-up
+    (the code reaches those anyway). importlib counts only as the lists
+    say: the code's own `import importlib` stays refused in every mode, but
+    a policy that unblocks it may preload what imports it (numpy does)."""
+    if preloads is None:
+        return None
+    if preloads.problem is not None:
+        return worker_error(preloads.problem)
+    if preloads.failure is not None:
+        name, exc = preloads.failure
+        if involves_memory_error(exc):
+            return MEMORY_ERROR_HEADER, NULL_VALUE, MEMORY_ERROR_STATUS
+        return encode_message(
+            "preload_error", False, 1,
+            one_line(f"preload_imports: importing '{name}' failed: {describe(exc)}"), "null",
+        )
+    if policy["mode"] == "allow":
+        allowed = frozenset(policy["allowed_imports"])
+        started = frozenset(m.partition(".")[0] for m in startup)
+
+        def refused(root):
+            return root not in allowed and root not in started
+
+    else:
+        blocked = frozenset(policy["blocked_imports"])
+
+        def refused(root):
+            return root in blocked
+
+    by_preload = {}
+    for root, first in preloads.pulled.items():
+        if refused(root):
+            by_preload.setdefault(first, []).append(root)
+    for name in preloads.names:
+        roots = by_preload.get(name)
+        if not roots:
+            continue
+        own = name.partition(".")[0]
+        if policy["mode"] == "allow":
+            if own in roots:
+                why = (f"'{name}' is not in allowed_imports: add '{own}' to allowed_imports "
+                       f"or remove '{name}' from preload_imports")
+            else:
+                roots.sort()
+                them = f"'{roots[0]}'" if len(roots) == 1 else "them"
+                why = (f"'{name}' imports {_quoted_list(roots)}, which allowed_imports does "
+                       f"not list: add {them} to allowed_imports or remove '{name}' from "
+                       "preload_imports")
+        elif own in roots:
+            why = (f"'{name}' is blocked by blocked_imports: remove '{own}' from "
+                   f"blocked_imports or '{name}' from preload_imports")
+        else:
+            roots.sort()
+            them = f"'{roots[0]}'" if len(roots) == 1 else "them"
+            why = (f"'{name}' imports {_quoted_list(roots)}, which blocked_imports blocks: "
+                   f"remove {them} from blocked_imports or '{name}' from preload_imports")
+        return encode_message("preload_error", False, 1, one_line("preload_imports: " + why),
+                              "null")
+    return None
+
+
 # ---- policy --------------------------------------------------------------
 
 
@@ -736,17 +932,21 @@ def release(module, g):
     g.clear()
 
 
-def run_request(request):
+def run_request(request, preloads=None):
     """Does all the work for one parsed request (no fd 3 plumbing).
 
-    Returns (header bytes, value bytes, exit status). Raises MemoryError
-    only if memory runs out outside the code (the caller then reports
-    MEMORY_ERROR_HEADER).
+    preloads: what run_preloads recorded, checked against the request's
+    policy before anything else. Returns (header bytes, value bytes, exit
+    status). Raises MemoryError only if memory runs out outside the code
+    (the caller then reports MEMORY_ERROR_HEADER).
     """
     try:
         code, input_data, policy, sys_path, prefix = check_request(request)
     except RequestError as e:
         return worker_error(e)
+    refusal = check_preloads(preloads, policy)
+    if refusal is not None:
+        return refusal
     if code.startswith("\ufeff"):
         code = code[1:]  # a UTF-8 BOM, as `python3 FILE` accepts it
     enter_venv(prefix)
@@ -816,12 +1016,12 @@ def run_request(request):
 # ---- one-shot mode -------------------------------------------------------
 
 
-def report(get_request, worker_pid):
+def report(get_request, worker_pid, preloads=None):
     """Runs the request get_request() returns, writes the result message to
     fd 3 (only from the process worker_pid) and exits. Never returns."""
     try:
         try:
-            header, value, status = run_request(get_request())
+            header, value, status = run_request(get_request(), preloads)
         except RequestError as e:
             header, value, status = worker_error(e)
     except MemoryError:
@@ -861,7 +1061,18 @@ def main():
         posix.set_inheritable(RESULT_FD, False)  # subprocesses must not get it
     except OSError:
         pass  # no fd 3: the run still happens, the report is lost
-    report(read_request, worker_pid)
+    # The policy's preload_imports, also before the request: in a prepared
+    # sandbox the run finds them imported. They run in the sandbox, as the
+    # code will; what they pulled in is checked against the request's
+    # policy before any code runs.
+    preloads = None
+    try:
+        config = take_preload_config()
+        preloads = config if type(config) is not dict else run_preloads(config)
+    except MemoryError:
+        preloads = Preloads()
+        preloads.failure = ("", MemoryError())
+    report(read_request, worker_pid, preloads)
 
 
 if __name__ == "__main__":

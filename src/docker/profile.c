@@ -174,7 +174,21 @@ int spr_docker_sandbox_plan(const spr_plan *plan, bool limits,
 	size_t nenv = 0;
 	while (plan->env[nenv])
 		nenv++;
-	sp->env = (struct spr_strv){(const char **)plan->env, nenv};
+	/* The worker's preloads, imported from the image's packages (what
+	 * the request's sys_path says, docker/image.c). */
+	_cleanup_free_ char *preload = NULL;
+	if (spr_worker_preload_env(plan,
+				   &(struct spr_worker_request_opts){
+					   .sys_path_json = "[\"" SPR_DOCKER_SITE_DIR "\"]"},
+				   &preload, err) < 0)
+		return -1;
+	_cleanup_free_ const char **env = calloc(nenv + 2, sizeof(*env));
+	if (!env)
+		return spr_fail_oom(err);
+	memcpy(env, plan->env, nenv * sizeof(*env));
+	if (preload)
+		env[nenv++] = preload;
+	sp->env = (struct spr_strv){env, nenv};
 	memcpy(sp->rlimits, plan->rlimits, sizeof(sp->rlimits));
 	/* The container's pids limit is the real one; this backstop counts
 	 * every process of the container's uid. */

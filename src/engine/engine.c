@@ -75,6 +75,28 @@ void spr_worker_request(spr_buf *out, const spr_plan *plan, const struct spr_req
 	spr_buf_putc(out, '}');
 }
 
+int spr_worker_preload_env(const spr_plan *plan, const struct spr_worker_request_opts *opts,
+			   char **out, spr_error **err)
+{
+	*out = NULL;
+	if (!plan->preload_imports_json)
+		return 0;
+	spr_buf b = SPR_BUF_INIT;
+	spr_buf_puts(&b, SPR_PRELOAD_ENV "={\"imports\":");
+	spr_buf_puts(&b, plan->preload_imports_json);
+	if (opts->sys_path_json) {
+		spr_buf_puts(&b, ",\"sys_path\":");
+		spr_buf_puts(&b, opts->sys_path_json);
+	}
+	if (opts->venv) {
+		spr_buf_puts(&b, ",\"prefix\":");
+		spr_json_write_string(&b, opts->venv, strlen(opts->venv));
+	}
+	spr_buf_putc(&b, '}');
+	*out = spr_buf_steal(&b, NULL);
+	return *out ? 0 : spr_fail_oom(err);
+}
+
 void spr_facts_from_exit(struct spr_run_facts *f, const struct spr_msg *m)
 {
 	int st = m->exit.status;

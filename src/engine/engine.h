@@ -58,6 +58,15 @@ SPR_HIDDEN void spr_worker_request(spr_buf *out, const spr_plan *plan,
 				   const struct spr_request *req,
 				   const struct spr_worker_request_opts *opts);
 
+/* The worker's SPR_PRELOAD_ENV entry ("NAME={json}") for a plan with
+ * preload_imports, NULL in *out when it has none: the modules, and where
+ * the worker imports them from before any request (opts' sys_path and
+ * venv, as the request says them again). Its text is part of the sandbox
+ * plan, so the warm pool keys on it (docs/WORKER_PROTOCOL.md "Preloads"). */
+SPR_HIDDEN int spr_worker_preload_env(const spr_plan *plan,
+				      const struct spr_worker_request_opts *opts, char **out,
+				      spr_error **err);
+
 /* How the worker ended, from a sandbox's EXIT (or the container agent's
  * DONE): its wait status, memory peak and which limits it hit. */
 struct spr_msg;

@@ -190,11 +190,24 @@ static int plan_process(const struct spr_local_engine *le, const spr_plan *plan,
 	size_t nenv = 0;
 	while (plan->env[nenv])
 		nenv++;
-	const char **env = spr_arena_alloc(arena, (nenv + 1) * sizeof(*env));
+	/* The worker's preloads, imported from where its request will say
+	 * (a command of the engine's own has none). */
+	_cleanup_free_ char *preload = NULL;
+	if (!spec->argv &&
+	    spr_worker_preload_env(plan,
+				   &(struct spr_worker_request_opts){
+					   .sys_path_json = le->python.sys_path_json,
+					   .venv = le->python.venv ? le->python.prefix : NULL,
+				   },
+				   &preload, err) < 0)
+		return -1;
+	const char **env = spr_arena_alloc(arena, (nenv + 2) * sizeof(*env));
 	if (!argv || !env || arena->oom)
 		return spr_fail_oom(err);
 	sp->argv = (struct spr_strv){argv, nargs};
 	memcpy(env, plan->env, nenv * sizeof(*env));
+	if (preload && !(env[nenv++] = spr_arena_strdup(arena, preload)))
+		return spr_fail_oom(err);
 	sp->env = (struct spr_strv){env, nenv};
 
 	memcpy(sp->rlimits, plan->rlimits, sizeof(sp->rlimits));

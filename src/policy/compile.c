@@ -111,6 +111,11 @@ int spr_plan_compile(const struct spr_policy *p, spr_plan **out, spr_error **err
 	plan->key = spr_policy_key(p);
 	plan->worker_policy_json = worker_policy_json(p);
 	plan->env = env_list(p->env);
+	if (cJSON_GetArraySize(p->preload_imports) > 0 &&
+	    !(plan->preload_imports_json = spr_json_print(p->preload_imports))) {
+		spr_plan_unref(plan);
+		return spr_fail_oom(err);
+	}
 	if (!plan->key || !plan->worker_policy_json || !plan->env) {
 		spr_plan_unref(plan);
 		return spr_fail_oom(err);
@@ -168,6 +173,7 @@ void spr_plan_unref(spr_plan *plan)
 		return;
 	free(plan->key);
 	free(plan->worker_policy_json);
+	free(plan->preload_imports_json);
 	free_env(plan->env);
 	free(plan);
 }

@@ -45,6 +45,12 @@ typedef struct spr_plan {
 	 * HOME and TMPDIR are not in it: every engine sets both to the run's
 	 * working directory, whatever the policy says. */
 	char **env;
+	/* preload_imports as a JSON array, or NULL when there are none: each
+	 * engine adds it to the worker's environment (SPR_PRELOAD_ENV, with
+	 * the directories it imports from), so it is in the sandbox plan's
+	 * bytes — the warm pool's key — and a sandbox prepared with other
+	 * preloads is never handed to a run. */
+	char *preload_imports_json;
 	const char *workdir; /* SPR_RUN_WORKDIR */
 	struct spr_scratch scratch[SPR_PLAN_NSCRATCH]; /* /tmp, /dev/shm */
 	/* Per-process limits every engine applies (FSIZE, CORE, NOFILE, CPU);

@@ -21,6 +21,7 @@ enum field_kind {
 	F_NUMBER,      /* number > 0, <= max */
 	F_BOOL,
 	F_STRLIST,
+	F_MODULES,     /* a list of module names, each once (preload_imports) */
 	F_LAYERS,      /* a list of isolation layers (protocol/message.h) */
 	F_TABLE,
 	F_ENV,
@@ -54,8 +55,15 @@ static const struct field fields[] = {
 	{"tmp_size_mb", F_INT, OFF(tmp_size_mb), 1, SPR_MAX_TMP_MB, "MiB"},
 	{"env", F_ENV, OFF(env), 0, 0, NULL},
 	{"require", F_LAYERS, OFF(require), 0, 0, NULL},
+	{"preload_imports", F_MODULES, OFF(preload_imports), 0, SPR_MAX_PRELOADS, "modules"},
 };
 #undef OFF
+
+/* The kinds held as cJSON trees. */
+static bool is_tree(enum field_kind k)
+{
+	return k == F_STRLIST || k == F_MODULES || k == F_LAYERS || k == F_TABLE || k == F_ENV;
+}
 
 #define FIELD_PTR(p, f, type) ((type *)((char *)(p) + (f)->offset))
 
@@ -77,7 +85,7 @@ static void policy_clear(struct spr_policy *p)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		enum field_kind k = fields[i].kind;
-		if (k == F_STRLIST || k == F_LAYERS || k == F_TABLE || k == F_ENV) {
+		if (is_tree(k)) {
 			cJSON **slot = FIELD_PTR(p, &fields[i], cJSON *);
 			cJSON_Delete(*slot);
 			*slot = NULL;
@@ -124,9 +132,11 @@ int spr_policy_new(spr_policy **out, spr_error **err)
 	p->tmp_size_mb = 64;
 	p->env = cJSON_CreateObject();
 	p->require = string_array(none);
+	p->preload_imports = string_array(none);
 	if (!p->blocked_imports || !p->blocked_builtins || !p->allowed_imports ||
 	    !p->allowed_builtins || !p->allowed_globals || !p->blocked_globals ||
-	    !p->extra_globals || !p->env || !p->require)
+	    !p->extra_globals || !p->env || !p->require ||
+	    !p->preload_imports)
 		return spr_fail_oom(err);
 	*out = steal_pointer(&p);
 	return 0;
@@ -140,12 +150,12 @@ int spr_policy_copy(const struct spr_policy *src, struct spr_policy **out, spr_e
 	*p = *src;
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		enum field_kind k = fields[i].kind;
-		if (k == F_STRLIST || k == F_LAYERS || k == F_TABLE || k == F_ENV)
+		if (is_tree(k))
 			*FIELD_PTR(p, &fields[i], cJSON *) = NULL;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
 		enum field_kind k = fields[i].kind;
-		if (k == F_STRLIST || k == F_LAYERS || k == F_TABLE || k == F_ENV) {
+		if (is_tree(k)) {
 			cJSON *from = *FIELD_PTR(src, &fields[i], cJSON *);
 			cJSON *dup = cJSON_Duplicate(from, true);
 			if (!dup)
@@ -320,6 +330,71 @@ static int apply_strlist(struct spr_policy *p, const struct field *f, const cJSO
 	return replace_tree(p, f, v, err);
 }
 
+/* A dotted module name as `import` spells it: identifiers of ASCII
+ * letters, digits and '_' (not starting with a digit) joined by single
+ * dots. Python also accepts non-ASCII identifiers; spr does not, so that
+ * the name reaches the worker exactly as the import system will look for
+ * it (no NFKC folding of a lookalike). */
+static bool module_name_ok(const char *s)
+{
+	bool start = true;
+	for (; *s; s++) {
+		char c = *s;
+		bool alpha = c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+		bool digit = c >= '0' && c <= '9';
+		if (c == '.') {
+			if (start)
+				return false;
+			start = true;
+		} else if (alpha || (digit && !start)) {
+			start = false;
+		} else {
+			return false;
+		}
+	}
+	return !start;
+}
+
+/* preload_imports (SPEC §2): module names, each once, at most
+ * SPR_MAX_PRELOADS of at most SPR_MAX_MODULE_NAME bytes. */
+static int apply_modules(struct spr_policy *p, const struct field *f, const cJSON *v,
+			 const struct source *src, spr_error **err)
+{
+	if (!cJSON_IsArray(v))
+		return fail_at(err, src, v, "'%s' must be an array of module names, found %s",
+			       f->name, type_name(v));
+	int count = cJSON_GetArraySize(v);
+	if (count > (int)f->max)
+		return fail_at(err, src, v,
+			       "'%s' lists %d modules, at most %.0f are allowed (preload the "
+			       "packages the code imports first; their own imports follow)",
+			       f->name, count, f->max);
+	const cJSON *item;
+	cJSON_ArrayForEach(item, v)
+	{
+		if (!cJSON_IsString(item))
+			return fail_at(err, src, item, "'%s' must contain only strings, found %s",
+				       f->name, type_name(item));
+		const char *name = item->valuestring;
+		size_t len = strlen(name);
+		if (len > SPR_MAX_MODULE_NAME)
+			return fail_at(err, src, item,
+				       "'%s': a module name of %zu bytes is too long (at most %d)",
+				       f->name, len, SPR_MAX_MODULE_NAME);
+		if (!module_name_ok(name))
+			return fail_at(err, src, item,
+				       "'%s': '%s' is not a module name (dotted identifiers of ASCII "
+				       "letters, digits and '_' not starting with a digit, e.g. "
+				       "'numpy' or 'xml.etree.ElementTree')",
+				       f->name, name);
+		for (const cJSON *before = v->child; before != item; before = before->next)
+			if (!strcmp(before->valuestring, name))
+				return fail_at(err, src, item, "'%s' names '%s' twice: drop one",
+					       f->name, name);
+	}
+	return replace_tree(p, f, v, err);
+}
+
 /* A list of the isolation layers spr knows (SPEC §7 "Requiring
  * isolation"), each named once. */
 static int apply_layers(struct spr_policy *p, const struct field *f, const cJSON *v,
@@ -382,6 +457,11 @@ static int apply_table(struct spr_policy *p, const struct field *f, const cJSON 
 				return fail_at(err, src, item,
 					       "'env.%s' must be a string, found %s", item->string,
 					       type_name(item));
+			if (!strcmp(item->string, SPR_PRELOAD_ENV))
+				return fail_at(err, src, item,
+					       "'env' key '%s' is spr's own (it carries preload_imports to "
+					       "the worker): use another name",
+					       item->string);
 		}
 	}
 	return replace_tree(p, f, v, err);
@@ -417,6 +497,8 @@ static int apply_field(struct spr_policy *p, const struct field *f, const cJSON 
 		return 0;
 	case F_STRLIST:
 		return apply_strlist(p, f, v, src, err);
+	case F_MODULES:
+		return apply_modules(p, f, v, src, err);
 	case F_LAYERS:
 		return apply_layers(p, f, v, src, err);
 	case F_TABLE:
@@ -627,6 +709,7 @@ cJSON *spr_policy_to_cjson(const struct spr_policy *p)
 			v = cJSON_CreateBool(*FIELD_PTR(p, f, const bool));
 			break;
 		case F_STRLIST:
+		case F_MODULES:
 		case F_LAYERS:
 		case F_TABLE:
 		case F_ENV:

@@ -27,6 +27,7 @@ struct spr_policy {
 	int64_t tmp_size_mb;
 	cJSON *env; /* object of strings */
 	cJSON *require; /* isolation layers a run must have (names, protocol/message.h) */
+	cJSON *preload_imports; /* module names the worker imports before the request */
 };
 
 /* Bounds, shared with the documentation (docs/SPEC.md §2). */
@@ -39,6 +40,12 @@ struct spr_policy {
  * cpu.cfs_quota_us and v2 cpu.max refuse less; docker --cpus too). */
 #define SPR_MIN_CPU_CORES 0.01
 #define SPR_MAX_TMP_MB (1024 * 1024)
+#define SPR_MAX_PRELOADS 64
+#define SPR_MAX_MODULE_NAME 200
+/* The worker's environment variable that carries the preloads
+ * (docs/WORKER_PROTOCOL.md "Preloads"); a policy's env cannot set it. */
+#define SPR_PRELOAD_ENV "SPR_WORKER_PRELOAD"
+
 
 /* Applies the fields present in `obj` (a tree from spr_json_parse or
  * spr_toml_parse; a {"policy": {...}} wrapper is unwrapped) to `p`.

@@ -1,6 +1,7 @@
 /* The policy model (SPEC §2 defaults and validation) and the plan compiler. */
 #include <stdio.h>
 
+#include "engine/engine.h"
 #include "json.h"
 #include "policy/compile.h"
 #include "policy/policy.h"
@@ -75,7 +76,7 @@ START_TEST(defaults_match_spec)
 			 "\"allowed_imports\":[],\"allowed_builtins\":[],\"allowed_globals\":[],"
 			 "\"blocked_globals\":[],\"extra_globals\":{},\"network\":false,"
 			 "\"max_processes\":64,\"cpu_cores\":1.0,\"cpu_seconds\":null,"
-			 "\"tmp_size_mb\":64,\"env\":{},\"require\":[]}");
+			 "\"tmp_size_mb\":64,\"env\":{},\"require\":[],\"preload_imports\":[]}");
 	free(json);
 	spr_policy_free(p);
 }
@@ -412,6 +413,146 @@ START_TEST(plan_compilation)
 }
 END_TEST
 
+/* preload_imports: dotted ASCII identifiers, each once, at most 64 of at
+ * most 200 bytes; anything else names the field, the value and the fix. */
+START_TEST(preload_imports_validation)
+{
+	spr_policy *p = load_ok("preload_imports = ['numpy', 'xml.etree.ElementTree', '_x1', "
+				"'a.b_2.C']\n");
+	ck_assert_int_eq(cJSON_GetArraySize(p->preload_imports), 4);
+	ck_assert_str_eq(cJSON_GetArrayItem(p->preload_imports, 1)->valuestring,
+			 "xml.etree.ElementTree");
+	spr_policy_free(p);
+	p = load_ok("preload_imports = []\n");
+	ck_assert_int_eq(cJSON_GetArraySize(p->preload_imports), 0);
+	spr_policy_free(p);
+
+	static const char *const bad[] = {"",	  "1abc", "a..b", ".x",	  "x.",	 "a b", " x",
+					  "x ",	  "a-b",  "a/b",  "caf\u00e9", "a.1b", "x\\ty",
+					  "a,b",  ".",	  ".."};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char text[128], want[128];
+		snprintf(text, sizeof(text), "preload_imports = [\"%s\"]\n", bad[i]);
+		spr_policy *q = NULL;
+		spr_error *err = NULL;
+		int rc = spr_policy_load_file(write_file("bad.toml", text), &q, &err);
+		ck_assert_msg(rc < 0, "'%s' was accepted", bad[i]);
+		ck_assert_int_eq(err->layer, SPR_LAYER_POLICY);
+		ck_assert_msg(strstr(err->message, "'preload_imports'"), "%s", err->message);
+		/* A string the TOML reader takes names the value and says what
+		 * a module name is. */
+		if (!strchr(bad[i], '\\')) {
+			snprintf(want, sizeof(want), "'%s' is not a module name", bad[i]);
+			ck_assert_msg(strstr(err->message, want) || !bad[i][0], "%s", err->message);
+			ck_assert_msg(strstr(err->message, "e.g. 'numpy'"), "%s", err->message);
+		}
+		spr_error_free(err);
+	}
+	load_fails("preload_imports = ['numpy', 'os', 'numpy']\n",
+		   "bad.toml:1:35: 'preload_imports' names 'numpy' twice: drop one");
+	load_fails("preload_imports = 'numpy'\n",
+		   "'preload_imports' must be an array of module names, found a string");
+	load_fails("preload_imports = [1]\n", "'preload_imports' must contain only strings, "
+					       "found a number");
+	char long_name[260];
+	memset(long_name, 'a', 201);
+	long_name[201] = '\0';
+	char text[400];
+	snprintf(text, sizeof(text), "preload_imports = ['%s']\n", long_name);
+	load_fails(text, "'preload_imports': a module name of 201 bytes is too long (at most 200)");
+	long_name[200] = '\0';
+	snprintf(text, sizeof(text), "preload_imports = ['%s']\n", long_name);
+	spr_policy_free(load_ok(text));
+	/* 64 names load, 65 do not. */
+	spr_buf list = SPR_BUF_INIT;
+	spr_buf_puts(&list, "{\"preload_imports\": [");
+	for (int i = 0; i < 65; i++)
+		spr_buf_printf(&list, "%s\"m%d\"", i ? "," : "", i);
+	spr_buf_puts(&list, "]}");
+	spr_error *err = NULL;
+	ck_assert_int_lt(spr_policy_from_json(list.data, list.len, &p, &err), 0);
+	ck_assert_str_eq(err->message, "policy:1:21: 'preload_imports' lists 65 modules, at most 64 "
+				       "are allowed (preload the packages the code imports first; "
+				       "their own imports follow)");
+	spr_error_free(err);
+	err = NULL;
+	char *comma = strrchr(list.data, ',');
+	strcpy(comma, "]}");
+	ck_assert_ok(spr_policy_from_json(list.data, strlen(list.data), &p, &err), err);
+	ck_assert_int_eq(cJSON_GetArraySize(p->preload_imports), 64);
+	spr_buf_free(&list);
+	/* JSON (the C API, requests) takes the same path; a failed update
+	 * keeps the list it had. */
+	const char *upd = "{\"preload_imports\": [\"json\", \"json\"]}";
+	ck_assert_int_lt(spr_policy_update_json(p, upd, strlen(upd), &err), 0);
+	ck_assert_ptr_nonnull(strstr(err->message, "policy:1:30: 'preload_imports' names 'json' "
+						   "twice"));
+	spr_error_free(err);
+	err = NULL;
+	ck_assert_int_eq(cJSON_GetArraySize(p->preload_imports), 64);
+	upd = "{\"preload_imports\": [\"caf\u00e9\"]}";
+	ck_assert_int_lt(spr_policy_update_json(p, upd, strlen(upd), &err), 0);
+	ck_assert_ptr_nonnull(strstr(err->message, "is not a module name (dotted identifiers of "
+						   "ASCII letters"));
+	spr_error_free(err);
+	spr_policy_free(p);
+	/* The worker's own variable is not the policy's to set. */
+	load_fails("[policy.env]\nSPR_WORKER_PRELOAD = '{}'\n",
+		   "'env' key 'SPR_WORKER_PRELOAD' is spr's own (it carries preload_imports to the "
+		   "worker): use another name");
+}
+END_TEST
+
+/* The plan carries the preloads; the engines render them into the
+ * worker's environment, so two plans that differ only there differ in
+ * the sandbox plan's bytes (the warm pool's key). */
+START_TEST(plan_preloads)
+{
+	spr_policy *p = load_ok("preload_imports = ['numpy', 'xml.etree']\n");
+	spr_plan *plan = NULL;
+	spr_error *err = NULL;
+	ck_assert_ok(spr_plan_compile(p, &plan, &err), err);
+	ck_assert_str_eq(plan->preload_imports_json, "[\"numpy\",\"xml.etree\"]");
+	/* Not part of what Python enforces per request. */
+	ck_assert_ptr_null(strstr(plan->worker_policy_json, "preload"));
+	char *env = NULL;
+	ck_assert_ok(spr_worker_preload_env(plan,
+					    &(struct spr_worker_request_opts){
+						    .sys_path_json = "[\"/a\",\"/b c\"]",
+						    .venv = "/v\"q",
+					    },
+					    &env, &err),
+		     err);
+	ck_assert_str_eq(env, "SPR_WORKER_PRELOAD={\"imports\":[\"numpy\",\"xml.etree\"],"
+			      "\"sys_path\":[\"/a\",\"/b c\"],\"prefix\":\"/v\\\"q\"}");
+	free(env);
+	ck_assert_ok(spr_worker_preload_env(plan, &(struct spr_worker_request_opts){0}, &env, &err),
+		     err);
+	ck_assert_str_eq(env, "SPR_WORKER_PRELOAD={\"imports\":[\"numpy\",\"xml.etree\"]}");
+	free(env);
+	/* Another list is another policy key. */
+	char *key = spr_policy_key(p);
+	spr_plan_unref(plan);
+	spr_policy_free(p);
+	p = load_ok("preload_imports = ['numpy']\n");
+	char *key2 = spr_policy_key(p);
+	ck_assert_str_ne(key, key2);
+	free(key);
+	free(key2);
+	spr_policy_free(p);
+	/* None: no variable, and the plan says so. */
+	p = load_ok("preload_imports = []\n");
+	ck_assert_ok(spr_plan_compile(p, &plan, &err), err);
+	ck_assert_ptr_null(plan->preload_imports_json);
+	env = (char *)"unchanged";
+	ck_assert_ok(spr_worker_preload_env(plan, &(struct spr_worker_request_opts){0}, &env, &err),
+		     err);
+	ck_assert_ptr_null(env);
+	spr_plan_unref(plan);
+	spr_policy_free(p);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("policy");
@@ -429,6 +570,8 @@ Suite *make_suite(void)
 	tcase_add_test(t, to_json_round_trips);
 	tcase_add_test(t, plan_compilation);
 	tcase_add_test(t, plan_environment);
+	tcase_add_test(t, preload_imports_validation);
+	tcase_add_test(t, plan_preloads);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -113,7 +113,7 @@ class Run:
         )
 
 
-def run_worker_raw(request_bytes, merge_stderr=False, timeout=120, argv=None):
+def run_worker_raw(request_bytes, merge_stderr=False, timeout=120, argv=None, env=None):
     """Runs the worker (or argv) on raw request bytes; returns a Run."""
     rfd, wfd = os.pipe()
 
@@ -131,6 +131,7 @@ def run_worker_raw(request_bytes, merge_stderr=False, timeout=120, argv=None):
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             preexec_fn=put_result_fd_on_3,
             close_fds=False,  # os.pipe() fds are close-on-exec; fd 3 is not
+            env=env,
         )
     finally:
         os.close(wfd)
@@ -1176,6 +1177,237 @@ class ProcessTest(WorkerTestCase):
         header, value = run.message.split(b"\n")
         self.assertEqual(value, b'{"\\u00e9":"\\u20ac"}')
 
+
+
+# ---- preload_imports (SPR_WORKER_PRELOAD) ------------------------------------
+
+PRELOAD_MODULES = {
+    # imports json (and what json imports), sets a value the code reads
+    "pl_json.py": "import json\nvalue = json.dumps([1])\nimported_at = 'preload'\n",
+    "pl_os.py": "import os\n",
+    "pl_os2.py": "import os\nimport sys\n",
+    # socket reaches sys.modules without passing through __import__ by name
+    "pl_dynamic.py": "import importlib\nimportlib.import_module('socket')\n",
+    "pl_math.py": "import sys\nimport math\nimport io\nvalue = math.floor(2.5)\n",
+    "pl_raises.py": "raise ValueError('boom\\nsecond line')\n",
+    "pl_exit.py": "raise SystemExit(3)\n",
+    "pl_memory.py": "raise MemoryError\n",
+    "pl_posix.py": "import posix\n",
+    "pl_noisy.py": "import posix\nposix.write(1, b'from the preload\\n')\n",
+    "plpkg/__init__.py": "from . import sub\n",
+    "plpkg/sub.py": "from os import path\n",
+    "plpkg/inner/__init__.py": "",
+    "plpkg/inner/leaf.py": "import ctypes\n",
+}
+
+
+class PreloadTest(WorkerTestCase):
+    """The worker imports SPR_WORKER_PRELOAD's modules before reading the
+    request and checks what they pulled in against the request's policy
+    before any code runs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.site = cls.tmp.name
+        for name, text in PRELOAD_MODULES.items():
+            path = os.path.join(cls.site, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_preloaded(self, imports, code="result = None", policy=None, config=None, **extra):
+        env = dict(os.environ)
+        if config is None:
+            config = json.dumps({"imports": imports, "sys_path": [self.site]})
+        env["SPR_WORKER_PRELOAD"] = config
+        request = make_request(code, policy=policy, sys_path=[self.site], **extra)
+        return run_worker_raw(json.dumps(request).encode(), env=env)
+
+    def assertRefused(self, run, error):
+        self.assertFailed(run, "preload_error", error)
+        self.assertEqual(run.stdout, "", run)  # no code ran
+
+    def test_preloaded_module_is_the_codes(self):
+        code = (
+            "import sys\n"
+            "loaded = 'pl_json' in sys.modules\n"
+            "import pl_json\n"
+            "result = [loaded, pl_json.value, pl_json.imported_at]\n"
+        )
+        run = self.run_preloaded(["pl_json"], code, policy=OPEN_POLICY)
+        self.assertOk(run, [True, "[1]", "preload"])
+
+    def test_without_preloads_nothing_is_imported(self):
+        code = "import sys\nresult = 'pl_json' in sys.modules"
+        run = run_worker(code, policy=OPEN_POLICY, sys_path=[self.site])
+        self.assertOk(run, False)
+
+    def test_variable_is_gone_before_the_code(self):
+        code = (
+            "import os, subprocess\n"
+            "out = subprocess.run(['/usr/bin/env'], stdout=subprocess.PIPE).stdout\n"
+            "result = [os.environ.get('SPR_WORKER_PRELOAD'), b'SPR_WORKER' in out]\n"
+        )
+        run = self.run_preloaded(["pl_json"], code, policy=OPEN_POLICY)
+        self.assertOk(run, [None, False])
+
+    def test_blocked_import_is_refused_naming_both(self):
+        policy = dict(DEFAULT_POLICY, blocked_imports=["os"])
+        run = self.run_preloaded(["pl_json", "pl_os"], "print('ran')", policy=policy)
+        self.assertRefused(
+            run,
+            "preload_imports: 'pl_os' imports 'os', which blocked_imports blocks: "
+            "remove 'os' from blocked_imports or 'pl_os' from preload_imports",
+        )
+
+    def test_already_loaded_module_still_counts(self):
+        # pl_posix imports posix, loaded at start-up: __import__ sees the
+        # name, and restrict mode counts what it blocks whatever loaded it.
+        policy = dict(DEFAULT_POLICY, blocked_imports=["posix"])
+        run = self.run_preloaded(["pl_json", "pl_posix"], policy=policy)
+        self.assertRefused(
+            run,
+            "preload_imports: 'pl_posix' imports 'posix', which blocked_imports blocks: "
+            "remove 'posix' from blocked_imports or 'pl_posix' from preload_imports",
+        )
+
+    def test_first_preload_that_pulled_it_in_is_named(self):
+        policy = dict(DEFAULT_POLICY, blocked_imports=["os", "ctypes"])
+        run = self.run_preloaded(["pl_os", "pl_os2"], policy=policy)
+        self.assertIn("'pl_os' imports 'os'", run.error, run)
+        run = self.run_preloaded(["pl_os2", "pl_os"], policy=policy)
+        self.assertIn("'pl_os2' imports 'os'", run.error, run)
+
+    def test_every_blocked_module_of_the_preload_is_listed(self):
+        run = self.run_preloaded(["pl_dynamic"], policy=DEFAULT_POLICY)
+        self.assertRefused(
+            run,
+            "preload_imports: 'pl_dynamic' imports 'importlib', 'os' and 'socket', which "
+            "blocked_imports blocks: remove them from blocked_imports or 'pl_dynamic' from "
+            "preload_imports",
+        )
+
+    def test_import_module_is_seen_through_sys_modules(self):
+        policy = dict(DEFAULT_POLICY, blocked_imports=["socket"])
+        run = self.run_preloaded(["pl_dynamic"], policy=policy)
+        self.assertIn("'pl_dynamic' imports 'socket', which blocked_imports blocks", run.error)
+
+    def test_importlib_counts_only_when_the_policy_blocks_it(self):
+        policy = dict(DEFAULT_POLICY, blocked_imports=[])
+        run = self.run_preloaded(["pl_dynamic"], "import socket\nresult = 1", policy=policy)
+        self.assertOk(run, 1)
+        # The code's own import of importlib stays refused (SPEC §2).
+        run = self.run_preloaded(["pl_dynamic"], "import importlib", policy=policy)
+        self.assertFailed(run, "exception", "ImportError: Import 'importlib' is blocked by policy")
+
+    def test_relative_imports_and_submodules(self):
+        policy = dict(DEFAULT_POLICY, blocked_imports=["os"])
+        run = self.run_preloaded(["plpkg"], policy=policy)
+        self.assertIn("'plpkg' imports 'os'", run.error, run)
+        policy = dict(DEFAULT_POLICY, blocked_imports=["ctypes"])
+        run = self.run_preloaded(["plpkg.inner.leaf"], policy=policy)
+        self.assertRefused(
+            run,
+            "preload_imports: 'plpkg.inner.leaf' imports 'ctypes', which blocked_imports "
+            "blocks: remove 'ctypes' from blocked_imports or 'plpkg.inner.leaf' from "
+            "preload_imports",
+        )
+        run = self.run_preloaded(
+            ["plpkg.inner.leaf"], "import plpkg.inner.leaf as m\nresult = m.__name__",
+            policy=OPEN_POLICY,
+        )
+        self.assertOk(run, "plpkg.inner.leaf")
+
+    def test_preload_that_is_itself_blocked(self):
+        run = self.run_preloaded(["os"])
+        self.assertRefused(
+            run,
+            "preload_imports: 'os' is blocked by blocked_imports: remove 'os' from "
+            "blocked_imports or 'os' from preload_imports",
+        )
+        run = self.run_preloaded(["xml.dom"], policy=allow_policy(allowed_imports=["json"]))
+        self.assertRefused(
+            run,
+            "preload_imports: 'xml.dom' is not in allowed_imports: add 'xml' to "
+            "allowed_imports or remove 'xml.dom' from preload_imports",
+        )
+
+    def test_allow_mode_ignores_only_start_up_modules(self):
+        # pl_math imports sys and io (loaded at start-up) and math (not).
+        run = self.run_preloaded(["pl_math"], policy=allow_policy(allowed_imports=["pl_math"]))
+        self.assertRefused(
+            run,
+            "preload_imports: 'pl_math' imports 'math', which allowed_imports does not "
+            "list: add 'math' to allowed_imports or remove 'pl_math' from preload_imports",
+        )
+        policy = allow_policy(allowed_imports=["pl_math", "math"], allowed_builtins=["print"])
+        run = self.run_preloaded(["pl_math"], "import pl_math\nresult = pl_math.value", policy)
+        self.assertOk(run, 2)
+
+    def test_restrict_mode_with_nothing_blocked_passes(self):
+        policy = dict(DEFAULT_POLICY, blocked_imports=[])
+        run = self.run_preloaded(["pl_json", "pl_os", "plpkg"], "result = 3", policy=policy)
+        self.assertOk(run, 3)
+
+    def test_missing_module(self):
+        run = self.run_preloaded(["pl_json", "no_such_module_xyz", "pl_os"])
+        self.assertRefused(
+            run,
+            "preload_imports: importing 'no_such_module_xyz' failed: ModuleNotFoundError: "
+            "No module named 'no_such_module_xyz'",
+        )
+        self.assertEqual(run.stderr, "", run)  # no traceback
+
+    def test_module_that_raises(self):
+        run = self.run_preloaded(["pl_raises"], policy=OPEN_POLICY)
+        self.assertRefused(
+            run,
+            "preload_imports: importing 'pl_raises' failed: ValueError: boom\\nsecond line",
+        )
+        run = self.run_preloaded(["pl_exit"], policy=OPEN_POLICY)
+        self.assertRefused(run, "preload_imports: importing 'pl_exit' failed: SystemExit: 3")
+
+    def test_memory_error_is_the_memory_outcome(self):
+        run = self.run_preloaded(["pl_memory"], policy=OPEN_POLICY)
+        self.assertOutcome(run, "memory_error", False, 137, "Memory limit exceeded")
+
+    def test_failure_wins_over_the_check(self):
+        # The import failed: what it pulled in so far is not the point.
+        run = self.run_preloaded(["pl_os", "no_such_module_xyz"])
+        self.assertIn("importing 'no_such_module_xyz' failed", run.error, run)
+
+    def test_bad_request_is_still_a_worker_error(self):
+        env = dict(os.environ, SPR_WORKER_PRELOAD=json.dumps({"imports": ["pl_os"],
+                                                              "sys_path": [self.site]}))
+        run = run_worker_raw(b"{}", env=env)
+        self.assertFailed(run, "worker_error", "WorkerError: request has no 'code'")
+
+    def test_malformed_variable(self):
+        for config in ("", "[]", "{}", '{"imports": "pl_os"}', '{"imports": [1]}',
+                       '{"imports": [], "prefix": 1}', "{"):
+            run = self.run_preloaded(None, config=config)
+            self.assertEqual(run.kind, "worker_error", (config, run))
+            self.assertTrue(run.error.startswith("WorkerError: SPR_WORKER_PRELOAD is malformed"),
+                            run)
+
+    def test_preload_output_is_the_runs(self):
+        run = self.run_preloaded(["pl_noisy"], "print('code')", policy=OPEN_POLICY)
+        self.assertOk(run)
+        self.assertEqual(run.stdout, "from the preload\ncode\n")
+
+    def test_venv_prefix_is_set_before_the_preload(self):
+        with open(os.path.join(self.site, "pl_prefix.py"), "w") as f:
+            f.write("import sys\nseen = sys.prefix\n")
+        config = json.dumps({"imports": ["pl_prefix"], "sys_path": [self.site],
+                             "prefix": "/some/venv"})
+        run = self.run_preloaded(None, "import pl_prefix\nresult = pl_prefix.seen",
+                                 policy=OPEN_POLICY, config=config, prefix="/some/venv")
+        self.assertOk(run, "/some/venv")
 
 
 # ---- JSON helpers, in process ---------------------------------------------
