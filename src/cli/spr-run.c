@@ -26,7 +26,8 @@
 
 static const char usage_line[] =
 	"usage: spr-run [--engine local|docker|podman] [--policy FILE] [--input JSON|@FILE] "
-	"[--timeout S] [--memory MB] [--max-output KB] [--require LAYER,...] [--python PATH] [--allow-degraded] "
+	"[--timeout S] [--memory MB] [--max-output KB] [--require LAYER,...] [--preload-import MOD]... "
+	"[--python PATH] [--allow-degraded] "
 	"[--cgroup-parent NAME] [--uid-range START:COUNT] [--venv DIR [--venv-manager python|uv]] "
 	"[--package NAME==VERSION]... [--pip-find-links DIR] [--pip-no-index] [--pip-index-url URL] "
 	"[--image IMAGE] "
@@ -64,6 +65,9 @@ static void help(void)
 	       "                         namespaces, cgroup, seccomp, landlock-fs,\n"
 	       "                         landlock-tcp, landlock-scoped, network-off,\n"
 	       "                         ipc-private, own-uid, memfd-exec-refused\n"
+	       "  --preload-import MOD   import MOD before the code's request (the policy's\n"
+	       "                         preload_imports; repeatable: the flags together\n"
+	       "                         replace the file's list)\n"
 	       "  --cgroup-parent NAME   create run cgroups under NAME, relative to this\n"
 	       "                         process's own cgroup (a delegated subtree);\n"
 	       "                         default: $SPR_CGROUP_PARENT, else the own cgroup\n"
@@ -114,6 +118,9 @@ struct options {
 	spr_pip_options pip;
 	bool json;
 	const char *file;
+	/* --preload-import, in order (argv's strings). */
+	const char **preloads;
+	size_t npreloads;
 	/* The limit flags, applied one by one after the policy file so an
 	 * error can name the flag. */
 	struct override {
@@ -189,7 +196,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 	       OPT_VERSION, OPT_CGROUP_PARENT, OPT_UID_RANGE, OPT_IMAGE, OPT_PACKAGE, OPT_WHEEL_DIR,
 	       OPT_DOCKER_CONTEXT, OPT_DOCKER_HOST, OPT_SSH_HOST, OPT_SSH_USER, OPT_SSH_PORT,
 	       OPT_SSH_KEY, OPT_REQUIRE, OPT_VENV, OPT_VENV_MANAGER, OPT_PIP_FIND_LINKS,
-	       OPT_PIP_NO_INDEX, OPT_PIP_INDEX_URL, OPT_INSTALL_TIMEOUT };
+	       OPT_PIP_NO_INDEX, OPT_PIP_INDEX_URL, OPT_INSTALL_TIMEOUT, OPT_PRELOAD };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, 'e'},
 		{"policy", required_argument, NULL, 'p'},
@@ -197,6 +204,7 @@ static void parse_args(int argc, char **argv, struct options *o)
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"memory", required_argument, NULL, OPT_MEMORY},
 		{"require", required_argument, NULL, OPT_REQUIRE},
+		{"preload-import", required_argument, NULL, OPT_PRELOAD},
 		{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 		{"python", required_argument, NULL, OPT_PYTHON},
 		{"allow-degraded", no_argument, NULL, OPT_DEGRADED},
@@ -232,6 +240,11 @@ static void parse_args(int argc, char **argv, struct options *o)
 		case OPT_TIMEOUT: add_override(o, "--timeout", "timeout_seconds", optarg, false); break;
 		case OPT_MEMORY: add_override(o, "--memory", "memory_limit_mb", optarg, true); break;
 		case OPT_REQUIRE: add_require(o, optarg); break;
+		case OPT_PRELOAD:
+			if (!o->preloads && !(o->preloads = calloc((size_t)argc, sizeof(*o->preloads))))
+				usage_error("out of memory");
+			o->preloads[o->npreloads++] = optarg;
+			break;
 		case OPT_MAX_OUTPUT: add_override(o, "--max-output", "max_output_kb", optarg, true); break;
 		case OPT_PYTHON: o->python = optarg; break;
 		case OPT_DEGRADED: o->allow_degraded = true; break;
@@ -458,6 +471,24 @@ static void result_freep(spr_result **r) { spr_result_free(*r); }
 static void error_freep(spr_error **e) { spr_error_free(*e); }
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
+/* The policy's preload_imports as the first n --preload-import flags
+ * say, as JSON (the names are checked by the policy). */
+static char *preload_json(const struct options *o, size_t n)
+{
+	cJSON *obj = cJSON_CreateObject();
+	cJSON *list = obj ? cJSON_AddArrayToObject(obj, "preload_imports") : NULL;
+	for (size_t i = 0; list && i < n; i++) {
+		cJSON *name = cJSON_CreateString(o->preloads[i]);
+		if (!name || !cJSON_AddItemToArray(list, name)) {
+			cJSON_Delete(name);
+			list = NULL;
+		}
+	}
+	char *text = list ? cJSON_PrintUnformatted(obj) : NULL;
+	cJSON_Delete(obj);
+	return text;
+}
+
 /* The policy file, then the limit flags on top of it. */
 static spr_policy *build_policy(const struct options *o)
 {
@@ -474,6 +505,19 @@ static spr_policy *build_policy(const struct options *o)
 		if (spr_policy_update_json(policy, ov->json, strlen(ov->json), &err) < 0) {
 			fprintf(stderr, "spr-run: %s %s: %s\n%s\n", ov->flag, ov->value,
 				without_position(err->message), usage_line);
+			spr_policy_free(policy);
+			return NULL;
+		}
+	}
+	/* One flag at a time, each with those before it: an error names the
+	 * flag that caused it (a bad name, the second of two, the 65th). */
+	for (size_t i = 0; i < o->npreloads; i++) {
+		char *json = preload_json(o, i + 1);
+		rc = json ? spr_policy_update_json(policy, json, strlen(json), &err) : -1;
+		free(json);
+		if (rc < 0) {
+			fprintf(stderr, "spr-run: --preload-import %s: %s\n%s\n", o->preloads[i],
+				err ? without_position(err->message) : "out of memory", usage_line);
 			spr_policy_free(policy);
 			return NULL;
 		}

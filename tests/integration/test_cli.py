@@ -288,6 +288,70 @@ class FlagSweep(CliCase):
                                                       self.ok_py]))
                 self.assertIn("--ssh-port", line)
 
+    def test_spr_run_preload_import(self):
+        # Taken: the run happens with the module imported before the code.
+        policy = self.write("open.toml", "[policy]\nblocked_imports = []\n")
+        probe = self.write("probe.py", "import sys\nresult = sorted(sys.modules)\n")
+        accepted = ["json", "math", "_json", "xml.etree.ElementTree", "collections.abc",
+                    "email.mime.text", "http.client", "A", "_", "x1"]
+        if os.path.isdir("/usr/lib/python3/dist-packages/numpy"):
+            accepted.append("numpy")
+        for value in accepted:
+            with self.subTest(value=value):
+                proc = run_cli(["--json", "--policy", policy, "--preload-import", value, probe],
+                               with_engine=True)
+                r = strict_json_loads(proc.stdout)
+                if value in ("A", "_", "x1"):  # well-formed, not installed
+                    self.assertEqual(proc.returncode, 1, proc.stderr)
+                    self.assertEqual(r["error"], f"preload_imports: importing '{value}' failed: "
+                                     f"ModuleNotFoundError: No module named '{value}'")
+                else:
+                    self.assertEqual(proc.returncode, 0, proc.stderr)
+                    self.assertIn(value, r["result"])
+        # Well-formed names of modules that are not there fail the run (1).
+        for value, why in (("json.py", "No module named 'json.py'"),
+                           ("math.py", "No module named 'math.py'; 'math' is not a package"),
+                           ("numpy.nosuch", "No module named 'numpy.nosuch'"),
+                           ("spr_no_such_module", "No module named 'spr_no_such_module'")):
+            with self.subTest(value=value):
+                proc = run_cli(["--json", "--policy", policy, "--preload-import", value, probe],
+                               with_engine=True)
+                self.assertEqual(proc.returncode, 1, proc.stderr)
+                self.assertEqual(strict_json_loads(proc.stdout)["error"],
+                                 f"preload_imports: importing '{value}' failed: "
+                                 f"ModuleNotFoundError: {why}")
+        # Refused as typed: exit 2 naming the flag and the value.
+        for value in ("", " json", "json ", "a..b", ".json", "json.", "1abc", "numpy-1",
+                      "numpy==1.24", "json,os", "json os", "json/", "./json", "-", "café",
+                      "numpy[extra]", "@numpy", "json\n", "\tjson", "a" * 201):
+            with self.subTest(value=value):
+                line = self.assertUsageError(run_cli(["--preload-import", value, self.ok_py]))
+                self.assertTrue(line.startswith(f"spr-run: --preload-import {value}: "
+                                                "'preload_imports'") or "\n" in value, line)
+        # Repeatable, in order; together they replace the policy file's list.
+        listed = self.write("listed.toml", "[policy]\nblocked_imports = []\n"
+                            "preload_imports = ['spr_no_such_module']\n")
+        proc = run_cli(["--json", "--policy", listed, "--preload-import", "json",
+                        "--preload-import", "xml.dom", probe], with_engine=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        modules = strict_json_loads(proc.stdout)["result"]
+        self.assertIn("json", modules)
+        self.assertIn("xml.dom", modules)
+        line = self.assertUsageError(run_cli(["--preload-import", "json", "--preload-import",
+                                              "math", "--preload-import", "json", self.ok_py]))
+        self.assertEqual(line, "spr-run: --preload-import json: 'preload_imports' names 'json' "
+                               "twice: drop one")
+        many = [a for i in range(65) for a in ("--preload-import", f"m{i}")]
+        line = self.assertUsageError(run_cli(many + [self.ok_py]))
+        self.assertTrue(line.startswith("spr-run: --preload-import m64: 'preload_imports' lists "
+                                        "65 modules, at most 64"), line)
+        # The default policy blocks what json does not import; os it blocks.
+        proc = run_cli(["--json", "--preload-import", "os", self.ok_py], with_engine=True)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(strict_json_loads(proc.stdout)["error"],
+                         "preload_imports: 'os' is blocked by blocked_imports: remove 'os' from "
+                         "blocked_imports or 'os' from preload_imports")
+
     def test_spr_numeric_flags(self):
         for flag, args, accepted, refused in (
                 ("--timeout-seconds", ["stop", "container", "spr-sweep-none"],
