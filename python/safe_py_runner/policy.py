@@ -26,14 +26,14 @@ REFERENCE_FIELDS = ("mode", "timeout_seconds", "memory_limit_mb", "max_output_kb
                     "allowed_imports", "blocked_imports", "allowed_builtins", "blocked_builtins",
                     "allowed_globals", "blocked_globals", "extra_globals")
 SPR_FIELDS = ("network", "max_processes", "cpu_cores", "cpu_seconds", "tmp_size_mb", "env",
-              "require")
+              "require", "preload_imports")
 
 
 @dataclass(slots=True, repr=False)
 class RunnerPolicy:
     """What a run may do. The reference's fields and defaults, then spr's
     (network, max_processes, cpu_cores, cpu_seconds, tmp_size_mb, env,
-    require; SPEC §2). Values are checked by libspr when a run uses the
+    require, preload_imports; SPEC §2). Values are checked by libspr when a run uses the
     policy (ValueError naming the field), except `mode`, checked here as the
     reference does.
 
@@ -61,6 +61,7 @@ class RunnerPolicy:
     tmp_size_mb: int = 64
     env: dict = field(default_factory=dict)
     require: list = field(default_factory=list)
+    preload_imports: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.config_path is not None:

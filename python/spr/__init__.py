@@ -14,7 +14,8 @@ without venv_dir and with python/allow_degraded/cgroup_parent/pool_size/
 uid_range/pip options, DockerEngine's spr options and admin extras,
 RunnerResult's isolation, truncation flags, duration_ms, memory_peak_kb,
 RunnerPolicy's network/max_processes/cpu_cores/cpu_seconds/tmp_size_mb/
-env/require, and SprError (every libspr error: .layer, .errnum)."""
+env/require/preload_imports, and SprError (every libspr error: .layer,
+.errnum)."""
 
 __version__ = "0.1.0"
 

@@ -365,6 +365,24 @@ def test_spr_policy_fields(engine):
     assert r.result == "hi", r
 
 
+def test_preload_imports(engine):
+    # Imported before the request; refused with the fix when the policy
+    # blocks what it pulls in; a bad name is the policy's ValueError.
+    r = run_code("import sys\nresult = 'tomllib' in sys.modules", engine,
+                 policy=RunnerPolicy(blocked_imports=[], preload_imports=["tomllib"]))
+    assert r.ok and r.result is True, r
+    r = run_code("import sys\nresult = 'tomllib' in sys.modules", engine,
+                 policy=RunnerPolicy(blocked_imports=[]))
+    assert r.ok and r.result is False, r
+    r = run_code("print('ran')", engine, policy=RunnerPolicy(preload_imports=["os"]))
+    assert (r.ok, r.exit_code, r.stdout) == (False, 1, ""), r
+    assert r.error == ("preload_imports: 'os' is blocked by blocked_imports: remove 'os' from "
+                       "blocked_imports or 'os' from preload_imports"), r
+    assert "preload_imports=['os']" in repr(RunnerPolicy(preload_imports=["os"]))
+    with pytest.raises(ValueError, match=r"'preload_imports': 'a\.\.b' is not a module name"):
+        run_code("result = 1", engine, policy=RunnerPolicy(preload_imports=["a..b"]))
+
+
 # ---- LocalEngine options ---------------------------------------------------------------
 
 def test_local_engine_option_errors(tmp_path, monkeypatch):
