@@ -274,7 +274,7 @@ $(B)/bench/%: bench/%.c bench/bench.h $(B)/libspr.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(B)/libspr.a $(LDFLAGS_ALL) $(PKG_LIBS)
 
-bench: all $(B)/bench/run_latency $(B)/bench/venv_latency
+bench: all $(B)/bench/run_latency $(B)/bench/venv_latency $(B)/bench/preload_latency
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py $(BENCH_ARGS)
 
 # ---- docker test environment -------------------------------------------------

@@ -13,6 +13,10 @@ bench/RESULTS.md (the section between the LOCAL markers); then an
 environment's costs (bench/venv_latency: venv build, reuse, runs in it;
 section VENV).
 
+preload_imports (--preload; python3-numpy): warm runs of `import numpy;
+...` with and without preload_imports = ["numpy"] (bench/preload_latency;
+section PRELOAD).
+
 DockerEngine (--docker; needs DOCKER_HOST, `make bench-docker` starts the
 test daemon): `result = 1 + 1` three ways on the same image with the same
 hardened flags: a cold `docker run --rm` per run, a `docker exec` into a
@@ -286,6 +290,41 @@ def venv_section(python: str, runs: int) -> str:
     ])
 
 
+def percentile(values, q):
+    """The q-th percentile (nearest rank) of values."""
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(q / 100 * len(v) + 0.5)) - 1))]
+
+
+def preload_section(python: str, runs: int, rounds: int, pause_ms: int) -> str:
+    """preload_imports (issue 17): warm runs of `import numpy; ...` with and
+    without preload_imports = ["numpy"] on one engine (bench/preload_latency)."""
+    out = subprocess.run([os.path.join(BUILD, "bench", "preload_latency"), str(runs),
+                          str(rounds), python, str(pause_ms)],
+                         check=True, capture_output=True, text=True,
+                         env=dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr")))
+    r = json.loads(out.stdout)
+    load = os.getloadavg()[0]
+    rows = [("warm run, `preload_imports = [\"numpy\"]`", r["preloaded"]),
+            ("warm run, no preloads (the code imports numpy)", r["plain"]),
+            ("warm run of `result = 1 + 1`, no preloads (the floor at the time)", r["floor"]),
+            ("bare `python3 -I -S -c` (sys.path + numpy's directory, then the code)",
+             r["bare"])]
+    lines = [f"Measured {datetime.date.today().isoformat()} on {machine()} with "
+             f"`bench/run.py --preload --runs {runs}` (bench/preload_latency {runs} {rounds} "
+             f"{python} {pause_ms}; Debian's python3-numpy): `import numpy; result = "
+             "float(numpy.arange(10).sum())` through one LocalEngine, both policies "
+             "unblocking os, ctypes and importlib; "
+             f"{rounds} rounds of {runs} runs per row, {pause_ms} ms before each run (the "
+             "prepared sandbox, numpy imported, is complete when the run comes). "
+             f"Load average {load:.1f} after the runs.", "",
+             "| how | median | p90 | min |", "|---|---|---|---|"]
+    for how, v in rows:
+        lines.append(f"| {how} | {statistics.median(v):.2f} ms | {percentile(v, 90):.2f} ms | "
+                     f"{min(v):.2f} ms |")
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpus = os.cpu_count()
     kernel = platform.release()
@@ -316,7 +355,19 @@ def main() -> int:
     ap.add_argument("--compare", metavar="OTHER_BUILD",
                     help="compare this build's cold and warm runs with another build "
                          "directory's (section COMPARE)")
+    ap.add_argument("--preload", action="store_true",
+                    help="measure preload_imports (section PRELOAD; needs python3-numpy)")
+    ap.add_argument("--rounds", type=int, default=3, help="with --preload")
+    ap.add_argument("--pause-ms", type=int, default=700, help="with --preload")
     args = ap.parse_args()
+    if args.preload:
+        body = preload_section((args.python or ["/usr/bin/python3"])[0], args.runs, args.rounds,
+                               args.pause_ms)
+        print(body)
+        text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
+        with open(RESULTS, "w") as f:
+            f.write(replace_section(text, "PRELOAD", body))
+        return 0
     if args.compare:
         body = compare_section(os.path.abspath(args.compare), args.runs,
                                (args.python or ["/usr/bin/python3"])[0])
