@@ -294,8 +294,8 @@ class FlagSweep(CliCase):
         probe = self.write("probe.py", "import sys\nresult = sorted(sys.modules)\n")
         accepted = ["json", "math", "_json", "xml.etree.ElementTree", "collections.abc",
                     "email.mime.text", "http.client", "A", "_", "x1"]
-        if os.path.isdir("/usr/lib/python3/dist-packages/numpy"):
-            accepted.append("numpy")
+        if ENGINE_KIND == "local" and os.path.isdir("/usr/lib/python3/dist-packages/numpy"):
+            accepted.append("numpy")  # the host's python3-numpy (an image has its own)
         for value in accepted:
             with self.subTest(value=value):
                 proc = run_cli(["--json", "--policy", policy, "--preload-import", value, probe],
@@ -311,7 +311,7 @@ class FlagSweep(CliCase):
         # Well-formed names of modules that are not there fail the run (1).
         for value, why in (("json.py", "No module named 'json.py'"),
                            ("math.py", "No module named 'math.py'; 'math' is not a package"),
-                           ("numpy.nosuch", "No module named 'numpy.nosuch'"),
+                           ("json.nosuch", "No module named 'json.nosuch'"),
                            ("spr_no_such_module", "No module named 'spr_no_such_module'")):
             with self.subTest(value=value):
                 proc = run_cli(["--json", "--policy", policy, "--preload-import", value, probe],

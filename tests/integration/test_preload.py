@@ -127,6 +127,7 @@ result = {
                              "blocked_imports or 'numpy' from preload_imports", r)
 
 
+@unittest.skipUnless(ENGINE == "local", "the host's python3-numpy (an image has its own)")
 @unittest.skipUnless(HAVE_NUMPY, "python3-numpy is not installed")
 class PreloadOneShot(SprTestCase):
     def test_numpy_preloaded(self):
@@ -175,6 +176,51 @@ class PreloadOneShot(SprTestCase):
         run = spr_run("result = 1", policy={"preload_imports": ["json", "json"]})
         self.assertEqual(run.returncode, 2, run)
         self.assertIn("'preload_imports' names 'json' twice: drop one", run.stderr)
+
+
+class PreloadAnyEngine(SprTestCase):
+    """What holds on both engines (SPR_TEST_ENGINE=docker: the container
+    agent's sandboxes get the same plan), with a module every image has."""
+
+    def batch(self, requests):
+        import json
+        import subprocess
+
+        from .test_pool import BATCH, ENV
+        lines = "".join(json.dumps(r) + "\n" for r in requests)
+        proc = subprocess.run([BATCH, "--engine", ENGINE], input=lines, capture_output=True,
+                              text=True, timeout=300, env=ENV)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return [json.loads(line).get("result") for line in proc.stdout.splitlines()
+                if line.strip()]
+
+    def test_preloaded_refused_failed(self):
+        probe = "import sys\nresult = sorted(m for m in ('tomllib', 'json') if m in sys.modules)"
+        run = spr_run(probe, policy=dict(PERMISSIVE, preload_imports=["tomllib"]))
+        self.assertOk(run)
+        self.assertIn("tomllib", run["result"])
+        run = spr_run(probe, policy=PERMISSIVE)
+        self.assertOk(run, [])
+        run = spr_run("print('ran')", policy={"preload_imports": ["os"]})
+        self.assertFailed(run, 1, "preload_imports: 'os' is blocked by blocked_imports: remove "
+                                  "'os' from blocked_imports or 'os' from preload_imports")
+        self.assertEqual(run["stdout"], "", run)
+        run = spr_run("print('ran')", policy={"preload_imports": ["spr_no_such_module"]})
+        self.assertFailed(run, 1, "preload_imports: importing 'spr_no_such_module' failed: "
+                                  "ModuleNotFoundError: No module named 'spr_no_such_module'")
+
+    def test_state_left_in_a_preload_does_not_reach_the_next_run(self):
+        policy = dict(PERMISSIVE, preload_imports=["tomllib"])
+        first = ("import tomllib\ntomllib.spr_secret = 'from run A'\n"
+                 "tomllib.loads = None\nresult = tomllib.spr_secret")
+        second = ("import tomllib\nresult = [getattr(tomllib, 'spr_secret', None), "
+                  "tomllib.loads('a = 1')]")
+        results = self.batch([{"code": "result = 0", "policy": policy}, {"sleep_ms": 1500},
+                              {"code": first, "policy": policy}, {"sleep_ms": 1500},
+                              {"code": second, "policy": policy}])
+        self.assertEqual(results[1]["result"], "from run A", results)
+        self.assertTrue(results[2]["ok"], results)
+        self.assertEqual(results[2]["result"], [None, {"a": 1}], results)
 
 
 if __name__ == "__main__":
