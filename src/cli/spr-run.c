@@ -529,6 +529,7 @@ int main(int argc, char **argv)
 {
 	struct options o = {.engine = "local"};
 	parse_args(argc, argv, &o);
+	_cleanup_(freep) const char **preloads = o.preloads;
 
 	_cleanup_(policy_freep) spr_policy *policy = build_policy(&o);
 	if (!policy)
