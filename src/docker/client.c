@@ -1,5 +1,6 @@
 #include "docker/client.h"
 
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -204,6 +205,22 @@ const char *spr_docker_last_line(spr_buf *errout)
 	while (errout->len && (errout->data[errout->len - 1] == '\n' ||
 			       errout->data[errout->len - 1] == '\r'))
 		errout->data[--errout->len] = '\0';
+	/* The CLI's own message starts "Error" and may span lines (podman
+	 * quotes a mount program's output, then ": exit status 1" alone on
+	 * the last): from the last such line to the end, on one line. */
+	char *error = NULL;
+	for (char *line = errout->data; line;) {
+		if (!strncasecmp(line, "error", 5))
+			error = line;
+		char *nl = strchr(line, '\n');
+		line = nl ? nl + 1 : NULL;
+	}
+	if (error && errout->data + errout->len - error <= 4096) {
+		for (char *c = error; *c; c++)
+			if (*c == '\n' || *c == '\r')
+				*c = ' ';
+		return error;
+	}
 	char *nl = strrchr(errout->data, '\n');
 	return nl ? nl + 1 : errout->data;
 }

@@ -79,7 +79,9 @@ SPR_HIDDEN int spr_docker_ssh_target(struct spr_docker_target *t, const spr_dock
 SPR_HIDDEN void spr_docker_ssh_free(struct spr_docker_target *t);
 SPR_HIDDEN char *spr_docker_ssh_path(const struct spr_docker_target *t);
 
-/* The last non-empty line of a CLI's stderr, for error messages. */
+/* What a CLI said went wrong, for error messages: from the last line
+ * starting "Error" to the end, on one line (its message may span lines),
+ * else the last non-empty line. */
 SPR_HIDDEN const char *spr_docker_last_line(spr_buf *errout);
 
 #endif

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "docker/admin.h"
+#include "docker/client.h"
 #include "proc.h"
 #include "unit.h"
 
@@ -118,6 +119,53 @@ START_TEST(creator_liveness)
 }
 END_TEST
 
+/* What goes into "... failed: <said>": podman's multi-line error (a
+ * mount program's output, then ": exit status 1" alone) whole, on one
+ * line; docker's one-line error; else the last line. */
+static char *said(const char *text)
+{
+	spr_buf b = SPR_BUF_INIT;
+	if (text)
+		spr_buf_puts(&b, text);
+	char *copy = strdup(spr_docker_last_line(&b));
+	spr_buf_free(&b);
+	return copy;
+}
+
+START_TEST(what_the_cli_said)
+{
+	static const struct {
+		const char *errout, *want;
+	} cases[] = {
+	    {"STEP 1/6: FROM base\ntime=x level=error msg=\"Unmounting m\"\n"
+	     "Error: mounting new container: fuse-overlayfs: unknown argument\n"
+	     "fuse: failed to open /dev/fuse: Permission denied\n: exit status 1\n",
+	     "Error: mounting new container: fuse-overlayfs: unknown argument fuse: failed to "
+	     "open /dev/fuse: Permission denied : exit status 1"},
+	    {"Error response from daemon: No such image: x:1\n",
+	     "Error response from daemon: No such image: x:1"},
+	    {"error: two\nError: three\r\n", "Error: three"},
+	    {"warning: a\nsomething broke\n\n", "something broke"},
+	    {"one line", "one line"},
+	    {"", ""},
+	    {NULL, "(no output)"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char *got = said(cases[i].errout);
+		ck_assert_msg(!strcmp(got, cases[i].want), "case %zu: '%s'", i, got);
+		free(got);
+	}
+	/* a message longer than 4 KiB from its Error line: only the last line */
+	spr_buf b = SPR_BUF_INIT;
+	spr_buf_puts(&b, "Error: start\n");
+	for (int i = 0; i < 600; i++)
+		spr_buf_puts(&b, "filler\n");
+	spr_buf_puts(&b, "the end\n");
+	ck_assert_str_eq(spr_docker_last_line(&b), "the end");
+	spr_buf_free(&b);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("admin");
@@ -125,6 +173,7 @@ Suite *make_suite(void)
 	tcase_add_test(t, resolves_ids_names_and_prefixes);
 	tcase_add_test(t, refusals);
 	tcase_add_test(t, creator_liveness);
+	tcase_add_test(t, what_the_cli_said);
 	suite_add_tcase(s, t);
 	return s;
 }
