@@ -3,7 +3,7 @@
 #   make demo       run examples/hello.py through the LocalEngine
 #   make check      unit + integration tests (installs deps first)
 #   make hostile    escape attempts, with namespaces and again degraded
-#   make check-vm   cgroup v2 self-test + VM_SUITES inside a qemu VM (tests/vm/)
+#   make check-vm   cgroup v2 self-test + VM_SUITES (+ rootless podman) inside a qemu VM (tests/vm/)
 #   make asan       build with ASan+UBSan and run the tests
 #   make fuzz       libFuzzer targets (FUZZ_SECONDS each, default 600)
 #   make bench      benchmarks, figures into bench/RESULTS.md
@@ -211,8 +211,14 @@ check: all
 # VM_ARGS go to run-vm.sh too (--mem MB, --env NAME=VALUE, e.g. SPR_SOAK_RUNS=200).
 # VM_ROOTLESS_SUITES run again as an unprivileged user inside a delegated v2
 # subtree (scripts/rootless-tests.sh), the way a Delegate=yes unit runs spr.
+# VM_PODMAN=1: rootless podman inside the VM, where cgroup v2 lets it enforce
+# limits (tests/vm/guest-podman-rootless.sh: a user with subordinate ranges
+# and a delegated subtree runs tests/podman; the host runs them too, where
+# rootless podman cannot enforce limits). Needs podman and the base rootfs
+# tarball on the host (the VM has no network): both are made here first.
 VM_SUITES ?= cgroup hostile
 VM_ROOTLESS_SUITES ?= cgroup hostile
+VM_PODMAN ?= 1
 VM_TIMEOUT ?= 1800
 VM_ARGS ?=
 VM_RUN = tests/vm/run-vm.sh --timeout $(VM_TIMEOUT) --env SPR_BUILD=$(abspath $(B)) $(VM_ARGS) --
@@ -224,6 +230,12 @@ check-vm: all $(TOOL_BINS)
 	done; \
 	if [ -n "$(VM_ROOTLESS_SUITES)" ]; then echo "== $(VM_ROOTLESS_SUITES) rootless in the cgroup v2 VM"; \
 		$(VM_RUN) sh scripts/rootless-tests.sh $(abspath $(B)) $(VM_ROOTLESS_SUITES) || rc=1; \
+	fi; \
+	if [ "$(VM_PODMAN)" = 1 ]; then echo "== tests/podman, rootless podman in the cgroup v2 VM"; \
+		scripts/deps.sh podman >/dev/null && tarball=$$(scripts/dockerd-for-tests.sh tarball) && \
+		SPR_VM_MODULES="fuse $$SPR_VM_MODULES" tests/vm/run-vm.sh --timeout $(VM_TIMEOUT) --mem 3072 \
+			--env SPR_TARBALL_CACHE="$$(dirname "$$tarball")" $(VM_ARGS) -- \
+			bash tests/vm/guest-podman-rootless.sh $(abspath $(B)) || rc=1; \
 	fi; exit $$rc
 
 # ASAN_EXTRA=docker adds the DockerEngine suites (pool threads, admin).
@@ -276,6 +288,12 @@ $(B)/bench/%: bench/%.c bench/bench.h $(B)/libspr.a
 
 bench: all $(B)/bench/run_latency $(B)/bench/venv_latency $(B)/bench/preload_latency
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py $(BENCH_ARGS)
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/memory.py
+
+# Memory per idle prepared sandbox and per run in flight (PSS, run cgroup
+# charge): section MEMORY of bench/RESULTS.md.
+bench-memory: all
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/memory.py
 
 # ---- docker test environment -------------------------------------------------
 # A private dockerd for the DockerEngine tests (no registry, host networking
@@ -291,7 +309,7 @@ bench: all $(B)/bench/run_latency $(B)/bench/venv_latency $(B)/bench/preload_lat
 #   eval "$(make -s docker-env-start)"; ...; make docker-env-stop
 # --network none: the build needs no network, and BuildKit's RUN fails on a
 # daemon without a bridge ("network bridge not found") unless told so.
-.PHONY: docker bench-docker docker-env-start docker-env-stop podman bench-podman
+.PHONY: bench-memory docker bench-docker docker-env-start docker-env-stop podman bench-podman
 docker-env-start:
 	@scripts/deps.sh docker
 	@set -e; env=$$(scripts/dockerd-for-tests.sh start); eval "$$env"; \

@@ -26,7 +26,9 @@
 #         creates the user spr-pm-<checkout id> (SPR_TEST_PODMAN_USER) with
 #         a subordinate uid and gid range of 65536 in /etc/subuid and
 #         /etc/subgid, its runtime directory, and the base image in its own
-#         storage. Prints export SPR_TEST_PODMAN_USER=<name>.
+#         storage (podman's cgroupfs manager and file events: no systemd
+#         user session; SPR_TEST_PODMAN_FUSE=1: overlay via fuse-overlayfs).
+#         Prints export SPR_TEST_PODMAN_USER=<name>.
 # rootless-stop
 #         removes that user's containers, storage and home, the user, and
 #         its /etc/subuid and /etc/subgid lines.
@@ -135,6 +137,25 @@ rootless_start() {
     else usermod --add-subgids "$start-$((start + 65535))" "$USER_NAME"; fi
   done
   install -d -m 700 -o "$USER_NAME" -g "$(id -g "$USER_NAME")" "/run/$USER_NAME"
+  # No systemd user session here (nor in the test VM): podman's cgroupfs
+  # manager, which on cgroup v2 puts containers under the caller's own
+  # (delegated) cgroup, and events in a file instead of the journal.
+  local home conf
+  home=$(getent passwd "$USER_NAME" | cut -d: -f6)
+  conf=$home/.config/containers
+  install -d -m 755 -o "$USER_NAME" -g "$(id -g "$USER_NAME")" "$home/.config" "$conf"
+  printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >"$conf/containers.conf"
+  chown "$USER_NAME:" "$conf/containers.conf"
+  # SPR_TEST_PODMAN_FUSE=1 (the test VM, whose root is an overlay: no native
+  # overlay on top of it, and vfs copies the whole image per container):
+  # overlay through fuse-overlayfs.
+  if [ "${SPR_TEST_PODMAN_FUSE:-}" = 1 ]; then
+    [ -c /dev/fuse ] && command -v fuse-overlayfs >/dev/null ||
+      die "SPR_TEST_PODMAN_FUSE=1 needs /dev/fuse and fuse-overlayfs"
+    printf '[storage]\ndriver = "overlay"\n[storage.options.overlay]\nmount_program = "%s"\n' \
+      "$(command -v fuse-overlayfs)" >"$conf/storage.conf"
+    chown "$USER_NAME:" "$conf/storage.conf"
+  fi
   import_base as_user
   echo "export SPR_TEST_PODMAN_USER=$USER_NAME"
 }

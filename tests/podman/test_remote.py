@@ -13,7 +13,7 @@ import unittest
 from integration.common import SPR, SPR_RUN, SprTestCase
 
 PODMAN = shutil.which("podman")
-WHY = "podman is not installed (make podman)"
+WHY = "needs root, podman and SPR_TEST_PODMAN=1 (make podman sets them up)"
 ENV = dict(os.environ, SPR_DOCKER_BASE_IMAGE=os.environ.get("SPR_DOCKER_BASE_IMAGE",
                                                             "spr-base:bookworm"))
 

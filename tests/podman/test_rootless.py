@@ -159,12 +159,28 @@ class RootlessPodman(SprTestCase):
         self.assertEqual(len(lines), 1, r)
         self.assertEqual(lines[0][2], "1", r)
 
-    def test_memory_limit_holds_on_rlimits(self):
+    def test_memory_limit_holds(self):
+        # On the container's cgroup where podman enforces limits (the
+        # kernel's OOM kill), else on RLIMIT_AS: either way the run ends.
         r = self.degraded("b = bytearray(400 * 1024 * 1024)\nresult = len(b)\n",
                           "--memory", "64")
         self.assertFalse(r["ok"], r)
         self.assertTrue(r["resource_exceeded"], r)
         self.assertIn("Memory limit exceeded", r["error"], r)
+        self.assertEqual(r["isolation"]["memory"], "cgroup" if self.enforces else "rlimit", r)
+
+    def test_where_limits_are_enforced_no_rlimit_stands_in(self):
+        # The cgroup, not an rlimit, holds the code: RLIMIT_AS is unlimited
+        # in the run and a 200 MB allocation under a 256 MB limit succeeds
+        # (RLIMIT_AS counts address space, which would refuse it).
+        if not self.enforces:
+            self.skipTest("rootless podman enforces no limits here (tests/vm: cgroup v2)")
+        r = spr_run("import resource\nb = bytearray(200 * 1024 * 1024)\n"
+                    "result = [resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY,"
+                    " len(b)]\n", "--memory", "256")
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r["result"], [True, 200 * 1024 * 1024], r)
+        self.assertFalse(r["isolation"]["degraded"], r)
 
     def test_small_allocations_under_the_limit_succeed(self):
         for mb in (1, 8, 32):
@@ -173,7 +189,7 @@ class RootlessPodman(SprTestCase):
                                   "--memory", "128")
                 self.assertEqual(r["result"], mb * 1024 * 1024, r)
 
-    def test_process_limit_holds_on_rlimits(self):
+    def test_process_limit_holds(self):
         policy = PERMISSIVE + 'max_processes = 4\n'
         code = ("import subprocess\nps = []\nerr = None\n"
                 "try:\n    for i in range(30):\n"
@@ -182,6 +198,13 @@ class RootlessPodman(SprTestCase):
                 "for p in ps: p.kill()\nresult = [len(ps), err]\n")
         r = self.degraded(code, policy=policy)
         self.assertIsNotNone(r.result, r)
+        if self.enforces:
+            # The container's pids cgroup: reaching it ends the run.
+            self.assertFalse(r["ok"], r)
+            self.assertTrue(r["resource_exceeded"], r)
+            self.assertEqual(r["error"], "Process limit exceeded", r)
+            return
+        # RLIMIT_NPROC: the code's fork fails and it goes on.
         started, err = r["result"] if r["result"] else (None, None)
         self.assertIsNotNone(err, r)
         self.assertLess(started, 30, r)
