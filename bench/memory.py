@@ -34,6 +34,14 @@ PERMISSIVE = spr.RunnerPolicy(blocked_imports=["subprocess", "socket", "ctypes"]
                               timeout_seconds=30)
 
 
+def write_section(name, body):
+    """Replaces (or appends) section `name` of bench/RESULTS.md."""
+    with open(RESULTS) as f:
+        old = f.read()
+    with open(RESULTS, "w") as f:
+        f.write(replace_section(old, name, body))
+
+
 def children():
     """pid -> ppid for every process."""
     out = {}
@@ -193,10 +201,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if not a.no_write:
-        with open(RESULTS) as f:
-            old = f.read()
-        with open(RESULTS, "w") as f:
-            f.write(replace_section(old, "MEMORY", "## Memory per sandbox (PSS, cgroup)\n\n" + text))
+        write_section("MEMORY", "## Memory per sandbox (PSS, cgroup)\n\n" + text)
 
 
 if __name__ == "__main__":
