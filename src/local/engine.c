@@ -165,8 +165,18 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	 * could remove them. */
 	spr_cgroup_cleanup_stale(&le->cgroups, NULL);
 	outside_ids(&le->outside_uid, &le->outside_gid);
-	if (spr_uid_range_choose(opts->uid_range, geteuid() == 0, &le->uid_range, err) < 0 || find_libexec(le, opts->libexec_dir, err) < 0 ||
-	    load_seccomp(err) < 0 ||
+	if (spr_uid_range_choose(opts->uid_range, geteuid() == 0, &le->uid_range, err) < 0 ||
+	    find_libexec(le, opts->libexec_dir, err) < 0) {
+		spr_engine_free(&le->base);
+		return -1;
+	}
+	/* A one-shot caller (spr-run) runs at once: its server starts now, so
+	 * that spr-sandbox's execution overlaps the filters, the probe, the
+	 * worker's cache and the first plan instead of following them. An
+	 * engine with a pool may never run: its server waits for a run. */
+	if (opts->pool_size == SPR_LOCAL_NO_POOL)
+		spr_fork_server_spawn(&le->server, le->sandbox_path);
+	if (load_seccomp(err) < 0 ||
 	    spr_local_probe_python(le, opts->python ? opts->python : DEFAULT_PYTHON, err) < 0 ||
 	    use_venv(le, opts, err) < 0) {
 		spr_engine_free(&le->base);

@@ -118,6 +118,7 @@ static int spawn_server(struct spr_fork_server *s, const char *path, spr_error *
 		return -1;
 	}
 	s->sock = sp[0];
+	s->untried = true;
 	s->generation++;
 	s->owner = getpid();
 	s->uid = geteuid();
@@ -193,9 +194,10 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 	/* A server that died since the last run (killed, or its caller's
 	 * resources ran out) is replaced once. */
 	for (int attempt = 0; attempt < 2; attempt++) {
-		bool fresh = s->sock < 0;
-		if (fresh && spawn_server(s, path, err) < 0)
+		bool fresh = s->sock < 0 || s->untried;
+		if (s->sock < 0 && spawn_server(s, path, err) < 0)
 			break;
+		s->untried = false;
 		struct spr_msg reply;
 		enum spr_monitor_reply kind = spr_sandbox_ask_monitor(s->sock, fds, orphan_grace, pidfd,
 								   &reply);
@@ -222,6 +224,15 @@ int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+void spr_fork_server_spawn(struct spr_fork_server *s, const char *path)
+{
+	pthread_mutex_lock(&s->lock);
+	_cleanup_error_ spr_error *ignored = NULL;
+	if (s->sock < 0)
+		spawn_server(s, path, &ignored);
+	pthread_mutex_unlock(&s->lock);
 }
 
 unsigned spr_fork_server_current(struct spr_fork_server *s)

@@ -1,6 +1,6 @@
 /* The engine's side of spr-sandbox's fork server (sandbox.h): started at
- * the first run, asked for one monitor per run, told "bye" when the engine
- * is freed. */
+ * the first run (a one-shot engine's at its creation), asked for one
+ * monitor per run, told "bye" when the engine is freed. */
 #ifndef SPR_FORK_SERVER_H
 #define SPR_FORK_SERVER_H
 
@@ -20,6 +20,8 @@ struct spr_fork_server {
 	pid_t owner;	      /* the process that started it (a fork of the caller
 				 must not share it: replies would cross) */
 	unsigned generation;  /* bumped whenever a new server starts */
+	bool untried;	      /* started ahead (spr_fork_server_spawn), never asked
+				 yet: a failure to answer is its start's */
 	uid_t uid;	      /* the credentials it runs with */
 	gid_t gid;
 	/* Servers let go (they finish their monitors, then exit), reaped
@@ -38,6 +40,12 @@ SPR_HIDDEN void spr_fork_server_init(struct spr_fork_server *s);
 SPR_HIDDEN int spr_fork_server_start(struct spr_fork_server *s, const char *path,
 				     const int fds[SPR_SANDBOX_NFDS], bool orphan_grace, int *pidfd,
 				     unsigned *generation, spr_error **err);
+
+/* Starts the server at path now, when none runs, so that its start (an
+ * execution of spr-sandbox) overlaps the caller's own work before the
+ * first run. A failure is only forgotten: the first run starts it again
+ * and reports why it could not. */
+SPR_HIDDEN void spr_fork_server_spawn(struct spr_fork_server *s, const char *path);
 
 /* The generation of the server that would fork the next monitor, 0 when a
  * new one would have to start (it died, the caller forked, credentials

@@ -73,6 +73,45 @@ class ForkServer(SprTestCase):
         self.assertEqual(out["servers"], 1)
         self.assertEqual(out["after"], [], "spr_engine_free left the server running")
 
+    def test_a_one_shot_engine_starts_its_server_at_creation(self):
+        # SPR_LOCAL_NO_POOL (spr-run): the server starts with the engine, so
+        # that its start overlaps the engine's own work; freed without a run,
+        # the engine still leaves no server behind, and a run uses that one.
+        out = program('''
+            lib.spr_engine_free(engine)
+            def one_shot():
+                opts = LocalOptions(cgroup_parent=parent.encode() if parent else None,
+                                    pool_size=-1)
+                e = P()
+                assert lib.spr_local_engine_new(ctypes.byref(opts), ctypes.byref(e),
+                                                ctypes.byref(P())) == 0
+                return e
+            def started():
+                for _ in range(200):  # /proc may not show it while its exec completes
+                    found = servers()
+                    if found:
+                        return found
+                    time.sleep(0.01)
+                return []
+            unused = one_shot()
+            at_creation = started()
+            lib.spr_engine_free(unused)
+            after_unused = servers()
+            engine = one_shot()
+            before = started()
+            result = outcome(run("result = 6 * 7"))
+            during = servers()
+            lib.spr_engine_free(engine)
+            print(json.dumps({"at_creation": len(at_creation), "after_unused": after_unused,
+                              "same": before == during and len(before) == 1,
+                              "result": result, "after": servers()}))
+        ''')
+        self.assertEqual(out["at_creation"], 1, "no server at the one-shot engine's creation")
+        self.assertEqual(out["after_unused"], [], "an unused one-shot engine left its server")
+        self.assertTrue(out["same"], "the run did not use the server started with the engine")
+        self.assertEqual(out["result"], [True, 42, None])
+        self.assertEqual(out["after"], [], "spr_engine_free left the server running")
+
     def test_runs_outlive_the_thread_that_started_the_server(self):
         # PDEATHSIG fires when the *thread* that spawned a process ends: a
         # server tied to it would take every run in flight along.
