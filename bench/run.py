@@ -17,6 +17,11 @@ preload_imports (--preload; python3-numpy): warm runs of `import numpy;
 ...` with and without preload_imports = ["numpy"] (bench/preload_latency;
 section PRELOAD).
 
+A one-shot `spr-run FILE` (--oneshot [--oneshot-other BUILD]): the whole
+process, as a CI step pays it, against `python3 -I -S FILE` (and another
+build's spr-run) in interleaved rounds: wall, CPU and page faults of the
+process tree (section ONESHOT).
+
 DockerEngine (--docker; needs DOCKER_HOST, `make bench-docker` starts the
 test daemon): `result = 1 + 1` three ways on the same image with the same
 hardened flags: a cold `docker run --rm` per run, a `docker exec` into a
@@ -221,27 +226,81 @@ LOCAL_MODES = [
 ]
 
 
-def isolated_cli(python: str, runs: int = 25) -> dict:
-    """Median wall time of one `spr-run FILE` on its own vs the interpreter
-    on the same file, spaced out (cold paths: nothing warm from a previous
-    run)."""
-    spr_run = os.path.join(BUILD, "spr-run")
-    env = dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(BUILD, "libexec", "spr"))
+def run_child(argv, env) -> tuple:
+    """Wall ms, CPU ms and minor page faults of one run of argv, its
+    descendants included (each is reaped by its parent: spr-run reaps its
+    fork server, which reaps the monitors, which reap the sandboxes)."""
+    with open(os.devnull, "wb") as null:
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, env=env, stdout=null)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = (time.monotonic() - t0) * 1e3
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise SystemExit(f"{argv} failed ({p.returncode})")
+    return wall, (ru.ru_utime + ru.ru_stime) * 1e3, ru.ru_minflt
+
+
+def oneshot_pairs(python: str, builds: list, runs: int, pause: float) -> dict:
+    """`spr-run FILE` of each build against `python -I -S FILE`, in
+    interleaved rounds (ABBA: the order flips every round, so neither side
+    always runs first), `pause` s apart: {label: [(wall, cpu, faults)]}."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write("result = 1 + 1\n")
+    cmds = [(label, [os.path.join(b, "spr-run"), "--python", python, f.name],
+             dict(os.environ, SPR_LIBEXEC_DIR=os.path.join(b, "libexec", "spr")))
+            for label, b in builds]
+    cmds.append(("bare", [python, "-I", "-S", f.name], dict(os.environ)))
+    samples = {label: [] for label, _, _ in cmds}
     try:
-        def one(argv):
-            time.sleep(0.25)
-            t0 = time.monotonic()
-            subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
-            return (time.monotonic() - t0) * 1e3
-        bare, spr = [], []
-        for _ in range(runs):
-            bare.append(one([python, "-I", "-S", f.name]))
-            spr.append(one([spr_run, "--python", python, f.name]))
-        return {"bare_ms": statistics.median(bare), "spr_run_ms": statistics.median(spr)}
+        for label, argv, env in cmds:  # warm the page cache and the probe cache
+            run_child(argv, env)
+        for i in range(runs):
+            for label, argv, env in (cmds if i % 2 == 0 else cmds[::-1]):
+                time.sleep(pause)
+                samples[label].append(run_child(argv, env))
     finally:
         os.unlink(f.name)
+    return samples
+
+
+def isolated_cli(python: str, runs: int = 40) -> dict:
+    """Median wall time of one `spr-run FILE` on its own vs the interpreter
+    on the same file, interleaved pairs spaced out (cold paths: nothing warm
+    from a previous run)."""
+    s = oneshot_pairs(python, [("spr", BUILD)], runs, 0.1)
+    return {"bare_ms": statistics.median(w for w, _, _ in s["bare"]),
+            "spr_run_ms": statistics.median(w for w, _, _ in s["spr"])}
+
+
+def oneshot_section(python: str, runs: int, other: str) -> str:
+    """A whole `spr-run FILE` (what a CI step pays) against the bare
+    interpreter, and against another build of spr when given (issue 17)."""
+    builds = [("this build", BUILD)] + ([("other build", other)] if other else [])
+    load0 = os.getloadavg()[0]
+    s = oneshot_pairs(python, builds, runs, 0.05)
+    load1 = os.getloadavg()[0]
+    bare = statistics.median(w for w, _, _ in s["bare"])
+    cmd = f"SPR_BUILD={BUILD} {sys.executable} bench/run.py --oneshot --runs {runs}" + (
+        f" --oneshot-other {other}" if other else "")
+    lines = [f"Measured {datetime.date.today().isoformat()} on {machine()} with `{cmd}`: "
+             f"`result = 1 + 1` in a file, {runs} interleaved rounds (one run of each row per "
+             "round, the order reversed every other round, 50 ms apart), medians; CPU and "
+             "page faults are the whole process tree's (rusage of the reaped child). Load "
+             f"average {load0:.1f} before, {load1:.1f} after.", "",
+             "| how | median | p90 | min | ratio to bare (medians) | CPU median | faults median |",
+             "|---|---|---|---|---|---|---|"]
+    names = {"bare": f"`{python} -I -S FILE`"}
+    for label, b in builds:
+        names[label] = f"`spr-run FILE`, {label} ({b})"
+    for label in [l for l, _ in builds] + ["bare"]:
+        walls = [w for w, _, _ in s[label]]
+        lines.append(f"| {names[label]} | {statistics.median(walls):.2f} ms | "
+                     f"{percentile(walls, 90):.2f} ms | {min(walls):.2f} ms | "
+                     f"{statistics.median(walls) / bare:.2f} | "
+                     f"{statistics.median(c for _, c, _ in s[label]):.1f} ms | "
+                     f"{statistics.median(f for _, _, f in s[label]):.0f} |")
+    return "\n".join(lines)
 
 
 def make_wheel(directory: str, name: str, version: str, source: str) -> None:
@@ -357,6 +416,10 @@ def main() -> int:
                          "directory's (section COMPARE)")
     ap.add_argument("--preload", action="store_true",
                     help="measure preload_imports (section PRELOAD; needs python3-numpy)")
+    ap.add_argument("--oneshot", action="store_true",
+                    help="a whole `spr-run FILE` against the bare interpreter (section ONESHOT)")
+    ap.add_argument("--oneshot-other", metavar="OTHER_BUILD",
+                    help="with --oneshot: another build's spr-run in the same rounds")
     ap.add_argument("--rounds", type=int, default=3, help="with --preload")
     ap.add_argument("--pause-ms", type=int, default=700, help="with --preload")
     args = ap.parse_args()
@@ -367,6 +430,14 @@ def main() -> int:
         text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
         with open(RESULTS, "w") as f:
             f.write(replace_section(text, "PRELOAD", body))
+        return 0
+    if args.oneshot:
+        body = oneshot_section((args.python or ["/usr/bin/python3"])[0], args.runs,
+                               os.path.abspath(args.oneshot_other) if args.oneshot_other else None)
+        print(body)
+        text = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
+        with open(RESULTS, "w") as f:
+            f.write(replace_section(text, "ONESHOT", body))
         return 0
     if args.compare:
         body = compare_section(os.path.abspath(args.compare), args.runs,
@@ -425,8 +496,9 @@ def main() -> int:
               "means a run through spr took less than starting the bare interpreter: the "
               "sandbox and the interpreter were set up before the request.", "",
               "A whole `spr-run FILE` started on its own (as a CI step does: process "
-              "start, interpreter probe, one run on a sandbox set up for it, exit; "
-              "0.25 s apart, so no run benefits from the previous one):", "",
+              "start, interpreter probe, one run on a sandbox set up for it, exit; 40 "
+              "interleaved pairs, 0.1 s apart, so no run benefits from the previous one; "
+              "`bench/run.py --oneshot` has p90, CPU and page faults):", "",
               "| interpreter | `python3 -I -S FILE` | `spr-run FILE` |", "|---|---|---|"]
     for py, c in clis:
         lines.append(f"| `{py}` | {c['bare_ms']:.1f} ms | {c['spr_run_ms']:.1f} ms |")
