@@ -218,6 +218,45 @@ static int request_fail(spr_error **err, const char *text, size_t len, const cJS
 	return spr_fail(err, SPR_LAYER_REQUEST, EINVAL, "request: %s", what);
 }
 
+/* Whether the JSON text of node holds \u0000 (in a string or a key). */
+static bool holds_nul(const char *text, const cJSON *node)
+{
+	size_t start, end;
+	_cleanup_error_ spr_error *e = NULL;
+	return spr_json_span(node, &start, &end) &&
+	       spr_json_validate(text + start, end - start, 0, "policy", &e) < 0;
+}
+
+/* The innermost node under node that holds \u0000: a string, or the
+ * object whose key does (depth first), NULL when none does. */
+static const cJSON *first_nul(const char *text, const cJSON *node)
+{
+	const cJSON *child;
+	cJSON_ArrayForEach(child, node)
+	{
+		if (!holds_nul(text, child))
+			continue;
+		const cJSON *inner = first_nul(text, child);
+		return inner ? inner : child;
+	}
+	return NULL;
+}
+
+/* The request is parsed with \u0000 allowed (code and input_data may hold
+ * it), but a policy's strings are C strings from the tree on: a NUL would
+ * cut a module name, an env key or value or an extra_globals string
+ * short, silently ("os\u0000x" blocking "os", "json\u0000os" preloading
+ * "json"). Refused, as a policy file cannot write one either. */
+static int policy_without_nul(const char *text, size_t len, const cJSON *policy,
+			      spr_error **err)
+{
+	if (!holds_nul(text, policy))
+		return 0;
+	const cJSON *at = first_nul(text, policy);
+	return request_fail(err, text, len, at ? at : policy,
+			    "\\u0000 (NUL) is not allowed in the policy's strings or keys");
+}
+
 static int parse_request(const char *text, size_t len, struct json_request *r, spr_error **err)
 {
 	_cleanup_cjson_ cJSON *root = NULL;
@@ -269,6 +308,8 @@ static int parse_request(const char *text, size_t len, struct json_request *r, s
 					    "'policy_file' must be a string (a path)");
 		return spr_policy_load_file(policy_file->valuestring, &r->policy, err);
 	}
+	if (policy && policy_without_nul(text, len, policy, err) < 0)
+		return -1;
 	if (spr_policy_new(&r->policy, err) < 0)
 		return -1;
 	if (policy)

@@ -70,6 +70,18 @@ class RunJson(SprTestCase):
             "no input_data": json.dumps({"code": "result = input_data"}),
             "unknown key": '{"code": "result = 1",\n  "polcy": {}}',
             "no code": '{"input_data": {}}',
+            # \u0000 in the policy: its strings are C strings from there on,
+            # so it would cut a name short, silently
+            "NUL in preload_imports": ('{"code": "result = 1",\n'
+                                       ' "policy": {"preload_imports": ["json\\u0000os"]}}'),
+            "NUL in blocked_imports": ('{"code": "import os\\nresult = 1", "policy": '
+                                       '{"blocked_imports": ["json", "os\\u0000x"]}}'),
+            "NUL in an env key": ('{"code": "result = 1", "policy": '
+                                  '{"env": {"SPR_WORKER_PRELOAD\\u0000x": "{}"}}}'),
+            "NUL in extra_globals": ('{"code": "result = g", "policy": '
+                                     '{"extra_globals": {"g": ["a\\u0000b"]}}}'),
+            # the control: input_data keeps its NUL
+            "NUL in input_data": '{"code": "result = input_data", "input_data": "a\\u0000b"}',
         })
 
     @classmethod
@@ -117,6 +129,17 @@ class RunJson(SprTestCase):
         self.refused("unknown key", "request:2:12: unknown request key 'polcy' "
                                     "(expected code, input_data, policy, policy_file)")
         self.refused("no code", "request:1:1: 'code' is required and must be a string")
+
+    def test_a_nul_in_the_policy_is_refused_where_it_is(self):
+        what = "\\u0000 (NUL) is not allowed in the policy's strings or keys"
+        self.refused("NUL in preload_imports", f"request:2:33: {what}")
+        self.refused("NUL in blocked_imports", f"request:1:74: {what}")
+        self.refused("NUL in extra_globals", f"request:1:59: {what}")
+        # a key's NUL: at the object that holds it
+        self.refused("NUL in an env key", f"request:1:42: {what}")
+
+    def test_a_nul_in_input_data_still_reaches_the_code(self):
+        self.assertEqual(self.result("NUL in input_data")["result"], "a\u0000b")
 
 
 if __name__ == "__main__":
