@@ -1256,6 +1256,22 @@ class PreloadTest(WorkerTestCase):
         run = self.run_preloaded(["pl_json"], code, policy=OPEN_POLICY)
         self.assertOk(run, [None, False])
 
+    def test_initial_environment_block_still_holds_it(self):
+        # unsetenv cannot erase the block the process started with:
+        # /proc/self/environ (and a subprocess reading its parent's) still
+        # shows the variable. It carries only what the code sees anyway
+        # (the module names, sys_path, the venv prefix): nothing secret may
+        # ever be added to it (WORKER_PROTOCOL "Preloads").
+        code = (
+            "import json, os\n"
+            "block = open('/proc/self/environ', 'rb').read().split(b'\\0')\n"
+            "raw = [e for e in block if e.startswith(b'SPR_WORKER_PRELOAD=')]\n"
+            "result = [os.environ.get('SPR_WORKER_PRELOAD'),\n"
+            "          [json.loads(e.partition(b'=')[2]) for e in raw]]\n"
+        )
+        run = self.run_preloaded(["pl_json"], code, policy=OPEN_POLICY)
+        self.assertOk(run, [None, [{"imports": ["pl_json"], "sys_path": [self.site]}]])
+
     def test_blocked_import_is_refused_naming_both(self):
         policy = dict(DEFAULT_POLICY, blocked_imports=["os"])
         run = self.run_preloaded(["pl_json", "pl_os"], "print('ran')", policy=policy)
