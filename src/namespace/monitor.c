@@ -11,6 +11,7 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -412,6 +413,46 @@ static int back_to_root(struct sandbox *sb, spr_error **err)
 	return die_with_parent(sb, err);
 }
 
+static int memfd_writer_main(void *unused)
+{
+	(void)unused;
+	int fd = open("/proc/sys/vm/memfd_noexec", O_WRONLY | O_CLOEXEC);
+	bool done = fd >= 0 && write(fd, "2", 1) == 1;
+	/* This writer took pid 2 of the namespace: hand it back, so the
+	 * run's processes are numbered as if it had never been (the worker
+	 * is pid 2). Reaped before init goes on. */
+	int last = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+	if (last >= 0 && write(last, "1", 1) != 1) {
+		/* only the numbering differs */
+	}
+	_exit(done ? 0 : 1);
+}
+
+/* The writer shares the monitor's memory until it exits (vfork semantics,
+ * as init starts the worker): the monitor only waits meanwhile, and a
+ * fork's copy-on-write of the monitor's pages cost ~0.5-1 ms per run on a
+ * virtual machine, where each fault goes through the hypervisor. It gets
+ * a stack of its own. Sanitizer builds fork (init.c says why). */
+static pid_t start_memfd_writer(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	pid_t child = fork();
+	if (child == 0)
+		memfd_writer_main(NULL);
+	return child;
+#else
+	static const size_t stack_size = 64 * 1024;
+	void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -1;
+	pid_t pid = clone(memfd_writer_main, (char *)stack + stack_size,
+			  CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+	munmap(stack, stack_size);
+	return pid;
+#endif
+}
+
 /* vm.memfd_noexec=2 in the run's pid namespace: memory files the code
  * creates cannot be executed (noexec mounts and Landlock do not cover
  * them: glibc's fexecve runs one through /proc/self/fd). The sysctl
@@ -428,19 +469,7 @@ static bool forbid_memfd_exec(pid_t init)
 	_cleanup_close_ int ours = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 	if (theirs < 0 || ours < 0 || setns(theirs, CLONE_NEWPID) < 0)
 		return false;
-	pid_t writer = fork();
-	if (writer == 0) {
-		int fd = open("/proc/sys/vm/memfd_noexec", O_WRONLY | O_CLOEXEC);
-		bool done = fd >= 0 && write(fd, "2", 1) == 1;
-		/* This writer took pid 2 of the namespace: hand it back, so the
-		 * run's processes are numbered as if it had never been (the
-		 * worker is pid 2). Reaped before init goes on. */
-		int last = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
-		if (last >= 0 && write(last, "1", 1) != 1) {
-			/* only the numbering differs */
-		}
-		_exit(done ? 0 : 1);
-	}
+	pid_t writer = start_memfd_writer();
 	/* Later children of the monitor are its own again. */
 	bool back = setns(ours, CLONE_NEWPID) == 0;
 	int status = -1;
