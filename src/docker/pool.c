@@ -48,6 +48,11 @@ struct container {
 	struct container *next;
 	char *key;
 	spr_plan *plan; /* a reference: what a replacement needs */
+	/* The encoded sandbox plan its agent was given. key holds only a
+	 * 48-bit FNV-1a of it, which a policy's env can be made to collide
+	 * with (seconds of search): a run takes a container of its very
+	 * plan only, compared byte for byte (as the LocalEngine's pool). */
+	spr_buf sandbox;
 	char name[40];
 	struct spr_uid_lease uid; /* the container's own host uid */
 	pid_t cli;
@@ -95,8 +100,16 @@ static void container_free(struct container *c)
 	spr_buf_free(&c->diag_buf);
 	spr_uid_lease_release(&c->uid);
 	spr_plan_unref(c->plan);
+	spr_buf_free(&c->sandbox);
 	free(c->key);
 	free(c);
+}
+
+/* Whether c serves runs of this key and sandbox plan. */
+static bool serves(const struct container *c, const char *key, const spr_buf *sandbox)
+{
+	return !strcmp(c->key, key) && c->sandbox.len == sandbox->len &&
+	       (!sandbox->len || !memcmp(c->sandbox.data, sandbox->data, sandbox->len));
 }
 
 /* Stops a container: EOF on its stdin ends the agent and the container;
@@ -265,6 +278,12 @@ static struct container *container_start(struct spr_pool *pool, spr_plan *plan,
 	c->to = c->from = c->diag = -1;
 	c->uid = (struct spr_uid_lease)SPR_UID_LEASE_INIT;
 	c->plan = spr_plan_ref(plan);
+	spr_buf_append(&c->sandbox, sandbox.data, sandbox.len);
+	if (c->sandbox.oom) {
+		container_free(c);
+		spr_fail_oom(err);
+		return NULL;
+	}
 	unsigned char rnd[8];
 	if (getentropy(rnd, sizeof(rnd)) < 0)
 		memset(rnd, 0, sizeof(rnd));
@@ -352,15 +371,17 @@ static void unlink_container(struct spr_pool *pool, struct container *c)
 }
 
 /* Idle containers that must go (expired or dead, or any when `all`): moved
- * to a list the caller stops after unlocking. */
-static struct container *take_retirees(struct spr_pool *pool, bool all, const char *other_than)
+ * to a list the caller stops after unlocking. With other_than, also the
+ * first idle one that does not serve that key and sandbox plan. */
+static struct container *take_retirees(struct spr_pool *pool, bool all, const char *other_than,
+				       const spr_buf *other_sandbox)
 {
 	struct container *out = NULL;
 	int64_t now = spr_now_ms();
 	for (struct container **p = &pool->all; *p;) {
 		struct container *c = *p;
 		bool go = !c->busy && (all || expired(pool, c, now) || !idle_and_alive(c) ||
-				       (other_than && strcmp(c->key, other_than)));
+				       (other_than && !serves(c, other_than, other_sandbox)));
 		if (go) {
 			*p = c->next;
 			c->next = out;
@@ -386,7 +407,7 @@ static void stop_list(struct spr_pool *pool, struct container *list)
 /* ---- acquire / release ------------------------------------------------------------- */
 
 static struct container *acquire(struct spr_pool *pool, spr_plan *plan, const char *key,
-				 spr_error **err)
+				 const spr_buf *sandbox, spr_error **err)
 {
 	struct spr_docker_engine *de = pool->de;
 	int64_t deadline = spr_now_ms() + (int64_t)de->acquire_timeout_seconds * 1000;
@@ -397,7 +418,7 @@ static struct container *acquire(struct spr_pool *pool, spr_plan *plan, const ch
 			spr_fail(err, SPR_LAYER_DOCKER, ECANCELED, "the DockerEngine is closing");
 			return NULL;
 		}
-		struct container *retire = take_retirees(pool, false, NULL);
+		struct container *retire = take_retirees(pool, false, NULL, NULL);
 		if (retire) {
 			pthread_mutex_unlock(&pool->lock);
 			stop_list(pool, retire);
@@ -405,7 +426,7 @@ static struct container *acquire(struct spr_pool *pool, spr_plan *plan, const ch
 			continue;
 		}
 		for (struct container *c = pool->all; c; c = c->next)
-			if (!c->busy && !strcmp(c->key, key)) {
+			if (!c->busy && serves(c, key, sandbox)) {
 				c->busy = true;
 				pthread_mutex_unlock(&pool->lock);
 				return c;
@@ -426,7 +447,7 @@ static struct container *acquire(struct spr_pool *pool, spr_plan *plan, const ch
 			return c;
 		}
 		/* Full: an idle container of another key makes room. */
-		struct container *other = take_retirees(pool, false, key);
+		struct container *other = take_retirees(pool, false, key, sandbox);
 		if (other) {
 			pthread_mutex_unlock(&pool->lock);
 			stop_list(pool, other);
@@ -490,7 +511,7 @@ static void *maintain(void *arg)
 	struct spr_pool *pool = arg;
 	pthread_mutex_lock(&pool->lock);
 	while (!pool->closing) {
-		struct container *retire = take_retirees(pool, false, NULL);
+		struct container *retire = take_retirees(pool, false, NULL, NULL);
 		if (retire) {
 			pthread_mutex_unlock(&pool->lock);
 			stop_list(pool, retire);
@@ -746,7 +767,7 @@ int spr_pool_run(struct spr_pool *pool, spr_plan *plan, const spr_buf *request,
 	if (!key)
 		return spr_fail_oom(err);
 	for (int attempt = 1;; attempt++) {
-		struct container *c = acquire(pool, plan, key, &o->infra);
+		struct container *c = acquire(pool, plan, key, &sandbox, &o->infra);
 		if (!c)
 			return 0;
 		bool retire = false;
