@@ -117,22 +117,27 @@ static int worker_main(void *arg)
 static pid_t start_worker(const struct spr_init_spec *s, int status_fd)
 {
 	struct worker_start ws = {.spec = s, .status_fd = status_fd};
+	return spr_start_sharing_child(worker_main, &ws, 256 * 1024);
+}
+
+pid_t spr_start_sharing_child(int (*child_main)(void *), void *arg, size_t stack_size)
+{
 #ifdef __SANITIZE_ADDRESS__
 	/* ASan cannot follow a child running on another stack in shared
 	 * memory (it warns, and its report file is outside the sandbox):
 	 * sanitizer builds pay for a plain fork. */
+	(void)stack_size;
 	pid_t child = fork();
 	if (child == 0)
-		worker_main(&ws);
+		_exit(child_main(arg));
 	return child;
 #else
-	static const size_t stack_size = 256 * 1024;
 	void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return -1;
-	pid_t pid = clone(worker_main, (char *)stack + stack_size,
-			  CLONE_VM | CLONE_VFORK | SIGCHLD, &ws);
+	pid_t pid = clone(child_main, (char *)stack + stack_size,
+			  CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
 	munmap(stack, stack_size);
 	return pid;
 #endif

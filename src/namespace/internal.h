@@ -64,5 +64,11 @@ struct spr_init_spec {
 	struct spr_cg_run *cg; /* v1: init moves itself in first; NULL: no cgroup */
 };
 SPR_HIDDEN __attribute__((noreturn)) void spr_init_main(const struct spr_init_spec *spec);
+/* Starts child_main(arg) in a child that shares this process's memory,
+ * on a stack of its own, until it executes or exits (vfork semantics:
+ * the caller waits meanwhile; no copy-on-write faults, which cost most
+ * of a fork on a virtual machine). Sanitizer builds fork instead. Returns
+ * the child's pid, or -1. */
+SPR_HIDDEN pid_t spr_start_sharing_child(int (*child_main)(void *), void *arg, size_t stack_size);
 
 #endif

@@ -435,22 +435,7 @@ static int memfd_writer_main(void *unused)
  * a stack of its own. Sanitizer builds fork (init.c says why). */
 static pid_t start_memfd_writer(void)
 {
-#ifdef __SANITIZE_ADDRESS__
-	pid_t child = fork();
-	if (child == 0)
-		memfd_writer_main(NULL);
-	return child;
-#else
-	static const size_t stack_size = 64 * 1024;
-	void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED)
-		return -1;
-	pid_t pid = clone(memfd_writer_main, (char *)stack + stack_size,
-			  CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
-	munmap(stack, stack_size);
-	return pid;
-#endif
+	return spr_start_sharing_child(memfd_writer_main, NULL, 64 * 1024);
 }
 
 /* vm.memfd_noexec=2 in the run's pid namespace: memory files the code
