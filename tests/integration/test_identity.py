@@ -6,6 +6,7 @@ caller's own uid."""
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import tempfile
 import time
@@ -30,8 +31,9 @@ def run(code, *args, timeout=60):
                                path], capture_output=True, text=True, timeout=timeout)
 
 
-def start(code, *args):
+def start(case, code, *args):
     d = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, d, ignore_errors=True)
     path = os.path.join(d, "code.py")
     with open(path, "w") as f:
         f.write(code)
@@ -51,7 +53,7 @@ class RunUid(SprTestCase):
         # Two runs at once: each holds a uid the other does not, from the
         # default range, and no account has it.
         slow = "import time\ntime.sleep(2)\n" + CODE
-        a, b = start(slow), start(slow)
+        a, b = start(self, slow), start(self, slow)
         results = []
         for p in (a, b):
             out, err = p.communicate(timeout=60)
@@ -73,7 +75,7 @@ class RunUid(SprTestCase):
         code = ("import subprocess, time\n"
                 f"p = subprocess.Popen(['{tok}', '3'], executable='/bin/sleep')\n"
                 "time.sleep(1.5)\nresult = 1\n")
-        p = start(code)
+        p = start(self, code)
         found = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and found is None:
@@ -97,7 +99,7 @@ class RunUid(SprTestCase):
     def test_a_lease_is_held_for_the_whole_run(self):
         start_id = 1879048192 + 65536 + 1000  # a range of one, of this test's own
         rng = f"{start_id}:1"
-        holder = start("import time\ntime.sleep(3)\nresult = 1\n", "--uid-range", rng)
+        holder = start(self, "import time\ntime.sleep(3)\nresult = 1\n", "--uid-range", rng)
         time.sleep(1)  # the holder's sandbox is set up by now
         blocked = run(CODE, "--uid-range", rng)
         self.assertEqual(blocked.returncode, 125, blocked.stderr)
