@@ -628,13 +628,13 @@ def check_preloads(preloads, policy, startup=STARTUP_MODULES):
         if not roots:
             continue
         own = name.partition(".")[0]
+        roots.sort()
+        them = f"'{roots[0]}'" if len(roots) == 1 else "them"
         if policy["mode"] == "allow":
             if own in roots:
                 why = (f"'{name}' is not in allowed_imports: add '{own}' to allowed_imports "
                        f"or remove '{name}' from preload_imports")
             else:
-                roots.sort()
-                them = f"'{roots[0]}'" if len(roots) == 1 else "them"
                 why = (f"'{name}' imports {_quoted_list(roots)}, which allowed_imports does "
                        f"not list: add {them} to allowed_imports or remove '{name}' from "
                        "preload_imports")
@@ -642,8 +642,6 @@ def check_preloads(preloads, policy, startup=STARTUP_MODULES):
             why = (f"'{name}' is blocked by blocked_imports: remove '{own}' from "
                    f"blocked_imports or '{name}' from preload_imports")
         else:
-            roots.sort()
-            them = f"'{roots[0]}'" if len(roots) == 1 else "them"
             why = (f"'{name}' imports {_quoted_list(roots)}, which blocked_imports blocks: "
                    f"remove {them} from blocked_imports or '{name}' from preload_imports")
         return encode_message("preload_error", False, 1, one_line("preload_imports: " + why),
