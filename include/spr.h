@@ -215,6 +215,7 @@ typedef struct spr_cleanup_counts {
 	int containers;	 /* removed: exited, or their creating process is gone */
 	int images;	 /* removed: env images no container uses */
 	int run_cgroups; /* removed: LocalEngine run cgroups whose helper is gone */
+	int run_dirs;	 /* removed: degraded runs' directories whose maker is gone */
 } spr_cleanup_counts;
 /* The docker part only (run_cgroups stays 0). */
 SPR_API int spr_docker_cleanup_stale(spr_docker_admin *admin, spr_cleanup_counts *removed,
@@ -231,8 +232,9 @@ SPR_API int spr_cleanup_stale(const spr_local_options *local, spr_docker_admin *
  * isolation a trivial run actually got (or why it failed). Returns 0 even
  * when problems are found; they are in the report ("problems": [...]). */
 SPR_API int spr_local_doctor(const spr_local_options *opts, char **json, spr_error **err);
-/* Removes what killed callers left behind (run cgroups whose helper is
- * gone). *removed counts them. */
+/* Removes what killed callers left behind: run cgroups whose helper is
+ * gone (*removed counts them) and degraded runs' directories whose maker
+ * is gone (spr_cleanup_stale counts those). */
 SPR_API int spr_local_cleanup(const spr_local_options *opts, int *removed, spr_error **err);
 
 /* ---- runs (SPEC §1, §3) -------------------------------------------- */

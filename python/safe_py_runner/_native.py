@@ -78,7 +78,8 @@ class Error(ctypes.Structure):
 
 
 class CleanupCounts(ctypes.Structure):
-    _fields_ = [("containers", c_int), ("images", c_int), ("run_cgroups", c_int)]
+    _fields_ = [("containers", c_int), ("images", c_int), ("run_cgroups", c_int),
+                ("run_dirs", c_int)]
 
 
 ErrorPP = ctypes.POINTER(ctypes.POINTER(Error))

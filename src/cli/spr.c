@@ -716,6 +716,7 @@ static int cmd_cleanup(const struct globals *g)
 			cJSON_AddNumberToObject(counts, "images", removed.images);
 		}
 		cJSON_AddNumberToObject(counts, "run_cgroups", removed.run_cgroups);
+		cJSON_AddNumberToObject(counts, "run_dirs", removed.run_dirs);
 		if (skipped) {
 			char *why = NULL;
 			if (asprintf(&why, "skipped: %s", skipped) >= 0)
@@ -727,8 +728,9 @@ static int cmd_cleanup(const struct globals *g)
 		free(text);
 		cJSON_Delete(doc);
 	} else {
-		printf("removed %d stale run cgroup%s\n", removed.run_cgroups,
-		       removed.run_cgroups == 1 ? "" : "s");
+		printf("removed %d stale run cgroup%s and %d run director%s\n",
+		       removed.run_cgroups, removed.run_cgroups == 1 ? "" : "s", removed.run_dirs,
+		       removed.run_dirs == 1 ? "y" : "ies");
 		if (skipped)
 			printf("docker: skipped (%s)\n", skipped);
 		else

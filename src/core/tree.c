@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #define MAX_DEPTH 256
+/* Levels spr_remove_tree_below goes down (a descriptor each). */
+#define MAX_DESCEND 64
 
 static bool dot_or_dotdot(const char *name)
 {
@@ -84,6 +86,40 @@ void spr_remove_tree_at(int dirfd)
 		depth--;
 	}
 	close(cur);
+}
+
+/* Going down only, one descriptor per level: nothing moved meanwhile
+ * (a directory renamed elsewhere by a leftover process) can take it
+ * outside the tree, as walking back up through ".." could. */
+static void remove_below(int dirfd, int levels_left)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (dot_or_dotdot(de->d_name) || unlinkat(dirfd, de->d_name, 0) == 0 ||
+		    errno != EISDIR || !levels_left)
+			continue;
+		int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			continue;
+		fchmod(sub, 0700);
+		remove_below(sub, levels_left - 1);
+		close(sub);
+		unlinkat(dirfd, de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+}
+
+void spr_remove_tree_below(int dirfd)
+{
+	remove_below(dirfd, MAX_DESCEND);
+	close(dirfd);
 }
 
 int spr_remove_tree(const char *path)

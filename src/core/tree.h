@@ -12,6 +12,9 @@
 
 /* Removes everything below dirfd (closing it), best effort. */
 SPR_HIDDEN void spr_remove_tree_at(int dirfd);
+/* The same going down only (at most 64 levels): for a tree whose writer's
+ * processes may still be alive and moving directories. */
+SPR_HIDDEN void spr_remove_tree_below(int dirfd);
 /* Removes path and everything below it; a missing path is no error.
  * Returns -1 (errno set) when something is left. */
 SPR_HIDDEN int spr_remove_tree(const char *path);

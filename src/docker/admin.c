@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "docker/docker_engine.h"
 #include "json.h"
+#include "local/engine.h"
 #include "proc.h"
 
 #define CMD_TIMEOUT_MS 60000
@@ -953,12 +954,13 @@ int spr_cleanup_stale(const spr_local_options *local, spr_docker_admin *admin,
 		      spr_cleanup_counts *removed, spr_error **err)
 {
 	spr_cleanup_counts counts = {0};
-	if (spr_local_cleanup(local, &counts.run_cgroups, err) < 0)
+	if (spr_local_cleanup_counted(local, &counts.run_cgroups, &counts.run_dirs, err) < 0)
 		return -1;
-	int cgroups = counts.run_cgroups;
+	spr_cleanup_counts local_counts = counts;
 	if (admin && spr_docker_cleanup_stale(admin, &counts, err) < 0)
 		return -1;
-	counts.run_cgroups = cgroups;
+	counts.run_cgroups = local_counts.run_cgroups;
+	counts.run_dirs = local_counts.run_dirs;
 	if (removed)
 		*removed = counts;
 	return 0;

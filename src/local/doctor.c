@@ -4,6 +4,7 @@
 #include "cache.h"
 #include "cgroup/cgroup.h"
 #include "json.h"
+#include "rundir.h"
 #include "local/engine.h"
 #include "uid_lease.h"
 #include "where.h"
@@ -163,14 +164,23 @@ int spr_local_doctor(const spr_local_options *opts, char **json, spr_error **err
 	return *json ? 0 : spr_fail_oom(err);
 }
 
-int spr_local_cleanup(const spr_local_options *opts, int *removed, spr_error **err)
+int spr_local_cleanup_counted(const spr_local_options *opts, int *removed, int *removed_dirs,
+			      spr_error **err)
 {
 	struct spr_cg_host host;
 	if (spr_cgroup_detect(opts ? opts->cgroup_parent : NULL, &host, err) < 0)
 		return -1;
 	int n = spr_cgroup_cleanup_stale(&host, err);
 	spr_cgroup_host_free(&host);
+	int dirs = spr_rundir_sweep(spr_rundir_parent());
 	if (removed)
 		*removed = n;
+	if (removed_dirs)
+		*removed_dirs = dirs;
 	return 0;
+}
+
+int spr_local_cleanup(const spr_local_options *opts, int *removed, spr_error **err)
+{
+	return spr_local_cleanup_counted(opts, removed, NULL, err);
 }

@@ -11,6 +11,7 @@
 
 #include "cache.h"
 #include "json.h"
+#include "rundir.h"
 #include "protocol/layout.h"
 #include "policy/seccomp.h"
 #include "proc.h"
@@ -164,6 +165,8 @@ int spr_local_engine_new(const spr_local_options *opts, spr_engine **out, spr_er
 	/* Run cgroups left by a caller that was killed before its helpers
 	 * could remove them. */
 	spr_cgroup_cleanup_stale(&le->cgroups, NULL);
+	/* And their degraded runs' directories (core/rundir.h). */
+	spr_rundir_sweep(spr_rundir_parent());
 	outside_ids(&le->outside_uid, &le->outside_gid);
 	if (spr_uid_range_choose(opts->uid_range, geteuid() == 0, &le->uid_range, err) < 0 ||
 	    find_libexec(le, opts->libexec_dir, err) < 0) {

@@ -103,4 +103,9 @@ struct spr_local_command {
 SPR_HIDDEN int spr_local_command(struct spr_local_engine *le, struct spr_local_command *cmd,
 				 spr_buf *out, int *status, spr_error **err);
 
+/* spr_local_cleanup that also counts the degraded runs' directories it
+ * removed (core/rundir.h). */
+SPR_HIDDEN int spr_local_cleanup_counted(const spr_local_options *opts, int *removed,
+					 int *removed_dirs, spr_error **err);
+
 #endif

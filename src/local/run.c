@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "protocol/layout.h"
+#include "rundir.h"
 #include "protocol/message.h"
 #include "protocol/plan.h"
 #include "local/engine.h"
@@ -263,8 +264,7 @@ static int sandbox_plan(const struct spr_local_engine *le, const spr_plan *plan,
 	if (spr_layout_build(&in, &sp->layout, &sp->degraded, &arena, err) < 0)
 		return -1;
 	sp->degraded.worker = spec->degraded_argv_last;
-	const char *tmpdir = getenv("TMPDIR");
-	sp->degraded.workdir_parent = tmpdir && *tmpdir == '/' ? tmpdir : "/tmp";
+	sp->degraded.workdir_parent = spr_rundir_parent();
 	return spr_plan_encode(sp, out, err);
 }
 

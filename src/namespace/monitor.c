@@ -26,6 +26,7 @@
 #include "cgroup/cgroup.h"
 #include "namespace/internal.h"
 #include "namespace/mounts.h"
+#include "rundir.h"
 #include "tree.h"
 #include "uid_lease.h"
 #include "protocol/message.h"
@@ -40,7 +41,7 @@ struct sandbox {
 	struct spr_rlimit_plan rlimits[SPR_NRLIMITS]; /* the plan's, RLIMIT_AS added
 							 when no cgroup can limit memory */
 	struct spr_paths degraded_write; /* Landlock write list incl. the run directory */
-	char workdir[PATH_MAX];
+	struct spr_rundir rundir; /* degraded: the run's directory in TMPDIR */
 	char env_home[PATH_MAX + 8], env_tmpdir[PATH_MAX + 8];
 	int sigfd;
 	sigset_t saved_mask;
@@ -605,20 +606,9 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 
 static int make_workdir(struct sandbox *sb, spr_error **err)
 {
-	const char *dir = sb->plan->degraded.workdir_parent;
-	int n = snprintf(sb->workdir, sizeof(sb->workdir), "%s/spr-run-XXXXXX", dir);
-	if (n < 0 || (size_t)n >= sizeof(sb->workdir))
-		return spr_fail(err, SPR_LAYER_SANDBOX, ENAMETOOLONG, "workdir path too long");
-	if (!mkdtemp(sb->workdir)) {
-		int e = errno;
-		sb->workdir[0] = '\0';
-		errno = e;
-		return spr_fail_errno(err, SPR_LAYER_SANDBOX,
-				      "cannot create the run directory under %s (is it writable? "
-				      "set TMPDIR)",
-				      dir);
-	}
-	set_env_dirs(sb, sb->workdir);
+	if (spr_rundir_create(sb->plan->degraded.workdir_parent, &sb->rundir, err) < 0)
+		return -1;
+	set_env_dirs(sb, sb->rundir.work);
 	return 0;
 }
 
@@ -631,7 +621,7 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	struct spr_strv *argv = &sb->plan->argv;
 	if (degraded->worker)
 		argv->v[argv->n - 1] = degraded->worker;
-	struct spr_worker_spec w = worker_spec(sb, sb->workdir);
+	struct spr_worker_spec w = worker_spec(sb, sb->rundir.work);
 	w.parent = getpid();
 	w.network_shared = true; /* no network namespace */
 	/* What the namespaces would have given, from the filter and Landlock
@@ -653,13 +643,13 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 		w.gid = sb->lease.fd >= 0 ? sb->lease.uid : degraded->gid;
 		if (sb->lease.fd >= 0)
 			sb->degraded_uid = w.uid;
-		if (chown(sb->workdir, w.uid, w.gid) < 0)
-			return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chown %s", sb->workdir);
+		if (chown(sb->rundir.work, w.uid, w.gid) < 0)
+			return spr_fail_errno(err, SPR_LAYER_SANDBOX, "chown %s", sb->rundir.work);
 		if (give_writable_dirs(&sb->plan->layout, w.uid, err) < 0)
 			return -1;
 	}
 	sb->degraded_write = degraded->landlock_write;
-	if (!spr_paths_add(&sb->degraded_write, sb->workdir))
+	if (!spr_paths_add(&sb->degraded_write, sb->rundir.work))
 		return spr_fail(err, SPR_LAYER_SANDBOX, E2BIG, "too many Landlock paths");
 	w.landlock_read = &degraded->landlock_read;
 	w.landlock_write = &sb->degraded_write;
@@ -945,22 +935,9 @@ static void sweep(struct sandbox *sb)
 	}
 }
 
-static void remove_workdir(struct sandbox *sb)
-{
-	if (!sb->workdir[0])
-		return;
-	int fd = open(sb->workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0) {
-		fchmod(fd, 0700);
-		spr_remove_tree_at(fd);
-	}
-	rmdir(sb->workdir);
-	sb->workdir[0] = '\0';
-}
-
 static void sandbox_free(struct sandbox *sb)
 {
-	remove_workdir(sb);
+	spr_rundir_remove(&sb->rundir);
 	spr_cg_run_free(&sb->cg);
 	spr_closep(&sb->cpu_timer);
 	spr_closep(&sb->pids_timer);

@@ -1058,7 +1058,7 @@ class F_Cleanup(AdminCase):
         self.assertEqual(p.returncode, 0, show(p))
         doc = json.loads(p.stdout)
         removed = doc["removed"]
-        self.assertEqual(sorted(removed), ["containers", "images", "run_cgroups"], doc)
+        self.assertEqual(sorted(removed), ["containers", "images", "run_cgroups", "run_dirs"], doc)
         self.assertNotIn("docker", doc, "docker was reachable, nothing to skip")
         # At least what this class made (a shared daemon may hold more).
         self.assertGreaterEqual(removed["containers"], 2, doc)

@@ -5,8 +5,10 @@ User namespaces are refused the way Docker's default seccomp profile
 refuses them (tests/tools/deny-userns), so no host setting changes."""
 import json
 import os
+import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 from integration.common import (BUILD, ENGINE, PERMISSIVE, SPR, SPR_RUN, SprTestCase, host_processes,
@@ -160,8 +162,6 @@ class RefusedUserNamespace(SprTestCase):
         PDEATHSIG, re-armed after the uid change as root), and what the code
         forked is still in the run's cgroup, which `spr cleanup` (or the next
         engine start) finds stale and empties (docs/SPEC.md §7)."""
-        import signal
-        import time
         token = "sprdegk" + os.urandom(6).hex()
         code = ("import os\n"
                 "if os.fork() == 0:\n"
@@ -178,11 +178,16 @@ class RefusedUserNamespace(SprTestCase):
             if os.geteuid() != 0 and not os.environ.get("SPR_TEST_CGROUP_DELEGATED"):
                 self.skipTest("rootless without a delegated cgroup: nothing contains what "
                               "a degraded run forked (documented)")
+            # The run's directory goes in a TMPDIR of the test's own, so
+            # what is left there is this run's alone.
+            rundirs = os.path.join(tmp, "tmpdir")
+            os.mkdir(rundirs)
+            env = dict(os.environ, TMPDIR=rundirs)
             proc = subprocess.Popen(
                 [DENY, SPR_RUN, "--json", "--allow-degraded", "--timeout", "30",
                  "--policy", write_policy(dict(PERMISSIVE), tmp),
                  "--input", json.dumps({"token": token}), path],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             try:
                 deadline = time.monotonic() + 10
                 while len(with_token()) < 2 and time.monotonic() < deadline:
@@ -207,8 +212,9 @@ class RefusedUserNamespace(SprTestCase):
                     time.sleep(0.02)
                 self.assertFalse(monitor_alive(), "the monitor outlived spr-run")
                 cleanup = subprocess.run([os.path.join(BUILD, "spr"), "cleanup"],
-                                         capture_output=True, text=True, timeout=60)
+                                         capture_output=True, text=True, timeout=60, env=env)
                 self.assertEqual(cleanup.returncode, 0, cleanup)
+                self.assertEqual(os.listdir(rundirs), [], "the run's directory was left")
                 if with_token():
                     self.assertIn("removed 1 stale run cgroup", cleanup.stdout)
                 deadline = time.monotonic() + 2
@@ -221,6 +227,114 @@ class RefusedUserNamespace(SprTestCase):
                     proc.wait()
                 for pid in with_token():  # only our own token
                     os.kill(pid, signal.SIGKILL)
+
+
+    def test_a_killed_monitors_run_directory_is_swept(self):
+        """A degraded run's directory is in the host's TMPDIR: when its
+        monitor is SIGKILLed (nothing it can catch), the directory stays
+        behind. The next engine start and `spr cleanup` find it by the
+        maker named in it and remove it; a live run's is never touched."""
+        code = "import time\ntime.sleep(30)\n"
+        with tempfile.TemporaryDirectory(prefix="spr-it-deg-") as tmp:
+            path = os.path.join(tmp, "code.py")
+            with open(path, "w") as f:
+                f.write(code)
+            rundirs = os.path.join(tmp, "tmpdir")
+            os.mkdir(rundirs)
+            env = dict(os.environ, TMPDIR=rundirs)
+            pol = write_policy(dict(PERMISSIVE), tmp)
+
+            def start():
+                return subprocess.Popen([DENY, SPR_RUN, "--json", "--allow-degraded",
+                                         "--timeout", "60", "--policy", pol, path],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=env)
+
+            def monitors(caller):
+                return [pid for pid, (argv, *_) in host_processes().items()
+                        if argv and os.path.basename(argv[0]) == "spr-sandbox"
+                        and argv[2:3] == [str(caller.pid)]]
+
+            def wait_for(what, predicate):
+                deadline = time.monotonic() + 20
+                while not predicate() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.assertTrue(predicate(), what)
+
+            def killed_monitor():
+                """A run whose monitor was SIGKILLed: its directory's name."""
+                before = set(os.listdir(rundirs))
+                victim = start()
+                try:
+                    wait_for("the run never made its directory",
+                             lambda: set(os.listdir(rundirs)) - before and monitors(victim))
+                    made = sorted(set(os.listdir(rundirs)) - before)
+                    self.assertEqual(len(made), 1, made)
+                    self.assertRegex(made[0],
+                                     r"^spr-run-[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6}$")
+                    for pid in monitors(victim):
+                        os.kill(pid, signal.SIGKILL)
+                    out, errout = victim.communicate(timeout=60)
+                    self.assertNotEqual(victim.returncode, 0, (out, errout))
+                finally:
+                    if victim.poll() is None:
+                        victim.kill()
+                        victim.wait()
+                # The leak this guards against: nothing removed it.
+                self.assertIn(made[0], os.listdir(rundirs))
+                return made[0]
+
+            def cleanup():
+                p = subprocess.run([SPR, "cleanup"], capture_output=True, text=True,
+                                   timeout=60, env=env)
+                self.assertEqual(p.returncode, 0, p)
+                return p.stdout
+
+            killed_monitor()
+            self.assertIn("and 1 run directory\n", cleanup())
+            self.assertEqual(os.listdir(rundirs), [])
+
+            # The next engine's start removes one too, and neither it
+            # nor `spr cleanup` touches a live run's.
+            stale = killed_monitor()
+            live = start()
+            try:
+                wait_for("the next run never started", lambda: monitors(live))
+                wait_for("the next engine left the stale directory",
+                         lambda: stale not in os.listdir(rundirs))
+                mine = os.listdir(rundirs)
+                self.assertEqual(len(mine), 1, mine)
+                self.assertIn("and 0 run directories\n", cleanup())
+                self.assertEqual(os.listdir(rundirs), mine)
+            finally:
+                live.kill()
+                live.wait()
+
+    def test_an_engine_start_sweeps_killed_monitors_run_directories(self):
+        """The same without `spr cleanup`: the next engine's start removes
+        a directory whose maker is gone (here one named after a pid that
+        cannot be alive), and leaves a look-alike another user could have
+        made alone."""
+        with tempfile.TemporaryDirectory(prefix="spr-it-deg-") as tmp:
+            rundirs = os.path.join(tmp, "tmpdir")
+            os.mkdir(rundirs)
+            pidns = os.stat("/proc/self/ns/pid").st_ino
+            # pid_max is at most 2^22: this pid is nobody's.
+            stale = os.path.join(rundirs, f"spr-run-{pidns}.{2 ** 30}.1-abcdef")
+            os.makedirs(os.path.join(stale, "work", "deep", "er"))
+            with open(os.path.join(stale, "work", "deep", "file"), "w") as f:
+                f.write("left")
+            os.chmod(os.path.join(stale, "work", "deep"), 0o500)
+            other_ns = os.path.join(rundirs, f"spr-run-{pidns + 1}.{2 ** 30}.1-abcdef")
+            os.mkdir(other_ns)
+            not_ours = os.path.join(rundirs, "spr-run-1.2.3-xyz")  # an old-style name
+            os.mkdir(not_ours)
+            proc = subprocess.run([DENY, SPR_RUN, "--allow-degraded", "-"], input="x = 1\n",
+                                  capture_output=True, text=True, timeout=60,
+                                  env=dict(os.environ, TMPDIR=rundirs))
+            self.assertEqual(proc.returncode, 0, proc)
+            self.assertEqual(sorted(os.listdir(rundirs)),
+                             sorted([os.path.basename(other_ns), os.path.basename(not_ours)]))
 
 
 WITHOUT = os.path.join(BUILD, "tests", "tools", "kernel-without")

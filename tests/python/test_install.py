@@ -175,7 +175,7 @@ LAYOUT_C = textwrap.dedent("""
     S(spr_docker_options) @DOCKER@
     S(spr_error) F(spr_error, message) F(spr_error, errnum) F(spr_error, layer)
     S(spr_cleanup_counts) F(spr_cleanup_counts, containers) F(spr_cleanup_counts, images)
-    F(spr_cleanup_counts, run_cgroups)
+    F(spr_cleanup_counts, run_cgroups) F(spr_cleanup_counts, run_dirs)
     return 0; }
 """)
 
