@@ -108,7 +108,7 @@ $(B)/libspr.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(B)/libspr.so: $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libspr.so.3 -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
+	$(CC) -shared -Wl,-soname,libspr.so.4 -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
 
 $(B)/spr-run: $(B)/obj/src/cli/spr-run.o $(B)/libspr.a
 	$(CC) -o $@ $^ $(LDFLAGS_ALL) $(LIB_LIBS)
@@ -209,7 +209,7 @@ check: all
 	$(MAKE) --no-print-directory cgroup
 	$(MAKE) --no-print-directory rootless
 	$(MAKE) --no-print-directory docker
-	$(MAKE) --no-print-directory podman PODMAN_SUITES=hostile
+	$(MAKE) --no-print-directory podman PODMAN_SUITES=hostile PODMAN_ROOTLESS_SUITES=hostile
 	$(MAKE) --no-print-directory check-vm VM_ARGS="--env SPR_SOAK_RUNS=200"
 	$(MAKE) --no-print-directory asan ASAN_EXTRA=docker DOCKER_HOSTILE=0
 
@@ -377,6 +377,17 @@ WITH_PODMAN_ENV = env=$$(scripts/podman-for-tests.sh start); eval "$$env"; \
 # tests/podman only (the engine's code is docker's, whose suites make docker
 # runs; the docker suite through podman takes 8.5 minutes, integration 8).
 PODMAN_SUITES ?= docker integration hostile
+# PODMAN_ROOTLESS_SUITES run again as the rootless podman test user
+# (scripts/rootless-tests.sh with SPR_TEST_PODMAN_ROOTLESS=1). On a cgroup v1
+# host its runs are degraded to rlimits (--allow-degraded, and the suites
+# expect isolation to say so); the limits themselves are make check-vm's.
+PODMAN_ROOTLESS_SUITES ?= hostile integration
+PODMAN_ROOTLESS_ENV = SPR_TEST_USER=$$SPR_TEST_PODMAN_USER SPR_TEST_ENGINE=podman \
+	SPR_TEST_PODMAN_ROOTLESS=1 SPR_DOCKER_BASE_IMAGE=spr-base:bookworm \
+	SPR_TEST_PODMAN_DEGRADED=$$(test "$$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs && echo 0 || echo 1) \
+	XDG_RUNTIME_DIR=/run/user/$$(id -u $$SPR_TEST_PODMAN_USER) \
+	SPR_TEST_PASS_ENV="SPR_TEST_ENGINE SPR_TEST_PODMAN_ROOTLESS SPR_TEST_PODMAN_DEGRADED \
+	SPR_DOCKER_BASE_IMAGE XDG_RUNTIME_DIR"
 podman: all $(TOOL_BINS)
 	@set -e; $(WITH_PODMAN_ENV) \
 	for suite in $(PODMAN_SUITES); do \
@@ -387,7 +398,11 @@ podman: all $(TOOL_BINS)
 	done; \
 	uenv=$$(scripts/podman-for-tests.sh rootless-start); eval "$$uenv"; \
 	trap "scripts/podman-for-tests.sh rootless-stop; scripts/podman-for-tests.sh stop" EXIT; \
-	$(TEST_PYTHON) tests/run.py podman
+	$(TEST_PYTHON) tests/run.py podman; \
+	for suite in $(PODMAN_ROOTLESS_SUITES); do \
+		echo "== $$suite through rootless podman as $$SPR_TEST_PODMAN_USER"; \
+		$(PODMAN_ROOTLESS_ENV) sh scripts/rootless-tests.sh $(B) $$suite; \
+	done
 
 # The DockerEngine side by side: cold docker run, docker exec, warm pool; and
 # the warm pool again through SSH (a private sshd on 127.0.0.1 in front of the
@@ -423,8 +438,8 @@ install: all
 		$(DESTDIR)$(LIBEXECDIR)/spr/
 	install -m 0644 $(LIBEXEC_OUT)/spr_worker.py $(LIBEXEC_OUT)/runtime.Dockerfile \
 		$(DESTDIR)$(LIBEXECDIR)/spr/
-	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.3
-	ln -sf libspr.so.3 $(DESTDIR)$(LIBDIR)/libspr.so
+	install -m 0755 $(B)/libspr.so $(DESTDIR)$(LIBDIR)/libspr.so.4
+	ln -sf libspr.so.4 $(DESTDIR)$(LIBDIR)/libspr.so
 	install -m 0644 $(B)/libspr.a $(DESTDIR)$(LIBDIR)/
 	install -m 0644 include/spr.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \

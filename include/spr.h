@@ -91,7 +91,8 @@ typedef struct spr_pip_options {
  * fields are only ever appended. The library reads the whole struct, so a
  * program built against an older header (a shorter struct) must not load
  * a newer library: appending a field bumps the soname (libspr.so.2 since
- * uid_range, libspr.so.3 since venv_dir). */
+ * uid_range, libspr.so.3 since venv_dir, libspr.so.4 since
+ * spr_cleanup_counts.run_dirs). */
 typedef struct spr_local_options {
 	const char *python;      /* interpreter; NULL: /usr/bin/python3 */
 	const char *libexec_dir; /* spr-sandbox + spr_worker.py; NULL: $SPR_LIBEXEC_DIR,
@@ -252,11 +253,31 @@ SPR_API int spr_run(spr_engine *engine, const spr_policy *policy, const char *co
 		    size_t code_len, const char *input_json, spr_result **out,
 		    spr_error **err);
 
+/* Output as the code produces it (SPEC §3 "Streaming"): called on the
+ * thread running the run, for each chunk the code wrote to stdout
+ * (stream 1) or stderr (stream 2), in order per stream, as it arrives.
+ * Bytes as written: a chunk may end inside a line or a UTF-8 character.
+ * Only the first output cap bytes of each stream are delivered (the rest
+ * is counted, as in the result); the result still carries the captured,
+ * capped streams and their truncation flags. */
+typedef void (*spr_output_fn)(void *user, int stream, const char *data, size_t len);
+typedef struct spr_run_options {
+	spr_output_fn on_output; /* NULL: nothing streamed */
+	void *user;		 /* passed to on_output */
+} spr_run_options;
+/* spr_run with options (NULL: as spr_run). */
+SPR_API int spr_run_with(spr_engine *engine, const spr_policy *policy, const char *code,
+			 size_t code_len, const char *input_json, const spr_run_options *opts,
+			 spr_result **out, spr_error **err);
+
 /* The shared entry for the CLI and language bindings. Request:
  *   {"code": "...", "input_data": <any JSON>, "policy": {...} | "policy_file": "path"}
  * Result: the RunnerResult as JSON text (free with spr_free). */
 SPR_API int spr_run_json(spr_engine *engine, const char *request_json, size_t len,
 			 char **result_json, spr_error **err);
+/* spr_run_json with options (streaming; NULL: as spr_run_json). */
+SPR_API int spr_run_json_with(spr_engine *engine, const char *request_json, size_t len,
+			      const spr_run_options *opts, char **result_json, spr_error **err);
 
 SPR_API bool spr_result_ok(const spr_result *r);
 SPR_API int spr_result_exit_code(const spr_result *r);

@@ -1,4 +1,4 @@
-"""ctypes over libspr.so.3 (include/spr.h): the structs, the functions, and
+"""ctypes over libspr.so.4 (include/spr.h): the structs, the functions, and
 libspr's errors turned into Python exceptions.
 
 Why ctypes: nothing to compile at install time, and ctypes.CDLL releases
@@ -7,7 +7,7 @@ thread (threads and asyncio's thread pool run in parallel).
 
 The option structs mirror spr.h field by field. The library reads the
 whole struct, so a shorter Python mirror would be read past its end:
-that is why the soname is checked (libspr.so.3: fields are only ever
+that is why the soname is checked (libspr.so.4: fields are only ever
 appended, and appending bumps the soname) and tests/python compares these
 layouts with the C compiler's.
 """
@@ -82,6 +82,14 @@ class CleanupCounts(ctypes.Structure):
                 ("run_dirs", c_int)]
 
 
+# spr_output_fn and spr_run_options (streaming, SPEC §3 "Streaming").
+OutputFn = ctypes.CFUNCTYPE(None, c_void_p, c_int, ctypes.POINTER(ctypes.c_char), c_size_t)
+
+
+class RunOptions(ctypes.Structure):
+    _fields_ = [("on_output", OutputFn), ("user", c_void_p)]
+
+
 ErrorPP = ctypes.POINTER(ctypes.POINTER(Error))
 VoidPP = ctypes.POINTER(c_void_p)
 
@@ -99,6 +107,8 @@ _FUNCTIONS = {
     "spr_docker_engine_new": (c_int, [ctypes.POINTER(DockerOptions), VoidPP, ErrorPP]),
     "spr_engine_free": (None, [c_void_p]),
     "spr_run_json": (c_int, [c_void_p, c_char_p, c_size_t, VoidPP, ErrorPP]),
+    "spr_run_json_with": (c_int, [c_void_p, c_char_p, c_size_t, ctypes.POINTER(RunOptions),
+                                  VoidPP, ErrorPP]),
     "spr_result_from_error": (c_int, [ctypes.POINTER(Error), VoidPP, ErrorPP]),
     "spr_result_to_json": (c_int, [c_void_p, c_int, VoidPP, ErrorPP]),
     "spr_result_free": (None, [c_void_p]),

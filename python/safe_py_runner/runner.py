@@ -30,14 +30,19 @@ def run_code(
     input_data: dict[str, Any] | None = None,
     policy: RunnerPolicy | None = None,
     policy_file: str | None = None,
+    on_output=None,
 ) -> RunnerResult:
     """Runs `code` with `input_data` under `policy` (or the TOML `policy_file`,
     not both) on `engine`. Every outcome of the code, including timeouts,
     limits and an engine that cannot start (exit_code 125), is a
-    RunnerResult; bad arguments raise (ValueError, TypeError)."""
+    RunnerResult; bad arguments raise (ValueError, TypeError).
+    on_output(stream, data): the output as it comes (spr's engines only;
+    see LocalEngine.run)."""
     _check(engine, policy, policy_file)
     if isinstance(engine, SprEngine):
-        return engine.run(code, input_data, policy, policy_file)
+        return engine.run(code, input_data, policy, policy_file, on_output)
+    if on_output is not None:
+        raise TypeError("on_output needs one of spr's engines (LocalEngine, DockerEngine)")
     if not callable(getattr(engine, "execute", None)):
         raise TypeError(f"engine must be a LocalEngine, a DockerEngine or have an execute() "
                         f"method, not {type(engine).__name__}")
@@ -50,12 +55,15 @@ async def arun_code(
     input_data: dict[str, Any] | None = None,
     policy: RunnerPolicy | None = None,
     policy_file: str | None = None,
+    on_output=None,
 ) -> RunnerResult:
     """run_code without blocking the event loop: the run happens on the
     engine's thread pool (libspr releases the GIL), the caller awaits it."""
     _check(engine, policy, policy_file)
     if isinstance(engine, SprEngine):
-        return await engine.arun(code, input_data, policy, policy_file)
+        return await engine.arun(code, input_data, policy, policy_file, on_output)
+    if on_output is not None:
+        raise TypeError("on_output needs one of spr's engines (LocalEngine, DockerEngine)")
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(
         run_code, code, engine, input_data, policy, policy_file))

@@ -6,19 +6,19 @@ not load.
 
 Search order for the library (the first that exists wins; a path given
 through the environment must work, it is never silently skipped):
-  1. $SPR_LIBRARY (a file, or a directory holding libspr.so.3 / libspr.so);
-  2. beside the package (a libspr.so.3 copied next to it);
+  1. $SPR_LIBRARY (a file, or a directory holding libspr.so.4 / libspr.so);
+  2. beside the package (a libspr.so.4 copied next to it);
   3. the prefix the package is installed under (<prefix>/lib/python3.N/
      site-packages -> <prefix>/lib);
   4. the LIBDIR `make install` wrote into the package (_install_paths);
-  5. the dynamic loader's own search (libspr.so.3 in ld.so's cache).
+  5. the dynamic loader's own search (libspr.so.4 in ld.so's cache).
 """
 import os
 import re
 import shutil
 import struct
 
-SONAME = "libspr.so.3"
+SONAME = "libspr.so.4"
 LIB_NAMES = (SONAME, "libspr.so")
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 SITE_DIR = os.path.dirname(PACKAGE_DIR)
@@ -29,8 +29,8 @@ except ImportError:  # pragma: no cover - the file ships with the package
     _installed = None
 
 INSTALL_HINT = ("build and install spr first (`make && make install` in the spr "
-                "checkout installs libspr.so.3 into PREFIX/lib), or point SPR_LIBRARY at a "
-                "libspr.so.3 (a build tree's build/libspr.so)")
+                "checkout installs libspr.so.4 into PREFIX/lib), or point SPR_LIBRARY at a "
+                "libspr.so.4 (a build tree's build/libspr.so)")
 
 
 class NotFound(Exception):
@@ -58,7 +58,7 @@ def _candidates_beside():
 
 def find_library():
     """(path or None, how it was found). None means: let the dynamic loader
-    search for libspr.so.3. Raises NotFound only for a bad $SPR_LIBRARY."""
+    search for libspr.so.4. Raises NotFound only for a bad $SPR_LIBRARY."""
     env = os.environ.get("SPR_LIBRARY")
     if env:
         if os.path.isdir(env):
@@ -66,7 +66,7 @@ def find_library():
                 p = os.path.join(env, name)
                 if os.path.isfile(p):
                     return os.path.abspath(p), "$SPR_LIBRARY"
-            raise NotFound(f"SPR_LIBRARY={env} is a directory without libspr.so.3 or libspr.so")
+            raise NotFound(f"SPR_LIBRARY={env} is a directory without libspr.so.4 or libspr.so")
         if not os.path.isfile(env):
             raise NotFound(f"SPR_LIBRARY={env} does not exist")
         return os.path.abspath(env), "$SPR_LIBRARY"

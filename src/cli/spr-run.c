@@ -441,16 +441,33 @@ static int report_failure(const spr_error *err, bool json, int status)
 	return status;
 }
 
-/* Without --json the code's streams are ours; say what happened only when
- * its stderr does not already end with the error (a traceback does). */
+/* Without --json the code's streams are ours, as they come (SPEC §3
+ * "Streaming"): a script that prints, sleeps and prints shows its first
+ * line at once, not when the run ends. */
+static void write_through(void *failed, int stream, const char *data, size_t len)
+{
+	int fd = stream == 1 ? STDOUT_FILENO : STDERR_FILENO;
+	while (len) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (stream == 1)
+				*(bool *)failed = true;
+			return;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+/* After the streams (written as they came): say what happened only when
+ * the code's stderr does not already end with the error (a traceback
+ * does). */
 static void print_outcome(const spr_result *r)
 {
-	size_t out_len, err_len;
-	const char *out = spr_result_stdout(r, &out_len);
+	size_t err_len;
 	const char *err = spr_result_stderr(r, &err_len);
-	fwrite(out, 1, out_len, stdout);
-	fflush(stdout);
-	fwrite(err, 1, err_len, stderr);
 	const char *error = spr_result_error(r);
 	if (!error || !strncmp(error, "SystemExit", 10))
 		return;
@@ -576,7 +593,11 @@ int main(int argc, char **argv)
 
 	_cleanup_(result_freep) spr_result *result = NULL;
 	const char *input_json = input ? input : o.input;
-	if (spr_run(engine, policy, code, code_len, input_json, &result, &err) < 0) {
+	bool stdout_failed = false;
+	spr_run_options run_opts = {.on_output = o.json ? NULL : write_through,
+				    .user = &stdout_failed};
+	fflush(stdout);
+	if (spr_run_with(engine, policy, code, code_len, input_json, &run_opts, &result, &err) < 0) {
 		bool bad_input = err->layer == SPR_LAYER_REQUEST || err->layer == SPR_LAYER_POLICY;
 		fprintf(stderr, "spr-run: %s%s\n",
 			bad_input && !strncmp(err->message, "input_data", 10) ? "--input: " : "",
@@ -592,7 +613,7 @@ int main(int argc, char **argv)
 	} else {
 		print_outcome(result);
 	}
-	if (fflush(stdout) != 0 || ferror(stdout))
+	if (fflush(stdout) != 0 || ferror(stdout) || stdout_failed)
 		return status ? status : 1;
 	return status;
 }

@@ -121,6 +121,8 @@ int spr_capture_read(struct spr_capture *c)
 			return 1;
 		}
 		c->total += (uint64_t)n;
+		if (c->on_read)
+			c->on_read(c->on_read_ctx, chunk, (size_t)n);
 		if (c->to_stderr) {
 			/* Progress only: a closed or full terminal must not stop the build. */
 			ssize_t shown = write(STDERR_FILENO, chunk, (size_t)n);

@@ -37,6 +37,9 @@ struct spr_capture {
 	uint64_t total;
 	bool tail;	/* keep the last `keep` bytes rather than the first */
 	bool to_stderr; /* also copy what arrives to fd 2 (progress of a build) */
+	/* Also handed every chunk as it arrives (streaming), when set. */
+	void (*on_read)(void *ctx, const char *data, size_t len);
+	void *on_read_ctx;
 };
 /* Reads what is available. Returns 1 at EOF, 0 otherwise, -1 on error. */
 SPR_HIDDEN int spr_capture_read(struct spr_capture *c);

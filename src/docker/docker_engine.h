@@ -77,6 +77,7 @@ struct spr_pool_outcome {
 	char container[40];	    /* the container's name */
 	int container_run;	    /* which of its runs this was (1: the first) */
 	uint32_t host_uid;	    /* the container's own uid */
+	struct spr_output_tap *tap; /* the caller's streaming, or NULL */
 };
 /* One request (the worker's request text) through a warm container for
  * the plan. Returns -1 only for errors of the caller's process (memory). */

@@ -213,6 +213,28 @@ static char **run_args(struct spr_pool *pool, const spr_plan *plan, const struct
 	return spr_argv_finish(&b);
 }
 
+/* What the container CLI's words mean to do, where they name a host
+ * setting rather than spr's arguments (rootless podman's network). */
+static const char *fix_for(const char *said)
+{
+	static const struct {
+		const char *words, *fix;
+	} fixes[] = {
+		{"/dev/net/tun", " (rootless podman's network, network = true, needs /dev/net/tun "
+				 "open to the user: chmod 0666 /dev/net/tun, as Debian's udev rule "
+				 "makes it; or run without network)"},
+		{"rootless netns",
+		 " (rootless podman's network, network = true, could not be set up: its network "
+		 "namespace needs /dev/net/tun open to the user (chmod 0666 /dev/net/tun, as "
+		 "Debian's udev rule makes it) and XDG_RUNTIME_DIR at /run/user/<uid>, as a login "
+		 "session makes it; or run without network)"},
+	};
+	for (size_t i = 0; i < sizeof(fixes) / sizeof(fixes[0]); i++)
+		if (strstr(said, fixes[i].words))
+			return fixes[i].fix;
+	return "";
+}
+
 static int start_failed(struct spr_pool *pool, struct container *c, const char *what,
 			spr_error **err)
 {
@@ -223,8 +245,8 @@ static int start_failed(struct spr_pool *pool, struct container *c, const char *
 	if (spr_docker_ping(&pool->de->target, &ping_err) < 0)
 		spr_fail(err, SPR_LAYER_DOCKER, ping_err->errnum, "%s", ping_err->message);
 	else
-		spr_fail(err, SPR_LAYER_DOCKER, EIO, "starting a container of %s failed (%s): %s",
-			 pool->de->image, what, docker_said);
+		spr_fail(err, SPR_LAYER_DOCKER, EIO, "starting a container of %s failed (%s): %s%s",
+			 pool->de->image, what, docker_said, fix_for(docker_said));
 	container_stop(pool, c);
 	return -1;
 }
@@ -706,8 +728,14 @@ static enum handover run_in(struct container *c, const spr_plan *plan, const spr
 			break;
 		}
 		switch (type) {
-		case SPR_FRAME_OUT: keep_first(&o->out, &frame, keep); continue;
-		case SPR_FRAME_ERR: keep_first(&o->err, &frame, keep); continue;
+		case SPR_FRAME_OUT:
+			keep_first(&o->out, &frame, keep);
+			spr_output_tap_send(o->tap, 1, frame.data, frame.len);
+			continue;
+		case SPR_FRAME_ERR:
+			keep_first(&o->err, &frame, keep);
+			spr_output_tap_send(o->tap, 2, frame.data, frame.len);
+			continue;
 		case SPR_FRAME_RESULT: keep_first(&o->result, &frame, SPR_MAX_RESULT_BYTES); continue;
 		case SPR_FRAME_MSG:
 			if (spr_frame_msg(&frame, &m, &used) == 0)

@@ -156,8 +156,33 @@ static int check_floors(const spr_engine *engine, const spr_plan *plan, spr_erro
 	return 0;
 }
 
+struct spr_output_tap spr_output_tap_for(const struct spr_request *req, uint64_t output_cap)
+{
+	return (struct spr_output_tap){.fn = req->on_output, .user = req->output_user,
+				       .cap = output_cap};
+}
+
+void spr_output_tap_send(struct spr_output_tap *tap, int stream, const char *data, size_t len)
+{
+	if (!tap || !tap->fn || (stream != 1 && stream != 2) || !len)
+		return;
+	uint64_t *sent = &tap->sent[stream - 1];
+	if (*sent >= tap->cap)
+		return;
+	size_t n = tap->cap - *sent < len ? (size_t)(tap->cap - *sent) : len;
+	*sent += n;
+	tap->fn(tap->user, stream, data, n);
+}
+
 int spr_run(spr_engine *engine, const spr_policy *policy, const char *code, size_t code_len,
 	    const char *input_json, spr_result **out, spr_error **err)
+{
+	return spr_run_with(engine, policy, code, code_len, input_json, NULL, out, err);
+}
+
+int spr_run_with(spr_engine *engine, const spr_policy *policy, const char *code, size_t code_len,
+		 const char *input_json, const spr_run_options *opts, spr_result **out,
+		 spr_error **err)
 {
 	if (!engine || !out || (!code && code_len))
 		return spr_fail(err, SPR_LAYER_API, EINVAL, "spr_run: NULL argument");
@@ -185,6 +210,8 @@ int spr_run(spr_engine *engine, const spr_policy *policy, const char *code, size
 		.code_len = code_len,
 		.input_json = input_json,
 		.input_len = input_len,
+		.on_output = opts ? opts->on_output : NULL,
+		.output_user = opts ? opts->user : NULL,
 	};
 	return engine->ops->run(engine, plan, &req, out, err);
 }
@@ -320,13 +347,19 @@ static int parse_request(const char *text, size_t len, struct json_request *r, s
 int spr_run_json(spr_engine *engine, const char *request_json, size_t len, char **result_json,
 		 spr_error **err)
 {
+	return spr_run_json_with(engine, request_json, len, NULL, result_json, err);
+}
+
+int spr_run_json_with(spr_engine *engine, const char *request_json, size_t len,
+		      const spr_run_options *opts, char **result_json, spr_error **err)
+{
 	if (!engine || !request_json || !result_json)
 		return spr_fail(err, SPR_LAYER_API, EINVAL, "spr_run_json: NULL argument");
 	__attribute__((cleanup(json_request_free))) struct json_request r = {0};
 	if (parse_request(request_json, len, &r, err) < 0)
 		return -1;
 	spr_result *result = NULL;
-	if (spr_run(engine, r.policy, r.code, r.code_len, r.input, &result, err) < 0)
+	if (spr_run_with(engine, r.policy, r.code, r.code_len, r.input, opts, &result, err) < 0)
 		return -1;
 	int rc = spr_result_to_json(result, SPR_JSON_COMPACT, result_json, err);
 	spr_result_free(result);

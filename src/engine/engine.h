@@ -17,7 +17,23 @@ struct spr_request {
 	size_t code_len;
 	const char *input_json; /* validated JSON text, never NULL */
 	size_t input_len;
+	spr_output_fn on_output; /* the caller's, or NULL */
+	void *output_user;
 };
+
+/* Hands a run's output to the caller's spr_output_fn as it arrives, up
+ * to the output cap per stream (what the result keeps, counted the same). */
+struct spr_output_tap {
+	spr_output_fn fn;
+	void *user;
+	uint64_t cap;
+	uint64_t sent[2]; /* stdout, stderr */
+};
+SPR_HIDDEN struct spr_output_tap spr_output_tap_for(const struct spr_request *req,
+						    uint64_t output_cap);
+/* stream: 1 stdout, 2 stderr. */
+SPR_HIDDEN void spr_output_tap_send(struct spr_output_tap *tap, int stream, const char *data,
+				    size_t len);
 
 struct spr_engine_ops {
 	const char *name;

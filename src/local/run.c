@@ -37,6 +37,7 @@ struct local_run {
 	int helper; /* the monitor's pidfd */
 	struct spr_feeder request;
 	struct spr_capture out, err, result;
+	struct spr_output_tap tap; /* the caller's streaming, if any */
 	spr_buf request_text;
 
 	bool started, exited, kill_sent, ctrl_closed;
@@ -650,11 +651,27 @@ static int run_sandboxed(struct local_run *r, const spr_buf *sandbox, bool poole
 	return rc < 0 && !r->infra ? -1 : 0;
 }
 
+static void stream_stdout(void *tap, const char *data, size_t len)
+{
+	spr_output_tap_send(tap, 1, data, len);
+}
+
+static void stream_stderr(void *tap, const char *data, size_t len)
+{
+	spr_output_tap_send(tap, 2, data, len);
+}
+
 int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 		  struct spr_result **out, spr_error **err)
 {
 	__attribute__((cleanup(local_run_free))) struct local_run r =
 		run_init((struct spr_local_engine *)engine, plan);
+	r.tap = spr_output_tap_for(req, plan->limits.output_cap);
+	if (r.tap.fn) {
+		r.out.on_read = stream_stdout;
+		r.err.on_read = stream_stderr;
+		r.out.on_read_ctx = r.err.on_read_ctx = &r.tap;
+	}
 	const struct spr_python_info *py = &r.engine->python;
 	spr_worker_request(&r.request_text, plan, req,
 			   &(struct spr_worker_request_opts){

@@ -108,7 +108,9 @@ def test_signatures_are_the_references():
         ("engine", "POSITIONAL_OR_KEYWORD", inspect.Parameter.empty),
         ("input_data", "POSITIONAL_OR_KEYWORD", None),
         ("policy", "POSITIONAL_OR_KEYWORD", None),
-        ("policy_file", "POSITIONAL_OR_KEYWORD", None)]
+        ("policy_file", "POSITIONAL_OR_KEYWORD", None),
+        # spr's addition, after the reference's (SPEC §3 "Streaming")
+        ("on_output", "POSITIONAL_OR_KEYWORD", None)]
     local = inspect.signature(LocalEngine).parameters
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in local.values())
     assert local["venv_dir"].default is inspect.Parameter.empty

@@ -76,7 +76,7 @@ def test_offline_sdist_round_trip(tmp_path):
 def test_make_install_installs_the_package(tmp_path):
     """make install DESTDIR=D: the package goes to the prefix's site-packages
     (Debian: /usr/local/lib/python3.N/dist-packages) and, with no variable
-    set, finds D's libspr.so.3, helpers and spr program from where it is."""
+    set, finds D's libspr.so.4, helpers and spr program from where it is."""
     destdir = tmp_path / "root"
     # -o all: install what is built (the build directory is shared; never rebuild here).
     p = subprocess.run(["make", "-s", "--no-print-directory", "-o", "all", "install",
@@ -98,7 +98,7 @@ def test_make_install_installs_the_package(tmp_path):
     assert r.returncode == 0, r.stderr
     pkg_file, lib, result, engine = r.stdout.split()
     assert pkg_file.startswith(staged)
-    assert lib == f"{destdir}/usr/local/lib/libspr.so.3"
+    assert lib == f"{destdir}/usr/local/lib/libspr.so.4"
     assert (result, engine) == ("42", "local")
     p = subprocess.run([sys.executable, "-m", "spr", "version"], env=env, capture_output=True,
                        text=True)
@@ -131,14 +131,14 @@ def test_missing_library_names_what_to_install(tmp_path):
     assert "nope.so does not exist" in msg and "make install" in msg
     if ctypes.util.find_library("spr") is None:  # nothing installed system-wide
         msg = import_error({}, tmp_path)
-        assert "libspr (libspr.so.3) was not found" in msg and "make install" in msg
+        assert "libspr (libspr.so.4) was not found" in msg and "make install" in msg
 
 
 def test_an_older_library_is_refused(tmp_path):
-    old = shared_object(tmp_path, "libspr.so.2", "libspr.so.2")
+    old = shared_object(tmp_path, "libspr.so.3", "libspr.so.3")
     msg = import_error({"SPR_LIBRARY": old}, tmp_path)
-    assert "is libspr.so.2, but this package needs libspr.so.3" in msg
-    hollow = shared_object(tmp_path, "libspr.so.3", "libspr.so.3")
+    assert "is libspr.so.3, but this package needs libspr.so.4" in msg
+    hollow = shared_object(tmp_path, "libspr.so.4", "libspr.so.4")
     msg = import_error({"SPR_LIBRARY": hollow}, tmp_path)
     assert "has no spr_error_free" in msg and "older than this package needs" in msg
 

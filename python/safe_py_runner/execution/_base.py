@@ -25,6 +25,7 @@ from ..policy import RunnerPolicy, RunnerResult
 from .types import ExecutionOutcome, ExecutionRequest
 
 BOTH_POLICIES = "Provide either 'policy' or 'policy_file', not both"
+STREAM_NAMES = {1: "stdout", 2: "stderr"}
 
 
 def request_json(code, input_data=None, policy=None, policy_file=None) -> bytes:
@@ -106,7 +107,7 @@ class SprEngine:
         """The spr_engine* for a run (subclasses may create it on first use)."""
         return self._h.ptr
 
-    def _run_json(self, request: bytes) -> dict:
+    def _run_json(self, request: bytes, on_output=None) -> dict:
         self._h.enter()
         try:
             try:
@@ -116,34 +117,90 @@ class SprEngine:
                 # unreachable, image build failed): the run's result says so
                 # (exit 125), as spr-run's does, never a fallback.
                 return _native.result_from_error(exc)
-            return self._call_run(ptr, request)
+            return self._call_run(ptr, request, on_output)
         finally:
             self._h.leave()
 
     @staticmethod
-    def _call_run(ptr, request):
+    def _call_run(ptr, request, on_output=None):
         out = ctypes.c_void_p()
-        _native.call(_native.lib.spr_run_json, ptr, request, len(request), ctypes.byref(out))
-        return json.loads(_native.take_string(out))
+        if on_output is None:
+            _native.call(_native.lib.spr_run_json, ptr, request, len(request), ctypes.byref(out))
+            return json.loads(_native.take_string(out))
+        # The callback runs on this thread while libspr runs the code; an
+        # exception in it cannot stop the run (ctypes would only print it),
+        # so the first one is kept and raised once the run is over.
+        raised = []
+
+        def deliver(_user, stream, data, length):
+            if raised:
+                return
+            try:
+                on_output(STREAM_NAMES[stream], ctypes.string_at(data, length))
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the run
+                raised.append(exc)
+
+        opts = _native.RunOptions(_native.OutputFn(deliver), None)
+        _native.call(_native.lib.spr_run_json_with, ptr, request, len(request),
+                     ctypes.byref(opts), ctypes.byref(out))
+        result = json.loads(_native.take_string(out))
+        if raised:
+            raise raised[0]
+        return result
 
     # -- runs --------------------------------------------------------------------------
 
     def run(self, code: str, input_data=None, policy: RunnerPolicy | None = None,
-            policy_file: str | None = None) -> RunnerResult:
+            policy_file: str | None = None, on_output=None) -> RunnerResult:
         """One run; blocks this thread only (the GIL is released). Same as
-        run_code(code, self, ...)."""
+        run_code(code, self, ...).
+
+        on_output(stream, data): called on this thread with each chunk the
+        code writes, as it writes it ("stdout" or "stderr", bytes: a chunk
+        may end inside a line or a UTF-8 character), up to the output cap
+        per stream (SPEC §3 "Streaming"). The result is the same as without
+        it. An exception it raises is raised when the run is over."""
+        if on_output is not None and not callable(on_output):
+            raise TypeError(f"on_output must be callable, not {type(on_output).__name__}")
         return RunnerResult.from_dict(self._run_json(
-            request_json(code, input_data, policy, policy_file)))
+            request_json(code, input_data, policy, policy_file), on_output))
 
     async def arun(self, code: str, input_data=None, policy: RunnerPolicy | None = None,
-                   policy_file: str | None = None) -> RunnerResult:
+                   policy_file: str | None = None, on_output=None) -> RunnerResult:
         """run() on the engine's thread pool, awaited: the event loop is never
         blocked. Cancelling the await does not stop the run (a sandboxed run
-        ends by its own timeout); its result is dropped."""
+        ends by its own timeout); its result is dropped. on_output, if
+        given, is called on that pool's thread (astream() delivers the
+        chunks to the event loop instead)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._get_executor(), functools.partial(self.run, code, input_data, policy,
-                                                    policy_file))
+                                                    policy_file, on_output))
+
+    async def astream(self, code: str, input_data=None, policy: RunnerPolicy | None = None,
+                      policy_file: str | None = None):
+        """An async iterator over the run as it happens: ("stdout", bytes) and
+        ("stderr", bytes) items as the code writes them, then one
+        ("result", RunnerResult) item, last.
+
+            async for kind, value in engine.astream(code):
+                ...
+        """
+        loop = asyncio.get_running_loop()
+        queue = asyncio.Queue()
+
+        def on_output(stream, data):
+            loop.call_soon_threadsafe(queue.put_nowait, (stream, data))
+
+        task = asyncio.ensure_future(self.arun(code, input_data, policy, policy_file, on_output))
+        task.add_done_callback(lambda _t: loop.call_soon_threadsafe(queue.put_nowait, None))
+        while True:
+            item = await queue.get()
+            if item is None:
+                break
+            yield item
+        # Chunks put before the run ended were queued before the sentinel.
+        yield "result", task.result()
 
     def execute(self, request: ExecutionRequest) -> ExecutionOutcome:
         """The reference's engine protocol: request.payload is {"code",
