@@ -19,17 +19,27 @@ static bool dot_or_dotdot(const char *name)
 /* Removes what dirfd's directory holds, one level at a time; returns the
  * name of a subdirectory that is not empty (copied into sub), or "" when
  * the directory is empty now (or nothing more can go). */
-static void empty_level(int dirfd, char sub[256])
+/* A listing of dirfd's directory from its start, on a descriptor of its
+ * own (closedir must not close dirfd); NULL when it cannot be had. */
+static DIR *listing(int dirfd)
 {
-	sub[0] = '\0';
-	int fd = dup(dirfd);
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
-		return;
+		return NULL;
 	}
 	rewinddir(d); /* the descriptor's offset is shared with earlier passes */
+	return d;
+}
+
+static void empty_level(int dirfd, char sub[256])
+{
+	sub[0] = '\0';
+	DIR *d = listing(dirfd);
+	if (!d)
+		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (dot_or_dotdot(de->d_name))
@@ -93,13 +103,9 @@ void spr_remove_tree_at(int dirfd)
  * outside the tree, as walking back up through ".." could. */
 static void remove_below(int dirfd, int levels_left)
 {
-	int fd = dup(dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = listing(dirfd);
+	if (!d)
 		return;
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (dot_or_dotdot(de->d_name) || unlinkat(dirfd, de->d_name, 0) == 0 ||
