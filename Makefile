@@ -298,6 +298,7 @@ $(B)/bench/%: bench/%.c bench/bench.h $(B)/libspr.a
 bench: all $(B)/bench/run_latency $(B)/bench/venv_latency $(B)/bench/preload_latency
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/run.py $(BENCH_ARGS)
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/memory.py
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) bench/streaming.py
 
 # Memory per idle prepared sandbox and per run in flight (PSS, run cgroup
 # charge): section MEMORY of bench/RESULTS.md.
@@ -419,7 +420,8 @@ bench-docker: all $(B)/bench/docker_latency
 
 # The same through podman (rootful, this checkout's storage): section PODMAN.
 bench-podman: all $(B)/bench/docker_latency
-	@set -e; $(WITH_PODMAN_ENV) $(TEST_PYTHON) bench/run.py --podman $(BENCH_ARGS)
+	@set -e; $(WITH_PODMAN_ENV) $(TEST_PYTHON) bench/run.py --podman $(BENCH_ARGS); \
+	$(TEST_PYTHON) bench/streaming.py --podman
 
 # ---- install ---------------------------------------------------------------
 

@@ -27,7 +27,8 @@
 #         a subordinate uid and gid range of 65536 in /etc/subuid and
 #         /etc/subgid, its runtime directory, and the base image in its own
 #         storage (podman's cgroupfs manager and file events: no systemd
-#         user session; SPR_TEST_PODMAN_FUSE=1: overlay via fuse-overlayfs).
+#         user session; overlay storage, the kernel's or with
+#         SPR_TEST_PODMAN_FUSE=1 through fuse-overlayfs).
 #         Prints export SPR_TEST_PODMAN_USER=<name>.
 # rootless-stop
 #         removes that user's containers, storage and home, the user, and
@@ -117,7 +118,7 @@ as_user() {
   local uid
   uid=$(id -u "$USER_NAME")
   runuser -u "$USER_NAME" -- env -i HOME="$(getent passwd "$USER_NAME" | cut -d: -f6)" \
-    USER="$USER_NAME" PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="/run/$USER_NAME" \
+    USER="$USER_NAME" PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="/run/user/$(id -u "$USER_NAME")" \
     "$@"
 }
 
@@ -136,7 +137,10 @@ rootless_start() {
     if [ "$f" = /etc/subuid ]; then usermod --add-subuids "$start-$((start + 65535))" "$USER_NAME"
     else usermod --add-subgids "$start-$((start + 65535))" "$USER_NAME"; fi
   done
-  install -d -m 700 -o "$USER_NAME" -g "$(id -g "$USER_NAME")" "/run/$USER_NAME"
+  # Where a login session (pam_systemd) puts it: podman's rootless network
+  # namespace mounts it and finds nothing elsewhere.
+  install -d -m 755 /run/user
+  install -d -m 700 -o "$USER_NAME" -g "$(id -g "$USER_NAME")" "/run/user/$(id -u "$USER_NAME")"
   # No systemd user session here (nor in the test VM): podman's cgroupfs
   # manager, which on cgroup v2 puts containers under the caller's own
   # (delegated) cgroup, and events in a file instead of the journal.
@@ -149,13 +153,18 @@ rootless_start() {
   # SPR_TEST_PODMAN_FUSE=1 (the test VM, whose root is an overlay: no native
   # overlay on top of it, and vfs copies the whole image per container):
   # overlay through fuse-overlayfs.
+  # Otherwise the kernel's own overlay, which a user namespace may mount
+  # since Linux 5.13 (podman 4.3 would pick vfs unasked: a copy of the
+  # whole image per container, seconds per one-shot run).
   if [ "${SPR_TEST_PODMAN_FUSE:-}" = 1 ]; then
     [ -c /dev/fuse ] && command -v fuse-overlayfs >/dev/null ||
       die "SPR_TEST_PODMAN_FUSE=1 needs /dev/fuse and fuse-overlayfs"
     printf '[storage]\ndriver = "overlay"\n[storage.options.overlay]\nmount_program = "%s"\n' \
       "$(command -v fuse-overlayfs)" >"$conf/storage.conf"
-    chown "$USER_NAME:" "$conf/storage.conf"
+  else
+    printf '[storage]\ndriver = "overlay"\n' >"$conf/storage.conf"
   fi
+  chown "$USER_NAME:" "$conf/storage.conf"
   import_base as_user
   echo "export SPR_TEST_PODMAN_USER=$USER_NAME"
 }
@@ -172,7 +181,7 @@ rootless_stop() {
     p=${f#/proc/}; p=${p%/status}
     terminate "$p" "$USER_NAME's process" 5
   done
-  rm -rf --one-file-system "/run/$USER_NAME"
+  rm -rf --one-file-system "/run/user/$uid"
   userdel -r "$USER_NAME" 2>/dev/null || userdel "$USER_NAME"
   sed -i "/^$USER_NAME:/d" /etc/subuid /etc/subgid
   say "removed the user $USER_NAME and its subordinate ranges"

@@ -90,6 +90,16 @@ in_delegation() {
   fi
 }
 
+# SPR_TEST_PASS_ENV: names of more variables the suites get (e.g. the
+# engine and the rootless podman knobs of make podman), values without spaces.
+pass_env=""
+for name in ${SPR_TEST_PASS_ENV:-}; do
+  case $name in *[!A-Za-z0-9_]*) echo "rootless-tests: bad name in SPR_TEST_PASS_ENV: '$name'" >&2; exit 2 ;; esac
+  eval "v=\${$name-}"
+  case $v in *[[:space:]]*) echo "rootless-tests: $name has a space in its value" >&2; exit 2 ;; esac
+  pass_env="$pass_env $name=$v"
+done
+
 python=$(command -v /usr/bin/python3 || command -v python3)
 rc=0
 for suite in "$@"; do
@@ -97,7 +107,7 @@ for suite in "$@"; do
   (cd /tmp && in_delegation runuser -u "$user" -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
       HOME="$(getent passwd "$user" | cut -d: -f6)" SPR_BUILD="$stage/build" \
       ${cg_parent:+SPR_CGROUP_PARENT="$cg_parent"} ${delegated:+SPR_TEST_CGROUP_DELEGATED=1} \
-      ${SPR_SOAK_RUNS:+SPR_SOAK_RUNS="$SPR_SOAK_RUNS"} \
+      ${SPR_SOAK_RUNS:+SPR_SOAK_RUNS="$SPR_SOAK_RUNS"} $pass_env \
       "$python" "$stage/tests/run.py" "$suite") || rc=1
 done
 exit $rc

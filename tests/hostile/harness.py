@@ -32,7 +32,7 @@ import time
 import unittest
 
 from integration.common import (DEGRADED, DEGRADED_ARGS, DEGRADED_PREFIX,  # noqa: F401
-                                PERMISSIVE, SPR_RUN, ENGINE, ENGINE_KIND, Run, host_processes, spr_run,
+                                PODMAN_ROOTLESS, PODMAN_ROOTLESS_DEGRADED, PERMISSIVE, SPR_RUN, ENGINE, ENGINE_KIND, Run, host_processes, spr_run,
                                 write_policy)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -75,6 +75,18 @@ IN_CONTAINER = ENGINE_KIND == "docker"
 if IN_CONTAINER:
     EXPECTED_ISOLATION = dict(EXPECTED_ISOLATION, engine="docker", network="none")
     EXPECTED_ISOLATION_HOST_NET = dict(EXPECTED_ISOLATION, netns=False, network="bridge")
+# slirp4netns opens /dev/net/tun as the user (Debian's udev makes it 0666;
+# a host without udev may leave it 0600).
+ROOTLESS_NETWORK = os.access("/dev/net/tun", os.R_OK | os.W_OK)
+# Rootless podman (SPR_TEST_PODMAN_ROOTLESS=1): the same sandbox in a
+# container of the user's subordinate ids; where podman cannot enforce
+# limits (cgroup v1 hosts) the run is degraded to rlimits and says so.
+if PODMAN_ROOTLESS:
+    _podman = dict(rootless=True, runtime="podman")
+    if PODMAN_ROOTLESS_DEGRADED:
+        _podman.update(degraded=True, memory="rlimit")
+    EXPECTED_ISOLATION = dict(EXPECTED_ISOLATION, **_podman)
+    EXPECTED_ISOLATION_HOST_NET = dict(EXPECTED_ISOLATION_HOST_NET, **_podman)
 # Degraded mode (SPR_TEST_DEGRADED=1): no namespaces; the filter and
 # Landlock stand in (SPEC §7 "Degraded mode").
 EXPECTED_DEGRADED = {"engine": "local", "userns": False, "pidns": False, "netns": False,
@@ -241,6 +253,14 @@ class HostileCase(unittest.TestCase):
         else:
             run = spr_run(code, input_data=input_data or {}, policy=pol)
         self.assertIsNotNone(run.result, run)
+        if network and PODMAN_ROOTLESS and not ROOTLESS_NETWORK:
+            # No network for rootless podman on this host: the run must
+            # say why and how to fix it, and the rest of the case cannot run.
+            self.assertFalse(run["ok"], run)
+            self.assertIn("rootless podman's network", run["error"], run)
+            self.assertIn("chmod 0666 /dev/net/tun", run["error"], run)
+            self.skipTest("rootless podman has no network here (/dev/net/tun is not open to "
+                          "the user); the refusal names the fix")
         self.assertIsolation(run, network=network)
         return run
 

@@ -11,7 +11,7 @@ import tempfile
 import time
 import unittest
 
-from integration.common import (DEGRADED_ARGS, DEGRADED_PREFIX, PERMISSIVE, SPR_RUN, ENGINE,
+from integration.common import (DEGRADED_ARGS, DEGRADED_PREFIX, PODMAN_ROOTLESS, PERMISSIVE, SPR_RUN, ENGINE,
                                 write_policy)
 from hostile.harness import (DEGRADED, HOST_HOSTNAME, IN_CONTAINER, IS_ROOT, HostileCase, host_processes,
                              kill_quiet, run_direct_raw, script, token, visible_when_degraded)
@@ -389,7 +389,16 @@ class Identity(HostileCase):
             else:
                 self.assertEqual(host["Uid"], [uid] * 4)
             return
-        if IS_ROOT:  # the run's own, reported in isolation, no account's
+        host_uid = host_gid = None
+        if PODMAN_ROOTLESS:
+            # The run's own id of the container's user namespace, which
+            # maps it into the user's subordinate ranges: host_uid is that.
+            host_uid = run["isolation"]["host_uid"]
+            sub_uid, sub_gid = subordinate_start("/etc/subuid"), subordinate_start("/etc/subgid")
+            outside_uid = outside_gid = host_uid - sub_uid + 1
+            self.assertTrue(0 < outside_uid < 65536, run)
+            host_gid = sub_gid + outside_gid - 1
+        elif IS_ROOT:  # the run's own, reported in isolation, no account's
             outside_uid = outside_gid = run["isolation"]["host_uid"]
             self.assertTrue(1879048192 <= outside_uid < 1879048192 + 65536, run)
             self.assertNotIn(outside_uid, {p.pw_uid for p in pwd.getpwall()})
@@ -412,9 +421,24 @@ class Identity(HostileCase):
         })
         # rootless, the caller's own groups stay: it cannot drop them, and
         # they give the code nothing the caller lacks
+        if PODMAN_ROOTLESS:
+            self.assertEqual(host, {"Uid": [host_uid] * 4, "Gid": [host_gid] * 4,
+                                    "Groups": [host_gid]})
+            return
         self.assertEqual(host, {"Uid": [outside_uid] * 4, "Gid": [outside_gid] * 4,
                                 "Groups": [outside_gid] if IN_CONTAINER else [] if IS_ROOT
                                 else groups})
+
+
+def subordinate_start(path):
+    """The first id of the caller's range in /etc/subuid or /etc/subgid."""
+    name = pwd.getpwuid(os.geteuid()).pw_name
+    with open(path) as f:
+        for line in f:
+            fields = line.strip().split(":")
+            if fields[0] == name:
+                return int(fields[1])
+    raise AssertionError(f"{name} has no range in {path}")
 
 
 ENVIRONMENT = r"""
@@ -458,7 +482,7 @@ class Environment(HostileCase):
         env = dict(BASE_ENV, FOO="bar")
         if DEGRADED:  # the run's private directory on the host
             run_dir = inside["environ"].get("HOME", "")
-            self.assertRegex(run_dir, r"/spr-run-[A-Za-z0-9]{6}$")
+            self.assertRegex(run_dir, r"/spr-run-[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6}/work$")
             env.update(HOME=run_dir, TMPDIR=run_dir)
         self.assertEqual(inside, {"environ": env, "secret seen": False})
 

@@ -4,8 +4,11 @@ Every test runs the real binary against the real kernel. SPR_TEST_ENGINE
 selects the engine (local by default; docker once it exists), so one
 behaviour suite covers both engines.
 """
+import atexit
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +27,23 @@ ENGINE_KIND = "docker" if ENGINE == "podman" else ENGINE
 # --allow-degraded: what degraded mode still holds, case by case.
 DEGRADED = os.environ.get("SPR_TEST_DEGRADED") == "1"
 DEGRADED_PREFIX = [os.path.join(BUILD, "tests", "tools", "deny-userns")] if DEGRADED else []
+# SPR_TEST_PODMAN_ROOTLESS=1: the suites run as a rootless podman user
+# (make podman: PODMAN_ROOTLESS_SUITES). On a host where rootless podman cannot
+# enforce limits (cgroup v1) every run asks for --allow-degraded and its
+# limits are rlimits; the sandbox inside the container is the same.
+PODMAN_ROOTLESS = ENGINE == "podman" and os.environ.get("SPR_TEST_PODMAN_ROOTLESS") == "1"
+PODMAN_ROOTLESS_DEGRADED = PODMAN_ROOTLESS and os.environ.get("SPR_TEST_PODMAN_DEGRADED") == "1"
 DEGRADED_ARGS = ["--allow-degraded"] if DEGRADED else []
+if PODMAN_ROOTLESS_DEGRADED:
+    # Every spr-run of the suites asks for it, those that build their own
+    # command lines too: SPR_RUN is a wrapper adding --allow-degraded.
+    _wrapper_dir = tempfile.mkdtemp(prefix="spr-it-wrap-")
+    atexit.register(shutil.rmtree, _wrapper_dir, True)
+    _wrapper = os.path.join(_wrapper_dir, "spr-run")
+    with open(_wrapper, "w") as _f:
+        _f.write(f'#!/bin/sh\nexec {shlex.quote(SPR_RUN)} --allow-degraded "$@"\n')
+    os.chmod(_wrapper, 0o755)
+    SPR_RUN = _wrapper
 
 # A permissive Python policy: tests of the kernel boundary must not be
 # stopped by the Python guardrail first (SPEC §2).

@@ -25,7 +25,7 @@ BASE_IMAGE = os.environ.get("SPR_DOCKER_BASE_IMAGE", "spr-base:bookworm")
 def as_user(*argv, stdin=None, timeout=600):
     home = pwd.getpwnam(USER).pw_dir
     env = ["HOME=" + home, "USER=" + USER, "PATH=/usr/local/bin:/usr/bin:/bin",
-           "XDG_RUNTIME_DIR=/run/" + USER, "SPR_DOCKER_BASE_IMAGE=" + BASE_IMAGE,
+           "XDG_RUNTIME_DIR=/run/user/%d" % pwd.getpwnam(USER).pw_uid, "SPR_DOCKER_BASE_IMAGE=" + BASE_IMAGE,
            "LANG=C.UTF-8",
            "SPR_LIBEXEC_DIR=" + os.path.join(os.path.abspath(BUILD), "libexec", "spr")]
     return subprocess.run(["runuser", "-u", USER, "--", "env", "-i", *env, *argv],
