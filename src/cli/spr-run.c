@@ -486,7 +486,7 @@ static void policy_freep(spr_policy **p) { spr_policy_free(*p); }
 static void engine_freep(spr_engine **e) { spr_engine_free(*e); }
 static void result_freep(spr_result **r) { spr_result_free(*r); }
 static void error_freep(spr_error **e) { spr_error_free(*e); }
-#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_(f) SPR_CLEANUP(f)
 
 /* The policy's preload_imports as the first n --preload-import flags
  * say, as JSON (the names are checked by the policy). */

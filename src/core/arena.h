@@ -28,6 +28,6 @@ SPR_HIDDEN char *spr_arena_printf(struct spr_arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 SPR_HIDDEN void spr_arena_free(struct spr_arena *a);
 
-#define _cleanup_arena_ __attribute__((cleanup(spr_arena_free)))
+#define _cleanup_arena_ SPR_CLEANUP(spr_arena_free)
 
 #endif

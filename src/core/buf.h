@@ -29,6 +29,6 @@ SPR_HIDDEN void spr_buf_reset(spr_buf *b);
 SPR_HIDDEN void spr_buf_free(spr_buf *b);
 
 static inline void spr_buf_freep(spr_buf *b) { spr_buf_free(b); }
-#define _cleanup_buf_ __attribute__((cleanup(spr_buf_freep)))
+#define _cleanup_buf_ SPR_CLEANUP(spr_buf_freep)
 
 #endif

@@ -73,7 +73,7 @@ static int fail_va(spr_error **err, spr_layer layer, int errnum, bool with_strer
 	return -1;
 }
 
-int spr_fail(spr_error **err, spr_layer layer, int errnum, const char *fmt, ...)
+int (spr_fail)(spr_error **err, spr_layer layer, int errnum, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -82,7 +82,7 @@ int spr_fail(spr_error **err, spr_layer layer, int errnum, const char *fmt, ...)
 	return -1;
 }
 
-int spr_fail_errno(spr_error **err, spr_layer layer, const char *fmt, ...)
+int (spr_fail_errno)(spr_error **err, spr_layer layer, const char *fmt, ...)
 {
 	int errnum = errno;
 	va_list ap;
@@ -93,7 +93,7 @@ int spr_fail_errno(spr_error **err, spr_layer layer, const char *fmt, ...)
 	return -1;
 }
 
-int spr_fail_oom(spr_error **err)
+int (spr_fail_oom)(spr_error **err)
 {
 	if (err && !*err)
 		*err = &oom_error;

@@ -28,7 +28,7 @@
 #include "utf8.h"
 
 #ifndef _cleanup_
-#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_(f) SPR_CLEANUP(f)
 #endif
 
 /* ---- numbers in the C locale ------------------------------------------ */
@@ -283,7 +283,7 @@ struct found {
 
 static struct found found_at(const char *text, size_t len, size_t off)
 {
-	struct found f;
+	struct found f = {""};
 	spr_utf8_describe(f.s, sizeof(f.s), text, len, off);
 	return f;
 }

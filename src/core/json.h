@@ -98,6 +98,6 @@ static inline void spr_cjson_freep(cJSON **j)
 	cJSON_Delete(*j);
 	*j = NULL;
 }
-#define _cleanup_cjson_ __attribute__((cleanup(spr_cjson_freep)))
+#define _cleanup_cjson_ SPR_CLEANUP(spr_cjson_freep)
 
 #endif

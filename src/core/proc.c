@@ -52,7 +52,7 @@ static void spawn_attrs_free(struct spawn_attrs *s)
 int spr_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
 	      const int *fds, int nfds, pid_t *pid, spr_error **err)
 {
-	__attribute__((cleanup(spawn_attrs_free))) struct spawn_attrs s = {0};
+	SPR_CLEANUP(spawn_attrs_free) struct spawn_attrs s = {0};
 	int rc = posix_spawnattr_init(&s.attr);
 	if (rc)
 		goto fail;

@@ -823,11 +823,13 @@ static int compare_images(const void *a, const void *b)
 static cJSON *sorted_images(cJSON *list)
 {
 	int n = cJSON_GetArraySize(list);
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
 	cJSON **items = n ? calloc((size_t)n, sizeof(*items)) : NULL;
 	if (!items)
 		return list;
 	for (int i = n - 1; i >= 0; i--)
 		items[i] = cJSON_DetachItemFromArray(list, i);
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
 	qsort(items, (size_t)n, sizeof(*items), compare_images);
 	for (int i = 0; i < n; i++)
 		cJSON_AddItemToArray(list, items[i]);

@@ -88,7 +88,7 @@ static int docker_run(spr_engine *engine, spr_plan *plan, const struct spr_reque
 	if (request.oom)
 		return spr_fail_oom(err);
 	struct spr_output_tap tap = spr_output_tap_for(req, plan->limits.output_cap);
-	__attribute__((cleanup(spr_pool_outcome_free))) struct spr_pool_outcome o = {
+	SPR_CLEANUP(spr_pool_outcome_free) struct spr_pool_outcome o = {
 		.facts = {.memory_peak_kb = -1}, .tap = &tap};
 	int64_t t0 = spr_now_ms();
 	if (spr_pool_run(de->pool, plan, &request, &o, err) < 0)

@@ -355,7 +355,7 @@ int spr_run_json_with(spr_engine *engine, const char *request_json, size_t len,
 {
 	if (!engine || !request_json || !result_json)
 		return spr_fail(err, SPR_LAYER_API, EINVAL, "spr_run_json: NULL argument");
-	__attribute__((cleanup(json_request_free))) struct json_request r = {0};
+	SPR_CLEANUP(json_request_free) struct json_request r = {0};
 	if (parse_request(request_json, len, &r, err) < 0)
 		return -1;
 	spr_result *result = NULL;

@@ -137,15 +137,11 @@ static void let_go(struct spr_fork_server *s, bool wait, bool say_bye)
 	if (ours && say_bye)
 		spr_msg_send(s->sock, &(struct spr_msg){.type = SPR_MSG_BYE}, NULL, 0);
 	spr_closep(&s->sock);
-	if (ours && wait) {
-		reap(s->pidfd);
-		close(s->pidfd);
-	} else if (ours && s->nretired < SPR_FORK_SERVER_RETIRED) {
+	if (ours && !wait && s->nretired < SPR_FORK_SERVER_RETIRED) {
 		s->retired[s->nretired++] = s->pidfd;
-	} else if (ours) {
-		reap(s->pidfd); /* many at once: the oldest can wait no longer */
-		close(s->pidfd);
 	} else {
+		if (ours) /* waited for, or many at once: the oldest can wait no longer */
+			reap(s->pidfd);
 		close(s->pidfd);
 	}
 	s->pidfd = -1;

@@ -218,6 +218,7 @@ void spr_local_pool_drain(struct spr_local_pool *pool)
 	pthread_mutex_lock(&pool->lock);
 	size_t n = pool->count;
 	struct spr_prepared *all[SPR_LOCAL_POOL_MAX];
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): the elements are pointers */
 	memcpy(all, pool->ready, n * sizeof(*all));
 	pool->count = 0;
 	pool->size = 0;

@@ -291,7 +291,7 @@ int spr_local_probe_python(struct spr_local_engine *le, const char *path, spr_er
 				      "Python interpreter %s is not executable (install python3 or "
 				      "pass --python PATH)",
 				      path);
-	__attribute__((cleanup(spr_python_paths_free))) struct spr_python_paths shown = {0};
+	SPR_CLEANUP(spr_python_paths_free) struct spr_python_paths shown = {0};
 	if (spr_python_paths_find(path, &shown, err) < 0)
 		return -1;
 	_cleanup_free_ char *cache = probe_cache_path(path);
@@ -361,7 +361,7 @@ char *spr_local_compiled_worker(struct spr_local_engine *le)
 	struct stat st;
 	if (lstat(pyc, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
 		return pyc;
-	__attribute__((cleanup(spr_python_paths_free))) struct spr_python_paths shown = {0};
+	SPR_CLEANUP(spr_python_paths_free) struct spr_python_paths shown = {0};
 	const char *argv[] = {le->python.executable, "-I", "-S", "-c", compile_code, NULL};
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT;
 	_cleanup_error_ spr_error *ignored = NULL; /* without a .pyc the source still works */

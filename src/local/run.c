@@ -664,7 +664,7 @@ static void stream_stderr(void *tap, const char *data, size_t len)
 int spr_local_run(spr_engine *engine, spr_plan *plan, const struct spr_request *req,
 		  struct spr_result **out, spr_error **err)
 {
-	__attribute__((cleanup(local_run_free))) struct local_run r =
+	SPR_CLEANUP(local_run_free) struct local_run r =
 		run_init((struct spr_local_engine *)engine, plan);
 	r.tap = spr_output_tap_for(req, plan->limits.output_cap);
 	if (r.tap.fn) {
@@ -716,7 +716,7 @@ int spr_local_command(struct spr_local_engine *le, struct spr_local_command *cmd
 	 * layer the policy requires still holds for it. */
 	if (cmd->network)
 		plan->require &= ~(1u << SPR_REQ_NETWORK_OFF);
-	__attribute__((cleanup(local_run_free))) struct local_run r = run_init(le, plan);
+	SPR_CLEANUP(local_run_free) struct local_run r = run_init(le, plan);
 	r.request.data = cmd->input;
 	r.request.len = cmd->input_len;
 	r.out.keep = cmd->output_cap;

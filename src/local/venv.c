@@ -660,7 +660,7 @@ static int build_or_take(struct spr_local_engine *le, const struct venv *v, spr_
 int spr_local_venv_prepare(struct spr_local_engine *le, const struct spr_local_venv_request *req,
 			   char **python, int *hold, spr_error **err)
 {
-	__attribute__((cleanup(venv_free))) struct venv v = {.req = req};
+	SPR_CLEANUP(venv_free) struct venv v = {.req = req};
 	if (check_dir(&v, req->dir, err) < 0 || spr_check_packages(req->packages, err) < 0 ||
 	    spr_check_pip(&req->pip, err) < 0 || check_manager(&v, err) < 0)
 		return -1;

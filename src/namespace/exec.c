@@ -149,7 +149,7 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 
 int spr_worker_status(int fd, struct spr_applied *setup, spr_error **err)
 {
-	__attribute__((cleanup(spr_msg_stream_free))) struct spr_msg_stream s = {.fd = fd};
+	SPR_CLEANUP(spr_msg_stream_free) struct spr_msg_stream s = {.fd = fd};
 	*setup = (struct spr_applied){0};
 	for (;;) {
 		struct spr_msg m;

@@ -690,7 +690,7 @@ static int start_degraded(struct sandbox *sb, spr_error **err)
 	if (rc == 0)
 		rc = spr_worker_status(status_pipe[0], &setup, err);
 	close(status_pipe[0]);
-	if (rc < 0) {
+	if (rc != 0) {
 		kill_and_reap(pid);
 		sb->child = 0;
 		return -1;
@@ -753,7 +753,7 @@ static void arm_cpu_timer(struct sandbox *sb)
 	double wait = (sb->cg.cpu_seconds - used) / cores;
 	if (wait < 0.01)
 		wait = 0.01;
-	struct itimerspec its = {.it_value = {(time_t)wait, (long)((wait - (time_t)wait) * 1e9)}};
+	struct itimerspec its = {.it_value = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)}};
 	timerfd_settime(sb->cpu_timer, 0, &its, NULL);
 }
 
@@ -1014,7 +1014,7 @@ static int start_run(struct sandbox *sb, spr_error **err)
 
 int spr_sandbox_monitor(pid_t parent)
 {
-	__attribute__((cleanup(sandbox_free))) struct sandbox sb = {
+	SPR_CLEANUP(sandbox_free) struct sandbox sb = {
 		.parent = parent, .sigfd = -1, .report = {.fd = -1}, .cpu_timer = -1,
 		.pids_timer = -1, .ns_hold = {-1, -1}, .cg = SPR_CG_RUN_INIT,
 		.bind_fds = {[0 ... SPR_PLAN_MAX_MOUNTS - 1] = -1}, .lease = SPR_UID_LEASE_INIT};

@@ -276,7 +276,7 @@ int spr_sandbox_serve(int argc, char **argv)
 
 int spr_sandbox_serve_on(int sock, pid_t caller)
 {
-	__attribute__((cleanup(server_free))) struct server s = {
+	SPR_CLEANUP(server_free) struct server s = {
 		.caller = caller, .caller_fd = -1, .sigfd = -1};
 	/* Out of the caller's process group: a terminal's ^Z must not stop
 	 * the server, which has to see its caller die to end the runs. */

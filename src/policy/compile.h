@@ -71,6 +71,6 @@ static inline void spr_plan_unrefp(spr_plan **p)
 	spr_plan_unref(*p);
 	*p = NULL;
 }
-#define _cleanup_plan_ __attribute__((cleanup(spr_plan_unrefp)))
+#define _cleanup_plan_ SPR_CLEANUP(spr_plan_unrefp)
 
 #endif

@@ -65,7 +65,9 @@ static bool is_tree(enum field_kind k)
 	return k == F_STRLIST || k == F_MODULES || k == F_LAYERS || k == F_TABLE || k == F_ENV;
 }
 
-#define FIELD_PTR(p, f, type) ((type *)((char *)(p) + (f)->offset))
+/* Through void *: (f)->offset is a field of that very type (offsetof), the
+ * char * only counts bytes. */
+#define FIELD_PTR(p, f, type) ((type *)(void *)((char *)(p) + (f)->offset))
 
 static cJSON *string_array(const char *const *items)
 {

@@ -64,6 +64,6 @@ static inline void spr_policy_freep(struct spr_policy **p)
 	spr_policy_free(*p);
 	*p = NULL;
 }
-#define _cleanup_policy_ __attribute__((cleanup(spr_policy_freep)))
+#define _cleanup_policy_ SPR_CLEANUP(spr_policy_freep)
 
 #endif

@@ -211,7 +211,7 @@ static int add_rules(scmp_filter_ctx ctx, const struct spr_seccomp_rule *table, 
 
 static int compile(enum spr_seccomp_variant variant, void **insns, size_t *len, spr_error **err)
 {
-	__attribute__((cleanup(release_ctx))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	SPR_CLEANUP(release_ctx) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		return spr_fail(err, SPR_LAYER_SECCOMP, ENOMEM, "seccomp_init failed");
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);

@@ -185,7 +185,7 @@ int spr_msg_decode_framed(const void *data, size_t len, struct spr_msg *m)
 		errno = EPROTO;
 		return -1;
 	}
-	return spr_msg_decode(data + sizeof(body), body, m, NULL);
+	return spr_msg_decode((const char *)data + sizeof(body), body, m, NULL);
 }
 
 int spr_msg_recv(int sock, struct spr_msg *m, int flags, int *fds, size_t *nfds)
