@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages spr needs to build and test. Idempotent and quick:
 # dpkg-query decides what is missing, apt-get runs only when something is.
-#   usage: scripts/deps.sh [build|test|bench|docker|vm|podman|all]   (default: build)
+#   usage: scripts/deps.sh [build|test|lint|bench|docker|vm|podman|all]   (default: build)
 set -eu
 
 build_pkgs="gcc make pkg-config libc6-dev libseccomp-dev libcap-ng-dev libnl-3-dev
@@ -12,6 +12,8 @@ libnl-route-3-dev libcjson-dev check libsubunit-dev python3"
 # ctypes and importlib).
 test_pkgs="clang libclang-rt-14-dev procps iproute2 strace python3-venv python3-pip-whl
 python3-setuptools-whl python3-pytest python3-pip python3-numpy"
+# make lint (make check runs it): the static analysers.
+lint_pkgs="cppcheck clang-tidy"
 # gnuplot: bench/chart.py draws the latency chart (bench/latency.png).
 bench_pkgs="python3-numpy gnuplot-nox"
 docker_pkgs="docker.io debootstrap openssh-server openssh-client"
@@ -23,12 +25,13 @@ podman_pkgs="podman runc uidmap slirp4netns fuse-overlayfs conmon"
 case "${1:-build}" in
 build) want=$build_pkgs ;;
 test) want="$build_pkgs $test_pkgs" ;;
+lint) want="$build_pkgs $lint_pkgs" ;;
 docker) want=$docker_pkgs ;;
 vm) want=$vm_pkgs ;;
 bench) want="$build_pkgs $bench_pkgs" ;;
 podman) want=$podman_pkgs ;;
-all) want="$build_pkgs $test_pkgs $bench_pkgs $docker_pkgs $vm_pkgs $podman_pkgs" ;;
-*) echo "usage: scripts/deps.sh [build|test|bench|docker|vm|podman|all]" >&2; exit 2 ;;
+all) want="$build_pkgs $test_pkgs $lint_pkgs $bench_pkgs $docker_pkgs $vm_pkgs $podman_pkgs" ;;
+*) echo "usage: scripts/deps.sh [build|test|lint|bench|docker|vm|podman|all]" >&2; exit 2 ;;
 esac
 
 missing_pkgs() {
