@@ -13,14 +13,15 @@ jobs=${LINT_JOBS:-2}
 rc=0
 
 echo "== cppcheck $(cppcheck --version | sed 's/^Cppcheck //')"
-# Level: --enable=warning,portability (errors always), every finding fails.
+# Level: --enable=warning,style,portability (errors always), every finding
+# fails.
 # --force: every #if configuration of each file, not only the build's; but
 # always with __CPPCHECK__ defined, which src/core/util.h's SPR_CLEANUP
 # needs (cppcheck 2.10 does not know cleanup attributes). System headers
 # are not read (missingIncludeSystem); what spr needs from them is in
 # tests/lint/spr.cfg. A false positive left: an inline
 # `// cppcheck-suppress ID` with its reason.
-nice cppcheck -q -j "$jobs" --std=c11 --enable=warning,portability --inline-suppr \
+nice cppcheck -q -j "$jobs" --std=c11 --enable=warning,style,portability --inline-suppr \
 	--error-exitcode=1 --library=tests/lint/spr.cfg --suppress=missingIncludeSystem \
 	-D__CPPCHECK__ --force -I include -I src -I src/core -I "$build/gen" $srcs || rc=1
 

@@ -153,7 +153,6 @@ static bool keeps_value(const struct worker_header *h)
 
 static int decide(const struct spr_run_facts *f, struct worker_header *h, struct spr_result *r)
 {
-	char secs[32];
 	bool memory = f->oom_killed || (h->present && !strcmp(h->kind, "memory_error"));
 	bool cpu = f->cpu_limit_hit || (f->signaled && f->term_signal == SIGXCPU);
 	/* EFBIG (RLIMIT_FSIZE) and ENOSPC (the sandbox's size-capped /tmp) are
@@ -179,6 +178,7 @@ static int decide(const struct spr_run_facts *f, struct worker_header *h, struct
 	}
 	if (f->timed_out) {
 		r->exit_code = 124;
+		char secs[32];
 		spr_format_seconds(secs, sizeof(secs), f->timeout_seconds);
 		return set_error(r, "Execution timed out after %ss", secs);
 	}

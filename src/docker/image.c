@@ -203,14 +203,14 @@ static int build_runtime(struct spr_docker_engine *de, const spr_docker_options 
 	rc = copy_file(from, to, err);
 	snprintf(arg_base, sizeof(arg_base), "BASE_IMAGE=%s", base);
 	snprintf(arg_ver, sizeof(arg_ver), "SPR_WORKER_VERSION=%s", strchr(tag, ':') + 1);
-	/* Nothing in the runtime image needs a network to build (and a daemon
-	 * without a bridge has none). */
-	char *args[] = {(char *)"build",	   (char *)"--network",	     (char *)"none",
-			(char *)"--build-arg",	   arg_base,		     (char *)"--build-arg",
-			arg_ver,		   (char *)"--tag",	     (char *)tag,
-			ctx,			   NULL};
-	if (rc == 0)
+	if (rc == 0) {
+		/* Nothing in the runtime image needs a network to build (and a
+		 * daemon without a bridge has none). */
+		char *args[] = {(char *)"build", (char *)"--network", (char *)"none",
+				(char *)"--build-arg", arg_base, (char *)"--build-arg", arg_ver,
+				(char *)"--tag", (char *)tag, ctx, NULL};
 		rc = docker_build(&de->target, args, o->show_build_progress, tag, err);
+	}
 	remove_context(ctx);
 	return rc;
 }

@@ -301,7 +301,7 @@ int spr_layer_req_find(const char *name)
 int spr_applied_lacks(const struct spr_applied *a, uint32_t require, uid_t caller)
 {
 	/* 65534: the kernel's overflow id, nobody's and everybody's. */
-	bool has[SPR_NREQ] = {
+	const bool has[SPR_NREQ] = {
 		[SPR_REQ_NAMESPACES] = a->namespaces,
 		[SPR_REQ_CGROUP] = a->cgroup != 0,
 		[SPR_REQ_SECCOMP] = a->seccomp != SPR_SECCOMP_NONE,

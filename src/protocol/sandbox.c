@@ -45,7 +45,7 @@ int spr_sandbox_channels(struct spr_sandbox_ends *ours, int child[SPR_SANDBOX_NF
 		child[SPR_FD_REQUEST] = sp[1];
 	}
 	int *read_ends[] = {&ours->out, &ours->err, &ours->result};
-	int slots[] = {SPR_FD_STDOUT, SPR_FD_STDERR, SPR_FD_RESULT};
+	const int slots[] = {SPR_FD_STDOUT, SPR_FD_STDERR, SPR_FD_RESULT};
 	for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(read_ends); i++) {
 		if (pipe2(fds, O_CLOEXEC) < 0) {
 			rc = spr_fail_errno(err, SPR_LAYER_CORE, "pipe2");
