@@ -392,13 +392,15 @@ PODMAN_SUITES ?= docker integration hostile
 # (scripts/rootless-tests.sh with SPR_TEST_PODMAN_ROOTLESS=1). On a cgroup v1
 # host its runs are degraded to rlimits (--allow-degraded, and the suites
 # expect isolation to say so); the limits themselves are make check-vm's.
-PODMAN_ROOTLESS_SUITES ?= hostile integration
+# docker-engine: the docker suite's engine tests (test_docker, test_crossrun)
+# with a `docker` that is the user's podman.
+PODMAN_ROOTLESS_SUITES ?= hostile integration docker-engine
 PODMAN_ROOTLESS_ENV = SPR_TEST_USER=$$SPR_TEST_PODMAN_USER SPR_TEST_ENGINE=podman \
 	SPR_TEST_PODMAN_ROOTLESS=1 SPR_DOCKER_BASE_IMAGE=spr-base:bookworm \
 	SPR_TEST_PODMAN_DEGRADED=$$(test "$$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs && echo 0 || echo 1) \
 	XDG_RUNTIME_DIR=/run/user/$$(id -u $$SPR_TEST_PODMAN_USER) \
 	SPR_TEST_PASS_ENV="SPR_TEST_ENGINE SPR_TEST_PODMAN_ROOTLESS SPR_TEST_PODMAN_DEGRADED \
-	SPR_DOCKER_BASE_IMAGE XDG_RUNTIME_DIR"
+	SPR_DOCKER_BASE_IMAGE XDG_RUNTIME_DIR SPR_TEST_PODMAN SPR_REQUIRE_DOCKER"
 podman: all $(TOOL_BINS)
 	@set -e; $(WITH_PODMAN_ENV) \
 	for suite in $(PODMAN_SUITES); do \
@@ -412,7 +414,11 @@ podman: all $(TOOL_BINS)
 	$(TEST_PYTHON) tests/run.py podman; \
 	for suite in $(PODMAN_ROOTLESS_SUITES); do \
 		echo "== $$suite through rootless podman as $$SPR_TEST_PODMAN_USER"; \
-		$(PODMAN_ROOTLESS_ENV) sh scripts/rootless-tests.sh $(B) $$suite; \
+		if [ $$suite = docker-engine ]; then \
+			$(PODMAN_ROOTLESS_ENV) SPR_TEST_PODMAN_SHIM=1 SPR_TEST_PODMAN=1 \
+			SPR_TEST_RUN_ARGS="-k docker.test_docker. -k docker.test_crossrun." \
+			sh scripts/rootless-tests.sh $(B) docker; \
+		else $(PODMAN_ROOTLESS_ENV) sh scripts/rootless-tests.sh $(B) $$suite; fi; \
 	done
 
 # The DockerEngine side by side: cold docker run, docker exec, warm pool; and

@@ -78,7 +78,16 @@ trap cleanup EXIT INT TERM
 mkdir -p "$stage/build"
 cp -a "$build/spr-run" "$build/spr" "$build/libspr.so" "$build/libexec" "$stage/build/"
 [ -d "$build/tests/tools" ] && mkdir -p "$stage/build/tests" && cp -a "$build/tests/tools" "$stage/build/tests/"
-cp -a "$src/tests" "$stage/"
+cp -a "$src/tests" "$src/scripts" "$stage/"
+# SPR_TEST_PODMAN_SHIM=1: a `docker` that runs podman, first on PATH (the
+# docker suite through rootless podman, as a host whose docker is podman).
+path=/usr/bin:/bin
+if [ "${SPR_TEST_PODMAN_SHIM:-}" = 1 ]; then
+  mkdir -p "$stage/shim"
+  printf '#!/bin/sh\nexec podman "$@"\n' >"$stage/shim/docker"
+  chmod 755 "$stage/shim/docker"
+  path=$stage/shim:$path
+fi
 chmod -R a+rX "$stage"
 
 # v2: the command starts inside the delegated subtree.
@@ -90,7 +99,8 @@ in_delegation() {
   fi
 }
 
-# SPR_TEST_PASS_ENV: names of more variables the suites get (e.g. the
+# SPR_TEST_RUN_ARGS: more arguments for tests/run.py (words without
+# spaces, e.g. "-k test_docker"). SPR_TEST_PASS_ENV: names of more variables the suites get (e.g. the
 # engine and the rootless podman knobs of make podman), values without spaces.
 pass_env=""
 for name in ${SPR_TEST_PASS_ENV:-}; do
@@ -104,10 +114,10 @@ python=$(command -v /usr/bin/python3 || command -v python3)
 rc=0
 for suite in "$@"; do
   echo "== $suite as $user (uid $(id -u "$user"))"
-  (cd /tmp && in_delegation runuser -u "$user" -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
+  (cd /tmp && in_delegation runuser -u "$user" -- env -i PATH="$path" LANG=C.UTF-8 \
       HOME="$(getent passwd "$user" | cut -d: -f6)" SPR_BUILD="$stage/build" \
       ${cg_parent:+SPR_CGROUP_PARENT="$cg_parent"} ${delegated:+SPR_TEST_CGROUP_DELEGATED=1} \
       ${SPR_SOAK_RUNS:+SPR_SOAK_RUNS="$SPR_SOAK_RUNS"} $pass_env \
-      "$python" "$stage/tests/run.py" "$suite") || rc=1
+      "$python" "$stage/tests/run.py" "$suite" ${SPR_TEST_RUN_ARGS:-}) || rc=1
 done
 exit $rc

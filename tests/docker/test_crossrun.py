@@ -804,6 +804,8 @@ def finish(proc, timeout=120):
 
 
 @unittest.skipUnless(READY, WHY)
+@unittest.skipUnless(os.geteuid() == 0, "the host processes of other uids need root (rootless "
+                     "podman: the containers' ids are the user's own subordinate ids)")
 class CrossRun6UserBudgets(CrossRunCase):
     """Per-user kernel budgets are shared with the host and with other
     containers (issue, attack 6): every container runs as uid 1000, the

@@ -188,10 +188,7 @@ class PreloadAnyEngine(SprTestCase):
 
         from .test_pool import BATCH, ENV
         lines = "".join(json.dumps(r) + "\n" for r in requests)
-        from integration.common import PODMAN_ROOTLESS_DEGRADED
-        degraded = ["--allow-degraded"] if PODMAN_ROOTLESS_DEGRADED else []
-        proc = subprocess.run([BATCH, "--engine", ENGINE, *degraded], input=lines,
-                              capture_output=True,
+        proc = subprocess.run([BATCH, "--engine", ENGINE], input=lines, capture_output=True,
                               text=True, timeout=300, env=ENV)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         return [json.loads(line).get("result") for line in proc.stdout.splitlines()
