@@ -279,18 +279,25 @@ asan:
 
 # ---- fuzzing (clang + libFuzzer) -------------------------------------------
 
-FUZZ_CFLAGS = -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
 	-I$(B)/gen -Iinclude -Isrc -Isrc/core $(PKG_CFLAGS)
 $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HEADERS) $(B)/gen/spr_config.h | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
 
+# Each target's log is $(B)/fuzz/fuzz_X.log, a crash's input
+# $(B)/fuzz/crash-* (add it to tests/fuzz/seeds/X/ as crash-<what> once
+# fixed); a crash, a leak or any sanitizer report fails the target.
 fuzz: $(FUZZ_BINS)
 	@scripts/deps.sh test
 	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
 		echo "== $$n for $(FUZZ_SECONDS)s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(B)/fuzz/corpus-$$n \
-			tests/fuzz/seeds/$${n#fuzz_} 2>&1 | tail -n 12; done
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus-$$n \
+			tests/fuzz/seeds/$${n#fuzz_} >$(B)/fuzz/$$n.log 2>&1; then \
+			tail -n 40 $(B)/fuzz/$$n.log; exit 1; fi; \
+		grep -E '^#[0-9]+[[:space:]]+DONE|^Done |^stat::(number_of_executed_units|new_units_added)' \
+			$(B)/fuzz/$$n.log; done
 
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15

@@ -14,6 +14,7 @@
 #include "json.h"
 #include "local/engine.h"
 #include "proc.h"
+#include "utf8.h"
 
 #define CMD_TIMEOUT_MS 60000
 #define DEFAULT_STOP_TIMEOUT 10
@@ -95,9 +96,7 @@ static bool is_full_id(const char *s)
 	return n == 64;
 }
 
-/* The ids a `docker ps|images -q --no-trunc ...` printed: validated,
- * distinct, pointing into *text. */
-static char **id_list(char *text, size_t *n)
+char **spr_docker_id_list(char *text, size_t *n)
 {
 	size_t cap = 1;
 	for (const char *p = text; p && *p; p++)
@@ -125,7 +124,7 @@ static cJSON *inspect_listed(const struct spr_docker_target *t, char *const list
 	if (docker_out(t, list_args, CMD_TIMEOUT_MS, &listed, err) < 0)
 		return NULL;
 	size_t n;
-	_cleanup_free_ char **ids = id_list(listed.data, &n);
+	_cleanup_free_ char **ids = spr_docker_id_list(listed.data, &n);
 	if (!ids) {
 		spr_fail_oom(err);
 		return NULL;
@@ -145,7 +144,7 @@ static cJSON *inspect_listed(const struct spr_docker_target *t, char *const list
 			 run_err->message);
 		return NULL;
 	}
-	cJSON *array = out.data ? cJSON_Parse(out.data) : NULL;
+	cJSON *array = spr_docker_parse_json(&out);
 	if (!cJSON_IsArray(array)) {
 		cJSON_Delete(array);
 		spr_fail(err, SPR_LAYER_DOCKER, EPROTO, "docker inspect: %s",
@@ -280,9 +279,15 @@ static void status_text(const cJSON *state, char *buf, size_t size)
 		human_duration(now - since, age, sizeof(age));
 		snprintf(buf, size, "Exited (%d) %s ago", cJSON_IsNumber(code) ? code->valueint : -1,
 			 age);
+	} else if (status && *status) {
+		/* The daemon's word, capitalized ("created"), cut on a
+		 * character boundary: the text goes into JSON. */
+		size_t rest = spr_utf8_cut(status + 1, strlen(status + 1), size - 2);
+		snprintf(buf, size, "%c%.*s",
+			 status[0] >= 'a' && status[0] <= 'z' ? status[0] - 'a' + 'A' : status[0],
+			 (int)rest, status + 1);
 	} else {
-		snprintf(buf, size, "%c%s", status && *status ? status[0] - 32 : '?',
-			 status && *status ? status + 1 : "");
+		snprintf(buf, size, "?");
 	}
 }
 
@@ -312,9 +317,8 @@ static long runs_served(const struct spr_docker_target *t, const char *id)
 	return p ? strtol(p + 9, NULL, 10) : -1;
 }
 
-/* The listing's view of one inspected container (SPEC §7 fields). */
-static cJSON *container_entry(const struct spr_docker_target *t, const cJSON *obj,
-			      bool with_runs)
+cJSON *spr_docker_container_entry(const struct spr_docker_target *t, const cJSON *obj,
+				  bool with_runs)
 {
 	const char *id = str_at(obj, "Id", NULL), *name = str_at(obj, "Name", NULL);
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(obj, "State");
@@ -347,7 +351,7 @@ static cJSON *container_entry(const struct spr_docker_target *t, const cJSON *ob
 	return c;
 }
 
-/* Managed containers, inspected (raw docker JSON). */
+/* Containers labelled managed, inspected (raw docker JSON). */
 static cJSON *inspect_managed(const struct spr_docker_target *t, bool all_states,
 			      spr_error **err)
 {
@@ -356,14 +360,25 @@ static cJSON *inspect_managed(const struct spr_docker_target *t, bool all_states
 			(char *)"label=" SPR_LABEL_MANAGED "=1",
 			all_states ? (char *)"--all" : NULL,
 			NULL};
-	cJSON *raw = inspect_listed(t, args, "container", err);
-	if (!raw)
-		return NULL;
-	/* The filter asked the daemon; the labels themselves decide. */
-	for (int i = cJSON_GetArraySize(raw) - 1; i >= 0; i--)
-		if (!is_managed(cJSON_GetArrayItem(raw, i)))
-			cJSON_DeleteItemFromArray(raw, i);
-	return raw;
+	return inspect_listed(t, args, "container", err);
+}
+
+cJSON *spr_docker_container_entries(const struct spr_docker_target *t, const cJSON *raw,
+				    bool with_runs, bool (*keep)(const cJSON *entry, const void *arg),
+				    const void *arg)
+{
+	cJSON *list = cJSON_CreateArray();
+	const cJSON *obj;
+	cJSON_ArrayForEach(obj, raw)
+	{
+		/* The filter asked the daemon; the labels themselves decide. */
+		cJSON *e = is_managed(obj) ? spr_docker_container_entry(t, obj, with_runs) : NULL;
+		if (e && (!keep || keep(e, arg)))
+			cJSON_AddItemToArray(list, e);
+		else
+			cJSON_Delete(e);
+	}
+	return list;
 }
 
 /* Entries for the managed containers (filtered by keep, when given). */
@@ -372,19 +387,7 @@ static cJSON *managed_entries(const struct spr_docker_target *t, bool all_states
 			      spr_error **err)
 {
 	_cleanup_cjson_ cJSON *raw = inspect_managed(t, all_states, err);
-	if (!raw)
-		return NULL;
-	cJSON *list = cJSON_CreateArray();
-	const cJSON *obj;
-	cJSON_ArrayForEach(obj, raw)
-	{
-		cJSON *e = container_entry(t, obj, with_runs);
-		if (e && (!keep || keep(e, arg)))
-			cJSON_AddItemToArray(list, e);
-		else
-			cJSON_Delete(e);
-	}
-	return list;
+	return raw ? spr_docker_container_entries(t, raw, with_runs, keep, arg) : NULL;
 }
 
 static int print_json(cJSON *doc, char **json, spr_error **err)
@@ -461,6 +464,19 @@ char *spr_docker_match_container(char *ps_lines, const char *want, spr_error **e
 	return id;
 }
 
+void spr_docker_match_lines(const cJSON *inspected, spr_buf *lines)
+{
+	const cJSON *obj;
+	cJSON_ArrayForEach(obj, inspected)
+	{
+		const char *id = str_at(obj, "Id", NULL), *name = str_at(obj, "Name", NULL);
+		if (!id || !is_full_id(id) || !name)
+			continue;
+		spr_buf_printf(lines, "%s\t%s\t%s\n", id, *name == '/' ? name + 1 : name,
+			       is_managed(obj) ? "1" : "");
+	}
+}
+
 /* The managed container `want` names (SPEC §7 rules), inspected; NULL
  * with the refusal otherwise. */
 static cJSON *resolve_managed(const struct spr_docker_target *t, const char *want,
@@ -478,15 +494,7 @@ static cJSON *resolve_managed(const struct spr_docker_target *t, const char *wan
 	/* The match works on lines this code writes from the inspected
 	 * objects: ids are hex, names [a-zA-Z0-9_.-], the flag ours. */
 	_cleanup_buf_ spr_buf lines = SPR_BUF_INIT;
-	const cJSON *obj;
-	cJSON_ArrayForEach(obj, all)
-	{
-		const char *id = str_at(obj, "Id", NULL), *name = str_at(obj, "Name", NULL);
-		if (!id || !is_full_id(id) || !name)
-			continue;
-		spr_buf_printf(&lines, "%s\t%s\t%s\n", id, *name == '/' ? name + 1 : name,
-			       is_managed(obj) ? "1" : "");
-	}
+	spr_docker_match_lines(all, &lines);
 	if (lines.oom) {
 		spr_fail_oom(err);
 		return NULL;
@@ -494,6 +502,7 @@ static cJSON *resolve_managed(const struct spr_docker_target *t, const char *wan
 	_cleanup_free_ char *id = spr_docker_match_container(lines.data, want, err);
 	if (!id)
 		return NULL;
+	const cJSON *obj;
 	cJSON_ArrayForEach(obj, all)
 	{
 		const char *oid = str_at(obj, "Id", NULL);
@@ -563,9 +572,7 @@ int spr_docker_list_containers(spr_docker_admin *a, bool all_states, char **json
 	return print_json(doc, json, err);
 }
 
-/* What `docker inspect` adds for one container: labels, limits, the
- * hardening it runs with. */
-static void add_inspect_details(cJSON *c, const cJSON *inspect)
+void spr_docker_inspect_details(cJSON *c, const cJSON *inspect)
 {
 	const cJSON *config = cJSON_GetObjectItemCaseSensitive(inspect, "Config");
 	const cJSON *host = cJSON_GetObjectItemCaseSensitive(inspect, "HostConfig");
@@ -630,10 +637,10 @@ int spr_docker_inspect_container(spr_docker_admin *a, const char *id, char **jso
 	_cleanup_cjson_ cJSON *obj = resolve_managed(&a->target, id, err);
 	if (!obj)
 		return -1;
-	cJSON *c = container_entry(&a->target, obj, true);
+	cJSON *c = spr_docker_container_entry(&a->target, obj, true);
 	if (!c)
 		return spr_fail(err, SPR_LAYER_DOCKER, EPROTO, "docker inspect: no id for %s", id);
-	add_inspect_details(c, obj);
+	spr_docker_inspect_details(c, obj);
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddItemToObject(doc, "container", c);
 	return print_json(doc, json, err);
@@ -763,8 +770,11 @@ static cJSON *image_users(const struct spr_docker_target *t, spr_error **err)
 	char *args[] = {(char *)"ps", (char *)"--all", (char *)"--quiet", (char *)"--no-trunc",
 			NULL};
 	_cleanup_cjson_ cJSON *all = inspect_listed(t, args, "container", err);
-	if (!all)
-		return NULL;
+	return all ? spr_docker_image_users(all) : NULL;
+}
+
+cJSON *spr_docker_image_users(const cJSON *all)
+{
 	cJSON *counts = cJSON_CreateObject();
 	const cJSON *obj;
 	cJSON_ArrayForEach(obj, all)
@@ -797,8 +807,10 @@ static cJSON *spr_tags(const cJSON *image, bool podman, const char **kind)
 	if (!hash || !*hash || strchr(hash, ':') || strchr(hash, '/'))
 		return tags;
 	char want[256];
-	snprintf(want, sizeof(want), "%s:%s", !strcmp(what, "env") ? SPR_ENV_REPO : SPR_RUNTIME_REPO,
-		 hash);
+	if (snprintf(want, sizeof(want), "%s:%s",
+		     !strcmp(what, "env") ? SPR_ENV_REPO : SPR_RUNTIME_REPO,
+		     hash) >= (int)sizeof(want))
+		return tags; /* no name of spr's: a cut one could be anyone's */
 	const cJSON *tag;
 	cJSON_ArrayForEach(tag, cJSON_GetObjectItemCaseSensitive(image, "RepoTags"))
 	{
@@ -845,12 +857,17 @@ static cJSON *managed_images(const struct spr_docker_target *t, spr_error **err)
 	_cleanup_cjson_ cJSON *users = raw ? image_users(t, err) : NULL;
 	if (!raw || !users)
 		return NULL;
+	return spr_docker_image_entries(raw, users, t->podman);
+}
+
+cJSON *spr_docker_image_entries(const cJSON *raw, const cJSON *users, bool podman)
+{
 	cJSON *list = cJSON_CreateArray();
 	const cJSON *obj;
 	cJSON_ArrayForEach(obj, raw)
 	{
 		const char *kind = NULL, *id = str_at(obj, "Id", NULL);
-		cJSON *tags = spr_tags(obj, t->podman, &kind);
+		cJSON *tags = spr_tags(obj, podman, &kind);
 		if (!id || !cJSON_GetArraySize(tags)) {
 			cJSON_Delete(tags);
 			continue;

@@ -24,4 +24,30 @@ SPR_HIDDEN int spr_docker_remove_stale(const struct spr_docker_target *t,
 #define SPR_DOCKER_MATCH_FORMAT "{{.ID}}\t{{.Names}}\t{{.Label \"io.spr.managed\"}}"
 SPR_HIDDEN char *spr_docker_match_container(char *ps_lines, const char *want, spr_error **err);
 
+/* The pure halves of the admin calls, on what the CLI printed (the
+ * daemon's bytes, not spr's: tests/fuzz/fuzz_docker_output.c). */
+
+/* The ids a `docker ps|images -q --no-trunc ...` printed: validated,
+ * distinct, pointing into *text (free the array only); NULL: no memory. */
+SPR_HIDDEN char **spr_docker_id_list(char *text, size_t *n);
+/* The listing's view of one inspected container (SPEC §7 fields), NULL
+ * without a full id; with_runs: a running one's runs served, asked of t
+ * (`docker top`). */
+SPR_HIDDEN cJSON *spr_docker_container_entry(const struct spr_docker_target *t, const cJSON *obj,
+					     bool with_runs);
+/* The entries of the managed containers of a `docker inspect` array
+ * (those keep takes, when given). */
+SPR_HIDDEN cJSON *spr_docker_container_entries(const struct spr_docker_target *t,
+					       const cJSON *raw, bool with_runs,
+					       bool (*keep)(const cJSON *entry, const void *arg),
+					       const void *arg);
+/* What `docker inspect` adds to an entry: labels, limits, hardening. */
+SPR_HIDDEN void spr_docker_inspect_details(cJSON *entry, const cJSON *inspect);
+/* Lines for spr_docker_match_container from inspected containers. */
+SPR_HIDDEN void spr_docker_match_lines(const cJSON *inspected, spr_buf *lines);
+/* How many containers (any) use each image: {image id: count}. */
+SPR_HIDDEN cJSON *spr_docker_image_users(const cJSON *inspected);
+/* The listing's images (spr's tags only), newest first, from `docker
+ * inspect --type image` objects and spr_docker_image_users' counts. */
+SPR_HIDDEN cJSON *spr_docker_image_entries(const cJSON *raw, const cJSON *users, bool podman);
 #endif

@@ -6,6 +6,7 @@
 
 #include "json.h"
 #include "proc.h"
+#include "utf8.h"
 
 #define PING_TIMEOUT_MS 30000
 
@@ -225,6 +226,22 @@ const char *spr_docker_last_line(spr_buf *errout)
 	return nl ? nl + 1 : errout->data;
 }
 
+/* text's first line into buf, cut to fit on a character boundary (it goes
+ * into JSON: a cut must not leave half a character). */
+static void copy_line(char *buf, size_t size, const char *text)
+{
+	size_t n = spr_utf8_cut(text, strcspn(text, "\n"), size - 1);
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+}
+
+cJSON *spr_docker_parse_json(const spr_buf *out)
+{
+	if (!out->data || spr_json_validate(out->data, out->len, 0, "docker", NULL) < 0)
+		return NULL;
+	return cJSON_ParseWithLength(out->data, out->len);
+}
+
 /* What podman says of itself: rootless or not, the host's cgroup version
  * and the controllers it may use, its storage driver. */
 static int podman_info(struct spr_docker_target *t, spr_error **err)
@@ -233,11 +250,18 @@ static int podman_info(struct spr_docker_target *t, spr_error **err)
 	_cleanup_buf_ spr_buf out = SPR_BUF_INIT, errout = SPR_BUF_INIT;
 	_cleanup_error_ spr_error *run_err = NULL;
 	int rc = spr_docker_cmd(t, args, PING_TIMEOUT_MS, &out, &errout, &run_err);
-	_cleanup_cjson_ cJSON *info = rc == 0 && out.data ? cJSON_Parse(out.data) : NULL;
-	const cJSON *host = cJSON_GetObjectItemCaseSensitive(info, "host");
-	if (!host)
+	_cleanup_cjson_ cJSON *info = rc == 0 ? spr_docker_parse_json(&out) : NULL;
+	if (spr_docker_podman_info(t, info) < 0)
 		return spr_fail(err, SPR_LAYER_DOCKER, EHOSTUNREACH, SPR_PODMAN_NO_SERVICE " (%s)",
 				rc < 0 ? run_err->message : spr_docker_last_line(&errout));
+	return 0;
+}
+
+int spr_docker_podman_info(struct spr_docker_target *t, const cJSON *info)
+{
+	const cJSON *host = cJSON_GetObjectItemCaseSensitive(info, "host");
+	if (!host)
+		return -1;
 	const cJSON *security = cJSON_GetObjectItemCaseSensitive(host, "security");
 	t->rootless = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(security, "rootless"));
 	const cJSON *version = cJSON_GetObjectItemCaseSensitive(host, "cgroupVersion");
@@ -270,6 +294,7 @@ static int podman_info(struct spr_docker_target *t, spr_error **err)
 		if (t->nuidmap == sizeof(t->uidmap) / sizeof(*t->uidmap) || !cJSON_IsNumber(in) ||
 		    !cJSON_IsNumber(host_id) || !cJSON_IsNumber(n) || in->valuedouble < 0 ||
 		    host_id->valuedouble < 0 || n->valuedouble < 1 ||
+		    n->valuedouble > 4294967295.0 || /* a count of 2^32 is no uint32 */
 		    in->valuedouble + n->valuedouble > 4294967296.0 ||
 		    host_id->valuedouble + n->valuedouble > 4294967296.0)
 			continue;
@@ -279,9 +304,14 @@ static int podman_info(struct spr_docker_target *t, spr_error **err)
 	}
 	const cJSON *store = cJSON_GetObjectItemCaseSensitive(info, "store");
 	const cJSON *driver = cJSON_GetObjectItemCaseSensitive(store, "graphDriverName");
-	snprintf(t->storage, sizeof(t->storage), "%s",
-		 cJSON_IsString(driver) ? driver->valuestring : "unknown");
+	copy_line(t->storage, sizeof(t->storage),
+		  cJSON_IsString(driver) ? driver->valuestring : "unknown");
 	return 0;
+}
+
+void spr_docker_set_version(struct spr_docker_target *t, const spr_buf *out)
+{
+	copy_line(t->version, sizeof(t->version), out->data ? out->data : "");
 }
 
 int spr_docker_ping(struct spr_docker_target *t, spr_error **err)
@@ -296,8 +326,7 @@ int spr_docker_ping(struct spr_docker_target *t, spr_error **err)
 	if (rc == 0 && out.len) {
 		if (t->described)
 			return 0;
-		snprintf(t->version, sizeof(t->version), "%.*s", (int)strcspn(out.data, "\n"),
-			 out.data);
+		spr_docker_set_version(t, &out);
 		if (t->podman && podman_info(t, err) < 0)
 			return -1;
 		if (!t->podman)

@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "json.h"
 #include "spr.h"
 
 #define SPR_DOCKER_MISSING "Docker CLI was not found. Install Docker and ensure it is on PATH."
@@ -83,5 +84,15 @@ SPR_HIDDEN char *spr_docker_ssh_path(const struct spr_docker_target *t);
  * starting "Error" to the end, on one line (its message may span lines),
  * else the last non-empty line. */
 SPR_HIDDEN const char *spr_docker_last_line(spr_buf *errout);
+
+/* A JSON document the CLI printed (`docker inspect`, `podman info`), or
+ * NULL: strict JSON only (UTF-8, no duplicate keys, no NUL), so nothing
+ * the daemon says can make spr's own JSON output invalid. */
+SPR_HIDDEN cJSON *spr_docker_parse_json(const spr_buf *out);
+/* What `podman info --format json` says of the runtime, into t; -1: not
+ * an info document (no host part). */
+SPR_HIDDEN int spr_docker_podman_info(struct spr_docker_target *t, const cJSON *info);
+/* The version line `docker version --format ...` printed, into t. */
+SPR_HIDDEN void spr_docker_set_version(struct spr_docker_target *t, const spr_buf *out);
 
 #endif

@@ -166,6 +166,131 @@ START_TEST(what_the_cli_said)
 }
 END_TEST
 
+static cJSON *parsed(const char *text)
+{
+	spr_buf b = SPR_BUF_INIT;
+	spr_buf_puts(&b, text);
+	cJSON *doc = spr_docker_parse_json(&b);
+	spr_buf_free(&b);
+	return doc;
+}
+
+static bool printed_is_json(const cJSON *doc)
+{
+	char *json = cJSON_PrintUnformatted(doc);
+	bool ok = json && spr_json_validate(json, strlen(json), 0, "printed", NULL) == 0;
+	free(json);
+	return ok;
+}
+
+/* Found by tests/fuzz/fuzz_docker_output.c: the daemon's text cut or
+ * capitalized in the middle of a character made spr's JSON invalid. */
+START_TEST(daemon_text_stays_utf8)
+{
+	struct spr_docker_target t = {0};
+	spr_buf out = SPR_BUF_INIT;
+	spr_buf_puts(&out, "1.2.3-\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+			   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\n");
+	spr_docker_set_version(&t, &out);
+	ck_assert_str_eq(t.version, "1.2.3-\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+				    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+	spr_buf_free(&out);
+
+	/* "état" was "\xa3tat" (the first byte minus 32), and a long state cut
+	 * anywhere */
+	cJSON *raw = parsed("[{\"Id\":\"" ID_A "\",\"State\":{\"Status\":\"\xc3\xa9tat\"},"
+			    "\"Config\":{\"Labels\":{\"io.spr.managed\":\"1\"}}},"
+			    "{\"Id\":\"" ID_B "\",\"State\":{\"Status\":\"created\"},"
+			    "\"Config\":{\"Labels\":{\"io.spr.managed\":\"1\"}}},"
+			    "{\"Id\":\"" ID_C "\",\"State\":{\"Status\":\"x\xe2\x82\xac\xe2\x82\xac"
+			    "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+			    "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+			    "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+			    "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+			    "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+			    "\xe2\x82\xac\xe2\x82\xac\"},"
+			    "\"Config\":{\"Labels\":{\"io.spr.managed\":\"1\"}}}]");
+	ck_assert_ptr_nonnull(raw);
+	cJSON *list = spr_docker_container_entries(NULL, raw, false, NULL, NULL);
+	ck_assert_int_eq(cJSON_GetArraySize(list), 3);
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "status")->valuestring,
+			 "\xc3\xa9tat");
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 1), "status")->valuestring,
+			 "Created");
+	ck_assert(printed_is_json(list));
+	cJSON_Delete(list);
+	cJSON_Delete(raw);
+}
+END_TEST
+
+/* Found by the same target: a uidmap entry of 2^32 ids was cast to a
+ * uint32 count (undefined; 0 in practice). */
+START_TEST(podman_info_bounds)
+{
+	cJSON *info = parsed("{\"host\":{\"cgroupVersion\":\"v2\",\"idMappings\":{\"uidmap\":["
+			     "{\"container_id\":0,\"host_id\":0,\"size\":4294967296},"
+			     "{\"container_id\":0,\"host_id\":1000,\"size\":1},"
+			     "{\"container_id\":1,\"host_id\":100000,\"size\":4294967295},"
+			     "{\"container_id\":1,\"host_id\":100000,\"size\":65536}]}},"
+			     "\"store\":{\"graphDriverName\":\"overlay-\xc3\xa9\xc3\xa9\xc3\xa9"
+			     "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}}");
+	struct spr_docker_target t = {.podman = true};
+	ck_assert_int_eq(spr_docker_podman_info(&t, info), 0);
+	ck_assert_uint_eq(t.nuidmap, 2);
+	ck_assert_uint_eq(t.uidmap[0].outside, 1000);
+	ck_assert_uint_eq(t.uidmap[1].count, 65536);
+	ck_assert_uint_eq(t.cgroup_version, 2);
+	ck_assert_str_eq(t.storage, "overlay-\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+				    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9");
+	cJSON_Delete(info);
+	ck_assert_int_eq(spr_docker_podman_info(&t, NULL), -1);
+}
+END_TEST
+
+/* What is not strict JSON is not the CLI's document: invalid UTF-8,
+ * duplicate keys, a NUL, trailing bytes. */
+START_TEST(cli_json_is_strict)
+{
+	ck_assert_ptr_null(parsed("[{\"Name\":\"\xff\"}]"));
+	ck_assert_ptr_null(parsed("{\"host\":{},\"host\":{}}"));
+	ck_assert_ptr_null(parsed("[] x"));
+	spr_buf b = SPR_BUF_INIT;
+	spr_buf_append(&b, "[]\0", 3);
+	ck_assert_ptr_null(spr_docker_parse_json(&b));
+	spr_buf_free(&b);
+	cJSON *ok = parsed(" [ {\"Id\": \"x\"} ]\n");
+	ck_assert(cJSON_IsArray(ok));
+	cJSON_Delete(ok);
+}
+END_TEST
+
+/* A hash too long for spr's tag names none of its images. */
+START_TEST(image_tags_are_whole)
+{
+	char hash[300];
+	memset(hash, 'a', sizeof(hash) - 1);
+	hash[sizeof(hash) - 1] = '\0';
+	spr_buf b = SPR_BUF_INIT;
+	spr_buf_printf(&b,
+		       "[{\"Id\":\"sha256:" ID_A "\",\"RepoTags\":[\"spr-env:%.247s\"],"
+		       "\"Config\":{\"Labels\":{\"io.spr.image\":\"env\",\"io.spr.env-hash\":\"%s\"}}},"
+		       "{\"Id\":\"sha256:" ID_B "\",\"RepoTags\":[\"spr-env:abc\"],\"Created\":\"x\","
+		       "\"Config\":{\"Labels\":{\"io.spr.image\":\"env\",\"io.spr.env-hash\":\"abc\"}}}]",
+		       hash, hash);
+	cJSON *raw = spr_docker_parse_json(&b);
+	ck_assert_ptr_nonnull(raw);
+	cJSON *users = spr_docker_image_users(raw);
+	cJSON *list = spr_docker_image_entries(raw, users, false);
+	ck_assert_int_eq(cJSON_GetArraySize(list), 1);
+	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 0), "id")->valuestring,
+			 "sha256:" ID_B);
+	cJSON_Delete(list);
+	cJSON_Delete(users);
+	cJSON_Delete(raw);
+	spr_buf_free(&b);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
 	Suite *s = suite_create("admin");
@@ -174,6 +299,10 @@ Suite *make_suite(void)
 	tcase_add_test(t, refusals);
 	tcase_add_test(t, creator_liveness);
 	tcase_add_test(t, what_the_cli_said);
+	tcase_add_test(t, daemon_text_stays_utf8);
+	tcase_add_test(t, podman_info_bounds);
+	tcase_add_test(t, cli_json_is_strict);
+	tcase_add_test(t, image_tags_are_whole);
 	suite_add_tcase(s, t);
 	return s;
 }
