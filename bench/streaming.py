@@ -13,20 +13,10 @@ SPR_DOCKER_BASE_IMAGE set: make podman's environment). Writes section
 STREAMING of bench/RESULTS.md."""
 import argparse
 import datetime
-import os
 import statistics
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-BUILD = os.path.abspath(os.environ.get("SPR_BUILD") or os.path.join(REPO, "build"))
-RESULTS = os.path.join(HERE, "RESULTS.md")
-
-os.environ.setdefault("SPR_LIBRARY", os.path.join(BUILD, "libspr.so"))
-os.environ.setdefault("SPR_LIBEXEC_DIR", os.path.join(BUILD, "libexec", "spr"))
-sys.path.insert(0, os.path.join(REPO, "python"))
-sys.path.insert(0, HERE)
+from package_env import RESULTS  # first: it sets up the package for `import spr`
 import spr  # noqa: E402
 from run import machine, replace_section  # noqa: E402
 
