@@ -35,13 +35,24 @@ PODMAN_ROOTLESS = ENGINE == "podman" and os.environ.get("SPR_TEST_PODMAN_ROOTLES
 PODMAN_ROOTLESS_DEGRADED = PODMAN_ROOTLESS and os.environ.get("SPR_TEST_PODMAN_DEGRADED") == "1"
 DEGRADED_ARGS = ["--allow-degraded"] if DEGRADED else []
 if PODMAN_ROOTLESS_DEGRADED:
-    # Every spr-run of the suites asks for it, those that build their own
-    # command lines too: SPR_RUN is a wrapper adding --allow-degraded.
+    # Every podman run of the suites asks for it, those that build their
+    # own command lines too: SPR_RUN is a wrapper adding --allow-degraded
+    # to `--engine podman` runs. A LocalEngine run (no --engine, or
+    # another) is passed as it is: the suites test its refusals too.
     _wrapper_dir = tempfile.mkdtemp(prefix="spr-it-wrap-")
     atexit.register(shutil.rmtree, _wrapper_dir, True)
     _wrapper = os.path.join(_wrapper_dir, "spr-run")
+    _real = shlex.quote(SPR_RUN)
     with open(_wrapper, "w") as _f:
-        _f.write(f'#!/bin/sh\nexec {shlex.quote(SPR_RUN)} --allow-degraded "$@"\n')
+        _f.write("#!/bin/sh\n"
+                 "prev=\n"
+                 "for a in \"$@\"; do\n"
+                 "  if [ \"$prev\" = --engine ] && [ \"$a\" = podman ]; then\n"
+                 f"    exec {_real} --allow-degraded \"$@\"\n"
+                 "  fi\n"
+                 "  prev=$a\n"
+                 "done\n"
+                 f"exec {_real} \"$@\"\n")
     os.chmod(_wrapper, 0o755)
     SPR_RUN = _wrapper
     # and tests/tools/batch, which every suite starts with os.environ
