@@ -302,6 +302,10 @@ class RefusedUserNamespace(SprTestCase):
                 wait_for("the next run never started", lambda: monitors(live))
                 wait_for("the next engine left the stale directory",
                          lambda: stale not in os.listdir(rundirs))
+                # Its monitor may be there before its directory (slower
+                # under ASan): wait for that too.
+                wait_for("the next run never made its directory",
+                         lambda: len(os.listdir(rundirs)) == 1)
                 mine = os.listdir(rundirs)
                 self.assertEqual(len(mine), 1, mine)
                 self.assertIn("and 0 run directories\n", cleanup())
