@@ -633,6 +633,12 @@ static int serve_request(struct agent *a, const spr_buf *frame, spr_error **err)
 	pump(a, &r, cap > UINT64_MAX - 4 ? UINT64_MAX : cap + 4);
 	int64_t ooms = keyed_value(a->cg.oom_events, "oom_kill");
 	r.done.exit.oom_killed = r.done.exit.oom_killed || (r.oom_before >= 0 && ooms > r.oom_before);
+	/* A run that met the pids limit and finished before the next check
+	 * (the code caught EAGAIN and went on) still met it: the LocalEngine
+	 * reads its pids.events once more at the end, and so does this. */
+	int64_t pids_hits = keyed_value(a->cg.pids_events, "max");
+	r.done.exit.pids_limit_hit = r.done.exit.pids_limit_hit ||
+				     (r.pids_before >= 0 && pids_hits > r.pids_before);
 	int rc = r.host_gone ? -1 : say(r.error.type == SPR_MSG_ERROR ? &r.error : &r.done);
 	struct sandbox *sb = r.sb;
 	/* Its monitor exits after EXIT; a wedged one is killed. */
