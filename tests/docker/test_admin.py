@@ -964,6 +964,8 @@ class E_StopAll(AdminCase):
     def test_b_stop_all_stops_only_managed(self):
         before = running_managed()
         self.assertTrue({*self.pooled, self.labelled} <= before, before)
+        existing = set(docker("ps", "-aq", "--no-trunc", "--filter",
+                              "label=" + MANAGED).stdout.split())
         p = spr("--json", "stop", "all", "--timeout-seconds", "2")
         self.assertEqual(p.returncode, 0, show(p))
         doc = json.loads(p.stdout)
@@ -971,7 +973,10 @@ class E_StopAll(AdminCase):
         self.assertEqual(sorted(doc["stopped"]), sorted(before))
         for cid in before:
             self.assertTrue(wait_not_running(cid), f"{cid} still runs")
-        self.assertEqual(running_managed(), set())
+        # The holders' engines are alive and may start a replacement for
+        # their pool after the stop (make podman saw one): a new container,
+        # never one that existed before.
+        self.assertEqual(running_managed() & existing, set())
         self.assertUnmanagedUntouched()
         self.assertEqual(state(self.other)[0::2], (True, self.other_started))
 
