@@ -7,6 +7,7 @@
 #   make check-vm   cgroup v2 self-test + VM_SUITES (+ rootless podman) inside a qemu VM (tests/vm/)
 #   make asan       build with ASan+UBSan and run the tests
 #   make fuzz       libFuzzer targets (FUZZ_SECONDS each, default 600)
+#   make mutation   mutation spot-checks: each tests/mutation/*.patch must make its tests fail
 #   make bench      benchmarks, figures into bench/RESULTS.md
 #   make install PREFIX=/usr/local DESTDIR=
 .DEFAULT_GOAL := all
@@ -80,7 +81,7 @@ PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
 	$(LIBEXEC_OUT)/spr-sandbox $(LIBEXEC_OUT)/spr-sandbox-static $(LIBEXEC_OUT)/spr_worker.py \
 	$(LIBEXEC_OUT)/runtime.Dockerfile
 
-.PHONY: FORCE all deps demo check lint unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench \
+.PHONY: FORCE all deps demo check lint unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench mutation \
 	install clean check-worker check-vm check-demo check-install check-python
 all: $(PROGRAMS)
 
@@ -204,6 +205,17 @@ cgroup: all $(TOOL_BINS)
 # The same suites again as an unprivileged user (rootless LocalEngine).
 rootless: all $(TOOL_BINS)
 	scripts/rootless-tests.sh $(B) integration hostile cgroup
+
+# Mutation spot-checks (docs/SECURITY.md §6): each tests/mutation/*.patch
+# weakens one isolation layer; tests/mutation/run.sh checks the patch's
+# tests pass unmutated (the control), then applies it to a copy of the
+# tree, rebuilds and runs them: one must fail. Not part of `make check`.
+# MUTATIONS: patch names or numbers (default: all); the docker ones start
+# the test daemon as `make docker` does.
+MUTATIONS ?=
+mutation: all $(TOOL_BINS)
+	@scripts/deps.sh test
+	TEST_PYTHON=$(TEST_PYTHON) tests/mutation/run.sh $(MUTATIONS)
 
 check: all
 	@scripts/deps.sh test
