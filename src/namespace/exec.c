@@ -96,7 +96,8 @@ void spr_worker_exec(const struct spr_worker_spec *w, int status_fd)
 		fail(status_fd, err);
 	struct spr_msg setup = {.type = SPR_MSG_SETUP};
 	if (w->landlock_read) {
-		int abi = spr_landlock_apply(w->landlock_read, w->landlock_write, w->deny_tcp,
+		int abi = spr_landlock_apply(w->landlock_read, w->landlock_data, w->landlock_write,
+					     w->deny_tcp,
 					     &setup.applied.landlock_net, &err);
 		if (abi < 0)
 			fail(status_fd, err);

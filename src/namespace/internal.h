@@ -25,7 +25,7 @@ struct spr_worker_spec {
 	const char *workdir;
 	const struct spr_rlimit_plan *rlimits; /* SPR_NRLIMITS of them */
 	/* NULL: no Landlock. */
-	const struct spr_paths *landlock_read, *landlock_write;
+	const struct spr_paths *landlock_read, *landlock_data, *landlock_write;
 	/* Classic BPF per enum spr_filter_index (len 0: not sent; none at
 	 * all: no seccomp). */
 	const struct spr_filter_plan *filters;

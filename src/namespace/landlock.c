@@ -76,8 +76,9 @@ static int add_rules(int ruleset, const struct spr_paths *paths, uint64_t allowe
 	return 0;
 }
 
-int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *write,
-		       bool deny_tcp, bool *tcp_denied, spr_error **err)
+int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *data,
+		       const struct spr_paths *write, bool deny_tcp, bool *tcp_denied,
+		       spr_error **err)
 {
 	*tcp_denied = false;
 	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0,
@@ -103,7 +104,10 @@ int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *wri
 		return spr_fail_errno(err, SPR_LAYER_NAMESPACE, "landlock_create_ruleset (ABI %d)",
 				      abi);
 	uint64_t handled = attr.handled_access_fs;
+	static const struct spr_paths none = {0};
 	if (add_rules(ruleset, read, FS_READ, handled, err) < 0 ||
+	    add_rules(ruleset, data ? data : &none, FS_READ & ~LANDLOCK_ACCESS_FS_EXECUTE, handled,
+		      err) < 0 ||
 	    /* Writable places hold data, never programs: no execute, there
 	     * as on their noexec mounts (without namespaces, the run's
 	     * directory is on the host's /tmp); no device nodes. */

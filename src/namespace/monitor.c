@@ -517,6 +517,7 @@ static int start_in_namespaces(struct sandbox *sb, spr_error **err)
 	w.drop_caps = true;
 	w.network_shared = network;
 	w.landlock_read = &layout->landlock_read;
+	w.landlock_data = &layout->landlock_data;
 	w.landlock_write = &layout->landlock_write;
 
 	bool placed = false;

@@ -40,7 +40,10 @@ SPR_HIDDEN int spr_no_new_privs(spr_error **err);
  * where the kernel can refuse them (ABI 4; *tcp_denied says whether it
  * did). Returns the ABI version applied, 0 when the kernel has no
  * Landlock. */
-SPR_HIDDEN int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *write,
-				  bool deny_tcp, bool *tcp_denied, spr_error **err);
+/* read: read and execute; data (may be NULL): read only; write: read and
+ * write, never execute. */
+SPR_HIDDEN int spr_landlock_apply(const struct spr_paths *read, const struct spr_paths *data,
+				  const struct spr_paths *write, bool deny_tcp, bool *tcp_denied,
+				  spr_error **err);
 
 #endif

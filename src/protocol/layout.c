@@ -374,7 +374,8 @@ static void add_scratch(struct layout *l, bool under_dev)
 		if (!strncmp(s->path, "/dev/", 5) != under_dev)
 			continue;
 		add_tmpfs(l, s->path, s->bytes, s->mode, true);
-		landlock(l, &l->out->landlock_read, s->path);
+		/* The write list only: it grants reading, never execute (a read
+		 * rule would grant execute, and Landlock rules only add up). */
 		landlock(l, &l->out->landlock_write, s->path);
 	}
 }
@@ -397,7 +398,8 @@ static void add_dev(struct layout *l)
 	/* POSIX semaphores (multiprocessing) live in /dev/shm. */
 	add_scratch(l, true);
 	op(l, SPR_MOUNT_SEAL, "/dev");
-	landlock(l, &l->out->landlock_read, "/dev");
+	/* Listing /dev, but no execute beneath it: /dev/shm is writable. */
+	landlock(l, &l->out->landlock_data, "/dev");
 }
 
 /* Without namespaces the host tree is all there is: Landlock then allows

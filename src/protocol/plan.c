@@ -5,7 +5,7 @@
 /* "SPRP" and the format's version: a helper from another build is told
  * apart instead of misreading the fields. Bump on any change below. */
 #define PLAN_MAGIC 0x50525053u
-#define PLAN_VERSION 7u
+#define PLAN_VERSION 8u
 
 static void visit_paths(struct spr_wire *w, struct spr_paths *list)
 {
@@ -65,6 +65,7 @@ static void visit_layout(struct spr_wire *w, struct spr_layout *l)
 	for (size_t i = 0; i < l->nmounts && !w->bad; i++)
 		visit_mount(w, &l->mounts[i]);
 	visit_paths(w, &l->landlock_read);
+	visit_paths(w, &l->landlock_data);
 	visit_paths(w, &l->landlock_write);
 	spr_wire_u32(w, &l->uid);
 	spr_wire_u32(w, &l->gid);

@@ -97,7 +97,9 @@ struct spr_cgroup_plan {
 struct spr_layout {
 	struct spr_mount_op mounts[SPR_PLAN_MAX_MOUNTS];
 	size_t nmounts;
-	struct spr_paths landlock_read, landlock_write;
+	/* Landlock: read (and execute: programs and libraries), read only
+	 * (data: /dev, which holds /dev/shm), read and write (never execute). */
+	struct spr_paths landlock_read, landlock_data, landlock_write;
 	uint32_t uid, gid;		 /* the sandbox user inside */
 	uint32_t outside_uid, outside_gid; /* what it is outside */
 	const char *hostname;

@@ -230,6 +230,19 @@ START_TEST(landlock_lists)
 	ck_assert(!list_has(write, "/usr"));
 	ck_assert(!list_has(write, "/etc"));
 	ck_assert(!list_has(write, "/"));
+	/* The read list grants execute: nothing writable is on it or below a
+	 * path on it (Landlock's second wall behind the noexec mounts). */
+	const struct spr_paths *data = &l->layout.landlock_data;
+	for (size_t i = 0; i < read->n; i++)
+		for (size_t j = 0; j < write->n; j++) {
+			size_t n = strlen(read->v[i]);
+			ck_assert_msg(strncmp(write->v[j], read->v[i], n) ||
+					      (write->v[j][n] != '/' && write->v[j][n] != '\0'),
+				      "%s is writable and lies on the read (execute) path %s",
+				      write->v[j], read->v[i]);
+		}
+	ck_assert(list_has(data, "/dev"));
+	ck_assert(!list_has(read, "/dev"));
 	built_free(l);
 }
 END_TEST

@@ -59,6 +59,7 @@ static void full_plan(struct spr_sandbox_plan *p)
 	l->nmounts = ARRAY_SIZE(ops);
 	spr_paths_add(&l->landlock_read, "/usr");
 	spr_paths_add(&l->landlock_read, "/etc");
+	spr_paths_add(&l->landlock_data, "/dev");
 	spr_paths_add(&l->landlock_write, "/tmp");
 	l->uid = 1000;
 	l->gid = 1001;
@@ -140,6 +141,7 @@ static void same_plan(const struct spr_sandbox_plan *a, const struct spr_sandbox
 		ck_assert_int_eq(x->noexec, y->noexec);
 	}
 	same_paths(&la->landlock_read, &lb->landlock_read);
+	same_paths(&la->landlock_data, &lb->landlock_data);
 	same_paths(&la->landlock_write, &lb->landlock_write);
 	ck_assert_uint_eq(la->uid, lb->uid);
 	ck_assert_uint_eq(la->gid, lb->gid);
