@@ -82,7 +82,7 @@ PROGRAMS := $(B)/libspr.so $(B)/libspr.a $(B)/spr-run $(B)/spr \
 	$(LIBEXEC_OUT)/runtime.Dockerfile
 
 .PHONY: FORCE all deps demo check lint unit integration hostile cgroup rootless asan fuzz fuzz-smoke bench mutation \
-	install clean check-worker check-vm check-demo check-install check-python
+	install clean check-worker check-vm check-demo check-install check-python compat compat-short check-long
 all: $(PROGRAMS)
 
 # scripts/deps.sh is idempotent and fast when everything is present; the
@@ -202,6 +202,22 @@ hostile: all $(TOOL_BINS)
 cgroup: all $(TOOL_BINS)
 	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/run.py cgroup
 
+# CPython's own test modules inside the sandbox and outside, compared test
+# by test (tests/compat/compat.py; every difference and its reason in
+# tests/compat/differences.py and docs/SECURITY.md). make compat: the whole
+# list on both engines (the container base image gets the host's test
+# package: tests/compat/base-image.sh) and rewrites SECURITY.md's figures;
+# make compat-short (make check): a few modules, LocalEngine.
+compat: all
+	@scripts/deps.sh compat
+	@set -e; $(WITH_DOCKER_ENV) tests/compat/base-image.sh spr-base:bookworm spr-base-compat:bookworm; \
+	SPR_DOCKER_BASE_IMAGE=spr-base-compat:bookworm $(TEST_PYTHON) tests/compat/compat.py \
+		--engines local,docker --report $(abspath $(B))/compat.json --doc docs/SECURITY.md $(COMPAT_ARGS)
+
+compat-short: all
+	@scripts/deps.sh compat
+	SPR_BUILD=$(abspath $(B)) $(TEST_PYTHON) tests/compat/compat.py --short --engines local
+
 # The same suites again as an unprivileged user (rootless LocalEngine).
 rootless: all $(TOOL_BINS)
 	scripts/rootless-tests.sh $(B) integration hostile cgroup
@@ -217,23 +233,31 @@ mutation: all $(TOOL_BINS)
 	@scripts/deps.sh test
 	TEST_PYTHON=$(TEST_PYTHON) tests/mutation/run.sh $(MUTATIONS)
 
+# make check: every suite once on each engine (under 40 minutes here);
+# make check-long: the same code again where the host differs (a pure
+# cgroup v2 VM, with rootless runs and rootless podman enforcing limits;
+# ASan/UBSan), about 20 minutes more. .ci/run runs both.
+STAGE = scripts/stage.sh
 check: all
 	@scripts/deps.sh test
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory check-worker
-	$(MAKE) --no-print-directory check-demo
-	$(MAKE) --no-print-directory check-install
-	$(MAKE) --no-print-directory check-python
-	$(MAKE) --no-print-directory fuzz-smoke
-	$(MAKE) --no-print-directory integration
-	$(MAKE) --no-print-directory hostile
-	$(MAKE) --no-print-directory cgroup
-	$(MAKE) --no-print-directory rootless
-	$(MAKE) --no-print-directory docker
-	$(MAKE) --no-print-directory podman PODMAN_SUITES=hostile PODMAN_ROOTLESS_SUITES=hostile
-	$(MAKE) --no-print-directory check-vm VM_ARGS="--env SPR_SOAK_RUNS=200"
-	$(MAKE) --no-print-directory asan ASAN_EXTRA=docker DOCKER_HOSTILE=0
+	@$(STAGE) lint $(MAKE) --no-print-directory lint
+	@$(STAGE) unit $(MAKE) --no-print-directory unit
+	@$(STAGE) check-worker $(MAKE) --no-print-directory check-worker
+	@$(STAGE) check-demo $(MAKE) --no-print-directory check-demo
+	@$(STAGE) check-install $(MAKE) --no-print-directory check-install
+	@$(STAGE) check-python $(MAKE) --no-print-directory check-python
+	@$(STAGE) fuzz-smoke $(MAKE) --no-print-directory fuzz-smoke
+	@$(STAGE) integration $(MAKE) --no-print-directory integration
+	@$(STAGE) compat-short $(MAKE) --no-print-directory compat-short
+	@$(STAGE) hostile $(MAKE) --no-print-directory hostile
+	@$(STAGE) cgroup $(MAKE) --no-print-directory cgroup
+	@$(STAGE) rootless $(MAKE) --no-print-directory rootless
+	@$(STAGE) docker $(MAKE) --no-print-directory docker
+	@$(STAGE) podman $(MAKE) --no-print-directory podman PODMAN_SUITES=hostile PODMAN_ROOTLESS_SUITES=hostile
+
+check-long: all
+	@$(STAGE) check-vm $(MAKE) --no-print-directory check-vm VM_ARGS="--env SPR_SOAK_RUNS=200"
+	@$(STAGE) asan $(MAKE) --no-print-directory asan ASAN_EXTRA=docker DOCKER_HOSTILE=0
 
 # Pure cgroup v2, whatever the host has: tests/vm/run-vm.sh boots a qemu VM
 # (cgroup_no_v1=all) over the host root and runs the guest self-test, then
@@ -300,7 +324,7 @@ $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HEADERS) $(B)/gen/spr_config.h | $(DEP
 # Each target's log is $(B)/fuzz/fuzz_X.log, a crash's input
 # $(B)/fuzz/crash-* (add it to tests/fuzz/seeds/X/ as crash-<what> once
 # fixed); a crash, a leak or any sanitizer report fails the target.
-fuzz: $(FUZZ_BINS)
+fuzz: $(FUZZ_BINS) $(B)/libspr.so
 	@scripts/deps.sh test
 	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
 		echo "== $$n for $(FUZZ_SECONDS)s"; \
@@ -310,6 +334,9 @@ fuzz: $(FUZZ_BINS)
 			tail -n 40 $(B)/fuzz/$$n.log; exit 1; fi; \
 		grep -E '^#[0-9]+[[:space:]]+DONE|^Done |^stat::(number_of_executed_units|new_units_added)' \
 			$(B)/fuzz/$$n.log; done
+	@echo "== fuzz_python_decode for $(FUZZ_SECONDS)s"
+	@SPR_LIBRARY=$(abspath $(B))/libspr.so $(TEST_PYTHON) tests/fuzz/fuzz_python_decode.py \
+		--seconds $(FUZZ_SECONDS) --corpus $(B)/fuzz/corpus-fuzz_python_decode
 
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages spr needs to build and test. Idempotent and quick:
 # dpkg-query decides what is missing, apt-get runs only when something is.
-#   usage: scripts/deps.sh [build|test|lint|bench|docker|vm|podman|all]   (default: build)
+#   usage: scripts/deps.sh [build|test|lint|compat|bench|docker|vm|podman|all]   (default: build)
 set -eu
 
 build_pkgs="gcc make pkg-config libc6-dev libseccomp-dev libcap-ng-dev libnl-3-dev
@@ -22,7 +22,16 @@ vm_pkgs="qemu-system-x86 busybox-static cpio"
 # hybrid cgroup host; uidmap for rootless podman's newuidmap.
 podman_pkgs="podman runc uidmap slirp4netns fuse-overlayfs conmon"
 
+# make compat: CPython's own tests for the interpreter spr runs (Debian's
+# python3, whose version names the package).
+compat_pkgs() {
+  "$0" build >&2
+  v=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  echo "libpython$v-testsuite"
+}
+
 case "${1:-build}" in
+compat) want=$(compat_pkgs) ;;
 build) want=$build_pkgs ;;
 test) want="$build_pkgs $test_pkgs" ;;
 lint) want="$build_pkgs $lint_pkgs" ;;
@@ -30,8 +39,8 @@ docker) want=$docker_pkgs ;;
 vm) want=$vm_pkgs ;;
 bench) want="$build_pkgs $bench_pkgs" ;;
 podman) want=$podman_pkgs ;;
-all) want="$build_pkgs $test_pkgs $lint_pkgs $bench_pkgs $docker_pkgs $vm_pkgs $podman_pkgs" ;;
-*) echo "usage: scripts/deps.sh [build|test|lint|bench|docker|vm|podman|all]" >&2; exit 2 ;;
+all) want="$build_pkgs $test_pkgs $lint_pkgs $bench_pkgs $docker_pkgs $vm_pkgs $podman_pkgs $(compat_pkgs)" ;;
+*) echo "usage: scripts/deps.sh [build|test|lint|compat|bench|docker|vm|podman|all]" >&2; exit 2 ;;
 esac
 
 missing_pkgs() {

@@ -89,13 +89,21 @@ def _run_foreign(code, engine, input_data, policy, policy_file):
                             exit_code=outcome.returncode)
     try:
         parsed = json.loads(outcome.stdout.strip() or "{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
+        parsed = None
+    # The engine's stdout is whatever its worker (and the code in it)
+    # printed: valid JSON that is not an object is as invalid as no JSON
+    # (the reference raised AttributeError on it; tests/fuzz/
+    # fuzz_python_decode.py found it).
+    if not isinstance(parsed, dict):
         return RunnerResult(ok=False, error="Runner returned invalid JSON", stderr=outcome.stderr,
                             exit_code=outcome.returncode)
+    error = parsed.get("error") or outcome.error
     return RunnerResult(
         ok=bool(parsed.get("ok")), result=parsed.get("result"),
         stdout=str(parsed.get("stdout", "")),
         stderr=str(parsed.get("stderr", "")) or outcome.stderr,
         timed_out=bool(parsed.get("timed_out", False)),
         resource_exceeded=bool(parsed.get("resource_exceeded", False)),
-        error=parsed.get("error") or outcome.error, exit_code=outcome.returncode)
+        error=error if error is None or isinstance(error, str) else json.dumps(error),
+        exit_code=outcome.returncode)

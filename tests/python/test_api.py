@@ -499,6 +499,14 @@ def test_foreign_engine_is_mapped_as_the_reference_did():
                                           "allowed_globals", "blocked_globals", "extra_globals"}
     bad = run_code("x", Echo(ExecutionOutcome("not json", "err", 1, False)))
     assert (bad.ok, bad.error, bad.stderr) == (False, "Runner returned invalid JSON", "err")
+    # What the code may print instead (tests/fuzz/fuzz_python_decode.py):
+    # JSON that is not an object, an error that is not a string.
+    for text in ("6", "[1, {\"ok\": true}]", "null", "\"ok\"", "[" * 5000):
+        bad = run_code("x", Echo(ExecutionOutcome(text, "err", 1, False)))
+        assert (bad.ok, bad.error) == (False, "Runner returned invalid JSON"), text[:20]
+    odd = run_code("x", Echo(ExecutionOutcome('{"ok": true, "error": {"e": [1]}, "stdout": 5}',
+                                              "", 0, False)))
+    assert (odd.ok, odd.error, odd.stdout) == (True, '{"e": [1]}', "5")
     slow = run_code("x", Echo(ExecutionOutcome("", "", 124, True)),
                     policy=RunnerPolicy(timeout_seconds=2))
     assert (slow.timed_out, slow.exit_code, slow.error) == \
