@@ -35,10 +35,12 @@ PODMAN_ROOTLESS = ENGINE == "podman" and os.environ.get("SPR_TEST_PODMAN_ROOTLES
 PODMAN_ROOTLESS_DEGRADED = PODMAN_ROOTLESS and os.environ.get("SPR_TEST_PODMAN_DEGRADED") == "1"
 DEGRADED_ARGS = ["--allow-degraded"] if DEGRADED else []
 if PODMAN_ROOTLESS_DEGRADED:
-    # Every podman run of the suites asks for it, those that build their
-    # own command lines too: SPR_RUN is a wrapper adding --allow-degraded
-    # to `--engine podman` runs. A LocalEngine run (no --engine, or
-    # another) is passed as it is: the suites test its refusals too.
+    # Every container run of the suites asks for it, those that build
+    # their own command lines too: SPR_RUN is a wrapper adding
+    # --allow-degraded to `--engine podman` runs, and to `--engine docker`
+    # ones (the docker suite's, where `docker` on PATH is this user's
+    # podman: there is no other). A LocalEngine run (no --engine, or
+    # local) is passed as it is: the suites test its refusals too.
     _wrapper_dir = tempfile.mkdtemp(prefix="spr-it-wrap-")
     atexit.register(shutil.rmtree, _wrapper_dir, True)
     _wrapper = os.path.join(_wrapper_dir, "spr-run")
@@ -47,7 +49,7 @@ if PODMAN_ROOTLESS_DEGRADED:
         _f.write("#!/bin/sh\n"
                  "prev=\n"
                  "for a in \"$@\"; do\n"
-                 "  if [ \"$prev\" = --engine ] && [ \"$a\" = podman ]; then\n"
+                 "  if [ \"$prev\" = --engine ] && { [ \"$a\" = podman ] || [ \"$a\" = docker ]; }; then\n"
                  f"    exec {_real} --allow-degraded \"$@\"\n"
                  "  fi\n"
                  "  prev=$a\n"
