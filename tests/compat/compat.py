@@ -190,7 +190,9 @@ def markdown(report):
         c = row["outside_counts"]
         other = sum(v for k, v in c.items() if k not in ("pass", "skip"))
         cells = [str(row["diffs"].get(e, "not run")) for e in report["engines"]]
-        lines.append(f"| {m.removeprefix('test.')} | {row['tests']} | "
+        name = m.removeprefix("test.")
+        name = f"`{name}`" if "::" in name else name  # its pattern is not emphasis
+        lines.append(f"| {name} | {row['tests']} | "
                      f"{c.get('pass', 0)} / {c.get('skip', 0)} / {other} | " + " | ".join(cells) + " |")
     t = report["totals"]
     lines.append(f"| **all** | {t['tests']} | | "
