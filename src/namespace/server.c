@@ -154,15 +154,20 @@ static bool reap_monitors(struct server *s)
 
 /* The caller is gone: runs that have namespaces end now (SIGKILL to the
  * monitor: its pid namespace goes with it); returns whether any monitor
- * is owed the grace. */
+ * is owed the grace. A monitor owed it is woken too: one stopped (job
+ * control, a debugger, or degraded code running as the same user) could
+ * not end its run in the grace, and its PDEATHSIG would then leave the
+ * run's own children behind (no pid namespace takes them). */
 static bool end_orphaned_runs(const struct server *s)
 {
 	bool lingering = false;
 	for (size_t i = 0; i < s->nmonitors; i++) {
-		if (s->monitors[i].orphan_grace)
+		if (s->monitors[i].orphan_grace) {
 			lingering = true;
-		else
+			kill(s->monitors[i].pid, SIGCONT);
+		} else {
 			kill(s->monitors[i].pid, SIGKILL);
+		}
 	}
 	return lingering;
 }
